@@ -1,0 +1,46 @@
+//! Command-line interface: one file per subcommand.
+
+mod pull;
+
+use clap::{Parser, Subcommand};
+
+/// Measure where an OCI image pull's time goes.
+#[derive(Debug, Parser)]
+#[command(name = "pulltime", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug). Secrets are never logged.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pull an image natively and time every layer and phase.
+    Pull(pull::PullArgs),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    init_logging(cli.verbose);
+    match cli.command {
+        Command::Pull(args) => pull::run(args),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PULLTIME_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pulltime={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,116 @@
+//! `pulltime pull`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use pulltime::layer::ApplyOptions;
+use pulltime::measure::{MeasureOptions, measure};
+use pulltime::pipeline::{Mode, PullOptions};
+use pulltime::platform::Platform;
+use pulltime::reference::Reference;
+use pulltime::registry::auth::{Credentials, docker_config_credentials, docker_config_path};
+use pulltime::registry::{ClientOptions, Scheme};
+use pulltime::report::{json, table};
+
+/// Arguments of `pulltime pull`.
+#[derive(Debug, clap::Args)]
+pub struct PullArgs {
+    /// Image reference: `python:3.9-slim`, `127.0.0.1:5000/app:v1`, `host/ns/name@sha256:...`.
+    pub reference: String,
+    /// Counted cold runs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub runs: u32,
+    /// Uncounted runs before the counted ones.
+    #[arg(long, default_value_t = 0)]
+    pub warmup: u32,
+    /// `streaming` overlaps stages like a real puller; `staged` finishes each phase before the next.
+    #[arg(long, value_enum, default_value_t = Mode::Streaming)]
+    pub mode: Mode,
+    /// Layer downloads in flight at once (docker's default is 3).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub max_concurrent_downloads: u32,
+    /// Platform to pull from a multi-platform image: os/arch[/variant]. Default: this host.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Talk plain HTTP to a registry that is not on loopback (loopback always uses HTTP).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Credentials as USER:PASSWORD (otherwise ~/.docker/config.json `auths`, else anonymous).
+    #[arg(long, env = "PULLTIME_USER", hide_env_values = true)]
+    pub user: Option<String>,
+    /// Unpack into DIR (must be empty or absent) and keep the last run's root filesystem there.
+    #[arg(long)]
+    pub dest: Option<PathBuf>,
+    /// Write the full JSON record to FILE (`-` for stdout; the table then goes to stderr).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// No progress bars and no table.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Connect and read timeout in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Directory for temporary root filesystems and blobs in flight (default: the system temp dir).
+    #[arg(long)]
+    pub tmp_dir: Option<PathBuf>,
+}
+
+/// Runs `pulltime pull`.
+pub fn run(args: PullArgs) -> anyhow::Result<()> {
+    let reference = Reference::parse(&args.reference)?;
+    let platform = match &args.platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let credentials = match &args.user {
+        Some(u) => Some(Credentials::from_user_arg(u)?),
+        None => match docker_config_path() {
+            Some(p) => docker_config_credentials(&p, &reference.registry)?,
+            None => None,
+        },
+    };
+    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+        anyhow::bail!("--timeout must be a positive number of seconds");
+    }
+    let json_to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    let options = MeasureOptions {
+        runs: args.runs as usize,
+        warmup: args.warmup as usize,
+        dest: args.dest.clone(),
+        tmp_dir: args.tmp_dir.clone().unwrap_or_else(std::env::temp_dir),
+        pull: PullOptions {
+            mode: args.mode,
+            max_concurrent_downloads: args.max_concurrent_downloads as usize,
+            platform,
+            client: ClientOptions {
+                scheme: Scheme::for_reference(&reference, args.plain_http),
+                credentials,
+                timeout: Duration::from_secs_f64(args.timeout),
+            },
+            apply: ApplyOptions::default(),
+        },
+        progress: !args.quiet && !json_to_stdout && std::io::stdout().is_terminal(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let record = runtime
+        .block_on(measure(&reference, &options))
+        .with_context(|| format!("pulling {reference}"))?;
+    if let Some(path) = &args.json {
+        json::write_record(&record, path)?;
+    }
+    if !args.quiet {
+        let text = table::pull_table(&record);
+        if json_to_stdout {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    }
+    Ok(())
+}

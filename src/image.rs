@@ -1,0 +1,111 @@
+//! Building OCI images in memory from layer tars: the image side of pushing, used by
+//! tests and by image synthesis. Digests are computed here, once.
+
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::platform::Platform;
+use crate::registry::Compression;
+use crate::registry::manifest::{OCI_MANIFEST, sha256_digest};
+
+/// A content-addressed blob.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    /// Media type for its descriptor.
+    pub media_type: String,
+    /// `sha256:...` of `data`.
+    pub digest: String,
+    /// The bytes.
+    pub data: Bytes,
+}
+
+impl Blob {
+    /// Wraps bytes and computes their digest.
+    pub fn new(media_type: &str, data: impl Into<Bytes>) -> Blob {
+        let data = data.into();
+        Blob {
+            media_type: media_type.into(),
+            digest: sha256_digest(&data),
+            data,
+        }
+    }
+
+    /// The OCI descriptor JSON of this blob.
+    pub fn descriptor(&self) -> serde_json::Value {
+        json!({"mediaType": self.media_type, "digest": self.digest, "size": self.data.len()})
+    }
+}
+
+/// An image ready to push: layers, config and manifest.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    /// Compressed layer blobs in order.
+    pub layers: Vec<Blob>,
+    /// The config blob.
+    pub config: Blob,
+    /// The manifest blob (OCI image manifest).
+    pub manifest: Blob,
+}
+
+/// Compresses one uncompressed layer tar; returns the blob and its diff_id.
+pub fn compress_layer(tar: &[u8], compression: Compression) -> std::io::Result<(Blob, String)> {
+    use std::io::Write;
+    let diff_id = sha256_digest(tar);
+    let (media_type, data) = match compression {
+        Compression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(tar)?;
+            ("application/vnd.oci.image.layer.v1.tar+gzip", enc.finish()?)
+        }
+        Compression::Zstd => (
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            zstd::stream::encode_all(tar, 3)?,
+        ),
+        Compression::None => ("application/vnd.oci.image.layer.v1.tar", tar.to_vec()),
+    };
+    Ok((Blob::new(media_type, data), diff_id))
+}
+
+/// Builds an OCI image from uncompressed layer tars.
+pub fn build_image(
+    layer_tars: &[Vec<u8>],
+    compression: Compression,
+    platform: &Platform,
+) -> std::io::Result<BuiltImage> {
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    for tar in layer_tars {
+        let (blob, diff_id) = compress_layer(tar, compression)?;
+        layers.push(blob);
+        diff_ids.push(diff_id);
+    }
+    let mut config = json!({
+        "architecture": platform.architecture,
+        "os": platform.os,
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": layers.iter().map(|_| json!({"created_by": "pulltime"})).collect::<Vec<_>>(),
+    });
+    if let Some(v) = &platform.variant {
+        config["variant"] = json!(v);
+    }
+    let config = Blob::new(
+        "application/vnd.oci.image.config.v1+json",
+        serde_json::to_vec(&config).expect("config serialises"),
+    );
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": layers.iter().map(Blob::descriptor).collect::<Vec<_>>(),
+    });
+    let manifest = Blob::new(
+        OCI_MANIFEST,
+        serde_json::to_vec(&manifest).expect("manifest serialises"),
+    );
+    Ok(BuiltImage {
+        layers,
+        config,
+        manifest,
+    })
+}

@@ -1,0 +1,448 @@
+//! One layer tar stream -> changes to the root filesystem.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CString, OsString};
+use std::fs::{self, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use filetime::FileTime;
+
+use super::path::{PathError, clean, resolve_in_root};
+use super::whiteout::{self, Whiteout};
+
+/// How to apply layers.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Set owners from the tar headers (needs root); default: when running as root.
+    pub same_owner: bool,
+    /// Create device nodes (needs root); default: when running as root. When false
+    /// they are skipped and counted.
+    pub devices: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        ApplyOptions {
+            same_owner: root,
+            devices: root,
+        }
+    }
+}
+
+/// Counts of what one layer did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayerStats {
+    /// Tar entries read (all types).
+    pub entries: u64,
+    /// Regular files written.
+    pub files: u64,
+    /// Directories created or merged.
+    pub dirs: u64,
+    /// Symlinks created.
+    pub symlinks: u64,
+    /// Hard links created.
+    pub hardlinks: u64,
+    /// Whiteouts and opaque markers applied.
+    pub whiteouts: u64,
+    /// Device nodes skipped for lack of privilege.
+    pub skipped_devices: u64,
+    /// Bytes of regular-file content written.
+    pub file_bytes: u64,
+}
+
+/// Why a layer could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// The entry would write outside the root or is otherwise refused.
+    #[error("unsafe tar entry {entry:?}: {reason}")]
+    Unsafe {
+        /// Entry name as in the tar.
+        entry: String,
+        /// Why.
+        reason: String,
+    },
+    /// A filesystem operation failed.
+    #[error("tar entry {entry:?}: {op} failed: {source}")]
+    Io {
+        /// Entry name.
+        entry: String,
+        /// What was attempted.
+        op: &'static str,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The tar stream itself could not be read (corrupt, truncated, or the bytes
+    /// under it failed: download error, bad compression).
+    #[error("reading the layer's tar stream: {0}")]
+    Read(#[source] io::Error),
+}
+
+const COPY_BUFFER: usize = 256 << 10;
+
+/// Applies one layer read from `reader` (an uncompressed tar stream) onto `root`.
+/// The reader is read to its end, so a digest computed over it covers the whole
+/// stream, trailing blocks included.
+pub fn apply_layer<R: Read>(
+    reader: R,
+    root: &Path,
+    options: &ApplyOptions,
+) -> Result<LayerStats, LayerError> {
+    let mut state = Applier {
+        root,
+        options,
+        stats: LayerStats::default(),
+        written: HashSet::new(),
+        dir_meta: Vec::new(),
+        parents: HashMap::new(),
+        buf: vec![0; COPY_BUFFER],
+    };
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(LayerError::Read)? {
+        let mut entry = entry.map_err(LayerError::Read)?;
+        state.stats.entries += 1;
+        state.entry(&mut entry)?;
+    }
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(LayerError::Read)?;
+    state.finish_dirs()?;
+    Ok(state.stats)
+}
+
+struct Applier<'a> {
+    root: &'a Path,
+    options: &'a ApplyOptions,
+    stats: LayerStats,
+    /// Root-relative paths this layer wrote, with their ancestors: whiteouts of this
+    /// layer must not touch them.
+    written: HashSet<PathBuf>,
+    /// Directory modes and mtimes, set after all entries (children change mtimes).
+    dir_meta: Vec<(PathBuf, u32, u64)>,
+    /// Cache of resolved parent directories; cleared whenever something is removed
+    /// or a symlink is created, since either can change a resolution.
+    parents: HashMap<Vec<OsString>, PathBuf>,
+    buf: Vec<u8>,
+}
+
+impl Applier<'_> {
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), LayerError> {
+        let raw_name = entry.path_bytes().into_owned();
+        let name = String::from_utf8_lossy(&raw_name).into_owned();
+        let unsafe_err = |e: PathError| LayerError::Unsafe {
+            entry: name.clone(),
+            reason: e.to_string(),
+        };
+        let comps = clean(&raw_name).map_err(unsafe_err)?;
+        let Some((last, parent_comps)) = comps.split_last() else {
+            return Ok(()); // the root directory itself: keep the root as it is
+        };
+        let parent = self.parent(parent_comps).map_err(unsafe_err)?;
+        match whiteout::classify(last) {
+            Whiteout::Meta => return Ok(()),
+            Whiteout::Opaque => {
+                self.stats.whiteouts += 1;
+                self.parents.clear();
+                return whiteout::make_opaque(self.root, &parent, &self.written)
+                    .map_err(io_err(&name, "opaque whiteout"));
+            }
+            Whiteout::Delete(target) => {
+                self.stats.whiteouts += 1;
+                let rel = parent.join(target);
+                if !self.written.contains(&rel) {
+                    self.parents.clear();
+                    whiteout::remove_path(self.root, &rel).map_err(io_err(&name, "whiteout"))?;
+                }
+                return Ok(());
+            }
+            Whiteout::None => {}
+        }
+        self.make_parents(&parent).map_err(io_err(&name, "create parent directories"))?;
+        let rel = parent.join(last);
+        let dest = self.root.join(&rel);
+        let header = entry.header();
+        let kind = header.entry_type();
+        let mode = header.mode().map_err(LayerError::Read)? & 0o7777;
+        let mtime = header.mtime().unwrap_or(0);
+        let owner = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
+        use tar::EntryType as T;
+        match kind {
+            T::Directory => {
+                self.prepare_dir(&dest).map_err(io_err(&name, "mkdir"))?;
+                self.chown(&dest, owner).map_err(io_err(&name, "chown"))?;
+                self.dir_meta.push((rel.clone(), mode, mtime));
+                self.stats.dirs += 1;
+            }
+            T::Regular | T::Continuous | T::GNUSparse => {
+                self.replace(&dest).map_err(io_err(&name, "replace existing"))?;
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(&dest)
+                    .map_err(io_err(&name, "create file"))?;
+                let written = copy(entry, &mut file, &mut self.buf).map_err(|e| match e {
+                    CopyError::Read(e) => LayerError::Read(e),
+                    CopyError::Write(e) => io_err(&name, "write file")(e),
+                })?;
+                if self.options.same_owner {
+                    std::os::unix::fs::fchown(&file, Some(owner.0 as u32), Some(owner.1 as u32))
+                        .map_err(io_err(&name, "chown"))?;
+                }
+                file.set_permissions(Permissions::from_mode(mode))
+                    .map_err(io_err(&name, "chmod"))?;
+                let t = FileTime::from_unix_time(mtime as i64, 0);
+                filetime::set_file_handle_times(&file, Some(t), Some(t))
+                    .map_err(io_err(&name, "set mtime"))?;
+                self.stats.files += 1;
+                self.stats.file_bytes += written;
+            }
+            T::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| LayerError::Unsafe {
+                        entry: name.clone(),
+                        reason: "symlink without a target".into(),
+                    })?
+                    .into_owned();
+                self.replace(&dest).map_err(io_err(&name, "replace existing"))?;
+                self.parents.clear();
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &dest)
+                    .map_err(io_err(&name, "symlink"))?;
+                self.lchown(&dest, owner).map_err(io_err(&name, "chown"))?;
+                let t = FileTime::from_unix_time(mtime as i64, 0);
+                filetime::set_symlink_file_times(&dest, t, t).map_err(io_err(&name, "set mtime"))?;
+                self.stats.symlinks += 1;
+            }
+            T::Link => {
+                let target = self.hardlink_target(entry, &name)?;
+                if target != rel {
+                    self.replace(&dest).map_err(io_err(&name, "replace existing"))?;
+                    fs::hard_link(self.root.join(&target), &dest)
+                        .map_err(io_err(&name, "hard link"))?;
+                }
+                self.stats.hardlinks += 1;
+            }
+            T::Char | T::Block | T::Fifo => {
+                if kind != T::Fifo && !self.options.devices {
+                    self.stats.skipped_devices += 1;
+                    return Ok(());
+                }
+                self.replace(&dest).map_err(io_err(&name, "replace existing"))?;
+                let major = header.device_major().ok().flatten().unwrap_or(0);
+                let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                let file_type = match kind {
+                    T::Char => libc::S_IFCHR,
+                    T::Block => libc::S_IFBLK,
+                    _ => libc::S_IFIFO,
+                };
+                match mknod(&dest, file_type | mode, libc::makedev(major, minor)) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EPERM) && kind != T::Fifo => {
+                        self.stats.skipped_devices += 1;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(io_err(&name, "mknod")(e)),
+                }
+                self.lchown(&dest, owner).map_err(io_err(&name, "chown"))?;
+                fs::set_permissions(&dest, Permissions::from_mode(mode))
+                    .map_err(io_err(&name, "chmod"))?;
+            }
+            other => {
+                return Err(LayerError::Unsafe {
+                    entry: name,
+                    reason: format!("unsupported tar entry type {other:?}"),
+                });
+            }
+        }
+        self.mark_written(rel);
+        Ok(())
+    }
+
+    /// Resolved parent directory (root-relative) of an entry, cached.
+    fn parent(&mut self, comps: &[OsString]) -> Result<PathBuf, PathError> {
+        if let Some(p) = self.parents.get(comps) {
+            return Ok(p.clone());
+        }
+        let p = resolve_in_root(self.root, comps)?;
+        self.parents.insert(comps.to_vec(), p.clone());
+        Ok(p)
+    }
+
+    /// Creates missing directories of a resolved parent path (mode 0755, as docker).
+    fn make_parents(&mut self, parent: &Path) -> io::Result<()> {
+        let mut cur = self.root.to_path_buf();
+        for c in parent.components() {
+            cur.push(c);
+            match fs::symlink_metadata(&cur) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotADirectory,
+                        format!("{} is not a directory", c.as_os_str().to_string_lossy()),
+                    ));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    fs::create_dir(&cur)?;
+                    fs::set_permissions(&cur, Permissions::from_mode(0o755))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a non-directory at `dest`, or a directory when a non-directory is
+    /// about to take its place.
+    fn replace(&mut self, dest: &Path) -> io::Result<()> {
+        match fs::symlink_metadata(dest) {
+            Ok(m) => {
+                self.parents.clear();
+                if m.is_dir() {
+                    fs::remove_dir_all(dest)
+                } else {
+                    fs::remove_file(dest)
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A directory at `dest`: merge with an existing one, replace anything else.
+    fn prepare_dir(&mut self, dest: &Path) -> io::Result<()> {
+        match fs::symlink_metadata(dest) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => {
+                self.parents.clear();
+                fs::remove_file(dest)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        fs::create_dir(dest)?;
+        fs::set_permissions(dest, Permissions::from_mode(0o755))
+    }
+
+    fn hardlink_target<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+        name: &str,
+    ) -> Result<PathBuf, LayerError> {
+        let refuse = |reason: String| LayerError::Unsafe {
+            entry: name.to_string(),
+            reason,
+        };
+        let raw = entry
+            .link_name_bytes()
+            .ok_or_else(|| refuse("hard link without a target".into()))?
+            .into_owned();
+        let comps = clean(&raw)
+            .map_err(|e| refuse(format!("hard link target {:?}: {e}", String::from_utf8_lossy(&raw))))?;
+        let (last, parents) = comps
+            .split_last()
+            .ok_or_else(|| refuse("hard link to the root directory".into()))?;
+        let target = self
+            .parent(parents)
+            .map_err(|e| refuse(format!("hard link target: {e}")))?
+            .join(last);
+        match fs::symlink_metadata(self.root.join(&target)) {
+            Ok(m) if m.is_dir() => Err(refuse("hard link to a directory".into())),
+            Ok(_) => Ok(target),
+            Err(_) => Err(refuse(format!(
+                "hard link target {:?} does not exist in the root filesystem",
+                String::from_utf8_lossy(&raw)
+            ))),
+        }
+    }
+
+    fn mark_written(&mut self, rel: PathBuf) {
+        let mut p = rel.as_path();
+        while let Some(parent) = p.parent() {
+            if parent.as_os_str().is_empty() || !self.written.insert(parent.to_path_buf()) {
+                break;
+            }
+            p = parent;
+        }
+        self.written.insert(rel);
+    }
+
+    fn chown(&self, path: &Path, owner: (u64, u64)) -> io::Result<()> {
+        self.lchown(path, owner)
+    }
+
+    fn lchown(&self, path: &Path, (uid, gid): (u64, u64)) -> io::Result<()> {
+        if self.options.same_owner {
+            std::os::unix::fs::lchown(path, Some(uid as u32), Some(gid as u32))?;
+        }
+        Ok(())
+    }
+
+    /// Sets directory modes and mtimes, deepest last-created first. A directory that
+    /// a later entry replaced or moved behind a symlink is left alone.
+    fn finish_dirs(&mut self) -> Result<(), LayerError> {
+        let dirs = std::mem::take(&mut self.dir_meta);
+        for (rel, mode, mtime) in dirs.into_iter().rev() {
+            let name = rel.to_string_lossy().into_owned();
+            let comps: Vec<OsString> = rel.iter().map(|c| c.to_os_string()).collect();
+            let Some((_, parents)) = comps.split_last() else { continue };
+            let still_there = resolve_in_root(self.root, parents)
+                .is_ok_and(|p| Some(p.as_path()) == rel.parent());
+            let full = self.root.join(&rel);
+            let is_dir = fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir());
+            if !still_there || !is_dir {
+                continue;
+            }
+            fs::set_permissions(&full, Permissions::from_mode(mode))
+                .map_err(io_err(&name, "chmod"))?;
+            let t = FileTime::from_unix_time(mtime as i64, 0);
+            filetime::set_symlink_file_times(&full, t, t).map_err(io_err(&name, "set mtime"))?;
+        }
+        Ok(())
+    }
+}
+
+fn io_err<'a>(entry: &'a str, op: &'static str) -> impl FnOnce(io::Error) -> LayerError + 'a {
+    move |source| LayerError::Io {
+        entry: entry.to_string(),
+        op,
+        source,
+    }
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copies with a large buffer (fewer write calls than `io::copy`'s 8 KiB).
+fn copy(r: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> Result<u64, CopyError> {
+    let mut total = 0u64;
+    loop {
+        let n = match r.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        w.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        total += n as u64;
+    }
+}
+
+fn mknod(path: &Path, mode: u32, dev: libc::dev_t) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: `c` is a valid NUL-terminated path; mknod does not retain it.
+    let rc = unsafe { libc::mknod(c.as_ptr(), mode as libc::mode_t, dev) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -1,0 +1,20 @@
+//! pulltime: measure where an OCI image pull's time goes.
+//!
+//! - [`reference`]: image references, normalised as docker does.
+//! - [`registry`]: instrumented registry client (auth, manifests, blobs, push).
+//! - [`pipeline`]: download -> verify -> decompress -> extract, streaming or staged.
+//! - [`layer`]: applying OCI layers safely to a root filesystem.
+//! - [`measure`]: repeated cold runs into a [`record::PullRecord`].
+//! - [`stats`], [`report`]: statistics, tables, JSON, progress.
+#![deny(missing_docs)]
+
+pub mod image;
+pub mod layer;
+pub mod measure;
+pub mod pipeline;
+pub mod platform;
+pub mod record;
+pub mod reference;
+pub mod registry;
+pub mod report;
+pub mod stats;

@@ -1,0 +1,14 @@
+//! `pulltime`: measure and explain OCI image pull time. The work lives in the
+//! library; this binary parses arguments, runs, and prints errors.
+
+mod cli;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    if let Err(e) = cli::run(cli) {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}

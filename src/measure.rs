@@ -1,0 +1,186 @@
+//! Repeated cold pulls: warm-up runs, counted runs, each into an emptied
+//! destination with a fresh client and fresh scratch space, assembled into one
+//! [`PullRecord`] with statistics.
+
+use std::path::{Path, PathBuf};
+
+use crate::pipeline::destination::Destination;
+use crate::pipeline::{PullError, PullOptions, PullOutcome, pull_once};
+use crate::record::{HostInfo, ImageInfo, LayerInfo, PullRecord, RunRecord, SCHEMA_VERSION, Settings, Summary, ToolInfo};
+use crate::reference::Reference;
+use crate::report::progress::Progress;
+
+/// How many runs, and where.
+#[derive(Debug, Clone)]
+pub struct MeasureOptions {
+    /// Counted runs (at least 1).
+    pub runs: usize,
+    /// Uncounted runs before them.
+    pub warmup: usize,
+    /// Keep the last run's root filesystem here (must be empty or absent).
+    pub dest: Option<PathBuf>,
+    /// Where temporary root filesystems and in-flight blobs go.
+    pub tmp_dir: PathBuf,
+    /// The pull itself.
+    pub pull: PullOptions,
+    /// Draw progress bars.
+    pub progress: bool,
+}
+
+/// Pulls `reference` `warmup + runs` times, cold each time, and returns the record.
+/// On failure the destination is emptied (and removed if pulltime created it).
+pub async fn measure(reference: &Reference, options: &MeasureOptions) -> Result<PullRecord, PullError> {
+    let runs = options.runs.max(1);
+    let dest = match &options.dest {
+        Some(p) => Destination::given(p)?,
+        None => Destination::temporary(&options.tmp_dir)?,
+    };
+    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let progress = Progress::new(options.progress);
+    let mut counted: Vec<RunRecord> = Vec::with_capacity(runs);
+    let mut last: Option<PullOutcome> = None;
+    for k in 0..options.warmup + runs {
+        let label = if k < options.warmup {
+            format!("warmup {}/{}", k + 1, options.warmup)
+        } else {
+            format!("run {}/{}", k - options.warmup + 1, runs)
+        };
+        match one_run(reference, &dest, options, &progress, &label, k > 0).await {
+            Ok(outcome) => {
+                if let Some(prev) = &last {
+                    same_image(prev, &outcome)?;
+                }
+                if k >= options.warmup {
+                    let mut run = outcome.run.clone();
+                    run.index = counted.len();
+                    counted.push(run);
+                }
+                last = Some(outcome);
+            }
+            Err(e) => {
+                dest.abandon();
+                return Err(e);
+            }
+        }
+    }
+    let last = last.expect("at least one run");
+    let record = PullRecord {
+        schema_version: SCHEMA_VERSION,
+        simulated: false,
+        tool: ToolInfo {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        created,
+        host: host_info(dest.path()),
+        image: image_info(reference, &last),
+        settings: Settings {
+            mode: options.pull.mode.as_str().into(),
+            max_concurrent_downloads: options.pull.max_concurrent_downloads,
+            runs,
+            warmup: options.warmup,
+            platform: options.pull.platform.to_string(),
+            scheme: options.pull.client.scheme.as_str().into(),
+        },
+        summary: Summary::of(&counted),
+        runs: counted,
+    };
+    Ok(record)
+}
+
+async fn one_run(
+    reference: &Reference,
+    dest: &Destination,
+    options: &MeasureOptions,
+    progress: &Progress,
+    label: &str,
+    clear_first: bool,
+) -> Result<PullOutcome, PullError> {
+    if clear_first {
+        dest.clear().map_err(|source| PullError::Io {
+            what: format!("emptying {} between runs", dest.path().display()),
+            source,
+        })?;
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("pulltime-blobs-")
+        .tempdir_in(&options.tmp_dir)
+        .map_err(|source| PullError::Io {
+            what: format!("creating scratch space in {}", options.tmp_dir.display()),
+            source,
+        })?;
+    pull_once(reference, dest.path(), scratch.path(), &options.pull, progress, label).await
+}
+
+fn same_image(a: &PullOutcome, b: &PullOutcome) -> Result<(), PullError> {
+    if a.image.platform_manifest_digest != b.image.platform_manifest_digest {
+        return Err(PullError::Internal(format!(
+            "the image changed between runs (manifest {} then {}); pin it by digest",
+            a.image.platform_manifest_digest, b.image.platform_manifest_digest
+        )));
+    }
+    Ok(())
+}
+
+fn image_info(reference: &Reference, last: &PullOutcome) -> ImageInfo {
+    let layers: Vec<LayerInfo> = last
+        .image
+        .layers
+        .iter()
+        .zip(&last.run.layers)
+        .zip(&last.layer_stats)
+        .map(|((d, r), s)| LayerInfo {
+            digest: d.digest.clone(),
+            media_type: d.media_type.clone(),
+            compressed_bytes: d.size,
+            uncompressed_bytes: r.uncompressed_bytes,
+            diff_id: d.diff_id.clone(),
+            entries: s.entries,
+        })
+        .collect();
+    ImageInfo {
+        reference: reference.to_string(),
+        manifest_digest: last.image.manifest_digest.clone(),
+        manifest_media_type: last.image.manifest_media_type.clone(),
+        platform_manifest_digest: last.image.platform_manifest_digest.clone(),
+        platform: last.image.platform.clone(),
+        config_digest: last.image.config_digest.clone(),
+        compressed_bytes: layers.iter().map(|l| l.compressed_bytes).sum(),
+        uncompressed_bytes: layers.iter().map(|l| l.uncompressed_bytes).sum(),
+        layers,
+    }
+}
+
+/// Facts about this machine worth keeping next to its timings.
+pub fn host_info(dest: &Path) -> HostInfo {
+    HostInfo {
+        os: std::env::consts::OS.into(),
+        arch: std::env::consts::ARCH.into(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        dest_filesystem: filesystem_type(dest),
+    }
+}
+
+/// The filesystem type of `path` by its statfs magic number.
+pub fn filesystem_type(path: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs writes into a zeroed struct we own; `c` is NUL-terminated.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut buf) } != 0 {
+        return None;
+    }
+    let name = match buf.f_type as i64 {
+        0xEF53 => "ext4",
+        0x0102_1994 => "tmpfs",
+        0x5846_5342 => "xfs",
+        0x9123_683E => "btrfs",
+        0x794C_7630 => "overlay",
+        0x2FC1_2FC1 => "zfs",
+        0x6969 => "nfs",
+        0x0102_1997 => "v9fs",
+        0x6573_5546 => "fuse",
+        other => return Some(format!("0x{other:x}")),
+    };
+    Some(name.into())
+}

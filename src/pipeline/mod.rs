@@ -1,0 +1,276 @@
+//! The pull pipeline: resolve, then per layer download -> verify -> decompress ->
+//! extract, in one of two modes (see [`Mode`]). [`pull_once`] does one cold pull and
+//! returns its [`RunRecord`].
+
+pub mod destination;
+pub mod download;
+pub mod readers;
+pub mod spool;
+mod staged;
+mod streaming;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::layer::{ApplyOptions, LayerError, LayerStats};
+use crate::platform::Platform;
+use crate::record::{LayerRun, RunRecord};
+use crate::reference::Reference;
+use crate::registry::{ClientOptions, LayerDescriptor, RegistryClient, RegistryError, ResolvedImage, resolve};
+use crate::registry::transport::RunClock;
+use crate::report::progress::Progress;
+use download::Downloaded;
+
+/// How stages are scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Stages overlap as in a real puller; busy time per stage is attributed.
+    Streaming,
+    /// Each phase of a layer completes before the next; phase wall times are exact.
+    Staged,
+}
+
+impl Mode {
+    /// `streaming` / `staged`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Streaming => "streaming",
+            Mode::Staged => "staged",
+        }
+    }
+}
+
+/// Everything that shapes one pull.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// Scheduling of stages.
+    pub mode: Mode,
+    /// Downloads in flight at once (docker: 3).
+    pub max_concurrent_downloads: usize,
+    /// Platform to pick from an index.
+    pub platform: Platform,
+    /// Transport and credentials.
+    pub client: ClientOptions,
+    /// Layer application.
+    pub apply: ApplyOptions,
+}
+
+/// A pull failed. Each variant names what the user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// Talking to the registry, or content that does not match its digest.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A layer could not be applied (unsafe entry, corrupt stream, I/O).
+    #[error("layer {index} ({digest}): {source}")]
+    Layer {
+        /// Position in the manifest.
+        index: usize,
+        /// Blob digest.
+        digest: String,
+        /// Cause.
+        #[source]
+        source: LayerError,
+    },
+    /// Local files (destination, scratch space).
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The destination cannot be used.
+    #[error("destination {path}: {reason}")]
+    Destination {
+        /// The path given.
+        path: String,
+        /// Why not.
+        reason: String,
+    },
+    /// A bug or a panicked worker.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The inputs both modes share.
+struct Job<'a> {
+    client: Arc<RegistryClient>,
+    layers: &'a [LayerDescriptor],
+    root: &'a Path,
+    scratch: &'a Path,
+    max_concurrent_downloads: usize,
+    apply: &'a ApplyOptions,
+    bars: &'a [crate::report::progress::LayerBar],
+}
+
+/// What the extraction side measured for one layer.
+#[derive(Debug, Clone)]
+pub struct Extracted {
+    /// When the layer's turn to be applied began.
+    pub started: Instant,
+    /// When it was fully applied.
+    pub finished: Instant,
+    /// Entry counts.
+    pub stats: LayerStats,
+    /// Size of the tar stream.
+    pub uncompressed_bytes: u64,
+    /// Busy time in the decompressor.
+    pub decompress: Duration,
+    /// Busy time hashing the uncompressed stream (diff_id).
+    pub verify: Duration,
+    /// Busy time applying entries.
+    pub extract: Duration,
+    /// Time waiting for the network (streaming).
+    pub stall: Duration,
+}
+
+/// The result of one cold pull.
+#[derive(Debug, Clone)]
+pub struct PullOutcome {
+    /// What the reference resolved to.
+    pub image: ResolvedImage,
+    /// The measurements.
+    pub run: RunRecord,
+    /// Entry counts per layer, in order.
+    pub layer_stats: Vec<LayerStats>,
+}
+
+/// One cold pull of `reference` into the empty directory `root`, with a new client
+/// (new connections, new tokens). `scratch` holds blobs in flight.
+pub async fn pull_once(
+    reference: &Reference,
+    root: &Path,
+    scratch: &Path,
+    options: &PullOptions,
+    progress: &Progress,
+    run_label: &str,
+) -> Result<PullOutcome, PullError> {
+    let clock = RunClock::start();
+    let client = Arc::new(RegistryClient::new(reference, &options.client, clock.clone(), false)?);
+    client.ping().await?;
+    let image = resolve(&client, reference.manifest_reference(), &options.platform).await?;
+    let resolve_s = clock.offset(Instant::now());
+    let sizes: Vec<(String, u64)> = image.layers.iter().map(|l| (l.digest.clone(), l.size)).collect();
+    let bars = progress.layer_bars(run_label, &sizes);
+    let job = Job {
+        client: client.clone(),
+        layers: &image.layers,
+        root,
+        scratch,
+        max_concurrent_downloads: options.max_concurrent_downloads.max(1),
+        apply: &options.apply,
+        bars: &bars,
+    };
+    let results = match options.mode {
+        Mode::Streaming => streaming::run(job).await,
+        Mode::Staged => staged::run(job).await,
+    };
+    progress.clear();
+    let results = results?;
+    let wall_s = clock.offset(Instant::now());
+    let layers = results
+        .iter()
+        .enumerate()
+        .map(|(i, (d, x))| layer_run(&clock, i, &image.layers[i], d, x))
+        .collect();
+    let layer_stats = results.into_iter().map(|(_, x)| x.stats).collect();
+    Ok(PullOutcome {
+        run: RunRecord {
+            index: 0,
+            wall_s,
+            resolve_s,
+            layers,
+            requests: clock.requests(),
+            connections: clock.connections(),
+            ratelimit: client.ratelimit(),
+        },
+        image,
+        layer_stats,
+    })
+}
+
+fn layer_run(
+    clock: &RunClock,
+    index: usize,
+    layer: &LayerDescriptor,
+    d: &Downloaded,
+    x: &Extracted,
+) -> LayerRun {
+    let download = d.finished - d.started;
+    let transfer = download.saturating_sub(d.ttfb).as_secs_f64();
+    LayerRun {
+        index,
+        digest: layer.digest.clone(),
+        compressed_bytes: d.bytes,
+        uncompressed_bytes: x.uncompressed_bytes,
+        files: x.stats.files,
+        dirs: x.stats.dirs,
+        symlinks: x.stats.symlinks,
+        hardlinks: x.stats.hardlinks,
+        whiteouts: x.stats.whiteouts,
+        skipped_devices: x.stats.skipped_devices,
+        start_s: clock.offset(d.started),
+        end_s: clock.offset(x.finished),
+        download_s: download.as_secs_f64(),
+        ttfb_s: d.ttfb.as_secs_f64(),
+        redirect_s: d.redirect.as_secs_f64(),
+        throughput_bps: if transfer > 0.0 { d.bytes as f64 / transfer } else { 0.0 },
+        verify_s: (d.hash + x.verify).as_secs_f64(),
+        decompress_s: x.decompress.as_secs_f64(),
+        extract_s: x.extract.as_secs_f64(),
+        stall_s: x.stall.as_secs_f64(),
+        queued_s: x.started.saturating_duration_since(d.finished).as_secs_f64(),
+    }
+}
+
+/// Fails when the uncompressed stream does not match the config's diff_id.
+fn check_diff_id(index: usize, layer: &LayerDescriptor, actual: &str) -> Result<(), PullError> {
+    if actual != layer.diff_id {
+        return Err(RegistryError::DigestMismatch {
+            what: format!(
+                "uncompressed layer {index} ({}) against the config's rootfs.diff_ids",
+                layer.digest
+            ),
+            expected: layer.diff_id.clone(),
+            actual: actual.into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Combines download and extraction results, reporting the root cause of a failure:
+/// a download error (other than a cancellation it caused) beats the extraction error
+/// it provoked; otherwise the extraction error.
+fn pick_error(
+    downloads: Vec<Result<Downloaded, RegistryError>>,
+    extracted: Result<Vec<Extracted>, PullError>,
+    n: usize,
+) -> Result<Vec<(Downloaded, Extracted)>, PullError> {
+    let mut ok = Vec::with_capacity(n);
+    let mut first_cancel = None;
+    for d in downloads {
+        match d {
+            Ok(d) => ok.push(d),
+            Err(RegistryError::Cancelled(m)) => {
+                first_cancel.get_or_insert(m);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let extracted = extracted?;
+    if let Some(m) = first_cancel {
+        return Err(RegistryError::Cancelled(m).into());
+    }
+    if ok.len() != n || extracted.len() != n {
+        return Err(PullError::Internal(format!(
+            "{} of {n} layers downloaded, {} applied",
+            ok.len(),
+            extracted.len()
+        )));
+    }
+    Ok(ok.into_iter().zip(extracted).collect())
+}

@@ -1,0 +1,302 @@
+//! The JSON record of a pull: one type shared by measured and simulated pulls, so
+//! every report reads both. The schema is documented in `docs/json.md`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::Stats;
+
+/// Bumped when a field changes meaning or disappears; new fields do not bump it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything known about one `pulltime pull` invocation (all of its runs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PullRecord {
+    /// Always [`SCHEMA_VERSION`] for records this build writes.
+    pub schema_version: u32,
+    /// `false` for a measured pull.
+    pub simulated: bool,
+    /// Which program wrote the record.
+    pub tool: ToolInfo,
+    /// When the measurement started (RFC 3339, UTC).
+    pub created: String,
+    /// The machine the pull ran on.
+    pub host: HostInfo,
+    /// The image that was pulled.
+    pub image: ImageInfo,
+    /// How it was pulled.
+    pub settings: Settings,
+    /// The counted runs, in order (warm-up runs are not kept).
+    pub runs: Vec<RunRecord>,
+    /// Statistics over `runs`.
+    pub summary: Summary,
+}
+
+/// Name and version of the writer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// `pulltime`.
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+}
+
+/// The machine a measurement ran on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// `linux`.
+    pub os: String,
+    /// `x86_64`, `aarch64`, ...
+    pub arch: String,
+    /// Logical CPUs available to the process.
+    pub cpus: usize,
+    /// Filesystem type of the extraction destination (`ext4`, `tmpfs`, ...), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dest_filesystem: Option<String>,
+}
+
+/// The image: resolved manifest, config and layer descriptors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// The reference as normalised (`docker.io/library/python:3.9-slim`).
+    pub reference: String,
+    /// Digest of the manifest the reference resolved to (the index's, if it was an index).
+    pub manifest_digest: String,
+    /// Media type of that manifest.
+    pub manifest_media_type: String,
+    /// Digest of the platform manifest that was pulled.
+    pub platform_manifest_digest: String,
+    /// `os/arch[/variant]` that was pulled.
+    pub platform: String,
+    /// Digest of the image config blob.
+    pub config_digest: String,
+    /// Layers in manifest order.
+    pub layers: Vec<LayerInfo>,
+    /// Sum of `layers[].compressed_bytes`.
+    pub compressed_bytes: u64,
+    /// Sum of `layers[].uncompressed_bytes` (known after a pull).
+    pub uncompressed_bytes: u64,
+}
+
+/// One layer's descriptor plus what the pull learnt about it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// Digest of the compressed blob.
+    pub digest: String,
+    /// Layer media type (gzip, zstd or uncompressed tar).
+    pub media_type: String,
+    /// Size of the blob as the manifest states it.
+    pub compressed_bytes: u64,
+    /// Size of the uncompressed tar stream.
+    pub uncompressed_bytes: u64,
+    /// The config's `rootfs.diff_ids` entry for this layer.
+    pub diff_id: String,
+    /// Tar entries in the layer (all types, whiteouts included).
+    pub entries: u64,
+}
+
+/// How the pull was run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// `streaming` or `staged`.
+    pub mode: String,
+    /// Downloads in flight at once.
+    pub max_concurrent_downloads: usize,
+    /// Counted runs.
+    pub runs: usize,
+    /// Warm-up runs done before them (not counted).
+    pub warmup: usize,
+    /// Requested platform.
+    pub platform: String,
+    /// `http` or `https`.
+    pub scheme: String,
+}
+
+/// One cold pull.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// 0-based index among counted runs.
+    pub index: usize,
+    /// Wall time of the whole pull, resolve included.
+    pub wall_s: f64,
+    /// Token, manifest(s) and config: everything before the first layer request.
+    pub resolve_s: f64,
+    /// Per layer, in manifest order.
+    pub layers: Vec<LayerRun>,
+    /// Every HTTP request, in the order they started.
+    pub requests: Vec<RequestRecord>,
+    /// Every new TCP(+TLS) connection.
+    pub connections: Vec<ConnectionRecord>,
+    /// Docker Hub rate-limit headers seen on manifest responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratelimit: Option<RateLimit>,
+}
+
+/// Times and counts for one layer in one run. Times are seconds; `start_s`/`end_s`
+/// are offsets from the start of the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LayerRun {
+    /// Position in the manifest.
+    pub index: usize,
+    /// Blob digest.
+    pub digest: String,
+    /// Compressed bytes received.
+    pub compressed_bytes: u64,
+    /// Bytes of tar stream after decompression.
+    pub uncompressed_bytes: u64,
+    /// Regular files created (hard links not included).
+    pub files: u64,
+    /// Directories created or merged.
+    pub dirs: u64,
+    /// Symbolic links created.
+    pub symlinks: u64,
+    /// Hard links created.
+    pub hardlinks: u64,
+    /// Whiteouts and opaque markers applied.
+    pub whiteouts: u64,
+    /// Device nodes not created because the process may not (counted, not fatal).
+    pub skipped_devices: u64,
+    /// When the layer's blob request started.
+    pub start_s: f64,
+    /// When the layer was fully applied to the root filesystem.
+    pub end_s: f64,
+    /// Blob request start to last byte received (redirect hop and TTFB included).
+    pub download_s: f64,
+    /// Request start to the response headers of the request that carried the body.
+    pub ttfb_s: f64,
+    /// Time spent on a redirect hop (registry 307 to a CDN), 0 when none.
+    pub redirect_s: f64,
+    /// Compressed bytes per second over `download_s - ttfb_s`.
+    pub throughput_bps: f64,
+    /// Time hashing (compressed digest and uncompressed diff_id).
+    pub verify_s: f64,
+    /// Time inside the decompressor.
+    pub decompress_s: f64,
+    /// Time applying tar entries to the root filesystem.
+    pub extract_s: f64,
+    /// Streaming mode: time extraction waited for bytes from the network.
+    pub stall_s: f64,
+    /// Streaming mode: time between the download finishing and the layer's turn to be
+    /// applied (layers are applied in order).
+    pub queued_s: f64,
+}
+
+/// One HTTP request. Queries are never recorded (CDN URLs carry signatures).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// `ping`, `token`, `manifest`, `index`, `config`, `blob`, `redirect`.
+    pub kind: String,
+    /// HTTP method.
+    pub method: String,
+    /// Host and port.
+    pub host: String,
+    /// Path without query.
+    pub path: String,
+    /// HTTP status, 0 when no response came.
+    pub status: u16,
+    /// Start, offset from the run start.
+    pub start_s: f64,
+    /// Start to response headers.
+    pub ttfb_s: f64,
+    /// Headers to last body byte (0 when the body was not read by this request).
+    pub body_s: f64,
+    /// Body bytes read.
+    pub bytes: u64,
+}
+
+/// A new connection and how long it took to set up (TCP, plus TLS for https).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    /// `scheme://host:port`.
+    pub target: String,
+    /// Start, offset from the run start.
+    pub start_s: f64,
+    /// Time to establish.
+    pub connect_s: f64,
+}
+
+/// Docker Hub's `ratelimit-limit` / `ratelimit-remaining` header values, verbatim.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RateLimit {
+    /// e.g. `100;w=21600`.
+    pub limit: String,
+    /// e.g. `76;w=21600`.
+    pub remaining: String,
+}
+
+/// Statistics over the counted runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Summary {
+    /// Number of counted runs.
+    pub runs: usize,
+    /// Whole-pull wall time.
+    pub wall_s: Stats,
+    /// Resolve phase.
+    pub resolve_s: Stats,
+    /// Per run, the sum over layers of `download_s`.
+    pub download_s: Stats,
+    /// Per run, the sum over layers of `verify_s`.
+    pub verify_s: Stats,
+    /// Per run, the sum over layers of `decompress_s`.
+    pub decompress_s: Stats,
+    /// Per run, the sum over layers of `extract_s`.
+    pub extract_s: Stats,
+    /// The same per layer.
+    pub layers: Vec<LayerSummary>,
+}
+
+/// Statistics of one layer's phases over the counted runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LayerSummary {
+    /// Blob digest.
+    pub digest: String,
+    /// Download.
+    pub download_s: Stats,
+    /// Time to first byte.
+    pub ttfb_s: Stats,
+    /// Verify.
+    pub verify_s: Stats,
+    /// Decompress.
+    pub decompress_s: Stats,
+    /// Extract.
+    pub extract_s: Stats,
+}
+
+impl RunRecord {
+    /// Sum of one per-layer time over all layers.
+    pub fn layer_sum(&self, phase: impl Fn(&LayerRun) -> f64) -> f64 {
+        self.layers.iter().map(phase).sum()
+    }
+}
+
+impl Summary {
+    /// Computes the statistics of a set of runs.
+    pub fn of(runs: &[RunRecord]) -> Summary {
+        let over = |f: &dyn Fn(&RunRecord) -> f64| Stats::of(&runs.iter().map(f).collect::<Vec<_>>());
+        let layer_count = runs.first().map_or(0, |r| r.layers.len());
+        let layers = (0..layer_count)
+            .map(|i| {
+                let per = |f: &dyn Fn(&LayerRun) -> f64| {
+                    Stats::of(&runs.iter().map(|r| f(&r.layers[i])).collect::<Vec<_>>())
+                };
+                LayerSummary {
+                    digest: runs[0].layers[i].digest.clone(),
+                    download_s: per(&|l| l.download_s),
+                    ttfb_s: per(&|l| l.ttfb_s),
+                    verify_s: per(&|l| l.verify_s),
+                    decompress_s: per(&|l| l.decompress_s),
+                    extract_s: per(&|l| l.extract_s),
+                }
+            })
+            .collect();
+        Summary {
+            runs: runs.len(),
+            wall_s: over(&|r| r.wall_s),
+            resolve_s: over(&|r| r.resolve_s),
+            download_s: over(&|r| r.layer_sum(|l| l.download_s)),
+            verify_s: over(&|r| r.layer_sum(|l| l.verify_s)),
+            decompress_s: over(&|r| r.layer_sum(|l| l.decompress_s)),
+            extract_s: over(&|r| r.layer_sum(|l| l.extract_s)),
+            layers,
+        }
+    }
+}

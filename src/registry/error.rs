@@ -1,0 +1,110 @@
+//! What can go wrong talking to a registry, phrased so the user knows what to do.
+
+/// Registry client errors.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// No TCP/TLS connection or no response.
+    #[error("registry unreachable at {url}: {reason} (is the address right and the registry running? use --plain-http for a non-loopback registry without TLS)")]
+    Unreachable {
+        /// What was requested (no query string).
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// 404 for a manifest.
+    #[error("image not found: {reference} (the registry answered {code} for manifest {manifest}; check the repository name and tag)")]
+    ManifestUnknown {
+        /// The normalised reference.
+        reference: String,
+        /// Tag or digest asked for.
+        manifest: String,
+        /// Registry error code, e.g. MANIFEST_UNKNOWN or NAME_UNKNOWN.
+        code: String,
+    },
+    /// 404 for a blob.
+    #[error("blob {digest} not found in {repository} (the registry lists it in the manifest but does not serve it)")]
+    BlobUnknown {
+        /// Repository.
+        repository: String,
+        /// Blob digest.
+        digest: String,
+    },
+    /// Credentials or token refused.
+    #[error("authentication refused by {host} ({status}{detail}); log in with --user USER:PASSWORD or ~/.docker/config.json, or check that the repository exists and is public")]
+    AuthRefused {
+        /// Host that refused.
+        host: String,
+        /// HTTP status.
+        status: u16,
+        /// Registry's explanation, if any (never contains secrets we sent).
+        detail: String,
+    },
+    /// Any other unexpected status.
+    #[error("{method} {url} failed with HTTP {status}{detail}")]
+    Status {
+        /// HTTP method.
+        method: String,
+        /// URL without query.
+        url: String,
+        /// Status code.
+        status: u16,
+        /// Registry error code and message, if any.
+        detail: String,
+    },
+    /// Content did not hash to its digest.
+    #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// Which object (e.g. `layer 2 (sha256:...)`, `manifest`).
+        what: String,
+        /// Digest the descriptor names.
+        expected: String,
+        /// Digest of what arrived.
+        actual: String,
+    },
+    /// A manifest or layer type pulltime does not handle.
+    #[error("unsupported media type {media_type:?} for {what}")]
+    UnsupportedMediaType {
+        /// The media type.
+        media_type: String,
+        /// What carried it.
+        what: String,
+    },
+    /// Index has no entry for the wanted platform.
+    #[error("no manifest for platform {wanted} in {reference}; available: {available} (choose one with --platform)")]
+    NoMatchingPlatform {
+        /// Reference.
+        reference: String,
+        /// Wanted platform.
+        wanted: String,
+        /// Platforms the index lists.
+        available: String,
+    },
+    /// Manifest, index or config JSON is malformed.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// Which document.
+        what: String,
+        /// Parse error.
+        reason: String,
+    },
+    /// A response body was larger than allowed.
+    #[error("{what} is larger than the {limit} byte limit")]
+    TooLarge {
+        /// Which document.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// Local I/O while receiving a blob.
+    #[error("writing {what}: {source}")]
+    Io {
+        /// What was being written.
+        what: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Stopped because another part of the pull failed first.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
+}

@@ -1,0 +1,364 @@
+//! Manifest negotiation and resolution: tag -> (index -> platform manifest) -> config.
+
+use oci_spec::image::{ImageIndex, ImageManifest, RootFs};
+use sha2::{Digest as _, Sha256};
+
+use super::client::RegistryClient;
+use super::error::RegistryError;
+use crate::platform::{self, Platform};
+
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Docker manifest list.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker image manifest, schema 2.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// The `Accept` header sent for manifests: every type pulltime understands.
+pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// Manifests and configs larger than this are refused (containerd's limit).
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// How a layer blob is compressed, from its media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// tar+gzip (OCI and Docker).
+    Gzip,
+    /// tar+zstd (OCI).
+    Zstd,
+    /// plain tar.
+    None,
+}
+
+impl Compression {
+    /// The compression of a layer media type, or `None` if it is not a layer type
+    /// pulltime can apply.
+    pub fn of_media_type(media_type: &str) -> Option<Compression> {
+        match media_type {
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Some(Compression::Gzip),
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
+                Some(Compression::Zstd)
+            }
+            "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
+            | "application/vnd.docker.image.rootfs.diff.tar" => Some(Compression::None),
+            _ => None,
+        }
+    }
+}
+
+/// A layer to pull.
+#[derive(Debug, Clone)]
+pub struct LayerDescriptor {
+    /// Blob digest.
+    pub digest: String,
+    /// Media type as the manifest states it.
+    pub media_type: String,
+    /// Compressed size.
+    pub size: u64,
+    /// How to decompress it.
+    pub compression: Compression,
+    /// The config's `rootfs.diff_ids` entry.
+    pub diff_id: String,
+}
+
+/// Everything the resolve phase learns.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    /// Digest of what the tag points at.
+    pub manifest_digest: String,
+    /// Its media type.
+    pub manifest_media_type: String,
+    /// Digest of the platform manifest.
+    pub platform_manifest_digest: String,
+    /// The platform pulled.
+    pub platform: String,
+    /// Config blob digest.
+    pub config_digest: String,
+    /// Layers in order.
+    pub layers: Vec<LayerDescriptor>,
+}
+
+/// Resolves `reference` (tag or digest) to a platform manifest, its config and layers.
+pub async fn resolve(
+    client: &RegistryClient,
+    manifest_ref: &str,
+    want: &Platform,
+) -> Result<ResolvedImage, RegistryError> {
+    let (body, declared, header_digest) = client
+        .get_manifest("manifest", manifest_ref, ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES)
+        .await?;
+    let digest = checked_digest("manifest", manifest_ref, header_digest.as_deref(), &body)?;
+    let media_type = media_type_of(declared.as_deref(), &body)?;
+    let (platform_digest, manifest_body, platform_name) = match media_type.as_str() {
+        OCI_INDEX | DOCKER_LIST => {
+            let index: ImageIndex = parse("image index", &body)?;
+            let (entry_digest, name) = pick_platform(&index, want, client)?;
+            let (mbody, mdeclared, mheader) = client
+                .get_manifest("index", &entry_digest, ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES)
+                .await?;
+            checked_digest("platform manifest", &entry_digest, mheader.as_deref(), &mbody)?;
+            let mt = media_type_of(mdeclared.as_deref(), &mbody)?;
+            if mt != OCI_MANIFEST && mt != DOCKER_MANIFEST {
+                return Err(RegistryError::UnsupportedMediaType {
+                    media_type: mt,
+                    what: format!("platform manifest {entry_digest} (nested indexes are not supported)"),
+                });
+            }
+            (entry_digest, mbody, name)
+        }
+        OCI_MANIFEST | DOCKER_MANIFEST => (digest.clone(), body.clone(), String::new()),
+        other => {
+            return Err(RegistryError::UnsupportedMediaType {
+                media_type: other.into(),
+                what: format!("manifest of {manifest_ref} (schema 1 and artifacts cannot be pulled)"),
+            });
+        }
+    };
+    let manifest: ImageManifest = parse("image manifest", &manifest_body)?;
+    let config_digest = manifest.config().digest().to_string();
+    let config_body = fetch_config(client, &config_digest).await?;
+    let (diff_ids, config_platform) = parse_config(&config_body)?;
+    let descriptors = manifest.layers();
+    if descriptors.len() != diff_ids.len() {
+        return Err(RegistryError::Invalid {
+            what: "image config".into(),
+            reason: format!(
+                "manifest lists {} layers but rootfs.diff_ids has {}",
+                descriptors.len(),
+                diff_ids.len()
+            ),
+        });
+    }
+    let mut layers = Vec::with_capacity(descriptors.len());
+    for (i, (d, diff_id)) in descriptors.iter().zip(diff_ids).enumerate() {
+        let media_type = d.media_type().to_string();
+        let compression = Compression::of_media_type(&media_type).ok_or_else(|| {
+            RegistryError::UnsupportedMediaType {
+                media_type: media_type.clone(),
+                what: format!("layer {i} ({})", d.digest()),
+            }
+        })?;
+        layers.push(LayerDescriptor {
+            digest: d.digest().to_string(),
+            media_type,
+            size: d.size(),
+            compression,
+            diff_id,
+        });
+    }
+    Ok(ResolvedImage {
+        manifest_digest: digest,
+        manifest_media_type: media_type,
+        platform_manifest_digest: platform_digest,
+        platform: if platform_name.is_empty() {
+            config_platform
+        } else {
+            platform_name
+        },
+        config_digest,
+        layers,
+    })
+}
+
+async fn fetch_config(client: &RegistryClient, digest: &str) -> Result<bytes::Bytes, RegistryError> {
+    let blob = client.open_blob("config", digest).await?;
+    let body = client
+        .read_body(blob.response, blob.log_index, "image config", MAX_MANIFEST_BYTES)
+        .await?;
+    let actual = sha256_digest(&body);
+    if actual != digest {
+        return Err(RegistryError::DigestMismatch {
+            what: "image config".into(),
+            expected: digest.into(),
+            actual,
+        });
+    }
+    Ok(body)
+}
+
+/// `rootfs.diff_ids` and `os/arch[/variant]` of an image config.
+fn parse_config(body: &[u8]) -> Result<(Vec<String>, String), RegistryError> {
+    let invalid = |reason: String| RegistryError::Invalid {
+        what: "image config".into(),
+        reason,
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
+    let rootfs: RootFs = serde_json::from_value(value.get("rootfs").cloned().unwrap_or_default())
+        .map_err(|e| invalid(format!("rootfs: {e}")))?;
+    let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let mut platform = format!("{}/{}", field("os"), field("architecture"));
+    if !field("variant").is_empty() {
+        platform = format!("{platform}/{}", field("variant"));
+    }
+    Ok((rootfs.diff_ids().clone(), platform))
+}
+
+fn pick_platform(
+    index: &ImageIndex,
+    want: &Platform,
+    client: &RegistryClient,
+) -> Result<(String, String), RegistryError> {
+    let entries: Vec<Option<Platform>> = index
+        .manifests()
+        .iter()
+        .map(|m| {
+            m.platform().as_ref().map(|p| Platform {
+                os: p.os().to_string(),
+                architecture: p.architecture().to_string(),
+                variant: p.variant().clone(),
+            })
+        })
+        .collect();
+    match platform::select(want, &entries) {
+        Some(i) => {
+            let name = entries[i].as_ref().map(|p| p.to_string()).unwrap_or_default();
+            Ok((index.manifests()[i].digest().to_string(), name))
+        }
+        None => Err(RegistryError::NoMatchingPlatform {
+            reference: client.repository().to_string(),
+            wanted: want.to_string(),
+            available: entries
+                .iter()
+                .flatten()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, RegistryError> {
+    serde_json::from_slice(body).map_err(|e| RegistryError::Invalid {
+        what: what.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// The media type: the `Content-Type` the registry sent, else the document's own
+/// `mediaType` field.
+fn media_type_of(declared: Option<&str>, body: &[u8]) -> Result<String, RegistryError> {
+    let declared = declared
+        .map(|d| d.split(';').next().unwrap_or(d).trim().to_string())
+        .filter(|d| !d.is_empty() && d != "application/json" && d != "text/plain");
+    if let Some(d) = declared {
+        return Ok(d);
+    }
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+    }
+    let probe: Probe = parse("manifest", body)?;
+    Ok(probe.media_type.unwrap_or_else(|| {
+        if probe.manifests.is_some() {
+            OCI_INDEX.into()
+        } else {
+            OCI_MANIFEST.into()
+        }
+    }))
+}
+
+/// The digest of a fetched manifest, checked against what was asked for (when it was
+/// a digest) and against the registry's `Docker-Content-Digest` header.
+fn checked_digest(
+    what: &str,
+    asked: &str,
+    header: Option<&str>,
+    body: &[u8],
+) -> Result<String, RegistryError> {
+    let actual = sha256_digest(body);
+    if asked.starts_with("sha256:") && asked != actual {
+        return Err(RegistryError::DigestMismatch {
+            what: what.into(),
+            expected: asked.into(),
+            actual,
+        });
+    }
+    if let Some(h) = header.filter(|h| h.starts_with("sha256:")) {
+        if h != actual {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("{what} (Docker-Content-Digest header)"),
+                expected: h.into(),
+                actual,
+            });
+        }
+    }
+    Ok(actual)
+}
+
+/// `sha256:<hex>` of `data`.
+pub fn sha256_digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_media_types() {
+        assert_eq!(
+            Compression::of_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            Compression::of_media_type("application/vnd.oci.image.layer.v1.tar+zstd"),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(
+            Compression::of_media_type("application/vnd.oci.image.layer.v1.tar"),
+            Some(Compression::None)
+        );
+        assert_eq!(Compression::of_media_type("application/vnd.in-toto+json"), None);
+    }
+
+    #[test]
+    fn media_type_from_header_or_body() {
+        assert_eq!(
+            media_type_of(Some("application/vnd.oci.image.index.v1+json; charset=utf-8"), b"{}")
+                .unwrap(),
+            OCI_INDEX
+        );
+        assert_eq!(
+            media_type_of(Some("application/json"), br#"{"mediaType":"x"}"#).unwrap(),
+            "x"
+        );
+        assert_eq!(media_type_of(None, br#"{"manifests":[]}"#).unwrap(), OCI_INDEX);
+        assert_eq!(media_type_of(None, br#"{"layers":[]}"#).unwrap(), OCI_MANIFEST);
+    }
+
+    #[test]
+    fn manifest_digests_are_checked() {
+        let body = b"{}";
+        let d = sha256_digest(body);
+        assert_eq!(checked_digest("m", "latest", None, body).unwrap(), d);
+        assert_eq!(checked_digest("m", &d, Some(&d), body).unwrap(), d);
+        let other = sha256_digest(b"x");
+        assert!(matches!(
+            checked_digest("m", &other, None, body),
+            Err(RegistryError::DigestMismatch { .. })
+        ));
+        assert!(checked_digest("m", "latest", Some(&other), body).is_err());
+    }
+
+    #[test]
+    fn config_diff_ids_and_platform() {
+        let (ids, p) = parse_config(
+            br#"{"architecture":"arm","os":"linux","variant":"v7","rootfs":{"type":"layers","diff_ids":["sha256:aa"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(ids, vec!["sha256:aa".to_string()]);
+        assert_eq!(p, "linux/arm/v7");
+        assert!(parse_config(b"{}").is_err());
+    }
+}

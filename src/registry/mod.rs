@@ -1,0 +1,13 @@
+//! Talking to OCI distribution registries: instrumented transport, auth, manifest
+//! resolution, and pushing (used by tests and image synthesis).
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod manifest;
+pub mod push;
+pub mod transport;
+
+pub use client::{BlobResponse, ClientOptions, RegistryClient, Scheme};
+pub use error::RegistryError;
+pub use manifest::{Compression, LayerDescriptor, ResolvedImage, resolve};

@@ -1,0 +1,47 @@
+//! Output for people and machines: tables, JSON, progress bars.
+
+pub mod json;
+pub mod progress;
+pub mod table;
+
+/// `sha256:3f4a9c2b1e7d...` -> `3f4a9c2b1e7d`.
+pub fn short_digest(digest: &str) -> &str {
+    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
+    &hex[..hex.len().min(12)]
+}
+
+/// Decimal units as docker prints them: `177.9 MB`.
+pub fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n;
+    let mut u = 0;
+    while v >= 1000.0 && u < units.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+/// Seconds with millisecond precision.
+pub fn secs(s: f64) -> String {
+    format!("{s:.3} s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formatting() {
+        assert_eq!(short_digest("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_digest("abc"), "abc");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(177_900_000), "177.9 MB");
+        assert_eq!(secs(1.23456), "1.235 s");
+    }
+}

@@ -1,0 +1,162 @@
+//! The human table for a pull record: one row per layer, a totals row, each phase's
+//! share of wall time, and run statistics when there were several runs.
+
+use std::fmt::Write as _;
+
+use crate::record::{LayerRun, PullRecord};
+use crate::stats::Stats;
+
+use super::{human_bytes, secs, short_digest};
+
+/// Renders the whole report as text.
+pub fn pull_table(record: &PullRecord) -> String {
+    let mut out = String::new();
+    let runs = record.runs.len();
+    let img = &record.image;
+    let _ = writeln!(
+        out,
+        "{}  {}  manifest {}  {} mode, {} concurrent downloads, {} run{}{}",
+        img.reference,
+        img.platform,
+        short_digest(&img.platform_manifest_digest),
+        record.settings.mode,
+        record.settings.max_concurrent_downloads,
+        runs,
+        if runs == 1 { "" } else { "s" },
+        if record.settings.warmup > 0 {
+            format!(" after {} warm-up", record.settings.warmup)
+        } else {
+            String::new()
+        }
+    );
+    if runs > 1 {
+        let _ = writeln!(out, "per-layer times are medians over the runs");
+    }
+    let headers = [
+        "layer", "compressed", "uncompressed", "files", "download", "ttfb", "verify", "decompress",
+        "extract",
+    ];
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let pick = |i: usize, f: fn(&LayerRun) -> f64| -> f64 {
+        if runs == 1 {
+            f(&record.runs[0].layers[i])
+        } else {
+            let v: Vec<f64> = record.runs.iter().map(|r| f(&r.layers[i])).collect();
+            Stats::of(&v).median
+        }
+    };
+    let last = record.runs.last().expect("a record has runs");
+    for (i, l) in last.layers.iter().enumerate() {
+        rows.push(vec![
+            format!("#{i} {}", short_digest(&l.digest)),
+            human_bytes(l.compressed_bytes),
+            human_bytes(l.uncompressed_bytes),
+            l.files.to_string(),
+            secs(pick(i, |l| l.download_s)),
+            secs(pick(i, |l| l.ttfb_s)),
+            secs(pick(i, |l| l.verify_s)),
+            secs(pick(i, |l| l.decompress_s)),
+            secs(pick(i, |l| l.extract_s)),
+        ]);
+    }
+    let s = &record.summary;
+    let med = |st: &Stats| if runs == 1 { st.mean } else { st.median };
+    let wall = med(&s.wall_s);
+    rows.push(vec![
+        "total".into(),
+        human_bytes(img.compressed_bytes),
+        human_bytes(img.uncompressed_bytes),
+        last.layers.iter().map(|l| l.files).sum::<u64>().to_string(),
+        secs(med(&s.download_s)),
+        String::new(),
+        secs(med(&s.verify_s)),
+        secs(med(&s.decompress_s)),
+        secs(med(&s.extract_s)),
+    ]);
+    let share = |v: f64| if wall > 0.0 { format!("{:.0}%", 100.0 * v / wall) } else { "-".into() };
+    rows.push(vec![
+        "share of wall".into(),
+        String::new(),
+        String::new(),
+        String::new(),
+        share(med(&s.download_s)),
+        String::new(),
+        share(med(&s.verify_s)),
+        share(med(&s.decompress_s)),
+        share(med(&s.extract_s)),
+    ]);
+    out.push_str(&render(&headers, &rows, 1));
+    let requests = last.requests.len();
+    let _ = writeln!(
+        out,
+        "wall {}  resolve {} ({} requests, {} connections){}",
+        secs(wall),
+        secs(med(&s.resolve_s)),
+        requests,
+        last.connections.len(),
+        if record.settings.mode == "streaming" {
+            "  (streaming: stages overlap, so shares are busy time and can add up to more than 100%)"
+        } else {
+            ""
+        }
+    );
+    if let Some(rl) = &last.ratelimit {
+        let _ = writeln!(out, "rate limit: {} remaining of {}", rl.remaining, rl.limit);
+    }
+    if runs > 1 {
+        out.push('\n');
+        let headers = ["phase", "min", "median", "mean", "p95", "max", "stddev"];
+        let rows: Vec<Vec<String>> = [
+            ("wall", &s.wall_s),
+            ("resolve", &s.resolve_s),
+            ("download", &s.download_s),
+            ("verify", &s.verify_s),
+            ("decompress", &s.decompress_s),
+            ("extract", &s.extract_s),
+        ]
+        .iter()
+        .map(|(name, st)| {
+            vec![
+                name.to_string(),
+                secs(st.min),
+                secs(st.median),
+                secs(st.mean),
+                secs(st.p95),
+                secs(st.max),
+                secs(st.stddev),
+            ]
+        })
+        .collect();
+        out.push_str(&render(&headers, &rows, 1));
+    }
+    out
+}
+
+/// Left-aligns the first `left` columns and right-aligns the rest.
+pub fn render(headers: &[&str], rows: &[Vec<String>], left: usize) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            if i < left {
+                let _ = write!(s, "{c:<w$}");
+            } else {
+                let _ = write!(s, "{c:>w$}");
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}

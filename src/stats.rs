@@ -1,0 +1,96 @@
+//! Statistics over repeated runs. Percentiles come from an HDR histogram (microsecond
+//! resolution, 3 significant digits); mean and standard deviation are exact.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Summary of a sample of durations in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Sample size.
+    pub n: usize,
+    /// Smallest value.
+    pub min: f64,
+    /// 50th percentile.
+    pub median: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Sample standard deviation (n - 1); 0 for fewer than two values.
+    pub stddev: f64,
+}
+
+const MICROS: f64 = 1e6;
+
+impl Stats {
+    /// Statistics of `samples` (seconds). An empty sample gives all zeros.
+    pub fn of(samples: &[f64]) -> Stats {
+        let n = samples.len();
+        if n == 0 {
+            return Stats::default();
+        }
+        // Up to one hour at 3 significant digits; longer values saturate.
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600 * 1_000_000, 3)
+            .expect("static histogram bounds are valid");
+        for &s in samples {
+            let us = (s.max(0.0) * MICROS).round() as u64;
+            hist.saturating_record(us.max(1));
+        }
+        let mean = samples.iter().sum::<f64>() / n as f64;
+        let var = if n > 1 {
+            samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+        } else {
+            0.0
+        };
+        let q = |p: f64| hist.value_at_quantile(p) as f64 / MICROS;
+        Stats {
+            n,
+            min: samples.iter().copied().fold(f64::INFINITY, f64::min),
+            median: q(0.5),
+            mean,
+            p95: q(0.95),
+            max: samples.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            stddev: var.sqrt(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= b.abs() * 1e-3 + 2e-6
+    }
+
+    #[test]
+    fn known_sample() {
+        let s = Stats::of(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(s.n, 5);
+        assert_eq!(s.min, 1.0);
+        assert_eq!(s.max, 5.0);
+        assert!(close(s.mean, 3.0));
+        assert!(close(s.median, 3.0), "median {}", s.median);
+        assert!(close(s.p95, 5.0), "p95 {}", s.p95);
+        assert!(close(s.stddev, 2.5f64.sqrt()));
+    }
+
+    #[test]
+    fn hundred_values_percentiles() {
+        let v: Vec<f64> = (1..=100).map(|i| i as f64 / 100.0).collect();
+        let s = Stats::of(&v);
+        assert!(close(s.median, 0.50), "median {}", s.median);
+        assert!(close(s.p95, 0.95), "p95 {}", s.p95);
+    }
+
+    #[test]
+    fn single_and_empty() {
+        let s = Stats::of(&[0.25]);
+        assert_eq!((s.n, s.stddev), (1, 0.0));
+        assert!(close(s.median, 0.25));
+        assert_eq!(Stats::of(&[]), Stats::default());
+    }
+}
