@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use crate::pipeline::destination::Destination;
 use crate::pipeline::{PullError, PullOptions, PullOutcome, pull_once};
-use crate::record::{HostInfo, ImageInfo, LayerInfo, PullRecord, RunRecord, SCHEMA_VERSION, Settings, Summary, ToolInfo};
+use crate::record::{
+    HostInfo, ImageInfo, LayerInfo, PullRecord, RunRecord, SCHEMA_VERSION, Settings, Summary,
+    ToolInfo,
+};
 use crate::reference::Reference;
 use crate::report::progress::Progress;
 
@@ -29,7 +32,10 @@ pub struct MeasureOptions {
 
 /// Pulls `reference` `warmup + runs` times, cold each time, and returns the record.
 /// On failure the destination is emptied (and removed if pulltime created it).
-pub async fn measure(reference: &Reference, options: &MeasureOptions) -> Result<PullRecord, PullError> {
+pub async fn measure(
+    reference: &Reference,
+    options: &MeasureOptions,
+) -> Result<PullRecord, PullError> {
     let runs = options.runs.max(1);
     let dest = match &options.dest {
         Some(p) => Destination::given(p)?,
@@ -109,7 +115,15 @@ async fn one_run(
             what: format!("creating scratch space in {}", options.tmp_dir.display()),
             source,
         })?;
-    pull_once(reference, dest.path(), scratch.path(), &options.pull, progress, label).await
+    pull_once(
+        reference,
+        dest.path(),
+        scratch.path(),
+        &options.pull,
+        progress,
+        label,
+    )
+    .await
 }
 
 fn same_image(a: &PullOutcome, b: &PullOutcome) -> Result<(), PullError> {

@@ -55,8 +55,7 @@ impl Platform {
     /// Whether an index entry with platform `candidate` can run here.
     /// `arm64` with no variant and `arm64/v8` are the same, as in containerd.
     fn matches(&self, candidate: &Platform) -> bool {
-        if self.os != candidate.os || self.architecture != normalize_arch(&candidate.architecture)
-        {
+        if self.os != candidate.os || self.architecture != normalize_arch(&candidate.architecture) {
             return false;
         }
         match &self.variant {
@@ -110,9 +109,10 @@ pub fn select(want: &Platform, entries: &[Option<Platform>]) -> Option<usize> {
             variant: None,
             ..want.clone()
         };
-        entries
-            .iter()
-            .position(|e| e.as_ref().is_some_and(|p| p.variant.is_none() && loose.matches(p)))
+        entries.iter().position(|e| {
+            e.as_ref()
+                .is_some_and(|p| p.variant.is_none() && loose.matches(p))
+        })
     })
 }
 

@@ -271,7 +271,8 @@ impl RunRecord {
 impl Summary {
     /// Computes the statistics of a set of runs.
     pub fn of(runs: &[RunRecord]) -> Summary {
-        let over = |f: &dyn Fn(&RunRecord) -> f64| Stats::of(&runs.iter().map(f).collect::<Vec<_>>());
+        let over =
+            |f: &dyn Fn(&RunRecord) -> f64| Stats::of(&runs.iter().map(f).collect::<Vec<_>>());
         let layer_count = runs.first().map_or(0, |r| r.layers.len());
         let layers = (0..layer_count)
             .map(|i| {

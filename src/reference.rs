@@ -242,10 +242,19 @@ mod tests {
         let r = p("python");
         assert_eq!(r.to_string(), "docker.io/library/python:latest");
         assert_eq!(r.api_host(), "registry-1.docker.io");
-        assert_eq!(p("python:3.9-slim").to_string(), "docker.io/library/python:3.9-slim");
+        assert_eq!(
+            p("python:3.9-slim").to_string(),
+            "docker.io/library/python:3.9-slim"
+        );
         assert_eq!(p("user/app").to_string(), "docker.io/user/app:latest");
-        assert_eq!(p("index.docker.io/library/x").to_string(), "docker.io/library/x:latest");
-        assert_eq!(p("docker.io/python").to_string(), "docker.io/library/python:latest");
+        assert_eq!(
+            p("index.docker.io/library/x").to_string(),
+            "docker.io/library/x:latest"
+        );
+        assert_eq!(
+            p("docker.io/python").to_string(),
+            "docker.io/library/python:latest"
+        );
     }
 
     #[test]
@@ -257,7 +266,10 @@ mod tests {
         assert_eq!(r.manifest_reference(), D);
         assert!(r.is_loopback());
         let r = p("localhost:5000/app");
-        assert_eq!((r.registry.as_str(), r.tag.as_deref()), ("localhost:5000", Some("latest")));
+        assert_eq!(
+            (r.registry.as_str(), r.tag.as_deref()),
+            ("localhost:5000", Some("latest"))
+        );
         let r = p("localhost/app:v1");
         assert_eq!(r.registry, "localhost");
         assert!(!p("ghcr.io/o/r:1").is_loopback());

@@ -45,14 +45,17 @@ impl Stats {
         } else {
             0.0
         };
-        let q = |p: f64| hist.value_at_quantile(p) as f64 / MICROS;
+        let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        // Histogram buckets can round a quantile past the extremes; clamp it back.
+        let q = |p: f64| (hist.value_at_quantile(p) as f64 / MICROS).clamp(min, max);
         Stats {
             n,
-            min: samples.iter().copied().fold(f64::INFINITY, f64::min),
+            min,
             median: q(0.5),
             mean,
             p95: q(0.95),
-            max: samples.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            max,
             stddev: var.sqrt(),
         }
     }
@@ -84,6 +87,13 @@ mod tests {
         let s = Stats::of(&v);
         assert!(close(s.median, 0.50), "median {}", s.median);
         assert!(close(s.p95, 0.95), "p95 {}", s.p95);
+    }
+
+    #[test]
+    fn quantiles_never_leave_the_sample_range() {
+        let s = Stats::of(&[4.605, 5.620, 8.799]);
+        assert!(s.p95 <= s.max && s.median >= s.min, "{s:?}");
+        assert_eq!(s.max, 8.799);
     }
 
     #[test]

@@ -103,7 +103,12 @@ fn pulled_rootfs_equals_umoci_unpack_for_gzip_and_uncompressed() {
         assert!(ours.len() > 20, "{ours:?}");
         assert!(ours.contains_key("opt/app/new") && !ours.contains_key("opt/app/a"));
         assert!(!ours.contains_key("var/gone") && !ours.contains_key("var/gonedir"));
-        assert_eq!(ours, theirs, "pulltime vs umoci ({tag}):\n{}", common::diff(&ours, &theirs));
+        assert_eq!(
+            ours,
+            theirs,
+            "pulltime vs umoci ({tag}):\n{}",
+            common::diff(&ours, &theirs)
+        );
     }
 }
 
@@ -126,7 +131,9 @@ fn image_built_by_umoci_and_pushed_by_skopeo_pulls_like_umoci_unpacks_it() {
     std::fs::write(rootfs.join("app/data/nested/x"), "x").unwrap();
     std::fs::write(rootfs.join("app/cache"), "old").unwrap();
     std::os::unix::fs::symlink("main.py", rootfs.join("app/entry")).unwrap();
-    run(Command::new("umoci").args(["repack", "--image", &format!("{l}:v1")]).arg(&bundle));
+    run(Command::new("umoci")
+        .args(["repack", "--image", &format!("{l}:v1")])
+        .arg(&bundle));
     std::fs::remove_dir_all(&bundle).unwrap();
     umoci_unpack(&layout, "v1", &bundle);
     std::fs::remove_dir_all(rootfs.join("app/data/nested")).unwrap();
@@ -138,7 +145,9 @@ fn image_built_by_umoci_and_pushed_by_skopeo_pulls_like_umoci_unpacks_it() {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    run(Command::new("umoci").args(["repack", "--image", &format!("{l}:v1")]).arg(&bundle));
+    run(Command::new("umoci")
+        .args(["repack", "--image", &format!("{l}:v1")])
+        .arg(&bundle));
 
     let reference = reg.reference("umoci/app:v1");
     run(Command::new("skopeo")
@@ -163,7 +172,11 @@ fn image_built_by_umoci_and_pushed_by_skopeo_pulls_like_umoci_unpacks_it() {
     assert_eq!(ours, theirs, "{}", common::diff(&ours, &theirs));
     let record = pulltime::report::json::read_record(&json).unwrap();
     assert_eq!(record.image.layers.len(), 2);
-    assert!(record.runs[0].layers[1].whiteouts >= 2, "{:?}", record.runs[0].layers[1]);
+    assert!(
+        record.runs[0].layers[1].whiteouts >= 2,
+        "{:?}",
+        record.runs[0].layers[1]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -183,8 +196,11 @@ async fn oci_client_sees_the_same_digests() {
     let work = tempfile::tempdir().unwrap();
     let json = work.path().join("r.json");
     let mut cmd = pulltime(home.path());
-    cmd.args(["pull", &reference, "--quiet", "--json"]).arg(&json);
-    tokio::task::spawn_blocking(move || cmd.assert().success()).await.unwrap();
+    cmd.args(["pull", &reference, "--quiet", "--json"])
+        .arg(&json);
+    tokio::task::spawn_blocking(move || cmd.assert().success())
+        .await
+        .unwrap();
     let record = pulltime::report::json::read_record(&json).unwrap();
 
     let client = oci_client::Client::new(ClientConfig {
@@ -192,18 +208,36 @@ async fn oci_client_sees_the_same_digests() {
         ..Default::default()
     });
     let r: oci_client::Reference = reference.parse().unwrap();
-    let (manifest, digest) = client.pull_image_manifest(&r, &RegistryAuth::Anonymous).await.unwrap();
+    let (manifest, digest) = client
+        .pull_image_manifest(&r, &RegistryAuth::Anonymous)
+        .await
+        .unwrap();
     assert_eq!(record.image.manifest_digest, digest);
     assert_eq!(digest, image.manifest.digest);
     assert_eq!(record.image.config_digest, manifest.config.digest);
     let theirs: Vec<&str> = manifest.layers.iter().map(|l| l.digest.as_str()).collect();
-    let ours: Vec<&str> = record.image.layers.iter().map(|l| l.digest.as_str()).collect();
+    let ours: Vec<&str> = record
+        .image
+        .layers
+        .iter()
+        .map(|l| l.digest.as_str())
+        .collect();
     assert_eq!(ours, theirs);
     let sizes: Vec<u64> = manifest.layers.iter().map(|l| l.size as u64).collect();
-    let our_sizes: Vec<u64> = record.runs[0].layers.iter().map(|l| l.compressed_bytes).collect();
+    let our_sizes: Vec<u64> = record.runs[0]
+        .layers
+        .iter()
+        .map(|l| l.compressed_bytes)
+        .collect();
     assert_eq!(our_sizes, sizes);
     // And the blob oci-client downloads hashes to the digest both agree on.
     let mut blob = Vec::new();
-    client.pull_blob(&r, &manifest.layers[0], &mut blob).await.unwrap();
-    assert_eq!(pulltime::registry::manifest::sha256_digest(&blob), record.image.layers[0].digest);
+    client
+        .pull_blob(&r, &manifest.layers[0], &mut blob)
+        .await
+        .unwrap();
+    assert_eq!(
+        pulltime::registry::manifest::sha256_digest(&blob),
+        record.image.layers[0].digest
+    );
 }

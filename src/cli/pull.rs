@@ -85,6 +85,7 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
             mode: args.mode,
             max_concurrent_downloads: args.max_concurrent_downloads as usize,
             platform,
+            platform_explicit: args.platform.is_some(),
             client: ClientOptions {
                 scheme: Scheme::for_reference(&reference, args.plain_http),
                 credentials,

@@ -141,9 +141,18 @@ impl Applier<'_> {
         let Some((last, parent_comps)) = comps.split_last() else {
             return Ok(()); // the root directory itself: keep the root as it is
         };
+        if whiteout::is_aufs_meta(&comps[0]) {
+            return Ok(()); // aufs bookkeeping (`.wh..wh.plnk/...`), as docker skips it
+        }
         let parent = self.parent(parent_comps).map_err(unsafe_err)?;
         match whiteout::classify(last) {
             Whiteout::Meta => return Ok(()),
+            Whiteout::Invalid => {
+                return Err(LayerError::Unsafe {
+                    entry: name,
+                    reason: "whiteout that names no sibling ('.wh.', '.wh..' or '.wh...')".into(),
+                });
+            }
             Whiteout::Opaque => {
                 self.stats.whiteouts += 1;
                 self.parents.clear();
@@ -161,7 +170,8 @@ impl Applier<'_> {
             }
             Whiteout::None => {}
         }
-        self.make_parents(&parent).map_err(io_err(&name, "create parent directories"))?;
+        self.make_parents(&parent)
+            .map_err(io_err(&name, "create parent directories"))?;
         let rel = parent.join(last);
         let dest = self.root.join(&rel);
         let header = entry.header();
@@ -178,7 +188,8 @@ impl Applier<'_> {
                 self.stats.dirs += 1;
             }
             T::Regular | T::Continuous | T::GNUSparse => {
-                self.replace(&dest).map_err(io_err(&name, "replace existing"))?;
+                self.replace(&dest)
+                    .map_err(io_err(&name, "replace existing"))?;
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -210,19 +221,22 @@ impl Applier<'_> {
                         reason: "symlink without a target".into(),
                     })?
                     .into_owned();
-                self.replace(&dest).map_err(io_err(&name, "replace existing"))?;
+                self.replace(&dest)
+                    .map_err(io_err(&name, "replace existing"))?;
                 self.parents.clear();
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &dest)
                     .map_err(io_err(&name, "symlink"))?;
                 self.lchown(&dest, owner).map_err(io_err(&name, "chown"))?;
                 let t = FileTime::from_unix_time(mtime as i64, 0);
-                filetime::set_symlink_file_times(&dest, t, t).map_err(io_err(&name, "set mtime"))?;
+                filetime::set_symlink_file_times(&dest, t, t)
+                    .map_err(io_err(&name, "set mtime"))?;
                 self.stats.symlinks += 1;
             }
             T::Link => {
                 let target = self.hardlink_target(entry, &name)?;
                 if target != rel {
-                    self.replace(&dest).map_err(io_err(&name, "replace existing"))?;
+                    self.replace(&dest)
+                        .map_err(io_err(&name, "replace existing"))?;
                     fs::hard_link(self.root.join(&target), &dest)
                         .map_err(io_err(&name, "hard link"))?;
                 }
@@ -233,7 +247,8 @@ impl Applier<'_> {
                     self.stats.skipped_devices += 1;
                     return Ok(());
                 }
-                self.replace(&dest).map_err(io_err(&name, "replace existing"))?;
+                self.replace(&dest)
+                    .map_err(io_err(&name, "replace existing"))?;
                 let major = header.device_major().ok().flatten().unwrap_or(0);
                 let minor = header.device_minor().ok().flatten().unwrap_or(0);
                 let file_type = match kind {
@@ -342,8 +357,12 @@ impl Applier<'_> {
             .link_name_bytes()
             .ok_or_else(|| refuse("hard link without a target".into()))?
             .into_owned();
-        let comps = clean(&raw)
-            .map_err(|e| refuse(format!("hard link target {:?}: {e}", String::from_utf8_lossy(&raw))))?;
+        let comps = clean(&raw).map_err(|e| {
+            refuse(format!(
+                "hard link target {:?}: {e}",
+                String::from_utf8_lossy(&raw)
+            ))
+        })?;
         let (last, parents) = comps
             .split_last()
             .ok_or_else(|| refuse("hard link to the root directory".into()))?;
@@ -390,7 +409,9 @@ impl Applier<'_> {
         for (rel, mode, mtime) in dirs.into_iter().rev() {
             let name = rel.to_string_lossy().into_owned();
             let comps: Vec<OsString> = rel.iter().map(|c| c.to_os_string()).collect();
-            let Some((_, parents)) = comps.split_last() else { continue };
+            let Some((_, parents)) = comps.split_last() else {
+                continue;
+            };
             let still_there = resolve_in_root(self.root, parents)
                 .is_ok_and(|p| Some(p.as_path()) == rel.parent());
             let full = self.root.join(&rel);

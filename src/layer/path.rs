@@ -121,7 +121,10 @@ mod tests {
         let r = |v: &[&str]| resolve_in_root(root, &comps(v));
         assert_eq!(r(&["lib", "x"]).unwrap(), PathBuf::from("usr/lib/x"));
         // `..` in a target stops at the root instead of leaving it.
-        assert_eq!(r(&["usr", "up", "passwd"]).unwrap(), PathBuf::from("etc/passwd"));
+        assert_eq!(
+            r(&["usr", "up", "passwd"]).unwrap(),
+            PathBuf::from("etc/passwd")
+        );
         assert_eq!(r(&["rootlink", "tmp"]).unwrap(), PathBuf::from("tmp"));
         assert_eq!(r(&["loop1", "x"]), Err(PathError::SymlinkLoop));
         assert_eq!(r(&["new", "dir"]).unwrap(), PathBuf::from("new/dir"));

@@ -24,6 +24,9 @@ pub enum Whiteout<'a> {
     Opaque,
     /// Other `.wh..wh.` names (aufs metadata): ignored.
     Meta,
+    /// `.wh.`, `.wh..` or `.wh...`: names no sibling (the last would delete the
+    /// parent's parent); refused.
+    Invalid,
 }
 
 /// Classifies the last component of an entry path.
@@ -34,10 +37,20 @@ pub fn classify(name: &OsStr) -> Whiteout<'_> {
     } else if b.starts_with(b".wh..wh.") {
         Whiteout::Meta
     } else if let Some(rest) = b.strip_prefix(PREFIX) {
-        Whiteout::Delete(OsStr::from_bytes(rest))
+        match rest {
+            b"" | b"." | b".." => Whiteout::Invalid,
+            _ => Whiteout::Delete(OsStr::from_bytes(rest)),
+        }
     } else {
         Whiteout::None
     }
+}
+
+/// Whether a top-level name is aufs metadata (`.wh..wh.plnk`, `.wh..wh.aufs`),
+/// which is skipped with everything under it.
+pub fn is_aufs_meta(first_component: &OsStr) -> bool {
+    let b = first_component.as_bytes();
+    b.starts_with(b".wh..wh.") && b != OPAQUE
 }
 
 /// Removes whatever is at `root/rel` (a directory with its contents) without
@@ -81,11 +94,17 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(classify(OsStr::new(".wh.foo")), Whiteout::Delete(OsStr::new("foo")));
+        assert_eq!(
+            classify(OsStr::new(".wh.foo")),
+            Whiteout::Delete(OsStr::new("foo"))
+        );
         assert_eq!(classify(OsStr::new(".wh..wh..opq")), Whiteout::Opaque);
         assert_eq!(classify(OsStr::new(".wh..wh.plnk")), Whiteout::Meta);
         assert_eq!(classify(OsStr::new("wh.foo")), Whiteout::None);
         assert_eq!(classify(OsStr::new(".whfoo")), Whiteout::None);
+        assert_eq!(classify(OsStr::new(".wh...")), Whiteout::Invalid);
+        assert_eq!(classify(OsStr::new(".wh..")), Whiteout::Invalid);
+        assert_eq!(classify(OsStr::new(".wh.")), Whiteout::Invalid);
     }
 
     #[test]
@@ -97,8 +116,7 @@ mod tests {
             std::fs::write(root.join(p), p).unwrap();
         }
         std::fs::write(root.join("outside"), "keep").unwrap();
-        let written: HashSet<PathBuf> =
-            ["d/sub", "d/sub/new"].iter().map(PathBuf::from).collect();
+        let written: HashSet<PathBuf> = ["d/sub", "d/sub/new"].iter().map(PathBuf::from).collect();
         make_opaque(root, Path::new("d"), &written).unwrap();
         assert!(!root.join("d/lower").exists());
         assert!(!root.join("d/sub/lower").exists());

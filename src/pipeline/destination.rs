@@ -53,7 +53,10 @@ impl Destination {
             .prefix("pulltime-rootfs-")
             .tempdir_in(parent)
             .map_err(|source| PullError::Io {
-                what: format!("creating a temporary root filesystem in {}", parent.display()),
+                what: format!(
+                    "creating a temporary root filesystem in {}",
+                    parent.display()
+                ),
                 source,
             })?;
         Ok(Destination {
@@ -91,7 +94,10 @@ impl Destination {
     pub fn abandon(self) {
         // Best effort: report but do not mask the pull's own error.
         if let Err(e) = self.clear() {
-            tracing::warn!("could not clear {} after a failed pull: {e}", self.path.display());
+            tracing::warn!(
+                "could not clear {} after a failed pull: {e}",
+                self.path.display()
+            );
         }
         if self.created && self.temp.is_none() {
             let _ = std::fs::remove_dir(&self.path);
@@ -107,7 +113,12 @@ mod tests {
     fn refuses_non_empty_and_files_and_cleans_up() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("f"), "x").unwrap();
-        assert!(Destination::given(d.path()).unwrap_err().to_string().contains("not empty"));
+        assert!(
+            Destination::given(d.path())
+                .unwrap_err()
+                .to_string()
+                .contains("not empty")
+        );
         assert!(Destination::given(&d.path().join("f")).is_err());
         let new = d.path().join("new/root");
         let dest = Destination::given(&new).unwrap();
@@ -115,9 +126,15 @@ mod tests {
         std::os::unix::fs::symlink(d.path(), new.join("a/up")).unwrap();
         dest.clear().unwrap();
         assert!(new.exists() && std::fs::read_dir(&new).unwrap().next().is_none());
-        assert!(d.path().join("f").exists(), "clear must not follow symlinks");
+        assert!(
+            d.path().join("f").exists(),
+            "clear must not follow symlinks"
+        );
         std::fs::write(new.join("partial"), "x").unwrap();
         dest.abandon();
-        assert!(!new.exists(), "a destination pulltime created is removed on failure");
+        assert!(
+            !new.exists(),
+            "a destination pulltime created is removed on failure"
+        );
     }
 }

@@ -80,7 +80,10 @@ pub async fn download(
         bytes += chunk.len() as u64;
         if bytes > layer.size {
             return Err(RegistryError::DigestMismatch {
-                what: format!("layer {index} ({}): more bytes than the descriptor's size {}", layer.digest, layer.size),
+                what: format!(
+                    "layer {index} ({}): more bytes than the descriptor's size {}",
+                    layer.digest, layer.size
+                ),
                 expected: layer.digest.clone(),
                 actual: "(not computed: blob too long)".into(),
             });

@@ -17,8 +17,10 @@ use crate::layer::{ApplyOptions, LayerError, LayerStats};
 use crate::platform::Platform;
 use crate::record::{LayerRun, RunRecord};
 use crate::reference::Reference;
-use crate::registry::{ClientOptions, LayerDescriptor, RegistryClient, RegistryError, ResolvedImage, resolve};
 use crate::registry::transport::RunClock;
+use crate::registry::{
+    ClientOptions, LayerDescriptor, RegistryClient, RegistryError, ResolvedImage, resolve,
+};
 use crate::report::progress::Progress;
 use download::Downloaded;
 
@@ -50,6 +52,8 @@ pub struct PullOptions {
     pub max_concurrent_downloads: usize,
     /// Platform to pick from an index.
     pub platform: Platform,
+    /// The user named the platform: a single-platform image must match it too.
+    pub platform_explicit: bool,
     /// Transport and credentials.
     pub client: ClientOptions,
     /// Layer application.
@@ -149,11 +153,26 @@ pub async fn pull_once(
     run_label: &str,
 ) -> Result<PullOutcome, PullError> {
     let clock = RunClock::start();
-    let client = Arc::new(RegistryClient::new(reference, &options.client, clock.clone(), false)?);
+    let client = Arc::new(RegistryClient::new(
+        reference,
+        &options.client,
+        clock.clone(),
+        false,
+    )?);
     client.ping().await?;
-    let image = resolve(&client, reference.manifest_reference(), &options.platform).await?;
+    let image = resolve(
+        &client,
+        reference.manifest_reference(),
+        &options.platform,
+        options.platform_explicit,
+    )
+    .await?;
     let resolve_s = clock.offset(Instant::now());
-    let sizes: Vec<(String, u64)> = image.layers.iter().map(|l| (l.digest.clone(), l.size)).collect();
+    let sizes: Vec<(String, u64)> = image
+        .layers
+        .iter()
+        .map(|l| (l.digest.clone(), l.size))
+        .collect();
     let bars = progress.layer_bars(run_label, &sizes);
     let job = Job {
         client: client.clone(),
@@ -217,12 +236,19 @@ fn layer_run(
         download_s: download.as_secs_f64(),
         ttfb_s: d.ttfb.as_secs_f64(),
         redirect_s: d.redirect.as_secs_f64(),
-        throughput_bps: if transfer > 0.0 { d.bytes as f64 / transfer } else { 0.0 },
+        throughput_bps: if transfer > 0.0 {
+            d.bytes as f64 / transfer
+        } else {
+            0.0
+        },
         verify_s: (d.hash + x.verify).as_secs_f64(),
         decompress_s: x.decompress.as_secs_f64(),
         extract_s: x.extract.as_secs_f64(),
         stall_s: x.stall.as_secs_f64(),
-        queued_s: x.started.saturating_duration_since(d.finished).as_secs_f64(),
+        queued_s: x
+            .started
+            .saturating_duration_since(d.finished)
+            .as_secs_f64(),
     }
 }
 

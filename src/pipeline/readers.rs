@@ -68,7 +68,7 @@ impl<R> Hashing<R> {
     }
 
     /// Bytes seen so far.
-    pub fn bytes(&self) -> u64 {
+    pub fn byte_count(&self) -> u64 {
         self.bytes
     }
 
@@ -111,7 +111,7 @@ pub fn hash_all(mut r: impl Read) -> io::Result<(String, u64)> {
     let mut h = Hashing::new(&mut r, Busy::default());
     let mut buf = vec![0u8; INPUT_BUFFER];
     while h.read(&mut buf)? > 0 {}
-    Ok((h.digest(), Hashing::bytes(&h)))
+    Ok((h.digest(), h.byte_count()))
 }
 
 #[cfg(test)]
@@ -121,7 +121,9 @@ mod tests {
 
     #[test]
     fn decoders_round_trip_and_hash() {
-        let data: Vec<u8> = (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&data).unwrap();
         let gz = gz.finish().unwrap();
@@ -138,13 +140,16 @@ mod tests {
             h.read_to_end(&mut out).unwrap();
             assert_eq!(out, data, "{c:?}");
             assert_eq!(h.digest(), want);
-            assert_eq!(h.bytes(), data.len() as u64);
+            assert_eq!(h.byte_count(), data.len() as u64);
             assert!(busy.get() > Duration::ZERO);
         }
         // Two gzip members concatenated decode as one stream.
         let double = [gz.clone(), gz].concat();
         let mut out = Vec::new();
-        decoder(Compression::Gzip, &double[..]).unwrap().read_to_end(&mut out).unwrap();
+        decoder(Compression::Gzip, &double[..])
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out.len(), data.len() * 2);
         assert_eq!(hash_all(&data[..]).unwrap(), (want, data.len() as u64));
     }

@@ -61,6 +61,14 @@ impl Spool {
         self.cond.notify_all();
     }
 
+    /// Blocks until the download has ended (successfully or not).
+    pub fn wait_done(&self) {
+        let mut s = self.state.lock().expect("spool lock");
+        while !s.done {
+            s = self.cond.wait(s).expect("spool lock");
+        }
+    }
+
     /// Whether the download failed.
     pub fn failed(&self) -> bool {
         self.state.lock().expect("spool lock").failed
@@ -118,8 +126,14 @@ impl Read for SpoolReader<'_> {
             f.seek(SeekFrom::Start(self.pos))?;
             self.file = Some(f);
         }
-        let want = buf.len().min(usize::try_from(available).unwrap_or(usize::MAX));
-        let n = self.file.as_mut().expect("opened above").read(&mut buf[..want])?;
+        let want = buf
+            .len()
+            .min(usize::try_from(available).unwrap_or(usize::MAX));
+        let n = self
+            .file
+            .as_mut()
+            .expect("opened above")
+            .read(&mut buf[..want])?;
         self.pos += n as u64;
         Ok(n)
     }
@@ -151,7 +165,11 @@ mod tests {
         spool.reader(Busy::default()).read_to_end(&mut out).unwrap();
         writer.join().unwrap();
         assert_eq!(out.len(), 50_000);
-        assert!(out.chunks(1000).enumerate().all(|(i, c)| c.iter().all(|b| *b == i as u8)));
+        assert!(
+            out.chunks(1000)
+                .enumerate()
+                .all(|(i, c)| c.iter().all(|b| *b == i as u8))
+        );
 
         let failed = Spool::new(dir.path().join("b2"));
         failed.finish(false);

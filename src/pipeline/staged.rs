@@ -35,12 +35,21 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
     let cancel = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::with_capacity(n);
     for (i, layer) in layers.iter().enumerate() {
-        let permit = semaphore.clone().acquire_owned().await.expect("never closed");
+        let permit = semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
         if cancel.load(Ordering::Relaxed) {
             break;
         }
-        let (client, cancel, layer, bar, path) =
-            (client.clone(), cancel.clone(), layer.clone(), bars[i].clone(), blob_path(i));
+        let (client, cancel, layer, bar, path) = (
+            client.clone(),
+            cancel.clone(),
+            layer.clone(),
+            bars[i].clone(),
+            blob_path(i),
+        );
         handles.push(tokio::spawn(async move {
             let r = download(&client, i, &layer, Sink::File(&path), &cancel, &bar).await;
             if r.is_err() {
@@ -52,14 +61,22 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
     }
     let mut downloads: Vec<Result<Downloaded, RegistryError>> = Vec::with_capacity(n);
     for h in handles {
-        downloads.push(h.await.unwrap_or_else(|e| Err(RegistryError::Cancelled(e.to_string()))));
+        downloads.push(
+            h.await
+                .unwrap_or_else(|e| Err(RegistryError::Cancelled(e.to_string()))),
+        );
     }
     if downloads.iter().any(|d| d.is_err()) || downloads.len() < n {
         return pick_error(downloads, Ok(Vec::new()), n);
     }
     let extracted = {
-        let (layers, bars, root, apply, scratch): (Vec<_>, Vec<_>, PathBuf, ApplyOptions, PathBuf) =
-            (layers.to_vec(), bars.to_vec(), root.into(), apply.clone(), scratch.into());
+        let (layers, bars, root, apply, scratch): (Vec<_>, Vec<_>, PathBuf, ApplyOptions, PathBuf) = (
+            layers.to_vec(),
+            bars.to_vec(),
+            root.into(),
+            apply.clone(),
+            scratch.into(),
+        );
         tokio::task::spawn_blocking(move || {
             layers
                 .iter()
@@ -118,8 +135,8 @@ fn process_layer(
         io::copy(&mut BufReader::with_capacity(256 << 10, dec), &mut out)
             .map_err(|e| layer_err(LayerError::Read(e)))?;
     }
-    let decompress = t.elapsed();
     std::fs::remove_file(&blob).map_err(io("blob"))?;
+    let decompress = t.elapsed();
 
     let t = Instant::now();
     let (diff_id, uncompressed) =
@@ -128,10 +145,10 @@ fn process_layer(
     verify += t.elapsed();
 
     let t = Instant::now();
-    let stats = apply_layer(File::open(&tar).map_err(io("tar file"))?, root, apply)
-        .map_err(layer_err)?;
-    let extract = t.elapsed();
+    let stats =
+        apply_layer(File::open(&tar).map_err(io("tar file"))?, root, apply).map_err(layer_err)?;
     std::fs::remove_file(&tar).map_err(io("tar file"))?;
+    let extract = t.elapsed();
     Ok(Extracted {
         started,
         finished: Instant::now(),

@@ -38,8 +38,12 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
     );
     let cancel = Arc::new(AtomicBool::new(false));
     let extraction = {
-        let (layers, spools, cancel, bars) =
-            (layers.to_vec(), spools.clone(), cancel.clone(), bars.to_vec());
+        let (layers, spools, cancel, bars) = (
+            layers.to_vec(),
+            spools.clone(),
+            cancel.clone(),
+            bars.to_vec(),
+        );
         let (root, apply): (PathBuf, ApplyOptions) = (root.to_path_buf(), apply.clone());
         tokio::task::spawn_blocking(move || {
             let r = extract_in_order(&layers, &spools, &root, &apply, &cancel, &bars);
@@ -83,7 +87,10 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
     }
     let mut downloads: Vec<Result<Downloaded, RegistryError>> = Vec::with_capacity(n);
     for h in handles {
-        downloads.push(h.await.unwrap_or_else(|e| Err(RegistryError::Cancelled(e.to_string()))));
+        downloads.push(
+            h.await
+                .unwrap_or_else(|e| Err(RegistryError::Cancelled(e.to_string()))),
+        );
     }
     let extracted = extraction
         .await
@@ -107,16 +114,25 @@ fn extract_in_order(
             )));
         }
         let started = Instant::now();
-        let (input, decoded, hashed, stall) =
-            (Busy::default(), Busy::default(), Busy::default(), Busy::default());
+        let (input, decoded, hashed, stall) = (
+            Busy::default(),
+            Busy::default(),
+            Busy::default(),
+            Busy::default(),
+        );
         bars[i].extracting();
         let result = (|| {
             let source = Timed::new(spools[i].reader(stall.clone()), input.clone());
             let dec = decoder(layer.compression, source).map_err(crate::layer::LayerError::Read)?;
             let mut tar = Hashing::new(Timed::new(dec, decoded.clone()), hashed.clone());
             let stats = apply_layer(&mut tar, root, apply)?;
-            Ok::<_, crate::layer::LayerError>((stats, tar.digest(), tar.bytes()))
+            Ok::<_, crate::layer::LayerError>((stats, tar.digest(), tar.byte_count()))
         })();
+        if let Err(crate::layer::LayerError::Read(_)) = &result {
+            // A corrupt stream is often a corrupt download: let the download finish
+            // so its digest check, the actionable error, is what gets reported.
+            spools[i].wait_done();
+        }
         let (stats, diff_id, uncompressed) = result.map_err(|source| PullError::Layer {
             index: i,
             digest: layer.digest.clone(),

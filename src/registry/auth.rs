@@ -227,7 +227,9 @@ pub fn docker_config_credentials(
             };
             let decoded = BASE64.decode(auth.trim()).map_err(|_| bad())?;
             let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-            return Credentials::from_user_arg(&decoded).map(Some).map_err(|_| bad());
+            return Credentials::from_user_arg(&decoded)
+                .map(Some)
+                .map_err(|_| bad());
         }
         if let (Some(u), Some(p)) = (
             entry.get("username").and_then(|v| v.as_str()),
@@ -303,9 +305,16 @@ mod tests {
 
     #[test]
     fn basic_and_unknown_and_broken() {
-        assert_eq!(parse_challenge(r#"Basic realm="r""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="r""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Negotiate abc"), None);
-        assert_eq!(parse_challenge("Bearer service=x"), None, "realm is required");
+        assert_eq!(
+            parse_challenge("Bearer service=x"),
+            None,
+            "realm is required"
+        );
         assert_eq!(parse_challenge(""), None);
         assert_eq!(parse_challenge("Bearer realm"), None);
     }
@@ -340,15 +349,32 @@ mod tests {
             ),
         )
         .unwrap();
-        let hub = docker_config_credentials(&path, "docker.io").unwrap().unwrap();
-        assert_eq!((hub.username.as_str(), hub.password.expose()), ("hub", "secret"));
-        let local = docker_config_credentials(&path, "127.0.0.1:5000").unwrap().unwrap();
+        let hub = docker_config_credentials(&path, "docker.io")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (hub.username.as_str(), hub.password.expose()),
+            ("hub", "secret")
+        );
+        let local = docker_config_credentials(&path, "127.0.0.1:5000")
+            .unwrap()
+            .unwrap();
         assert_eq!(local.username, "u");
-        assert!(docker_config_credentials(&path, "ghcr.io").unwrap().is_none());
+        assert!(
+            docker_config_credentials(&path, "ghcr.io")
+                .unwrap()
+                .is_none()
+        );
         let missing = dir.path().join("nope.json");
-        assert!(docker_config_credentials(&missing, "docker.io").unwrap().is_none());
+        assert!(
+            docker_config_credentials(&missing, "docker.io")
+                .unwrap()
+                .is_none()
+        );
         std::fs::write(&path, r#"{"auths":{"docker.io":{"auth":"!!!"}}}"#).unwrap();
-        let err = docker_config_credentials(&path, "docker.io").unwrap_err().to_string();
+        let err = docker_config_credentials(&path, "docker.io")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("base64"), "{err}");
     }
 }

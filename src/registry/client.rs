@@ -148,7 +148,9 @@ impl RegistryClient {
     pub async fn ping(&self) -> Result<(), RegistryError> {
         let url = self.url("v2/")?;
         let started = Instant::now();
-        let resp = self.raw(Method::GET, url.clone(), None, HeaderMap::new(), None).await?;
+        let resp = self
+            .raw(Method::GET, url.clone(), None, HeaderMap::new(), None)
+            .await?;
         let status = resp.status();
         self.log(&url, "ping", "GET", status.as_u16(), started);
         if status == StatusCode::UNAUTHORIZED {
@@ -189,7 +191,13 @@ impl RegistryClient {
             let auth = self.authorization().await?;
             let started = Instant::now();
             let resp = self
-                .raw(method.clone(), url.clone(), auth, headers.clone(), body.clone())
+                .raw(
+                    method.clone(),
+                    url.clone(),
+                    auth,
+                    headers.clone(),
+                    body.clone(),
+                )
                 .await?;
             let status = resp.status();
             let index = self.log(&url, kind, method.as_str(), status.as_u16(), started);
@@ -261,7 +269,9 @@ impl RegistryClient {
         let url = self.repo_url(&format!("manifests/{reference}"))?;
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, accept.parse().expect("static accept header"));
-        let (resp, index, _) = self.send(kind, Method::GET, url.clone(), headers, None).await?;
+        let (resp, index, _) = self
+            .send(kind, Method::GET, url.clone(), headers, None)
+            .await?;
         self.note_ratelimit(resp.headers());
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
@@ -283,14 +293,11 @@ impl RegistryClient {
 
     /// Starts a blob GET, following redirects (to a CDN) by hand without sending our
     /// credentials to the other host. The body is left for the caller to stream.
-    pub async fn open_blob(
-        &self,
-        kind: &str,
-        digest: &str,
-    ) -> Result<BlobResponse, RegistryError> {
+    pub async fn open_blob(&self, kind: &str, digest: &str) -> Result<BlobResponse, RegistryError> {
         let url = self.repo_url(&format!("blobs/{digest}"))?;
-        let (mut resp, mut index, started) =
-            self.send(kind, Method::GET, url.clone(), HeaderMap::new(), None).await?;
+        let (mut resp, mut index, started) = self
+            .send(kind, Method::GET, url.clone(), HeaderMap::new(), None)
+            .await?;
         let mut redirect = Duration::ZERO;
         for _ in 0..MAX_REDIRECTS {
             if !resp.status().is_redirection() {
@@ -305,12 +312,17 @@ impl RegistryClient {
                     reason: "no Location header".into(),
                 }
             })?;
-            let next = resp.url().join(&location).map_err(|e| RegistryError::Invalid {
-                what: format!("redirect for blob {digest}"),
-                reason: format!("bad Location: {e}"),
-            })?;
+            let next = resp
+                .url()
+                .join(&location)
+                .map_err(|e| RegistryError::Invalid {
+                    what: format!("redirect for blob {digest}"),
+                    reason: format!("bad Location: {e}"),
+                })?;
             let hop_start = Instant::now();
-            resp = self.raw(Method::GET, next.clone(), None, HeaderMap::new(), None).await?;
+            resp = self
+                .raw(Method::GET, next.clone(), None, HeaderMap::new(), None)
+                .await?;
             index = self.log(&next, "redirect", "GET", resp.status().as_u16(), hop_start);
         }
         let status = resp.status();
@@ -321,7 +333,9 @@ impl RegistryClient {
             });
         }
         if !status.is_success() {
-            return Err(self.status_error("GET", resp.url().clone().as_ref(), resp).await);
+            return Err(self
+                .status_error("GET", resp.url().clone().as_ref(), resp)
+                .await);
         }
         Ok(BlobResponse {
             ttfb: started.elapsed(),
@@ -378,7 +392,9 @@ impl RegistryClient {
         }
         let auth = self.credentials.as_ref().map(|c| c.basic_header());
         let started = Instant::now();
-        let resp = self.raw(Method::GET, url.clone(), auth, HeaderMap::new(), None).await?;
+        let resp = self
+            .raw(Method::GET, url.clone(), auth, HeaderMap::new(), None)
+            .await?;
         let status = resp.status();
         let index = self.log(&url, "token", "GET", status.as_u16(), started);
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -391,7 +407,9 @@ impl RegistryClient {
         if !status.is_success() {
             return Err(self.status_error("GET", url.as_str(), resp).await);
         }
-        let body = self.read_body(resp, index, "token response", 1 << 20).await?;
+        let body = self
+            .read_body(resp, index, "token response", 1 << 20)
+            .await?;
         #[derive(serde::Deserialize)]
         struct TokenResponse {
             token: Option<String>,
@@ -467,6 +485,15 @@ impl RegistryClient {
     }
 
     fn log(&self, url: &Url, kind: &str, method: &str, status: u16, started: Instant) -> usize {
+        // Never log headers: they carry tokens and credentials.
+        tracing::debug!(
+            kind,
+            method,
+            url = %strip_query(url),
+            status,
+            ttfb_ms = started.elapsed().as_secs_f64() * 1e3,
+            "request"
+        );
         self.clock.log_request(RequestRecord {
             kind: kind.into(),
             method: method.into(),
@@ -570,7 +597,10 @@ async fn error_code(resp: Response) -> Option<String> {
 }
 
 async fn error_detail(resp: Response) -> String {
-    match error_envelope(resp).await.and_then(|e| e.errors.into_iter().next()) {
+    match error_envelope(resp)
+        .await
+        .and_then(|e| e.errors.into_iter().next())
+    {
         Some(ErrorItem { code, message }) => {
             let parts: Vec<String> = [code, message].into_iter().flatten().collect();
             if parts.is_empty() {

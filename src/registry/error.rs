@@ -4,7 +4,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// No TCP/TLS connection or no response.
-    #[error("registry unreachable at {url}: {reason} (is the address right and the registry running? use --plain-http for a non-loopback registry without TLS)")]
+    #[error(
+        "registry unreachable at {url}: {reason} (is the address right and the registry running? use --plain-http for a non-loopback registry without TLS)"
+    )]
     Unreachable {
         /// What was requested (no query string).
         url: String,
@@ -12,7 +14,9 @@ pub enum RegistryError {
         reason: String,
     },
     /// 404 for a manifest.
-    #[error("image not found: {reference} (the registry answered {code} for manifest {manifest}; check the repository name and tag)")]
+    #[error(
+        "image not found: {reference} (the registry answered {code} for manifest {manifest}; check the repository name and tag)"
+    )]
     ManifestUnknown {
         /// The normalised reference.
         reference: String,
@@ -22,7 +26,9 @@ pub enum RegistryError {
         code: String,
     },
     /// 404 for a blob.
-    #[error("blob {digest} not found in {repository} (the registry lists it in the manifest but does not serve it)")]
+    #[error(
+        "blob {digest} not found in {repository} (the registry lists it in the manifest but does not serve it)"
+    )]
     BlobUnknown {
         /// Repository.
         repository: String,
@@ -30,7 +36,9 @@ pub enum RegistryError {
         digest: String,
     },
     /// Credentials or token refused.
-    #[error("authentication refused by {host} ({status}{detail}); log in with --user USER:PASSWORD or ~/.docker/config.json, or check that the repository exists and is public")]
+    #[error(
+        "authentication refused by {host} ({status}{detail}); log in with --user USER:PASSWORD or ~/.docker/config.json, or check that the repository exists and is public"
+    )]
     AuthRefused {
         /// Host that refused.
         host: String,
@@ -70,7 +78,9 @@ pub enum RegistryError {
         what: String,
     },
     /// Index has no entry for the wanted platform.
-    #[error("no manifest for platform {wanted} in {reference}; available: {available} (choose one with --platform)")]
+    #[error(
+        "no manifest for platform {wanted} in {reference}; available: {available} (choose one with --platform)"
+    )]
     NoMatchingPlatform {
         /// Reference.
         reference: String,

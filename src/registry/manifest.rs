@@ -41,7 +41,9 @@ impl Compression {
             "application/vnd.oci.image.layer.v1.tar+gzip"
             | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
             | "application/vnd.docker.image.rootfs.diff.tar.gzip"
-            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Some(Compression::Gzip),
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
+                Some(Compression::Gzip)
+            }
             "application/vnd.oci.image.layer.v1.tar+zstd"
             | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
                 Some(Compression::Zstd)
@@ -87,13 +89,21 @@ pub struct ResolvedImage {
 }
 
 /// Resolves `reference` (tag or digest) to a platform manifest, its config and layers.
+/// An index is narrowed to `want`; a single-platform image is checked against `want`
+/// only when `strict` (the user named a platform), as docker does.
 pub async fn resolve(
     client: &RegistryClient,
     manifest_ref: &str,
     want: &Platform,
+    strict: bool,
 ) -> Result<ResolvedImage, RegistryError> {
     let (body, declared, header_digest) = client
-        .get_manifest("manifest", manifest_ref, ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES)
+        .get_manifest(
+            "manifest",
+            manifest_ref,
+            ACCEPT_MANIFESTS,
+            MAX_MANIFEST_BYTES,
+        )
         .await?;
     let digest = checked_digest("manifest", manifest_ref, header_digest.as_deref(), &body)?;
     let media_type = media_type_of(declared.as_deref(), &body)?;
@@ -104,12 +114,19 @@ pub async fn resolve(
             let (mbody, mdeclared, mheader) = client
                 .get_manifest("index", &entry_digest, ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES)
                 .await?;
-            checked_digest("platform manifest", &entry_digest, mheader.as_deref(), &mbody)?;
+            checked_digest(
+                "platform manifest",
+                &entry_digest,
+                mheader.as_deref(),
+                &mbody,
+            )?;
             let mt = media_type_of(mdeclared.as_deref(), &mbody)?;
             if mt != OCI_MANIFEST && mt != DOCKER_MANIFEST {
                 return Err(RegistryError::UnsupportedMediaType {
                     media_type: mt,
-                    what: format!("platform manifest {entry_digest} (nested indexes are not supported)"),
+                    what: format!(
+                        "platform manifest {entry_digest} (nested indexes are not supported)"
+                    ),
                 });
             }
             (entry_digest, mbody, name)
@@ -118,7 +135,9 @@ pub async fn resolve(
         other => {
             return Err(RegistryError::UnsupportedMediaType {
                 media_type: other.into(),
-                what: format!("manifest of {manifest_ref} (schema 1 and artifacts cannot be pulled)"),
+                what: format!(
+                    "manifest of {manifest_ref} (schema 1 and artifacts cannot be pulled)"
+                ),
             });
         }
     };
@@ -126,6 +145,16 @@ pub async fn resolve(
     let config_digest = manifest.config().digest().to_string();
     let config_body = fetch_config(client, &config_digest).await?;
     let (diff_ids, config_platform) = parse_config(&config_body)?;
+    if strict && platform_name.is_empty() {
+        let have = Platform::parse(&config_platform).ok();
+        if platform::select(want, std::slice::from_ref(&have)).is_none() {
+            return Err(RegistryError::NoMatchingPlatform {
+                reference: client.repository().to_string(),
+                wanted: want.to_string(),
+                available: config_platform,
+            });
+        }
+    }
     let descriptors = manifest.layers();
     if descriptors.len() != diff_ids.len() {
         return Err(RegistryError::Invalid {
@@ -168,10 +197,18 @@ pub async fn resolve(
     })
 }
 
-async fn fetch_config(client: &RegistryClient, digest: &str) -> Result<bytes::Bytes, RegistryError> {
+async fn fetch_config(
+    client: &RegistryClient,
+    digest: &str,
+) -> Result<bytes::Bytes, RegistryError> {
     let blob = client.open_blob("config", digest).await?;
     let body = client
-        .read_body(blob.response, blob.log_index, "image config", MAX_MANIFEST_BYTES)
+        .read_body(
+            blob.response,
+            blob.log_index,
+            "image config",
+            MAX_MANIFEST_BYTES,
+        )
         .await?;
     let actual = sha256_digest(&body);
     if actual != digest {
@@ -194,7 +231,13 @@ fn parse_config(body: &[u8]) -> Result<(Vec<String>, String), RegistryError> {
         serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
     let rootfs: RootFs = serde_json::from_value(value.get("rootfs").cloned().unwrap_or_default())
         .map_err(|e| invalid(format!("rootfs: {e}")))?;
-    let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let field = |k: &str| {
+        value
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
     let mut platform = format!("{}/{}", field("os"), field("architecture"));
     if !field("variant").is_empty() {
         platform = format!("{platform}/{}", field("variant"));
@@ -220,7 +263,10 @@ fn pick_platform(
         .collect();
     match platform::select(want, &entries) {
         Some(i) => {
-            let name = entries[i].as_ref().map(|p| p.to_string()).unwrap_or_default();
+            let name = entries[i]
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
             Ok((index.manifests()[i].digest().to_string(), name))
         }
         None => Err(RegistryError::NoMatchingPlatform {
@@ -284,14 +330,12 @@ fn checked_digest(
             actual,
         });
     }
-    if let Some(h) = header.filter(|h| h.starts_with("sha256:")) {
-        if h != actual {
-            return Err(RegistryError::DigestMismatch {
-                what: format!("{what} (Docker-Content-Digest header)"),
-                expected: h.into(),
-                actual,
-            });
-        }
+    if let Some(h) = header.filter(|h| h.starts_with("sha256:") && *h != actual) {
+        return Err(RegistryError::DigestMismatch {
+            what: format!("{what} (Docker-Content-Digest header)"),
+            expected: h.into(),
+            actual,
+        });
     }
     Ok(actual)
 }
@@ -319,22 +363,34 @@ mod tests {
             Compression::of_media_type("application/vnd.oci.image.layer.v1.tar"),
             Some(Compression::None)
         );
-        assert_eq!(Compression::of_media_type("application/vnd.in-toto+json"), None);
+        assert_eq!(
+            Compression::of_media_type("application/vnd.in-toto+json"),
+            None
+        );
     }
 
     #[test]
     fn media_type_from_header_or_body() {
         assert_eq!(
-            media_type_of(Some("application/vnd.oci.image.index.v1+json; charset=utf-8"), b"{}")
-                .unwrap(),
+            media_type_of(
+                Some("application/vnd.oci.image.index.v1+json; charset=utf-8"),
+                b"{}"
+            )
+            .unwrap(),
             OCI_INDEX
         );
         assert_eq!(
             media_type_of(Some("application/json"), br#"{"mediaType":"x"}"#).unwrap(),
             "x"
         );
-        assert_eq!(media_type_of(None, br#"{"manifests":[]}"#).unwrap(), OCI_INDEX);
-        assert_eq!(media_type_of(None, br#"{"layers":[]}"#).unwrap(), OCI_MANIFEST);
+        assert_eq!(
+            media_type_of(None, br#"{"manifests":[]}"#).unwrap(),
+            OCI_INDEX
+        );
+        assert_eq!(
+            media_type_of(None, br#"{"layers":[]}"#).unwrap(),
+            OCI_MANIFEST
+        );
     }
 
     #[test]

@@ -17,34 +17,61 @@ pub async fn push_image(
     for blob in image.layers.iter().chain(std::iter::once(&image.config)) {
         push_blob(client, blob).await?;
     }
+    push_manifest(client, &image.manifest, tag).await
+}
+
+/// PUTs a manifest or index under `tag` (or its digest); returns its digest. The
+/// blobs it refers to must already be in the repository.
+pub async fn push_manifest(
+    client: &RegistryClient,
+    manifest: &Blob,
+    tag: &str,
+) -> Result<String, RegistryError> {
     let url = client.repo_url(&format!("manifests/{tag}"))?;
     let mut headers = HeaderMap::new();
     headers.insert(
         CONTENT_TYPE,
-        image.manifest.media_type.parse().map_err(|_| RegistryError::Invalid {
-            what: "manifest media type".into(),
-            reason: image.manifest.media_type.clone(),
-        })?,
+        manifest
+            .media_type
+            .parse()
+            .map_err(|_| RegistryError::Invalid {
+                what: "manifest media type".into(),
+                reason: manifest.media_type.clone(),
+            })?,
     );
     let (resp, _, _) = client
-        .send("push-manifest", Method::PUT, url.clone(), headers, Some(image.manifest.data.clone()))
+        .send(
+            "push-manifest",
+            Method::PUT,
+            url.clone(),
+            headers,
+            Some(manifest.data.clone()),
+        )
         .await?;
-    if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
+    if !resp.status().is_success() {
         return Err(client.status_error("PUT", url.as_str(), resp).await);
     }
-    Ok(image.manifest.digest.clone())
+    Ok(manifest.digest.clone())
 }
 
 /// Uploads one blob unless the registry already has it.
 pub async fn push_blob(client: &RegistryClient, blob: &Blob) -> Result<(), RegistryError> {
     let head = client.repo_url(&format!("blobs/{}", blob.digest))?;
-    let (resp, _, _) = client.send("push-head", Method::HEAD, head, HeaderMap::new(), None).await?;
+    let (resp, _, _) = client
+        .send("push-head", Method::HEAD, head, HeaderMap::new(), None)
+        .await?;
     if resp.status().is_success() {
         return Ok(());
     }
     let start = client.repo_url("blobs/uploads/")?;
     let (resp, _, _) = client
-        .send("push-start", Method::POST, start.clone(), HeaderMap::new(), None)
+        .send(
+            "push-start",
+            Method::POST,
+            start.clone(),
+            HeaderMap::new(),
+            None,
+        )
         .await?;
     if resp.status() != StatusCode::ACCEPTED {
         return Err(client.status_error("POST", start.as_str(), resp).await);
@@ -57,15 +84,27 @@ pub async fn push_blob(client: &RegistryClient, blob: &Blob) -> Result<(), Regis
             what: "upload session".into(),
             reason: "202 without a Location header".into(),
         })?;
-    let mut url = resp.url().join(location).map_err(|e| RegistryError::Invalid {
-        what: "upload session".into(),
-        reason: format!("bad Location: {e}"),
-    })?;
+    let mut url = resp
+        .url()
+        .join(location)
+        .map_err(|e| RegistryError::Invalid {
+            what: "upload session".into(),
+            reason: format!("bad Location: {e}"),
+        })?;
     url.query_pairs_mut().append_pair("digest", &blob.digest);
     let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, "application/octet-stream".parse().expect("static"));
+    headers.insert(
+        CONTENT_TYPE,
+        "application/octet-stream".parse().expect("static"),
+    );
     let (resp, _, _) = client
-        .send("push-blob", Method::PUT, url.clone(), headers, Some(blob.data.clone()))
+        .send(
+            "push-blob",
+            Method::PUT,
+            url.clone(),
+            headers,
+            Some(blob.data.clone()),
+        )
         .await?;
     if resp.status() != StatusCode::CREATED {
         return Err(client.status_error("PUT", url.as_str(), resp).await);

@@ -63,7 +63,11 @@ impl RunClock {
 
     /// Connections logged so far, ordered by start time.
     pub fn connections(&self) -> Vec<ConnectionRecord> {
-        let mut v = self.connections.lock().expect("connection log lock").clone();
+        let mut v = self
+            .connections
+            .lock()
+            .expect("connection log lock")
+            .clone();
         v.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
         v
     }
@@ -133,7 +137,11 @@ where
                     start_s: clock.offset(started),
                     connect_s: started.elapsed().as_secs_f64(),
                 };
-                clock.connections.lock().expect("connection log lock").push(rec);
+                clock
+                    .connections
+                    .lock()
+                    .expect("connection log lock")
+                    .push(rec);
             }
             out
         })

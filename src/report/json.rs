@@ -39,7 +39,10 @@ pub fn write_record(record: &PullRecord, path: &Path) -> Result<(), RecordError>
     if path.as_os_str() == "-" {
         return std::io::stdout().write_all(&text).map_err(io);
     }
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
     tmp.write_all(&text).map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
@@ -56,10 +59,15 @@ pub fn read_record(path: &Path) -> Result<PullRecord, RecordError> {
         path: path.display().to_string(),
         reason,
     };
-    let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| invalid(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| invalid(e.to_string()))?;
     match value.get("schema_version").and_then(|v| v.as_u64()) {
         Some(v) if v == u64::from(SCHEMA_VERSION) => {}
-        Some(v) => return Err(invalid(format!("schema_version {v}, this build reads {SCHEMA_VERSION}"))),
+        Some(v) => {
+            return Err(invalid(format!(
+                "schema_version {v}, this build reads {SCHEMA_VERSION}"
+            )));
+        }
         None => return Err(invalid("no schema_version".into())),
     }
     serde_json::from_value(value).map_err(|e| invalid(e.to_string()))

@@ -33,7 +33,14 @@ pub fn pull_table(record: &PullRecord) -> String {
         let _ = writeln!(out, "per-layer times are medians over the runs");
     }
     let headers = [
-        "layer", "compressed", "uncompressed", "files", "download", "ttfb", "verify", "decompress",
+        "layer",
+        "compressed",
+        "uncompressed",
+        "files",
+        "download",
+        "ttfb",
+        "verify",
+        "decompress",
         "extract",
     ];
     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -73,7 +80,13 @@ pub fn pull_table(record: &PullRecord) -> String {
         secs(med(&s.decompress_s)),
         secs(med(&s.extract_s)),
     ]);
-    let share = |v: f64| if wall > 0.0 { format!("{:.0}%", 100.0 * v / wall) } else { "-".into() };
+    let share = |v: f64| {
+        if wall > 0.0 {
+            format!("{:.0}%", 100.0 * v / wall)
+        } else {
+            "-".into()
+        }
+    };
     rows.push(vec![
         "share of wall".into(),
         String::new(),
@@ -101,7 +114,11 @@ pub fn pull_table(record: &PullRecord) -> String {
         }
     );
     if let Some(rl) = &last.ratelimit {
-        let _ = writeln!(out, "rate limit: {} remaining of {}", rl.remaining, rl.limit);
+        let _ = writeln!(
+            out,
+            "rate limit: {} remaining of {}",
+            rl.remaining, rl.limit
+        );
     }
     if runs > 1 {
         out.push('\n');

@@ -21,6 +21,10 @@ use sha2::{Digest, Sha256};
 /// A `docker-registry serve` child process with its own storage, stopped on drop.
 pub struct Registry {
     child: Child,
+    /// A static file server playing the CDN that blob GETs are redirected to.
+    cdn: Option<Child>,
+    /// `127.0.0.1:PORT` of that CDN.
+    pub cdn_addr: Option<String>,
     /// `127.0.0.1:PORT`.
     pub addr: String,
     /// The registry's storage root (tests corrupt blobs in it on purpose).
@@ -42,6 +46,17 @@ impl Registry {
 
     /// Starts a registry, with htpasswd auth when given.
     pub fn start_with(auth: Option<Htpasswd<'_>>) -> Registry {
+        Self::start_full(auth, false)
+    }
+
+    /// Starts a registry whose blob GETs answer 307 to a second host, as Docker
+    /// Hub's do: distribution's `redirect` storage middleware pointing at a plain
+    /// static file server (`python3 -m http.server`) over the registry's storage.
+    pub fn start_with_cdn() -> Registry {
+        Self::start_full(None, true)
+    }
+
+    fn start_full(auth: Option<Htpasswd<'_>>, cdn: bool) -> Registry {
         let bin = which("docker-registry").expect(
             "docker-registry not found: install the Debian package (apt-get install -y docker-registry)",
         );
@@ -61,8 +76,15 @@ impl Registry {
             }
             None => String::new(),
         };
+        let cdn_addr = cdn.then(|| format!("127.0.0.1:{}", free_port()));
+        let redirect_cfg = match &cdn_addr {
+            Some(a) => format!(
+                "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: http://{a}/\n"
+            ),
+            None => String::new(),
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_cfg}",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_cfg}{redirect_cfg}",
             storage.display()
         );
         let cfg_path = dir.path().join("config.yml");
@@ -75,8 +97,21 @@ impl Registry {
             .stderr(log)
             .spawn()
             .unwrap();
+        let cdn = cdn_addr.as_ref().map(|a| {
+            std::fs::create_dir_all(&storage).unwrap();
+            Command::new("python3")
+                .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+                .arg(&storage)
+                .arg(a.rsplit(':').next().unwrap())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        });
         let reg = Registry {
             child,
+            cdn,
+            cdn_addr,
             addr,
             storage,
             _dir: dir,
@@ -87,13 +122,15 @@ impl Registry {
 
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let up = |a: &str| std::net::TcpStream::connect(a).is_ok();
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(&self.addr).is_ok() {
+            if up(&self.addr) && self.cdn_addr.as_deref().is_none_or(up) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let log = std::fs::read_to_string(self._dir.path().join("registry.log")).unwrap_or_default();
+        let log =
+            std::fs::read_to_string(self._dir.path().join("registry.log")).unwrap_or_default();
         panic!("docker-registry did not start on {}: {log}", self.addr);
     }
 
@@ -115,14 +152,20 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in std::iter::once(&mut self.child).chain(self.cdn.as_mut()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Full path of a program on PATH.
@@ -135,10 +178,42 @@ pub fn which(name: &str) -> Option<PathBuf> {
 }
 
 /// Pushes `image` to `reference` with pulltime's own push code.
-pub fn push(reference: &str, image: &BuiltImage, credentials: Option<pulltime::registry::auth::Credentials>) -> String {
+pub fn push(
+    reference: &str,
+    image: &BuiltImage,
+    credentials: Option<pulltime::registry::auth::Credentials>,
+) -> String {
+    with_push_client(reference, credentials, |client, tag| async move {
+        pulltime::registry::push::push_image(&client, image, &tag)
+            .await
+            .unwrap()
+    })
+}
+
+/// Pushes only a manifest or index (its blobs must be there already).
+pub fn push_manifest(reference: &str, manifest: &pulltime::image::Blob) -> String {
+    with_push_client(reference, None, |client, tag| async move {
+        pulltime::registry::push::push_manifest(&client, manifest, &tag)
+            .await
+            .unwrap()
+    })
+}
+
+fn with_push_client<'a, F, Fut>(
+    reference: &str,
+    credentials: Option<pulltime::registry::auth::Credentials>,
+    f: F,
+) -> String
+where
+    F: FnOnce(RegistryClient, String) -> Fut + 'a,
+    Fut: std::future::Future<Output = String> + 'a,
+{
     let r = Reference::parse(reference).unwrap();
     let tag = r.tag.clone().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let opts = ClientOptions {
             scheme: Scheme::Http,
@@ -147,7 +222,7 @@ pub fn push(reference: &str, image: &BuiltImage, credentials: Option<pulltime::r
         };
         let client = RegistryClient::new(&r, &opts, RunClock::start(), true).unwrap();
         client.ping().await.unwrap();
-        pulltime::registry::push::push_image(&client, image, &tag).await.unwrap()
+        f(client, tag).await
     })
 }
 
@@ -176,7 +251,9 @@ pub enum E {
 
 /// `n` bytes of deterministic content.
 pub fn content(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             x ^= x << 13;
@@ -193,10 +270,33 @@ pub fn layer(entries: &[E]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for e in entries {
         match e {
-            E::Dir(p, m) => raw(&mut b, p.as_bytes(), tar::EntryType::Directory, *m, b"", &[]),
-            E::File(p, m, data) => raw(&mut b, p.as_bytes(), tar::EntryType::Regular, *m, b"", data),
-            E::Symlink(p, t) => raw(&mut b, p.as_bytes(), tar::EntryType::Symlink, 0o777, t.as_bytes(), &[]),
-            E::Hardlink(p, t) => raw(&mut b, p.as_bytes(), tar::EntryType::Link, 0o644, t.as_bytes(), &[]),
+            E::Dir(p, m) => raw(
+                &mut b,
+                p.as_bytes(),
+                tar::EntryType::Directory,
+                *m,
+                b"",
+                &[],
+            ),
+            E::File(p, m, data) => {
+                raw(&mut b, p.as_bytes(), tar::EntryType::Regular, *m, b"", data)
+            }
+            E::Symlink(p, t) => raw(
+                &mut b,
+                p.as_bytes(),
+                tar::EntryType::Symlink,
+                0o777,
+                t.as_bytes(),
+                &[],
+            ),
+            E::Hardlink(p, t) => raw(
+                &mut b,
+                p.as_bytes(),
+                tar::EntryType::Link,
+                0o644,
+                t.as_bytes(),
+                &[],
+            ),
             E::Fifo(p) => raw(&mut b, p.as_bytes(), tar::EntryType::Fifo, 0o644, b"", &[]),
             E::CharDev(p, ma, mi) => {
                 let mut h = header(p.as_bytes(), tar::EntryType::Char, 0o600, b"", 0);
@@ -211,11 +311,25 @@ pub fn layer(entries: &[E]) -> Vec<u8> {
                     None => (String::new(), *p),
                 };
                 let name = format!("{dir}.wh.{name}");
-                raw(&mut b, name.as_bytes(), tar::EntryType::Regular, 0o644, b"", &[]);
+                raw(
+                    &mut b,
+                    name.as_bytes(),
+                    tar::EntryType::Regular,
+                    0o644,
+                    b"",
+                    &[],
+                );
             }
             E::Opaque(d) => {
                 let name = format!("{}/.wh..wh..opq", d.trim_end_matches('/'));
-                raw(&mut b, name.as_bytes(), tar::EntryType::Regular, 0o644, b"", &[]);
+                raw(
+                    &mut b,
+                    name.as_bytes(),
+                    tar::EntryType::Regular,
+                    0o644,
+                    b"",
+                    &[],
+                );
             }
         }
     }
@@ -224,7 +338,10 @@ pub fn layer(entries: &[E]) -> Vec<u8> {
 
 fn header(name: &[u8], kind: tar::EntryType, mode: u32, link: &[u8], size: u64) -> tar::Header {
     let mut h = tar::Header::new_ustar();
-    assert!(name.len() <= 100 && link.len() <= 100, "test names must fit a ustar header");
+    assert!(
+        name.len() <= 100 && link.len() <= 100,
+        "test names must fit a ustar header"
+    );
     h.as_old_mut().name[..name.len()].copy_from_slice(name);
     h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
     h.set_entry_type(kind);
@@ -237,7 +354,14 @@ fn header(name: &[u8], kind: tar::EntryType, mode: u32, link: &[u8], size: u64) 
     h
 }
 
-fn raw(b: &mut tar::Builder<Vec<u8>>, name: &[u8], kind: tar::EntryType, mode: u32, link: &[u8], data: &[u8]) {
+fn raw(
+    b: &mut tar::Builder<Vec<u8>>,
+    name: &[u8],
+    kind: tar::EntryType,
+    mode: u32,
+    link: &[u8],
+    data: &[u8],
+) {
     let h = header(name, kind, mode, link, data.len() as u64);
     b.append(&h, data).unwrap();
 }
@@ -245,10 +369,20 @@ fn raw(b: &mut tar::Builder<Vec<u8>>, name: &[u8], kind: tar::EntryType, mode: u
 /// What a test compares about a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
-    Dir { mode: u32 },
-    File { mode: u32, size: u64, sha256: String },
-    Symlink { target: String },
-    Fifo { mode: u32 },
+    Dir {
+        mode: u32,
+    },
+    File {
+        mode: u32,
+        size: u64,
+        sha256: String,
+    },
+    Symlink {
+        target: String,
+    },
+    Fifo {
+        mode: u32,
+    },
     Other,
 }
 
@@ -260,11 +394,18 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Node> {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let path = e.path();
-        let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let m = std::fs::symlink_metadata(&path).unwrap();
         let mode = m.permissions().mode() & 0o7777;
         let ft = m.file_type();
@@ -273,11 +414,17 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>) {
             Node::Dir { mode }
         } else if ft.is_symlink() {
             Node::Symlink {
-                target: std::fs::read_link(&path).unwrap().to_string_lossy().into_owned(),
+                target: std::fs::read_link(&path)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
             }
         } else if ft.is_file() {
             let mut data = Vec::new();
-            std::fs::File::open(&path).unwrap().read_to_end(&mut data).unwrap();
+            std::fs::File::open(&path)
+                .unwrap()
+                .read_to_end(&mut data)
+                .unwrap();
             Node::File {
                 mode,
                 size: m.size(),
@@ -313,7 +460,9 @@ pub fn diff(a: &BTreeMap<String, Node>, b: &BTreeMap<String, Node>) -> String {
 /// The pulltime binary, with a private HOME so no user config leaks in.
 pub fn pulltime(home: &Path) -> assert_cmd::Command {
     let mut c = assert_cmd::Command::cargo_bin("pulltime").unwrap();
-    c.env("HOME", home).env_remove("DOCKER_CONFIG").env_remove("PULLTIME_USER");
+    c.env("HOME", home)
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("PULLTIME_USER");
     c
 }
 
@@ -327,4 +476,33 @@ pub fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A layer of `files` files of `size` bytes in a few directories, deterministic.
+pub fn many_files_layer(seed: u64, files: usize, size: usize) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let dirs = 16;
+    for d in 0..dirs {
+        raw(
+            &mut b,
+            format!("data{seed}/d{d}/").as_bytes(),
+            tar::EntryType::Directory,
+            0o755,
+            b"",
+            &[],
+        );
+    }
+    for i in 0..files {
+        let name = format!("data{seed}/d{}/f{i}.txt", i % dirs);
+        let data = content(seed * 1_000_003 + i as u64, size);
+        raw(
+            &mut b,
+            name.as_bytes(),
+            tar::EntryType::Regular,
+            0o644,
+            b"",
+            &data,
+        );
+    }
+    b.into_inner().unwrap()
 }

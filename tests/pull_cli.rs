@@ -1,0 +1,530 @@
+//! The `pulltime pull` command end to end against the real distribution registry:
+//! the record, the table, statistics, staged timing, and every error a user can
+//! act on.
+
+mod common;
+
+use common::{E, Registry, layer, many_files_layer, pulltime};
+use predicates::prelude::*;
+use pulltime::registry::Compression;
+
+fn three_layer_image(
+    reg: &Registry,
+    name: &str,
+    compression: Compression,
+) -> pulltime::image::BuiltImage {
+    let layers = vec![
+        many_files_layer(1, 600, 2000),
+        many_files_layer(2, 300, 6000),
+        layer(&[
+            E::Dir("etc", 0o755),
+            E::File("etc/app.conf", 0o644, b"x=1\n".to_vec()),
+        ]),
+    ];
+    common::build_and_push(&reg.reference(name), &layers, compression)
+}
+
+#[test]
+fn record_table_and_statistics_over_runs() {
+    let reg = Registry::start();
+    let image = three_layer_image(&reg, "app:v1", Compression::Gzip);
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let json = work.path().join("out.json");
+    let reference = reg.reference("app:v1");
+    let out = pulltime(home.path())
+        .args(["pull", &reference, "--runs", "3", "--warmup", "1", "--json"])
+        .arg(&json)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let table = String::from_utf8(out).unwrap();
+    for l in &image.layers {
+        assert!(
+            table.contains(pulltime::report::short_digest(&l.digest)),
+            "{table}"
+        );
+    }
+    for word in [
+        "share of wall",
+        "phase",
+        "median",
+        "p95",
+        "stddev",
+        "decompress",
+        "extract",
+    ] {
+        assert!(table.contains(word), "missing {word:?} in:\n{table}");
+    }
+
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["simulated"], false);
+    assert_eq!(v["image"]["reference"], reference);
+    assert_eq!(v["image"]["manifest_digest"], image.manifest.digest);
+    let host = pulltime::platform::Platform::host();
+    assert_eq!(
+        v["image"]["platform"],
+        format!("{}/{}", host.os, host.architecture)
+    );
+    let layers = v["image"]["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3);
+    for (l, b) in layers.iter().zip(&image.layers) {
+        assert_eq!(l["digest"], b.digest);
+        assert_eq!(
+            l["media_type"],
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+        assert_eq!(l["compressed_bytes"], b.data.len() as u64);
+        assert!(
+            l["uncompressed_bytes"].as_u64().unwrap() > l["compressed_bytes"].as_u64().unwrap()
+        );
+    }
+    let settings = &v["settings"];
+    assert_eq!(settings["mode"], "streaming");
+    assert_eq!(settings["max_concurrent_downloads"], 3);
+    assert_eq!(settings["runs"], 3);
+    assert_eq!(settings["warmup"], 1);
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "warm-up runs are not counted");
+    for run in runs {
+        let wall = run["wall_s"].as_f64().unwrap();
+        let resolve = run["resolve_s"].as_f64().unwrap();
+        assert!(wall > 0.0 && resolve > 0.0 && resolve < wall);
+        let kinds: Vec<&str> = run["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "blob").count(),
+            3,
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.contains(&"ping") && kinds.contains(&"manifest") && kinds.contains(&"config")
+        );
+        assert!(
+            !run["connections"].as_array().unwrap().is_empty(),
+            "each run opens new connections"
+        );
+        for (i, l) in run["layers"].as_array().unwrap().iter().enumerate() {
+            for key in [
+                "start_s",
+                "end_s",
+                "download_s",
+                "ttfb_s",
+                "verify_s",
+                "decompress_s",
+                "extract_s",
+            ] {
+                assert!(l[key].as_f64().unwrap() >= 0.0, "{key} in {l}");
+            }
+            assert!(l["end_s"].as_f64().unwrap() <= wall + 1e-6);
+            assert!(l["start_s"].as_f64().unwrap() >= resolve - 1e-6);
+            assert!(l["download_s"].as_f64().unwrap() >= l["ttfb_s"].as_f64().unwrap());
+            assert_eq!(l["digest"], image.layers[i].digest);
+            assert_eq!(l["compressed_bytes"], image.layers[i].data.len() as u64);
+        }
+        let files: Vec<u64> = run["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["files"].as_u64().unwrap())
+            .collect();
+        assert_eq!(files, [600, 300, 1]);
+    }
+    let summary = &v["summary"];
+    for key in [
+        "wall_s",
+        "resolve_s",
+        "download_s",
+        "verify_s",
+        "decompress_s",
+        "extract_s",
+    ] {
+        let s = &summary[key];
+        assert_eq!(s["n"], 3, "{key}");
+        let (min, med, max) = (
+            s["min"].as_f64().unwrap(),
+            s["median"].as_f64().unwrap(),
+            s["max"].as_f64().unwrap(),
+        );
+        assert!(min <= med && med <= max, "{key}: {s}");
+        assert!(s["p95"].as_f64().unwrap() <= max && s["stddev"].as_f64().unwrap() >= 0.0);
+    }
+    assert_eq!(summary["layers"].as_array().unwrap().len(), 3);
+    // The walls in the summary are the runs' walls.
+    let walls: Vec<f64> = runs.iter().map(|r| r["wall_s"].as_f64().unwrap()).collect();
+    let max = walls.iter().cloned().fold(0.0, f64::max);
+    assert_eq!(summary["wall_s"]["max"].as_f64().unwrap(), max);
+}
+
+#[test]
+fn staged_phases_add_up_to_wall_time() {
+    let reg = Registry::start();
+    let layers = vec![
+        many_files_layer(3, 1500, 3000),
+        many_files_layer(4, 1500, 3000),
+        many_files_layer(5, 1000, 5000),
+    ];
+    let reference = reg.reference("staged:v1");
+    common::build_and_push(&reference, &layers, Compression::Gzip);
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let json = work.path().join("r.json");
+    pulltime(home.path())
+        .args([
+            "pull",
+            &reference,
+            "--mode",
+            "staged",
+            "--max-concurrent-downloads",
+            "1",
+            "--quiet",
+            "--json",
+        ])
+        .arg(&json)
+        .assert()
+        .success();
+    let record = pulltime::report::json::read_record(&json).unwrap();
+    let run = &record.runs[0];
+    let phases: f64 =
+        run.resolve_s + run.layer_sum(|l| l.download_s + l.verify_s + l.decompress_s + l.extract_s);
+    let gap = (run.wall_s - phases).abs() / run.wall_s;
+    assert!(
+        gap < 0.05,
+        "phases {phases:.4} s vs wall {:.4} s ({:.1}% apart)",
+        run.wall_s,
+        gap * 100.0
+    );
+    assert!(run.layer_sum(|l| l.extract_s) > 0.0 && run.layer_sum(|l| l.decompress_s) > 0.0);
+}
+
+#[test]
+fn staged_and_streaming_produce_the_same_tree() {
+    let reg = Registry::start();
+    let reference = reg.reference("modes:v1");
+    three_layer_image(&reg, "modes:v1", Compression::Zstd);
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut snaps = Vec::new();
+    for mode in ["streaming", "staged"] {
+        let dest = work.path().join(mode);
+        pulltime(home.path())
+            .args([
+                "pull",
+                &reference,
+                "--quiet",
+                "--mode",
+                mode,
+                "--max-concurrent-downloads",
+                "2",
+                "--dest",
+            ])
+            .arg(&dest)
+            .assert()
+            .success();
+        snaps.push(common::snapshot(&dest));
+    }
+    assert_eq!(snaps[0].len(), 600 + 300 + 16 * 2 + 2 + 2);
+    assert_eq!(snaps[0], snaps[1]);
+}
+
+#[test]
+fn unknown_tag_unknown_repo_and_unreachable_registry() {
+    let reg = Registry::start();
+    three_layer_image(&reg, "exists:v1", Compression::Gzip);
+    let home = tempfile::tempdir().unwrap();
+    pulltime(home.path())
+        .args(["pull", &reg.reference("exists:nope")])
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains("image not found")
+                .and(predicate::str::contains("MANIFEST_UNKNOWN")),
+        );
+    pulltime(home.path())
+        .args(["pull", &reg.reference("missing/repo:v1")])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("image not found"));
+    let port = common::free_port();
+    pulltime(home.path())
+        .args(["pull", &format!("127.0.0.1:{port}/x:y"), "--timeout", "5"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("registry unreachable"));
+    pulltime(home.path())
+        .args(["pull", "UPPER/Case"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("invalid image reference"));
+    pulltime(home.path())
+        .args([
+            "pull",
+            &reg.reference("exists:v1"),
+            "--platform",
+            "plan9/mips",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "no manifest for platform plan9/mips",
+        ));
+}
+
+#[test]
+fn corrupted_blob_is_a_digest_mismatch_naming_the_layer_and_leaves_no_tree() {
+    let reg = Registry::start();
+    let image = three_layer_image(&reg, "corrupt:v1", Compression::Gzip);
+    // Flip bytes in the middle of layer 1 inside the registry's own storage.
+    let data_path = reg.blob_data_path(&image.layers[1].digest);
+    let mut data = std::fs::read(&data_path).unwrap();
+    let mid = data.len() / 2;
+    for b in &mut data[mid..mid + 16] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&data_path, &data).unwrap();
+    let actual = pulltime::registry::manifest::sha256_digest(&data);
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    for mode in ["streaming", "staged"] {
+        let dest = work.path().join(format!("new-{mode}"));
+        pulltime(home.path())
+            .args([
+                "pull",
+                &reg.reference("corrupt:v1"),
+                "--mode",
+                mode,
+                "--dest",
+            ])
+            .arg(&dest)
+            .assert()
+            .failure()
+            .stderr(
+                predicate::str::contains(format!(
+                    "digest mismatch for layer 1 ({})",
+                    image.layers[1].digest
+                ))
+                .and(predicate::str::contains(format!(
+                    "expected {}",
+                    image.layers[1].digest
+                )))
+                .and(predicate::str::contains(format!("got {actual}"))),
+            );
+        assert!(
+            !dest.exists(),
+            "{mode}: a destination pulltime created is removed on failure"
+        );
+        // An existing empty destination is left empty.
+        let empty = work.path().join(format!("empty-{mode}"));
+        std::fs::create_dir(&empty).unwrap();
+        pulltime(home.path())
+            .args([
+                "pull",
+                &reg.reference("corrupt:v1"),
+                "--mode",
+                mode,
+                "--dest",
+            ])
+            .arg(&empty)
+            .assert()
+            .failure();
+        assert_eq!(
+            std::fs::read_dir(&empty).unwrap().count(),
+            0,
+            "{mode}: half-extracted tree left"
+        );
+    }
+}
+
+#[test]
+fn wrong_diff_id_in_config_is_reported() {
+    let reg = Registry::start();
+    let tar = layer(&[E::File("a", 0o644, b"a".to_vec())]);
+    let mut image = pulltime::image::build_image(
+        &[tar],
+        Compression::Gzip,
+        &pulltime::platform::Platform::host(),
+    )
+    .unwrap();
+    // Rebuild config and manifest with a diff_id that does not match the layer.
+    let mut config: serde_json::Value = serde_json::from_slice(&image.config.data).unwrap();
+    let wrong = pulltime::registry::manifest::sha256_digest(b"not the layer");
+    config["rootfs"]["diff_ids"][0] = serde_json::json!(wrong);
+    image.config = pulltime::image::Blob::new(
+        &image.config.media_type,
+        serde_json::to_vec(&config).unwrap(),
+    );
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": pulltime::registry::manifest::OCI_MANIFEST,
+        "config": image.config.descriptor(),
+        "layers": [image.layers[0].descriptor()],
+    });
+    image.manifest = pulltime::image::Blob::new(
+        pulltime::registry::manifest::OCI_MANIFEST,
+        serde_json::to_vec(&manifest).unwrap(),
+    );
+    common::push(&reg.reference("diffid:v1"), &image, None);
+    let home = tempfile::tempdir().unwrap();
+    pulltime(home.path())
+        .args(["pull", &reg.reference("diffid:v1")])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("rootfs.diff_ids").and(predicate::str::contains(wrong)));
+}
+
+#[test]
+fn unsupported_layer_media_type_is_named() {
+    let reg = Registry::start();
+    let tar = layer(&[E::File("a", 0o644, b"a".to_vec())]);
+    let mut image = pulltime::image::build_image(
+        &[tar],
+        Compression::None,
+        &pulltime::platform::Platform::host(),
+    )
+    .unwrap();
+    image.layers[0].media_type = "application/vnd.example.layer.v1+lz4".into();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": pulltime::registry::manifest::OCI_MANIFEST,
+        "config": image.config.descriptor(),
+        "layers": [image.layers[0].descriptor()],
+    });
+    image.manifest = pulltime::image::Blob::new(
+        pulltime::registry::manifest::OCI_MANIFEST,
+        serde_json::to_vec(&manifest).unwrap(),
+    );
+    common::push(&reg.reference("lz4:v1"), &image, None);
+    let home = tempfile::tempdir().unwrap();
+    pulltime(home.path())
+        .args(["pull", &reg.reference("lz4:v1")])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "unsupported media type \"application/vnd.example.layer.v1+lz4\"",
+        ));
+}
+
+#[test]
+fn unsafe_entry_from_a_registry_is_refused_by_name_and_nothing_escapes() {
+    let reg = Registry::start();
+    let tar = layer(&[
+        E::Dir("ok", 0o755),
+        E::File("ok/file", 0o644, b"fine".to_vec()),
+        E::File("../../escaped", 0o644, b"pwned".to_vec()),
+    ]);
+    common::build_and_push(&reg.reference("evil:v1"), &[tar], Compression::Gzip);
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dest = work.path().join("a/b/rootfs");
+    pulltime(home.path())
+        .args(["pull", &reg.reference("evil:v1"), "--dest"])
+        .arg(&dest)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "unsafe tar entry \"../../escaped\"",
+        ));
+    assert!(!dest.exists());
+    assert!(!work.path().join("escaped").exists() && !work.path().join("a/escaped").exists());
+}
+
+#[test]
+fn destination_must_be_empty_and_is_kept_after_success() {
+    let reg = Registry::start();
+    three_layer_image(&reg, "keep:v1", Compression::Gzip);
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("mine"), "user data").unwrap();
+    pulltime(home.path())
+        .args(["pull", &reg.reference("keep:v1"), "--dest"])
+        .arg(work.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("not empty"));
+    assert_eq!(
+        std::fs::read(work.path().join("mine")).unwrap(),
+        b"user data"
+    );
+    let dest = work.path().join("rootfs");
+    pulltime(home.path())
+        .args([
+            "pull",
+            &reg.reference("keep:v1"),
+            "--runs",
+            "2",
+            "--quiet",
+            "--dest",
+        ])
+        .arg(&dest)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(dest.join("etc/app.conf")).unwrap(), b"x=1\n");
+}
+
+#[test]
+fn json_to_stdout_is_the_record_and_the_table_goes_to_stderr() {
+    let reg = Registry::start();
+    three_layer_image(&reg, "stdout:v1", Compression::None);
+    let home = tempfile::tempdir().unwrap();
+    let out = pulltime(home.path())
+        .args(["pull", &reg.reference("stdout:v1"), "--json", "-"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("share of wall"))
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value =
+        serde_json::from_slice(&out).expect("stdout is exactly one JSON record");
+    assert_eq!(v["runs"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn blob_redirects_to_another_host_are_followed_and_timed() {
+    let reg = Registry::start_with_cdn();
+    let image = three_layer_image(&reg, "cdn:v1", Compression::Gzip);
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let json = work.path().join("r.json");
+    let dest = work.path().join("rootfs");
+    pulltime(home.path())
+        .args(["pull", &reg.reference("cdn:v1"), "--quiet", "--json"])
+        .arg(&json)
+        .arg("--dest")
+        .arg(&dest)
+        .assert()
+        .success();
+    let record = pulltime::report::json::read_record(&json).unwrap();
+    let run = &record.runs[0];
+    let cdn = reg.cdn_addr.as_deref().unwrap();
+    let hops: Vec<_> = run
+        .requests
+        .iter()
+        .filter(|r| r.kind == "redirect")
+        .collect();
+    // Three layers and the config blob are all redirected.
+    assert_eq!(hops.len(), 4, "{:?}", run.requests);
+    assert!(hops.iter().all(|r| r.host == cdn && r.status == 200));
+    let first: Vec<_> = run.requests.iter().filter(|r| r.kind == "blob").collect();
+    assert!(
+        first.iter().all(|r| r.status == 307 && r.host == reg.addr),
+        "{first:?}"
+    );
+    for (l, b) in run.layers.iter().zip(&image.layers) {
+        assert!(l.redirect_s > 0.0 && l.redirect_s < l.ttfb_s, "{l:?}");
+        assert_eq!(l.compressed_bytes, b.data.len() as u64);
+    }
+    assert!(
+        run.connections.iter().any(|c| c.target.ends_with(cdn)),
+        "{:?}",
+        run.connections
+    );
+    assert_eq!(std::fs::read(dest.join("etc/app.conf")).unwrap(), b"x=1\n");
+}
