@@ -11,10 +11,12 @@
 pub mod image;
 pub mod layer;
 pub mod measure;
+pub mod network;
 pub mod pipeline;
 pub mod platform;
 pub mod record;
 pub mod reference;
 pub mod registry;
 pub mod report;
+pub mod server;
 pub mod stats;

@@ -166,7 +166,9 @@ fn validate_registry(registry: &str) -> Result<(), String> {
     }
 }
 
-fn validate_repository(repo: &str) -> Result<(), String> {
+/// Checks a repository path against the distribution grammar (lower-case
+/// components of `[a-z0-9._-]` separated by `/`, no empty or `..` components).
+pub fn validate_repository(repo: &str) -> Result<(), String> {
     if repo.len() > 255 {
         return Err("repository name is longer than 255 characters".into());
     }

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand.
 
 mod pull;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Pull an image natively and time every layer and phase.
     Pull(pull::PullArgs),
+    /// Run an embedded OCI registry with network shaping and Docker Hub emulation.
+    Serve(serve::ServeArgs),
 }
 
 /// Runs the parsed command line.
@@ -28,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.verbose);
     match cli.command {
         Command::Pull(args) => pull::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

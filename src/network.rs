@@ -1,0 +1,248 @@
+//! Network profiles (`profiles/network/*.toml`): bandwidth per connection and per
+//! link, round-trip time per request and per new connection, jitter. `pulltime
+//! serve` shapes its responses with them; the simulator reads the same files.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The profiles shipped with pulltime, embedded so the binary needs no files.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("loopback", include_str!("../profiles/network/loopback.toml")),
+    ("lan-1g", include_str!("../profiles/network/lan-1g.toml")),
+    ("datacenter-10g", include_str!("../profiles/network/datacenter-10g.toml")),
+    ("dockerhub-100m", include_str!("../profiles/network/dockerhub-100m.toml")),
+    ("home-50m", include_str!("../profiles/network/home-50m.toml")),
+    ("edge-20m", include_str!("../profiles/network/edge-20m.toml")),
+    ("mobile-10m", include_str!("../profiles/network/mobile-10m.toml")),
+];
+
+/// A network between a client and a registry (or its CDN).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkProfile {
+    /// Short name.
+    pub name: String,
+    /// What it models.
+    #[serde(default)]
+    pub description: String,
+    /// Where the numbers come from.
+    #[serde(default)]
+    pub source: String,
+    /// Round-trip time added to every request (milliseconds).
+    #[serde(default)]
+    pub rtt_ms: f64,
+    /// Uniform jitter, plus or minus, on each added delay (milliseconds).
+    #[serde(default)]
+    pub jitter_ms: f64,
+    /// Extra round trips for a new connection (TCP handshake 1, TLS 1.3 one more).
+    #[serde(default)]
+    pub connect_rtts: f64,
+    /// Bandwidth of one connection, e.g. `"100Mbit"`; absent = unlimited.
+    #[serde(default, with = "bandwidth_opt")]
+    pub connection_bandwidth: Option<f64>,
+    /// Bandwidth of the whole link, shared by all connections; absent = unlimited.
+    #[serde(default, with = "bandwidth_opt")]
+    pub link_bandwidth: Option<f64>,
+    /// The CDN that Docker Hub emulation redirects blobs to; absent = same as above.
+    #[serde(default)]
+    pub cdn: Option<Box<NetworkProfile>>,
+}
+
+/// A profile could not be found or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// Neither a built-in name nor a readable file.
+    #[error("unknown network profile {0:?}: use one of {1} or a path to a TOML file")]
+    Unknown(String, String),
+    /// The file exists but is not a valid profile.
+    #[error("network profile {path}: {reason}")]
+    Invalid {
+        /// File or built-in name.
+        path: String,
+        /// Parse error.
+        reason: String,
+    },
+}
+
+impl NetworkProfile {
+    /// No shaping at all.
+    pub fn unshaped() -> Self {
+        NetworkProfile::parse("loopback", BUILTIN[0].1).expect("built-in profile parses")
+    }
+
+    /// A built-in name (`dockerhub-100m`) or a path to a TOML file.
+    pub fn load(name_or_path: &str) -> Result<Self, ProfileError> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Self::parse(name_or_path, text);
+        }
+        let path = PathBuf::from(name_or_path);
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).map_err(|e| ProfileError::Invalid {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            return Self::parse(&path.display().to_string(), &text);
+        }
+        Err(ProfileError::Unknown(
+            name_or_path.into(),
+            BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+        ))
+    }
+
+    /// Parses TOML text.
+    pub fn parse(origin: &str, text: &str) -> Result<Self, ProfileError> {
+        let p: NetworkProfile = toml::from_str(text).map_err(|e| ProfileError::Invalid {
+            path: origin.into(),
+            reason: e.to_string(),
+        })?;
+        p.validate().map_err(|reason| ProfileError::Invalid {
+            path: origin.into(),
+            reason,
+        })?;
+        Ok(p)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let finite = |v: f64, what: &str| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{what} must be a non-negative number"))
+            }
+        };
+        finite(self.rtt_ms, "rtt_ms")?;
+        finite(self.jitter_ms, "jitter_ms")?;
+        finite(self.connect_rtts, "connect_rtts")?;
+        if self.jitter_ms > self.rtt_ms {
+            return Err("jitter_ms must not exceed rtt_ms".into());
+        }
+        if let Some(cdn) = &self.cdn {
+            cdn.validate()?;
+        }
+        Ok(())
+    }
+
+    /// The profile the CDN listener uses.
+    pub fn cdn_profile(&self) -> NetworkProfile {
+        match &self.cdn {
+            Some(c) => (**c).clone(),
+            None => NetworkProfile {
+                cdn: None,
+                ..self.clone()
+            },
+        }
+    }
+}
+
+/// Lists the built-in profile names.
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTIN.iter().map(|(n, _)| *n).collect()
+}
+
+/// Parses `"100Mbit"`, `"1Gbit"`, `"12.5MB"`, `"800kbit"`, `"unlimited"` into bytes
+/// per second (decimal units, as link speeds are quoted).
+pub fn parse_bandwidth(s: &str) -> Result<Option<f64>, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("unlimited") || t.is_empty() {
+        return Ok(None);
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("bandwidth {s:?}: expected a number followed by a unit"))?;
+    let unit = unit.trim().trim_end_matches("/s").trim_end_matches("ps");
+    let bytes = match unit {
+        "bit" | "b" => value / 8.0,
+        "kbit" | "Kbit" | "kb" => value * 1e3 / 8.0,
+        "Mbit" | "mbit" | "Mb" => value * 1e6 / 8.0,
+        "Gbit" | "gbit" | "Gb" => value * 1e9 / 8.0,
+        "B" => value,
+        "kB" | "KB" => value * 1e3,
+        "MB" => value * 1e6,
+        "GB" => value * 1e9,
+        _ => return Err(format!("bandwidth {s:?}: unknown unit {unit:?} (use bit, kbit, Mbit, Gbit, B, kB, MB, GB)")),
+    };
+    if bytes <= 0.0 || !bytes.is_finite() {
+        return Err(format!("bandwidth {s:?} must be positive"));
+    }
+    Ok(Some(bytes))
+}
+
+/// Formats bytes/s as link speed: `100 Mbit/s`.
+pub fn format_bandwidth(bytes_per_s: f64) -> String {
+    let bits = bytes_per_s * 8.0;
+    if bits >= 1e9 {
+        format!("{:.3} Gbit/s", bits / 1e9)
+    } else if bits >= 1e6 {
+        format!("{:.1} Mbit/s", bits / 1e6)
+    } else {
+        format!("{:.1} kbit/s", bits / 1e3)
+    }
+}
+
+mod bandwidth_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_str(&format!("{}bit", b * 8.0)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_bandwidth(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The profile files shipped in the repository (for docs and tests).
+pub fn profile_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/network"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bandwidth_units() {
+        assert_eq!(parse_bandwidth("100Mbit").unwrap(), Some(12.5e6));
+        assert_eq!(parse_bandwidth("1Gbit/s").unwrap(), Some(125e6));
+        assert_eq!(parse_bandwidth("12.5MB").unwrap(), Some(12.5e6));
+        assert_eq!(parse_bandwidth("unlimited").unwrap(), None);
+        assert!(parse_bandwidth("fast").is_err());
+        assert!(parse_bandwidth("10 furlongs").is_err());
+        assert!(parse_bandwidth("0Mbit").is_err());
+        assert_eq!(format_bandwidth(12.5e6), "100.0 Mbit/s");
+    }
+
+    #[test]
+    fn every_builtin_parses_and_says_where_it_comes_from() {
+        for (name, text) in BUILTIN {
+            let p = NetworkProfile::parse(name, text).unwrap();
+            assert_eq!(&p.name, name);
+            assert!(!p.source.is_empty(), "{name} must say where its numbers come from");
+            let on_disk = std::fs::read_to_string(profile_dir().join(format!("{name}.toml"))).unwrap();
+            assert_eq!(&on_disk, text);
+        }
+        let hub = NetworkProfile::load("dockerhub-100m").unwrap();
+        assert_eq!(hub.rtt_ms, 30.0);
+        assert_eq!(hub.link_bandwidth, Some(12.5e6));
+        assert!(hub.cdn.is_some());
+        assert_eq!(NetworkProfile::unshaped().connection_bandwidth, None);
+    }
+
+    #[test]
+    fn unknown_and_invalid_profiles() {
+        let e = NetworkProfile::load("warp-speed").unwrap_err().to_string();
+        assert!(e.contains("dockerhub-100m"), "{e}");
+        assert!(NetworkProfile::parse("x", "name = \"x\"\nrtt_ms = -1").is_err());
+        assert!(NetworkProfile::parse("x", "name = \"x\"\nbogus = 1").is_err());
+        assert!(NetworkProfile::parse("x", "name = \"x\"\nlink_bandwidth = \"9 parsecs\"").is_err());
+    }
+}

@@ -1,0 +1,60 @@
+//! Distribution-spec error responses: `{"errors":[{"code","message","detail"}]}`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// An error the registry API returns.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Spec code, e.g. `MANIFEST_UNKNOWN`.
+    pub code: &'static str,
+    /// Human message.
+    pub message: String,
+}
+
+impl ApiError {
+    /// Builds an error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    /// 404 NAME_UNKNOWN.
+    pub fn name_unknown(repo: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", format!("repository name not known to registry: {repo}"))
+    }
+    /// 404 MANIFEST_UNKNOWN.
+    pub fn manifest_unknown(reference: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", format!("manifest unknown: {reference}"))
+    }
+    /// 404 BLOB_UNKNOWN.
+    pub fn blob_unknown(digest: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "BLOB_UNKNOWN", format!("blob unknown to registry: {digest}"))
+    }
+    /// 400 DIGEST_INVALID.
+    pub fn digest_invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "DIGEST_INVALID", message)
+    }
+    /// 400 MANIFEST_INVALID.
+    pub fn manifest_invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message)
+    }
+    /// 500 for local I/O problems.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", format!("storage error: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"errors": [{"code": self.code, "message": self.message, "detail": null}]});
+        let mut resp = (self.status, body.to_string()).into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp
+    }
+}

@@ -1,0 +1,178 @@
+//! Network shaping for the embedded registry: a token bucket per response (one
+//! connection carries one response at a time with HTTP/1.1) and one for the whole
+//! listener, plus round-trip delays per request and per new connection, with
+//! seeded jitter so runs are repeatable.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use crate::network::NetworkProfile;
+
+/// Bytes per second with a small burst; callers go into debt and sleep it off, so
+/// concurrent users of one bucket share its rate.
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+/// Below this much debt nobody sleeps (timer resolution; keeps fast links cheap).
+const MIN_SLEEP: Duration = Duration::from_millis(1);
+
+impl TokenBucket {
+    /// A bucket of `rate` bytes/s holding at most 10 ms of traffic (at least 16 KiB).
+    pub fn new(rate: f64) -> Self {
+        let burst = (rate * 0.010).max(16.0 * 1024.0);
+        TokenBucket {
+            rate,
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+        }
+    }
+
+    /// Takes `n` bytes' worth of tokens, waiting if the bucket is in debt.
+    pub async fn take(&self, n: usize) {
+        let wait = {
+            let mut s = self.state.lock().expect("bucket lock");
+            let now = Instant::now();
+            let refill = now.duration_since(s.1).as_secs_f64() * self.rate;
+            s.0 = (s.0 + refill).min(self.burst) - n as f64;
+            s.1 = now;
+            if s.0 < 0.0 {
+                Duration::from_secs_f64(-s.0 / self.rate)
+            } else {
+                Duration::ZERO
+            }
+        };
+        if wait >= MIN_SLEEP {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The shaping state of one listener.
+#[derive(Debug)]
+pub struct Shaper {
+    profile: NetworkProfile,
+    link: Option<TokenBucket>,
+    seen: Mutex<HashSet<SocketAddr>>,
+    rng: Mutex<u64>,
+}
+
+impl Shaper {
+    /// Shaping for `profile`, jitter seeded with `seed`.
+    pub fn new(profile: NetworkProfile, seed: u64) -> Self {
+        Shaper {
+            link: profile.link_bandwidth.map(TokenBucket::new),
+            profile,
+            seen: Mutex::new(HashSet::new()),
+            rng: Mutex::new(seed | 1),
+        }
+    }
+
+    /// The profile in force.
+    pub fn profile(&self) -> &NetworkProfile {
+        &self.profile
+    }
+
+    /// Sleeps for one round trip (plus the handshake round trips when `peer` is a
+    /// connection not seen before), with jitter.
+    pub async fn request_delay(&self, peer: Option<SocketAddr>) {
+        let mut rtts = 1.0;
+        if let Some(p) = peer {
+            if self.seen.lock().expect("seen lock").insert(p) {
+                rtts += self.profile.connect_rtts;
+            }
+        }
+        let ms = rtts * self.profile.rtt_ms + self.jitter_ms();
+        if ms > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(ms / 1e3)).await;
+        }
+    }
+
+    fn jitter_ms(&self) -> f64 {
+        if self.profile.jitter_ms == 0.0 {
+            return 0.0;
+        }
+        let mut x = self.rng.lock().expect("rng lock");
+        // xorshift64*: tiny, seeded, good enough for jitter.
+        *x ^= *x >> 12;
+        *x ^= *x << 25;
+        *x ^= *x >> 27;
+        let u = (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+        (u * 2.0 - 1.0) * self.profile.jitter_ms
+    }
+
+    /// Paces a response body: per-response bucket at the connection bandwidth and
+    /// the listener's shared bucket at the link bandwidth.
+    pub fn shape<S, E>(
+        self: &std::sync::Arc<Self>,
+        body: S,
+    ) -> impl Stream<Item = Result<Bytes, E>> + Send + 'static
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+        E: Send + 'static,
+    {
+        let conn = self.profile.connection_bandwidth.map(TokenBucket::new);
+        let shaper = self.clone();
+        futures_util::stream::unfold((body, conn, shaper), |(mut body, conn, shaper)| async move {
+            let item = body.next().await?;
+            if let Ok(chunk) = &item {
+                // Pace in slices so one big chunk does not burst past the rate.
+                for slice in chunk.chunks(16 * 1024) {
+                    if let Some(c) = &conn {
+                        c.take(slice.len()).await;
+                    }
+                    if let Some(l) = &shaper.link {
+                        l.take(slice.len()).await;
+                    }
+                }
+            }
+            Some((item, (body, conn, shaper)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connection_round_trips_are_charged_once() {
+        let mut p = NetworkProfile::unshaped();
+        p.rtt_ms = 20.0;
+        p.connect_rtts = 2.0;
+        let s = Shaper::new(p, 1);
+        let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let t = Instant::now();
+        s.request_delay(Some(peer)).await;
+        let first = t.elapsed();
+        let t = Instant::now();
+        s.request_delay(Some(peer)).await;
+        let second = t.elapsed();
+        // Lower bounds only: sleeping never returns early, but a busy machine can be late.
+        assert!(first >= Duration::from_millis(60), "{first:?}");
+        assert!(second >= Duration::from_millis(20), "{second:?}");
+        assert!(first > second);
+    }
+
+    #[test]
+    fn jitter_is_bounded_and_seeded() {
+        let mut p = NetworkProfile::unshaped();
+        p.rtt_ms = 10.0;
+        p.jitter_ms = 3.0;
+        let a = Shaper::new(p.clone(), 7);
+        let b = Shaper::new(p, 7);
+        for _ in 0..1000 {
+            let (x, y) = (a.jitter_ms(), b.jitter_ms());
+            assert_eq!(x, y);
+            assert!((-3.0..=3.0).contains(&x));
+        }
+    }
+}
