@@ -8,8 +8,10 @@
 //! - [`stats`], [`report`]: statistics, tables, JSON, progress.
 #![deny(missing_docs)]
 
+pub mod demo;
 pub mod image;
 pub mod layer;
+pub mod layout;
 pub mod measure;
 pub mod network;
 pub mod pipeline;
@@ -20,3 +22,4 @@ pub mod registry;
 pub mod report;
 pub mod server;
 pub mod stats;
+pub mod synth;

@@ -8,13 +8,31 @@ use serde::{Deserialize, Serialize};
 
 /// The profiles shipped with pulltime, embedded so the binary needs no files.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("loopback", include_str!("../profiles/network/loopback.toml")),
+    (
+        "loopback",
+        include_str!("../profiles/network/loopback.toml"),
+    ),
     ("lan-1g", include_str!("../profiles/network/lan-1g.toml")),
-    ("datacenter-10g", include_str!("../profiles/network/datacenter-10g.toml")),
-    ("dockerhub-100m", include_str!("../profiles/network/dockerhub-100m.toml")),
-    ("home-50m", include_str!("../profiles/network/home-50m.toml")),
-    ("edge-20m", include_str!("../profiles/network/edge-20m.toml")),
-    ("mobile-10m", include_str!("../profiles/network/mobile-10m.toml")),
+    (
+        "datacenter-10g",
+        include_str!("../profiles/network/datacenter-10g.toml"),
+    ),
+    (
+        "dockerhub-100m",
+        include_str!("../profiles/network/dockerhub-100m.toml"),
+    ),
+    (
+        "home-50m",
+        include_str!("../profiles/network/home-50m.toml"),
+    ),
+    (
+        "edge-20m",
+        include_str!("../profiles/network/edge-20m.toml"),
+    ),
+    (
+        "mobile-10m",
+        include_str!("../profiles/network/mobile-10m.toml"),
+    ),
 ];
 
 /// A network between a client and a registry (or its CDN).
@@ -86,7 +104,11 @@ impl NetworkProfile {
         }
         Err(ProfileError::Unknown(
             name_or_path.into(),
-            BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+            BUILTIN
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", "),
         ))
     }
 
@@ -164,7 +186,11 @@ pub fn parse_bandwidth(s: &str) -> Result<Option<f64>, String> {
         "kB" | "KB" => value * 1e3,
         "MB" => value * 1e6,
         "GB" => value * 1e9,
-        _ => return Err(format!("bandwidth {s:?}: unknown unit {unit:?} (use bit, kbit, Mbit, Gbit, B, kB, MB, GB)")),
+        _ => {
+            return Err(format!(
+                "bandwidth {s:?}: unknown unit {unit:?} (use bit, kbit, Mbit, Gbit, B, kB, MB, GB)"
+            ));
+        }
     };
     if bytes <= 0.0 || !bytes.is_finite() {
         return Err(format!("bandwidth {s:?} must be positive"));
@@ -226,8 +252,12 @@ mod tests {
         for (name, text) in BUILTIN {
             let p = NetworkProfile::parse(name, text).unwrap();
             assert_eq!(&p.name, name);
-            assert!(!p.source.is_empty(), "{name} must say where its numbers come from");
-            let on_disk = std::fs::read_to_string(profile_dir().join(format!("{name}.toml"))).unwrap();
+            assert!(
+                !p.source.is_empty(),
+                "{name} must say where its numbers come from"
+            );
+            let on_disk =
+                std::fs::read_to_string(profile_dir().join(format!("{name}.toml"))).unwrap();
             assert_eq!(&on_disk, text);
         }
         let hub = NetworkProfile::load("dockerhub-100m").unwrap();
@@ -243,6 +273,8 @@ mod tests {
         assert!(e.contains("dockerhub-100m"), "{e}");
         assert!(NetworkProfile::parse("x", "name = \"x\"\nrtt_ms = -1").is_err());
         assert!(NetworkProfile::parse("x", "name = \"x\"\nbogus = 1").is_err());
-        assert!(NetworkProfile::parse("x", "name = \"x\"\nlink_bandwidth = \"9 parsecs\"").is_err());
+        assert!(
+            NetworkProfile::parse("x", "name = \"x\"\nlink_bandwidth = \"9 parsecs\"").is_err()
+        );
     }
 }

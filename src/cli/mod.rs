@@ -1,7 +1,9 @@
 //! Command-line interface: one file per subcommand.
 
+mod demo;
 mod pull;
 mod serve;
+mod synth;
 
 use clap::{Parser, Subcommand};
 
@@ -20,18 +22,25 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The study on one machine: synthesise original and multi-stage images, serve them
+    /// as Docker Hub would over a shaped network, pull each cold, compare.
+    Demo(demo::DemoArgs),
     /// Pull an image natively and time every layer and phase.
     Pull(pull::PullArgs),
     /// Run an embedded OCI registry with network shaping and Docker Hub emulation.
     Serve(serve::ServeArgs),
+    /// Build deterministic synthetic images from image layout profiles.
+    Synth(synth::SynthArgs),
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.verbose);
     match cli.command {
+        Command::Demo(args) => demo::run_demo(args),
         Command::Pull(args) => pull::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Synth(args) => synth::run(args),
     }
 }
 

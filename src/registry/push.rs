@@ -111,3 +111,46 @@ pub async fn push_blob(client: &RegistryClient, blob: &Blob) -> Result<(), Regis
     }
     Ok(())
 }
+
+/// Pushes the image tagged `tag` in an OCI layout (config, layers, then manifest)
+/// under `dest_tag`. Blobs are read one at a time.
+pub async fn push_layout(
+    client: &RegistryClient,
+    layout: &crate::layout::Layout,
+    tag: &str,
+    dest_tag: &str,
+) -> Result<String, RegistryError> {
+    let io = |what: String| move |source| RegistryError::Io { what, source };
+    let manifest = layout
+        .manifest_for(tag)
+        .map_err(io(format!("reading tag {tag} from the layout")))?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(&manifest.data).map_err(|e| RegistryError::Invalid {
+            what: "layout manifest".into(),
+            reason: e.to_string(),
+        })?;
+    let descriptors =
+        std::iter::once(&doc["config"]).chain(doc["layers"].as_array().into_iter().flatten());
+    for d in descriptors {
+        let digest = d["digest"].as_str().unwrap_or_default();
+        let media_type = d["mediaType"]
+            .as_str()
+            .unwrap_or("application/octet-stream");
+        let path = layout
+            .blob_path(digest)
+            .map_err(io(format!("blob {digest}")))?;
+        let data = tokio::fs::read(&path)
+            .await
+            .map_err(io(format!("reading {}", path.display())))?;
+        let blob = Blob::new(media_type, data);
+        if blob.digest != digest {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("layout blob {}", path.display()),
+                expected: digest.into(),
+                actual: blob.digest,
+            });
+        }
+        push_blob(client, &blob).await?;
+    }
+    push_manifest(client, &manifest, dest_tag).await
+}

@@ -1,5 +1,6 @@
 //! Output for people and machines: tables, JSON, progress bars.
 
+pub mod compare;
 pub mod json;
 pub mod progress;
 pub mod table;

@@ -25,15 +25,27 @@ impl ApiError {
     }
     /// 404 NAME_UNKNOWN.
     pub fn name_unknown(repo: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", format!("repository name not known to registry: {repo}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            format!("repository name not known to registry: {repo}"),
+        )
     }
     /// 404 MANIFEST_UNKNOWN.
     pub fn manifest_unknown(reference: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", format!("manifest unknown: {reference}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+            format!("manifest unknown: {reference}"),
+        )
     }
     /// 404 BLOB_UNKNOWN.
     pub fn blob_unknown(digest: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "BLOB_UNKNOWN", format!("blob unknown to registry: {digest}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "BLOB_UNKNOWN",
+            format!("blob unknown to registry: {digest}"),
+        )
     }
     /// 400 DIGEST_INVALID.
     pub fn digest_invalid(message: impl Into<String>) -> Self {
@@ -45,7 +57,11 @@ impl ApiError {
     }
     /// 500 for local I/O problems.
     pub fn internal(e: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", format!("storage error: {e}"))
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN",
+            format!("storage error: {e}"),
+        )
     }
 }
 
@@ -53,8 +69,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"errors": [{"code": self.code, "message": self.message, "detail": null}]});
         let mut resp = (self.status, body.to_string()).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         resp
     }
 }

@@ -15,7 +15,12 @@ use super::api::ApiError;
 use super::shaping::Shaper;
 
 /// GET/HEAD of a manifest by tag or digest.
-pub fn serve_manifest(state: &AppState, repo: &str, reference: &str, head: bool) -> Result<Response, ApiError> {
+pub fn serve_manifest(
+    state: &AppState,
+    repo: &str,
+    reference: &str,
+    head: bool,
+) -> Result<Response, ApiError> {
     if !state.store.has_repo(repo) {
         return Err(ApiError::name_unknown(repo));
     }
@@ -45,11 +50,17 @@ pub async fn serve_blob(
     headers: &HeaderMap,
     head: bool,
 ) -> Result<Response, ApiError> {
-    let mut file = tokio::fs::File::open(path).await.map_err(ApiError::internal)?;
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(ApiError::internal)?;
     let size = file.metadata().await.map_err(ApiError::internal)?.len();
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(r) => Some(parse_range(r, size).ok_or_else(|| {
-            ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UNKNOWN", format!("range {r} not satisfiable for {size} bytes"))
+            ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "BLOB_UNKNOWN",
+                format!("range {r} not satisfiable for {size} bytes"),
+            )
         })?),
         None => None,
     };
@@ -70,7 +81,9 @@ pub async fn serve_blob(
     if head {
         return resp.body(Body::empty()).map_err(ApiError::internal);
     }
-    file.seek(SeekFrom::Start(start)).await.map_err(ApiError::internal)?;
+    file.seek(SeekFrom::Start(start))
+        .await
+        .map_err(ApiError::internal)?;
     let reader = file.take(len);
     let stream = tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024);
     resp.body(Body::from_stream(shaper.shape(stream)))

@@ -53,7 +53,10 @@ impl Hub {
         Hub {
             realm,
             cdn_base,
-            secret: hex::encode(Sha256::digest(format!("pulltime-hub-{seed}-{}", std::process::id()))),
+            secret: hex::encode(Sha256::digest(format!(
+                "pulltime-hub-{seed}-{}",
+                std::process::id()
+            ))),
             limit,
             remaining: Mutex::new(limit),
             tokens: Mutex::new(HashMap::new()),
@@ -63,7 +66,12 @@ impl Hub {
 
     /// `None` when the request carries a token good for `access` to `repo`;
     /// otherwise the 401 challenge to send.
-    pub fn check(&self, headers: &HeaderMap, repo: Option<&str>, access: Access) -> Option<Response> {
+    pub fn check(
+        &self,
+        headers: &HeaderMap,
+        repo: Option<&str>,
+        access: Access,
+    ) -> Option<Response> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -72,7 +80,11 @@ impl Hub {
         let ok = match (&granted, repo) {
             (Some(_), None) => true,
             (Some(g), Some(r)) => {
-                let action = if access == Access::Pull { "pull" } else { "push" };
+                let action = if access == Access::Pull {
+                    "pull"
+                } else {
+                    "push"
+                };
                 g.contains(&(r.to_string(), action.to_string()))
             }
             (None, _) => false,
@@ -82,10 +94,19 @@ impl Hub {
         }
         let mut challenge = format!("Bearer realm=\"{}\",service=\"{SERVICE}\"", self.realm);
         if let Some(r) = repo {
-            let actions = if access == Access::Pull { "pull" } else { "pull,push" };
+            let actions = if access == Access::Pull {
+                "pull"
+            } else {
+                "pull,push"
+            };
             challenge.push_str(&format!(",scope=\"repository:{r}:{actions}\""));
         }
-        let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "authentication required").into_response();
+        let mut resp = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "authentication required",
+        )
+        .into_response();
         set_header(resp.headers_mut(), "www-authenticate", &challenge);
         Some(resp)
     }
@@ -101,13 +122,26 @@ impl Hub {
             ));
         }
         *remaining -= 1;
-        set_header(headers, "ratelimit-limit", &format!("{};w={WINDOW_S}", self.limit));
-        set_header(headers, "ratelimit-remaining", &format!("{};w={WINDOW_S}", *remaining));
+        set_header(
+            headers,
+            "ratelimit-limit",
+            &format!("{};w={WINDOW_S}", self.limit),
+        );
+        set_header(
+            headers,
+            "ratelimit-remaining",
+            &format!("{};w={WINDOW_S}", *remaining),
+        );
         Ok(())
     }
 
     /// A blob GET: 307 to a signed CDN URL.
-    pub fn redirect_blob(&self, state: &AppState, repo: &str, digest: &str) -> Result<Response, ApiError> {
+    pub fn redirect_blob(
+        &self,
+        state: &AppState,
+        repo: &str,
+        digest: &str,
+    ) -> Result<Response, ApiError> {
         crate::reference::validate_digest(digest).map_err(ApiError::digest_invalid)?;
         if state.store.blob_path(repo, digest).is_none() {
             return Err(ApiError::blob_unknown(digest));
@@ -132,7 +166,9 @@ impl Hub {
         for scope in scopes {
             // repository:<name>:<actions>; anonymous users may pull and push in the lab.
             let mut parts = scope.splitn(3, ':');
-            if let (Some("repository"), Some(name), Some(actions)) = (parts.next(), parts.next(), parts.next()) {
+            if let (Some("repository"), Some(name), Some(actions)) =
+                (parts.next(), parts.next(), parts.next())
+            {
                 for a in actions.split(',') {
                     if a == "pull" || a == "push" {
                         granted.insert((name.to_string(), a.to_string()));
@@ -140,22 +176,35 @@ impl Hub {
                 }
             }
         }
-        self.tokens.lock().expect("tokens lock").insert(token.clone(), granted);
+        self.tokens
+            .lock()
+            .expect("tokens lock")
+            .insert(token.clone(), granted);
         token
     }
 }
 
 /// GET /token?service=...&scope=...: anonymous tokens, one per request.
-pub async fn token(State(state): State<std::sync::Arc<AppState>>, Query(query): Query<Vec<(String, String)>>) -> Response {
+pub async fn token(
+    State(state): State<std::sync::Arc<AppState>>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
     let Some(hub) = &state.hub else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if let Some((_, s)) = query.iter().find(|(k, _)| k == "service") {
-        if s != SERVICE {
-            return ApiError::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", format!("unknown service {s:?}")).into_response();
-        }
+    if let Some((_, s)) = query.iter().find(|(k, v)| k == "service" && v != SERVICE) {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "UNSUPPORTED",
+            format!("unknown service {s:?}"),
+        )
+        .into_response();
     }
-    let scopes: Vec<String> = query.into_iter().filter(|(k, _)| k == "scope").map(|(_, v)| v).collect();
+    let scopes: Vec<String> = query
+        .into_iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v)
+        .collect();
     let token = hub.grant(&scopes);
     let issued_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let body = serde_json::json!({"token": token, "access_token": token, "expires_in": 300, "issued_at": issued_at});
@@ -175,7 +224,8 @@ pub async fn cdn_blob(
     };
     let expires: u64 = q.get("expires").and_then(|e| e.parse().ok()).unwrap_or(0);
     let valid = crate::reference::validate_digest(&digest).is_ok()
-        && q.get("sig").is_some_and(|s| *s == hub.sign(&digest, expires))
+        && q.get("sig")
+            .is_some_and(|s| *s == hub.sign(&digest, expires))
         && expires >= now_s();
     if !valid {
         return (StatusCode::FORBIDDEN, "signature invalid or expired").into_response();
@@ -184,9 +234,18 @@ pub async fn cdn_blob(
         return StatusCode::NOT_FOUND.into_response();
     };
     let shaper = state.cdn_shaper.as_ref().unwrap_or(&state.shaper);
-    match serve_blob(shaper, &path, &digest, &headers, method == axum::http::Method::HEAD).await {
+    match serve_blob(
+        shaper,
+        &path,
+        &digest,
+        &headers,
+        method == axum::http::Method::HEAD,
+    )
+    .await
+    {
         Ok(mut r) => {
-            r.headers_mut().insert("server", HeaderValue::from_static("pulltime-cdn"));
+            r.headers_mut()
+                .insert("server", HeaderValue::from_static("pulltime-cdn"));
             r
         }
         Err(e) => e.into_response(),
@@ -194,5 +253,7 @@ pub async fn cdn_blob(
 }
 
 fn now_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

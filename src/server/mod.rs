@@ -122,7 +122,10 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
     let (storage, temp) = match &options.storage {
         Some(p) => (p.clone(), None),
         None => {
-            let t = tempfile::Builder::new().prefix("pulltime-registry-").tempdir().map_err(ServeError::Temp)?;
+            let t = tempfile::Builder::new()
+                .prefix("pulltime-registry-")
+                .tempdir()
+                .map_err(ServeError::Temp)?;
             (t.path().to_path_buf(), Some(t))
         }
     };
@@ -134,36 +137,64 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         }
     }
     let bind = |addr: SocketAddr| async move {
-        tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
     };
     let listener = bind(options.addr).await?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: options.addr, source })?;
-    let cdn_listener = if options.emulate_dockerhub { Some(bind(options.cdn_addr).await?) } else { None };
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: options.addr,
+        source,
+    })?;
+    let cdn_listener = if options.emulate_dockerhub {
+        Some(bind(options.cdn_addr).await?)
+    } else {
+        None
+    };
     let cdn_addr = match &cdn_listener {
-        Some(l) => Some(l.local_addr().map_err(|source| ServeError::Bind { addr: options.cdn_addr, source })?),
+        Some(l) => Some(l.local_addr().map_err(|source| ServeError::Bind {
+            addr: options.cdn_addr,
+            source,
+        })?),
         None => None,
     };
     let hub = cdn_addr.map(|c| {
-        hub::Hub::new(format!("http://{addr}/token"), format!("http://{c}"), options.rate_limit, options.seed)
+        hub::Hub::new(
+            format!("http://{addr}/token"),
+            format!("http://{c}"),
+            options.rate_limit,
+            options.seed,
+        )
     });
     let state = Arc::new(AppState {
         store,
         shaper: Arc::new(Shaper::new(options.network.clone(), options.seed)),
-        cdn_shaper: cdn_addr.map(|_| Arc::new(Shaper::new(options.network.cdn_profile(), options.seed ^ 0x9e37))),
+        cdn_shaper: cdn_addr.map(|_| {
+            Arc::new(Shaper::new(
+                options.network.cdn_profile(),
+                options.seed ^ 0x9e37,
+            ))
+        }),
         hub,
         sessions: uploads::Sessions::default(),
     });
     let registry = Router::new()
         .route("/token", get(hub::token))
         .fallback(routes::dispatch)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), routes::delay))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::delay,
+        ))
         .with_state(state.clone());
     let mut tasks = vec![spawn_server(listener, registry)];
     if let Some(l) = cdn_listener {
         let cdn_state = state.clone();
         let cdn = Router::new()
             .route("/cdn/{digest}", get(hub::cdn_blob).head(hub::cdn_blob))
-            .layer(axum::middleware::from_fn_with_state(cdn_state.clone(), cdn_delay))
+            .layer(axum::middleware::from_fn_with_state(
+                cdn_state.clone(),
+                cdn_delay,
+            ))
             .with_state(cdn_state);
         tasks.push(spawn_server(l, cdn));
     }
@@ -225,7 +256,11 @@ impl ServerThread {
             rt.block_on(async move {
                 match start(options).await {
                     Ok(server) => {
-                        let _ = ready_tx.send(Ok((server.addr, server.cdn_addr, server.served.clone())));
+                        let _ = ready_tx.send(Ok((
+                            server.addr,
+                            server.cdn_addr,
+                            server.served.clone(),
+                        )));
                         let _ = stop_rx.await;
                         drop(server);
                     }
@@ -235,9 +270,11 @@ impl ServerThread {
                 }
             });
         });
-        let (addr, cdn_addr, served) = ready_rx
-            .recv()
-            .unwrap_or_else(|_| Err(ServeError::Temp(std::io::Error::other("server thread died"))))?;
+        let (addr, cdn_addr, served) = ready_rx.recv().unwrap_or_else(|_| {
+            Err(ServeError::Temp(std::io::Error::other(
+                "server thread died",
+            )))
+        })?;
         Ok(ServerThread {
             addr,
             cdn_addr,

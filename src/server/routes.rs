@@ -92,11 +92,17 @@ async fn handle(
     body: Body,
 ) -> Result<Response, ApiError> {
     let target = parse(path).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "UNSUPPORTED", format!("no such endpoint: {path}"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "UNSUPPORTED",
+            format!("no such endpoint: {path}"),
+        )
     })?;
     let repo = match &target {
         Target::Base => None,
-        Target::Tags(r) | Target::Manifest(r, _) | Target::Upload(r, _) | Target::Blob(r, _) => Some(*r),
+        Target::Tags(r) | Target::Manifest(r, _) | Target::Upload(r, _) | Target::Blob(r, _) => {
+            Some(*r)
+        }
     };
     if let Some(r) = repo {
         crate::reference::validate_repository(r)
@@ -124,21 +130,42 @@ async fn handle(
         (Target::Manifest(repo, reference), Method::PUT) => {
             manifests::put(state, repo, reference, headers, body).await
         }
-        (Target::Manifest(repo, reference), Method::DELETE) => manifests::delete(state, repo, reference),
-        (Target::Blob(repo, digest), Method::GET) if state.hub.is_some() => {
-            state.hub.as_ref().expect("checked").redirect_blob(state, repo, digest)
+        (Target::Manifest(repo, reference), Method::DELETE) => {
+            manifests::delete(state, repo, reference)
         }
+        (Target::Blob(repo, digest), Method::GET) if state.hub.is_some() => state
+            .hub
+            .as_ref()
+            .expect("checked")
+            .redirect_blob(state, repo, digest),
         (Target::Blob(repo, digest), Method::GET | Method::HEAD) => {
-            let path = state.store.blob_path(repo, digest).ok_or_else(|| ApiError::blob_unknown(digest))?;
-            serve_blob(&state.shaper, &path, digest, headers, method == Method::HEAD).await
+            let path = state
+                .store
+                .blob_path(repo, digest)
+                .ok_or_else(|| ApiError::blob_unknown(digest))?;
+            serve_blob(
+                &state.shaper,
+                &path,
+                digest,
+                headers,
+                method == Method::HEAD,
+            )
+            .await
         }
         (Target::Blob(repo, digest), Method::DELETE) => {
-            state.store.unlink_blob(repo, digest).map_err(ApiError::internal)?;
+            state
+                .store
+                .unlink_blob(repo, digest)
+                .map_err(ApiError::internal)?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         (Target::Upload(repo, ""), Method::POST) => uploads::start(state, repo, query, body).await,
-        (Target::Upload(repo, id), Method::PATCH) => uploads::patch(state, repo, id, headers, body).await,
-        (Target::Upload(repo, id), Method::PUT) => uploads::finish(state, repo, id, query, body).await,
+        (Target::Upload(repo, id), Method::PATCH) => {
+            uploads::patch(state, repo, id, headers, body).await
+        }
+        (Target::Upload(repo, id), Method::PUT) => {
+            uploads::finish(state, repo, id, query, body).await
+        }
         (Target::Upload(repo, id), Method::GET) => uploads::status(state, repo, id),
         (Target::Upload(repo, id), Method::DELETE) => uploads::cancel(state, repo, id),
         _ => Err(ApiError::new(
@@ -150,7 +177,10 @@ async fn handle(
 }
 
 fn tags(state: &AppState, repo: &str, query: &str) -> Result<Response, ApiError> {
-    let mut tags = state.store.tags(repo).ok_or_else(|| ApiError::name_unknown(repo))?;
+    let mut tags = state
+        .store
+        .tags(repo)
+        .ok_or_else(|| ApiError::name_unknown(repo))?;
     let mut n = None;
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         match k.as_ref() {
@@ -169,8 +199,10 @@ fn tags(state: &AppState, repo: &str, query: &str) -> Result<Response, ApiError>
 /// A JSON response with the right content type.
 pub fn json_response(status: StatusCode, body: &str) -> Response {
     let mut resp = (status, body.to_string()).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -182,12 +214,24 @@ mod tests {
     fn paths() {
         assert_eq!(parse("/v2/"), Some(Target::Base));
         assert_eq!(parse("/v2/a/b/tags/list"), Some(Target::Tags("a/b")));
-        assert_eq!(parse("/v2/a/b/manifests/v1"), Some(Target::Manifest("a/b", "v1")));
+        assert_eq!(
+            parse("/v2/a/b/manifests/v1"),
+            Some(Target::Manifest("a/b", "v1"))
+        );
         assert_eq!(parse("/v2/a/blobs/uploads/"), Some(Target::Upload("a", "")));
-        assert_eq!(parse("/v2/a/blobs/uploads/xyz"), Some(Target::Upload("a", "xyz")));
-        assert_eq!(parse("/v2/a/blobs/sha256:00"), Some(Target::Blob("a", "sha256:00")));
+        assert_eq!(
+            parse("/v2/a/blobs/uploads/xyz"),
+            Some(Target::Upload("a", "xyz"))
+        );
+        assert_eq!(
+            parse("/v2/a/blobs/sha256:00"),
+            Some(Target::Blob("a", "sha256:00"))
+        );
         // A repository may itself contain "manifests" or "blobs" as a component.
-        assert_eq!(parse("/v2/blobs/manifests/manifests/t"), Some(Target::Manifest("blobs/manifests", "t")));
+        assert_eq!(
+            parse("/v2/blobs/manifests/manifests/t"),
+            Some(Target::Manifest("blobs/manifests", "t"))
+        );
         assert_eq!(parse("/v1/x"), None);
         assert_eq!(parse("/v2/a/other"), None);
     }

@@ -85,10 +85,8 @@ impl Shaper {
     /// connection not seen before), with jitter.
     pub async fn request_delay(&self, peer: Option<SocketAddr>) {
         let mut rtts = 1.0;
-        if let Some(p) = peer {
-            if self.seen.lock().expect("seen lock").insert(p) {
-                rtts += self.profile.connect_rtts;
-            }
+        if peer.is_some_and(|p| self.seen.lock().expect("seen lock").insert(p)) {
+            rtts += self.profile.connect_rtts;
         }
         let ms = rtts * self.profile.rtt_ms + self.jitter_ms();
         if ms > 0.0 {
@@ -121,21 +119,24 @@ impl Shaper {
     {
         let conn = self.profile.connection_bandwidth.map(TokenBucket::new);
         let shaper = self.clone();
-        futures_util::stream::unfold((body, conn, shaper), |(mut body, conn, shaper)| async move {
-            let item = body.next().await?;
-            if let Ok(chunk) = &item {
-                // Pace in slices so one big chunk does not burst past the rate.
-                for slice in chunk.chunks(16 * 1024) {
-                    if let Some(c) = &conn {
-                        c.take(slice.len()).await;
-                    }
-                    if let Some(l) = &shaper.link {
-                        l.take(slice.len()).await;
+        futures_util::stream::unfold(
+            (body, conn, shaper),
+            |(mut body, conn, shaper)| async move {
+                let item = body.next().await?;
+                if let Ok(chunk) = &item {
+                    // Pace in slices so one big chunk does not burst past the rate.
+                    for slice in chunk.chunks(16 * 1024) {
+                        if let Some(c) = &conn {
+                            c.take(slice.len()).await;
+                        }
+                        if let Some(l) = &shaper.link {
+                            l.take(slice.len()).await;
+                        }
                     }
                 }
-            }
-            Some((item, (body, conn, shaper)))
-        })
+                Some((item, (body, conn, shaper)))
+            },
+        )
     }
 }
 

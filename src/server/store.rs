@@ -78,9 +78,10 @@ impl Store {
             path: dir.display().to_string(),
             reason,
         };
-        crate::reference::validate_repository(name).map_err(|e| bad(format!("repository name: {e}")))?;
-        let index_text = std::fs::read(dir.join("index.json"))
-            .map_err(|e| bad(format!("index.json: {e}")))?;
+        crate::reference::validate_repository(name)
+            .map_err(|e| bad(format!("repository name: {e}")))?;
+        let index_text =
+            std::fs::read(dir.join("index.json")).map_err(|e| bad(format!("index.json: {e}")))?;
         let index: serde_json::Value =
             serde_json::from_slice(&index_text).map_err(|e| bad(format!("index.json: {e}")))?;
         let mut repo = Repo {
@@ -96,18 +97,28 @@ impl Store {
                 repo.tags.insert(tag.to_string(), digest.clone());
                 tags.push(tag.to_string());
             }
-            self.register_layout_manifest(dir, &mut repo, &digest, 0).map_err(bad)?;
+            self.register_layout_manifest(dir, &mut repo, &digest, 0)
+                .map_err(bad)?;
         }
         if tags.is_empty() {
             return Err(bad(
                 "no manifest in index.json has an org.opencontainers.image.ref.name annotation (a tag)".into(),
             ));
         }
-        self.repos.write().expect("repos lock").insert(name.to_string(), repo);
+        self.repos
+            .write()
+            .expect("repos lock")
+            .insert(name.to_string(), repo);
         Ok(tags)
     }
 
-    fn register_layout_manifest(&self, dir: &Path, repo: &mut Repo, digest: &str, depth: usize) -> Result<(), String> {
+    fn register_layout_manifest(
+        &self,
+        dir: &Path,
+        repo: &mut Repo,
+        digest: &str,
+        depth: usize,
+    ) -> Result<(), String> {
         if depth > 4 {
             return Err("indexes nested more than 4 deep".into());
         }
@@ -127,7 +138,9 @@ impl Store {
                 }
             }
         }
-        for d in std::iter::once(&doc["config"]).chain(doc["layers"].as_array().into_iter().flatten()) {
+        for d in
+            std::iter::once(&doc["config"]).chain(doc["layers"].as_array().into_iter().flatten())
+        {
             if let Some(d) = d["digest"].as_str() {
                 validate_digest(d).map_err(|e| format!("manifest {digest}: {e}"))?;
                 repo.blobs.insert(d.to_string());
@@ -161,7 +174,10 @@ impl Store {
         if pushed.is_file() {
             return Some(pushed);
         }
-        r.layout.as_ref().map(|l| layout_blob(l, digest)).filter(|p| p.is_file())
+        r.layout
+            .as_ref()
+            .map(|l| layout_blob(l, digest))
+            .filter(|p| p.is_file())
     }
 
     /// Where a pushed blob lives (digest must be validated).
@@ -221,7 +237,14 @@ impl Store {
     }
 
     /// Stores a pushed manifest (its bytes already checked) and tags it.
-    pub fn put_manifest(&self, repo: &str, tag: Option<&str>, digest: &str, media_type: &str, body: &[u8]) -> io::Result<()> {
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        digest: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> io::Result<()> {
         let path = self.pushed_blob(digest);
         if !path.is_file() {
             write_atomically(&self.storage.join("uploads"), &path, body)?;
@@ -232,7 +255,8 @@ impl Store {
         }
         let mut repos = self.repos.write().expect("repos lock");
         let r = repos.entry(repo.to_string()).or_default();
-        r.manifests.insert(digest.to_string(), media_type.to_string());
+        r.manifests
+            .insert(digest.to_string(), media_type.to_string());
         r.blobs.insert(digest.to_string());
         if let Some(t) = tag {
             r.tags.insert(t.to_string(), digest.to_string());
@@ -258,7 +282,9 @@ impl Store {
     /// Removes a manifest and the tags that point at it.
     pub fn delete_manifest(&self, repo: &str, digest: &str) -> io::Result<bool> {
         let mut repos = self.repos.write().expect("repos lock");
-        let Some(r) = repos.get_mut(repo) else { return Ok(false) };
+        let Some(r) = repos.get_mut(repo) else {
+            return Ok(false);
+        };
         if r.manifests.remove(digest).is_none() {
             return Ok(false);
         }
@@ -278,7 +304,10 @@ impl Store {
         use std::io::Write;
         let dir = self.storage.join("repos").join(repo);
         std::fs::create_dir_all(&dir)?;
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("journal"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("journal"))?;
         writeln!(f, "{line}")
     }
 
@@ -293,8 +322,13 @@ impl Store {
                     stack.push(e.path());
                 }
             }
-            let Ok(journal) = std::fs::read_to_string(dir.join("journal")) else { continue };
-            let name = dir.strip_prefix(&root).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+            let Ok(journal) = std::fs::read_to_string(dir.join("journal")) else {
+                continue;
+            };
+            let name = dir
+                .strip_prefix(&root)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if crate::reference::validate_repository(&name).is_err() {
                 continue;
             }

@@ -57,27 +57,46 @@ impl Sessions {
     }
 
     fn put_back(&self, id: &str, s: Session) {
-        self.map.lock().expect("sessions lock").insert(id.to_string(), s);
+        self.map
+            .lock()
+            .expect("sessions lock")
+            .insert(id.to_string(), s);
     }
 }
 
 fn upload_unknown(id: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", format!("blob upload unknown: {id}"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+        format!("blob upload unknown: {id}"),
+    )
 }
 
 /// POST /v2/<repo>/blobs/uploads/.
-pub async fn start(state: &AppState, repo: &str, query: &str, body: Body) -> Result<Response, ApiError> {
-    let q: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+pub async fn start(
+    state: &AppState,
+    repo: &str,
+    query: &str,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let q: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
     if let (Some(digest), Some(from)) = (q.get("mount"), q.get("from")) {
         crate::reference::validate_digest(digest).map_err(ApiError::digest_invalid)?;
         if state.store.blob_path(from, digest).is_some() {
-            state.store.link_blob(repo, digest).map_err(ApiError::internal)?;
+            state
+                .store
+                .link_blob(repo, digest)
+                .map_err(ApiError::internal)?;
             return Ok(created(repo, digest));
         }
     }
     let id = state.sessions.new_id();
     let path = state.store.uploads_dir().join(&id);
-    tokio::fs::File::create(&path).await.map_err(ApiError::internal)?;
+    tokio::fs::File::create(&path)
+        .await
+        .map_err(ApiError::internal)?;
     let mut session = Session {
         repo: repo.to_string(),
         path,
@@ -93,9 +112,18 @@ pub async fn start(state: &AppState, repo: &str, query: &str, body: Body) -> Res
 }
 
 /// PATCH /v2/<repo>/blobs/uploads/<id>: one chunk.
-pub async fn patch(state: &AppState, repo: &str, id: &str, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn patch(
+    state: &AppState,
+    repo: &str,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let mut session = state.sessions.take(repo, id)?;
-    if let Some(range) = headers.get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok()) {
+    if let Some(range) = headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
         let start = range
             .trim_start_matches("bytes ")
             .split(['-', '/'])
@@ -119,9 +147,20 @@ pub async fn patch(state: &AppState, repo: &str, id: &str, headers: &HeaderMap, 
 }
 
 /// PUT /v2/<repo>/blobs/uploads/<id>?digest=: last chunk (optional) and commit.
-pub async fn finish(state: &AppState, repo: &str, id: &str, query: &str, body: Body) -> Result<Response, ApiError> {
-    let q: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-    let digest = q.get("digest").ok_or_else(|| ApiError::digest_invalid("PUT without ?digest="))?.clone();
+pub async fn finish(
+    state: &AppState,
+    repo: &str,
+    id: &str,
+    query: &str,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let q: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let digest = q
+        .get("digest")
+        .ok_or_else(|| ApiError::digest_invalid("PUT without ?digest="))?
+        .clone();
     let mut session = state.sessions.take(repo, id)?;
     append(&mut session, body).await?;
     complete(state, session, &digest).await
@@ -152,7 +191,13 @@ async fn append(session: &mut Session, body: Body) -> Result<(), ApiError> {
         .map_err(ApiError::internal)?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", format!("reading body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "BLOB_UPLOAD_INVALID",
+                format!("reading body: {e}"),
+            )
+        })?;
         session.hasher.update(&chunk);
         file.write_all(&chunk).await.map_err(ApiError::internal)?;
         session.size += chunk.len() as u64;
@@ -165,12 +210,17 @@ async fn complete(state: &AppState, session: Session, digest: &str) -> Result<Re
     let actual = format!("sha256:{}", hex::encode(session.hasher.finalize()));
     if crate::reference::validate_digest(digest).is_err() || actual != digest {
         let _ = tokio::fs::remove_file(&session.path).await;
-        return Err(ApiError::digest_invalid(format!("content digest is {actual}, not {digest}")));
+        return Err(ApiError::digest_invalid(format!(
+            "content digest is {actual}, not {digest}"
+        )));
     }
     tokio::fs::rename(&session.path, state.store.pushed_blob(digest))
         .await
         .map_err(ApiError::internal)?;
-    state.store.link_blob(&session.repo, digest).map_err(ApiError::internal)?;
+    state
+        .store
+        .link_blob(&session.repo, digest)
+        .map_err(ApiError::internal)?;
     Ok(created(&session.repo, digest))
 }
 
@@ -179,20 +229,30 @@ fn created(repo: &str, digest: &str) -> Response {
         StatusCode::CREATED,
         [
             (header::LOCATION, format!("/v2/{repo}/blobs/{digest}")),
-            (header::HeaderName::from_static("docker-content-digest"), digest.to_string()),
+            (
+                header::HeaderName::from_static("docker-content-digest"),
+                digest.to_string(),
+            ),
         ],
     )
         .into_response()
 }
 
 fn accepted(repo: &str, id: &str, size: u64) -> Response {
-    let range = if size == 0 { "0-0".to_string() } else { format!("0-{}", size - 1) };
+    let range = if size == 0 {
+        "0-0".to_string()
+    } else {
+        format!("0-{}", size - 1)
+    };
     (
         StatusCode::ACCEPTED,
         [
             (header::LOCATION, format!("/v2/{repo}/blobs/uploads/{id}")),
             (header::RANGE, range),
-            (header::HeaderName::from_static("docker-upload-uuid"), id.to_string()),
+            (
+                header::HeaderName::from_static("docker-upload-uuid"),
+                id.to_string(),
+            ),
             (header::CONTENT_LENGTH, "0".to_string()),
         ],
     )

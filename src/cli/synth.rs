@@ -1,0 +1,164 @@
+//! `pulltime synth`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use pulltime::reference::Reference;
+use pulltime::registry::auth::Credentials;
+use pulltime::registry::transport::RunClock;
+use pulltime::registry::{ClientOptions, Compression, RegistryClient, Scheme};
+use pulltime::report::{human_bytes, short_digest, table};
+use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
+
+/// Arguments of `pulltime synth`.
+#[derive(Debug, clap::Args)]
+pub struct SynthArgs {
+    /// An image profile: a built-in name (see --list) or a TOML file.
+    #[arg(required_unless_present = "list")]
+    pub profile: Option<String>,
+    /// Write to an OCI layout: `oci:DIR` (the tag is the profile name unless --tag).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Push to a registry reference with pulltime's push code.
+    #[arg(long)]
+    pub push: Option<String>,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+    /// Multiply every size and file count (e.g. 0.01 for a quick test).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Tag in the layout (default: the profile name).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Talk plain HTTP to a non-loopback registry when pushing.
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Credentials for pushing, USER:PASSWORD.
+    #[arg(long, env = "PULLTIME_USER", hide_env_values = true)]
+    pub user: Option<String>,
+    /// List the built-in profiles and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// `--compression`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompressionArg {
+    /// tar+gzip.
+    Gzip,
+    /// tar+zstd.
+    Zstd,
+    /// plain tar.
+    None,
+}
+
+impl From<CompressionArg> for Compression {
+    fn from(c: CompressionArg) -> Self {
+        match c {
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Zstd => Compression::Zstd,
+            CompressionArg::None => Compression::None,
+        }
+    }
+}
+
+/// Runs `pulltime synth`.
+pub fn run(args: SynthArgs) -> anyhow::Result<()> {
+    if args.list {
+        for name in pulltime::synth::profile::builtin_names() {
+            let p = ImageProfile::load(name)?;
+            println!(
+                "{name:32} {:>9} {:>7} files  {}",
+                human_bytes(p.total_size()),
+                p.total_files(),
+                p.description
+            );
+        }
+        return Ok(());
+    }
+    let name = args.profile.as_deref().expect("clap requires it");
+    let profile = ImageProfile::load(name)?;
+    if args.to.is_none() && args.push.is_none() {
+        bail!("say where the image goes: --to oci:DIR and/or --push REGISTRY/REPO:TAG");
+    }
+    let push_ref = args.push.as_deref().map(Reference::parse).transpose()?;
+    let layout_dir = match &args.to {
+        Some(t) => Some(PathBuf::from(
+            t.strip_prefix("oci:")
+                .context("--to must look like oci:DIR")?,
+        )),
+        None => None,
+    };
+    let tmp = tempfile::tempdir().context("creating a temporary layout")?;
+    let dir = layout_dir
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let tag = args.tag.clone().unwrap_or_else(|| profile.name.clone());
+    let options = SynthOptions {
+        scale: args.scale,
+        compression: args.compression.into(),
+    };
+    let image = synthesize(&profile, options, &dir, &tag)?;
+    let rows: Vec<Vec<String>> = profile
+        .layers
+        .iter()
+        .zip(&image.layers)
+        .map(|(p, l)| {
+            vec![
+                short_digest(&l.digest).to_string(),
+                p.name.clone(),
+                human_bytes(l.compressed_bytes),
+                human_bytes(l.uncompressed_bytes),
+                l.files.to_string(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &["layer", "what", "compressed", "uncompressed", "files"],
+            &rows,
+            2
+        )
+    );
+    println!(
+        "{}: {} compressed, {} uncompressed, {} files, manifest {}",
+        profile.name,
+        human_bytes(image.compressed_bytes()),
+        human_bytes(image.uncompressed_bytes()),
+        image.files(),
+        image.manifest.digest
+    );
+    if let Some(d) = &layout_dir {
+        println!("wrote oci:{}:{tag}", d.display());
+    }
+    if let Some(reference) = push_ref {
+        let credentials = args
+            .user
+            .as_deref()
+            .map(Credentials::from_user_arg)
+            .transpose()?;
+        let options = ClientOptions {
+            scheme: Scheme::for_reference(&reference, args.plain_http),
+            credentials,
+            timeout: Duration::from_secs(60),
+        };
+        let layout = pulltime::layout::Layout::open(&dir)?;
+        let dest_tag = reference.manifest_reference().to_string();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime
+            .block_on(async {
+                let client = RegistryClient::new(&reference, &options, RunClock::start(), true)?;
+                client.ping().await?;
+                pulltime::registry::push::push_layout(&client, &layout, &tag, &dest_tag).await
+            })
+            .with_context(|| format!("pushing to {reference}"))?;
+        println!("pushed {reference}");
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! `pulltime demo`: the study, reproduced on one machine. Synthesises the study's
+//! original/multi-stage pairs, serves them from the embedded registry behind a
+//! Docker Hub emulation over a shaped network, pulls each cold several times, and
+//! compares.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::layer::ApplyOptions;
+use crate::measure::{MeasureOptions, measure};
+use crate::network::NetworkProfile;
+use crate::pipeline::{Mode, PullOptions};
+use crate::platform::Platform;
+use crate::record::PullRecord;
+use crate::reference::Reference;
+use crate::registry::{ClientOptions, Compression, Scheme};
+use crate::server::{ServeOptions, ServerThread};
+use crate::synth::{ImageProfile, SynthOptions, synthesize};
+
+/// The study's functions, each an original and a multi-stage profile.
+pub const PAIRS: &[&str] = &[
+    "sn-compose-post",
+    "ml-object-detection",
+    "sn-text-filter",
+    "vp-transcode",
+];
+
+/// Demo settings.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Scale of every image (1.0 = the study's sizes).
+    pub scale: f64,
+    /// Cold pulls per image.
+    pub runs: usize,
+    /// Where layouts and records go.
+    pub out: PathBuf,
+    /// Network between the puller and the emulated Docker Hub.
+    pub network: NetworkProfile,
+    /// Layer compression.
+    pub compression: Compression,
+    /// Which pairs.
+    pub pairs: Vec<String>,
+    /// Progress bars.
+    pub progress: bool,
+}
+
+/// One function's two records.
+#[derive(Debug, Clone)]
+pub struct PairResult {
+    /// Function name.
+    pub pair: String,
+    /// The original image's record.
+    pub original: PullRecord,
+    /// The multi-stage image's record.
+    pub multistage: PullRecord,
+}
+
+/// Errors of the demo.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Unknown pair or profile.
+    #[error(transparent)]
+    Profile(#[from] crate::synth::profile::ImageProfileError),
+    /// Synthesis.
+    #[error(transparent)]
+    Synth(#[from] crate::synth::SynthError),
+    /// The registry.
+    #[error(transparent)]
+    Serve(#[from] crate::server::ServeError),
+    /// A pull.
+    #[error(transparent)]
+    Pull(#[from] crate::pipeline::PullError),
+    /// Writing records.
+    #[error(transparent)]
+    Record(#[from] crate::report::json::RecordError),
+    /// Output directory.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs the demo, reporting each step through `say`.
+pub fn run(options: &DemoOptions, say: &mut dyn FnMut(&str)) -> Result<Vec<PairResult>, DemoError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| DemoError::Io { path, source }
+    };
+    std::fs::create_dir_all(options.out.join("records")).map_err(io(&options.out))?;
+    let synth = SynthOptions {
+        scale: options.scale,
+        compression: options.compression,
+    };
+    let mut layouts = Vec::new();
+    for pair in &options.pairs {
+        let dir = options.out.join("layouts").join(pair);
+        for (variant, tag) in [("original", "original"), ("multistage", "multi-stage")] {
+            let profile = ImageProfile::load(&format!("{pair}-{variant}"))?;
+            let img = synthesize(&profile, synth, &dir, tag)?;
+            say(&format!(
+                "synthesised {pair}:{tag}: {} layers, {} files, {} compressed",
+                img.layers.len(),
+                img.files(),
+                crate::report::human_bytes(img.compressed_bytes())
+            ));
+        }
+        layouts.push((pair.clone(), dir));
+    }
+    let pulls = options.pairs.len() * 2 * options.runs;
+    let server = ServerThread::spawn(ServeOptions {
+        layouts,
+        network: options.network.clone(),
+        emulate_dockerhub: true,
+        // Two manifest GETs per pull at most; never let the demo hit 429.
+        rate_limit: (pulls * 2 + 10) as u64,
+        ..ServeOptions::default()
+    })?;
+    say(&format!(
+        "serving them at {} as Docker Hub would (token auth, blobs via a CDN at {}), network profile {}",
+        server.addr,
+        server.cdn_addr.map(|a| a.to_string()).unwrap_or_default(),
+        options.network.name
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(io(&options.out))?;
+    let mut results = Vec::new();
+    for pair in &options.pairs {
+        let mut records = Vec::new();
+        for tag in ["original", "multi-stage"] {
+            let reference = Reference::parse(&server.reference(&format!("{pair}:{tag}")))
+                .expect("valid reference");
+            say(&format!("pulling {pair}:{tag} cold {} times", options.runs));
+            let measure_options = MeasureOptions {
+                runs: options.runs,
+                warmup: 0,
+                dest: None,
+                tmp_dir: std::env::temp_dir(),
+                pull: PullOptions {
+                    mode: Mode::Streaming,
+                    max_concurrent_downloads: 3,
+                    platform: Platform::host(),
+                    platform_explicit: false,
+                    client: ClientOptions {
+                        scheme: Scheme::Http,
+                        credentials: None,
+                        timeout: Duration::from_secs(60),
+                    },
+                    apply: ApplyOptions::default(),
+                },
+                progress: options.progress,
+            };
+            let record = runtime.block_on(measure(&reference, &measure_options))?;
+            let path = options
+                .out
+                .join("records")
+                .join(format!("{pair}-{tag}.json"));
+            crate::report::json::write_record(&record, &path)?;
+            records.push(record);
+        }
+        let multistage = records.pop().expect("two records");
+        let original = records.pop().expect("two records");
+        results.push(PairResult {
+            pair: pair.clone(),
+            original,
+            multistage,
+        });
+    }
+    Ok(results)
+}
+
+/// The side-by-side table of a demo run.
+pub fn table(results: &[PairResult]) -> String {
+    use crate::report::compare::{Entry, comparison_table};
+    let groups: Vec<Vec<Entry<'_>>> = results
+        .iter()
+        .map(|r| {
+            vec![
+                Entry {
+                    label: format!("{} original", r.pair),
+                    record: &r.original,
+                },
+                Entry {
+                    label: format!("{} multi-stage", r.pair),
+                    record: &r.multistage,
+                },
+            ]
+        })
+        .collect();
+    comparison_table(&groups)
+}

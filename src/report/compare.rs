@@ -1,0 +1,100 @@
+//! Side-by-side comparison of pull records (e.g. an original image and its
+//! multi-stage rebuild): sizes, files, layers, pull time and each phase, with the
+//! change in percent. Works on measured and simulated records alike.
+
+use std::fmt::Write as _;
+
+use crate::record::PullRecord;
+use crate::stats::Stats;
+
+use super::{human_bytes, table::render};
+
+/// One row: a label and its record.
+pub struct Entry<'a> {
+    /// Shown in the first column.
+    pub label: String,
+    /// The record.
+    pub record: &'a PullRecord,
+}
+
+fn median(s: &Stats) -> f64 {
+    if s.n == 1 { s.mean } else { s.median }
+}
+
+fn files(r: &PullRecord) -> u64 {
+    r.runs
+        .last()
+        .map_or(0, |run| run.layers.iter().map(|l| l.files).sum())
+}
+
+fn pct(new: f64, old: f64) -> String {
+    if old == 0.0 {
+        "-".into()
+    } else {
+        format!("{:+.0}%", 100.0 * (new - old) / old)
+    }
+}
+
+/// A table of `groups`, each a baseline followed by alternatives; every alternative
+/// gets a row of changes relative to its group's baseline.
+pub fn comparison_table(groups: &[Vec<Entry<'_>>]) -> String {
+    let headers = [
+        "image",
+        "size",
+        "compressed",
+        "files",
+        "layers",
+        "pull (median)",
+        "resolve",
+        "download",
+        "decompress",
+        "extract",
+    ];
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for group in groups {
+        let Some(base) = group.first() else { continue };
+        for (i, e) in group.iter().enumerate() {
+            let r = e.record;
+            let s = &r.summary;
+            rows.push(vec![
+                e.label.clone(),
+                human_bytes(r.image.uncompressed_bytes),
+                human_bytes(r.image.compressed_bytes),
+                files(r).to_string(),
+                r.image.layers.len().to_string(),
+                format!("{:.2} s", median(&s.wall_s)),
+                format!("{:.2} s", median(&s.resolve_s)),
+                format!("{:.2} s", median(&s.download_s)),
+                format!("{:.2} s", median(&s.decompress_s)),
+                format!("{:.2} s", median(&s.extract_s)),
+            ]);
+            if i > 0 {
+                let (b, bs) = (base.record, &base.record.summary);
+                rows.push(vec![
+                    "  change".into(),
+                    pct(
+                        r.image.uncompressed_bytes as f64,
+                        b.image.uncompressed_bytes as f64,
+                    ),
+                    pct(
+                        r.image.compressed_bytes as f64,
+                        b.image.compressed_bytes as f64,
+                    ),
+                    pct(files(r) as f64, files(b) as f64),
+                    pct(r.image.layers.len() as f64, b.image.layers.len() as f64),
+                    pct(median(&s.wall_s), median(&bs.wall_s)),
+                    pct(median(&s.resolve_s), median(&bs.resolve_s)),
+                    pct(median(&s.download_s), median(&bs.download_s)),
+                    pct(median(&s.decompress_s), median(&bs.decompress_s)),
+                    pct(median(&s.extract_s), median(&bs.extract_s)),
+                ]);
+            }
+        }
+    }
+    let mut out = render(&headers, &rows, 1);
+    let _ = writeln!(
+        out,
+        "size = uncompressed tar bytes; phases are per-run sums over layers (busy time when stages overlap)"
+    );
+    out
+}
