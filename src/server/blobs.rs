@@ -29,14 +29,13 @@ pub fn serve_manifest(
         .manifest(repo, reference)
         .ok_or_else(|| ApiError::manifest_unknown(reference))?;
     let body = std::fs::read(&path).map_err(ApiError::internal)?;
-    let mut resp = Response::builder()
+    let resp = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, media_type)
         .header(header::CONTENT_LENGTH, body.len())
         .header("docker-content-digest", &digest)
         .header(header::ETAG, format!("\"{digest}\""));
     if head {
-        resp = resp.header(header::CONTENT_LENGTH, body.len());
         return resp.body(Body::empty()).map_err(ApiError::internal);
     }
     resp.body(Body::from(body)).map_err(ApiError::internal)
