@@ -379,3 +379,52 @@ fn network_profiles_load_by_name_or_file() {
         "mine"
     );
 }
+
+/// The command from the "done when", run as a user would: the binary, a
+/// chosen port, the Docker Hub profile and emulation, a layout.
+#[test]
+fn serve_command_serves_pulltime_oci_client_and_skopeo() {
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let profile = ImageProfile::load("vp-transcode-multistage").unwrap();
+    let image = synthesize(&profile, SynthOptions { scale: 0.002, compression: Compression::Gzip }, &layout, "v1").unwrap();
+    let port = common::free_port();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pulltime"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--network", "dockerhub-100m", "--emulate", "dockerhub", "--layout"])
+        .arg(format!("app={}", layout.display()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Kill(child);
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(first, format!("pulltime registry listening on http://127.0.0.1:{port}"));
+    let reference = format!("127.0.0.1:{port}/app:v1");
+    let record = pull_to(home.path(), &reference, &work.path().join("rootfs"), &work.path().join("r.json"));
+    assert_eq!(record.image.manifest_digest, image.manifest.digest);
+    // Over dockerhub-100m every registry request pays a 30 ms round trip (±3 ms
+    // jitter) and every CDN request a 10 ms one (±1 ms).
+    for r in &record.runs[0].requests {
+        let floor = if r.kind == "redirect" { 0.009 } else { 0.027 };
+        assert!(r.ttfb_s >= floor, "{r:?}");
+    }
+    let (digest, _, _) = oci_client_digests(&reference);
+    assert_eq!(digest, image.manifest.digest);
+    run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}")));
+    let copied = work.path().join("copied");
+    run(Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(format!("oci:{}:v1", copied.display())));
+}
