@@ -388,10 +388,28 @@ fn serve_command_serves_pulltime_oci_client_and_skopeo() {
     let home = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     let profile = ImageProfile::load("vp-transcode-multistage").unwrap();
-    let image = synthesize(&profile, SynthOptions { scale: 0.002, compression: Compression::Gzip }, &layout, "v1").unwrap();
+    let image = synthesize(
+        &profile,
+        SynthOptions {
+            scale: 0.002,
+            compression: Compression::Gzip,
+        },
+        &layout,
+        "v1",
+    )
+    .unwrap();
     let port = common::free_port();
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pulltime"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--network", "dockerhub-100m", "--emulate", "dockerhub", "--layout"])
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--network",
+            "dockerhub-100m",
+            "--emulate",
+            "dockerhub",
+            "--layout",
+        ])
         .arg(format!("app={}", layout.display()))
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -407,9 +425,17 @@ fn serve_command_serves_pulltime_oci_client_and_skopeo() {
     let _guard = Kill(child);
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
     let first = lines.next().unwrap().unwrap();
-    assert_eq!(first, format!("pulltime registry listening on http://127.0.0.1:{port}"));
+    assert_eq!(
+        first,
+        format!("pulltime registry listening on http://127.0.0.1:{port}")
+    );
     let reference = format!("127.0.0.1:{port}/app:v1");
-    let record = pull_to(home.path(), &reference, &work.path().join("rootfs"), &work.path().join("r.json"));
+    let record = pull_to(
+        home.path(),
+        &reference,
+        &work.path().join("rootfs"),
+        &work.path().join("r.json"),
+    );
     assert_eq!(record.image.manifest_digest, image.manifest.digest);
     // Over dockerhub-100m every registry request pays a 30 ms round trip (±3 ms
     // jitter) and every CDN request a 10 ms one (±1 ms).

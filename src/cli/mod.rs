@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand.
 
 mod demo;
+mod diff;
 mod pull;
 mod serve;
 mod synth;
@@ -25,6 +26,8 @@ pub enum Command {
     /// The study on one machine: synthesise original and multi-stage images, serve them
     /// as Docker Hub would over a shaped network, pull each cold, compare.
     Demo(demo::DemoArgs),
+    /// Compare two pull records phase by phase (criterion-style statistics).
+    Diff(diff::DiffArgs),
     /// Pull an image natively and time every layer and phase.
     Pull(pull::PullArgs),
     /// Run an embedded OCI registry with network shaping and Docker Hub emulation.
@@ -38,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.verbose);
     match cli.command {
         Command::Demo(args) => demo::run_demo(args),
+        Command::Diff(args) => diff::run(args),
         Command::Pull(args) => pull::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Synth(args) => synth::run(args),

@@ -1,6 +1,6 @@
 //! `pulltime pull`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -56,6 +56,18 @@ pub struct PullArgs {
     /// Directory for temporary root filesystems and blobs in flight (default: the system temp dir).
     #[arg(long)]
     pub tmp_dir: Option<PathBuf>,
+    /// Save the runs (per phase and per layer, with image facts) as baseline NAME.
+    #[arg(long, value_name = "NAME")]
+    pub save_baseline: Option<String>,
+    /// Compare the runs with baseline NAME and say what changed.
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
+    /// Where baselines live, one JSON file per name.
+    #[arg(long, default_value = ".pulltime/baselines")]
+    pub baseline_dir: PathBuf,
+    /// How runs are compared with a baseline.
+    #[command(flatten)]
+    pub compare: super::diff::CompareArgs,
 }
 
 /// Runs `pulltime pull`.
@@ -72,6 +84,18 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
             None => None,
         },
     };
+    // Fail before measuring if the baseline to compare with is missing.
+    let baseline = match &args.baseline {
+        Some(name) => Some(super::diff::load_baseline(&args.baseline_dir, name)?),
+        None => None,
+    };
+    if let Some(name) = &args.save_baseline {
+        pulltime::regression::baseline_path(&args.baseline_dir, name)
+            .map_err(anyhow::Error::msg)?;
+    }
+    if args.compare.fail_on_regression.is_some() && baseline.is_none() {
+        anyhow::bail!("--fail-on-regression needs --baseline NAME to compare with");
+    }
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         anyhow::bail!("--timeout must be a positive number of seconds");
     }
@@ -113,5 +137,29 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
             print!("{text}");
         }
     }
-    Ok(())
+    let compared = match (&baseline, &args.baseline) {
+        (Some(old), Some(name)) => {
+            // Keep stdout a clean record when it carries the JSON.
+            let mut out: Box<dyn std::io::Write> = if json_to_stdout {
+                Box::new(std::io::stderr())
+            } else {
+                Box::new(std::io::stdout())
+            };
+            writeln!(out)?;
+            super::diff::compare_and_gate(
+                old,
+                &format!("baseline {name:?}"),
+                &record,
+                "this pull",
+                &args.compare,
+                &mut out,
+            )
+        }
+        _ => Ok(()),
+    };
+    if let Some(name) = &args.save_baseline {
+        let path = super::diff::save_baseline(&args.baseline_dir, name, &record)?;
+        eprintln!("saved baseline {name:?} to {}", path.display());
+    }
+    compared
 }

@@ -62,7 +62,7 @@ pub struct Shaper {
     profile: NetworkProfile,
     link: Option<TokenBucket>,
     seen: Mutex<HashSet<SocketAddr>>,
-    rng: Mutex<u64>,
+    rng: Mutex<crate::rng::Rng>,
 }
 
 impl Shaper {
@@ -72,7 +72,7 @@ impl Shaper {
             link: profile.link_bandwidth.map(TokenBucket::new),
             profile,
             seen: Mutex::new(HashSet::new()),
-            rng: Mutex::new(seed | 1),
+            rng: Mutex::new(crate::rng::Rng::new(seed)),
         }
     }
 
@@ -98,12 +98,7 @@ impl Shaper {
         if self.profile.jitter_ms == 0.0 {
             return 0.0;
         }
-        let mut x = self.rng.lock().expect("rng lock");
-        // xorshift64*: tiny, seeded, good enough for jitter.
-        *x ^= *x >> 12;
-        *x ^= *x << 25;
-        *x ^= *x >> 27;
-        let u = (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+        let u = self.rng.lock().expect("rng lock").unit();
         (u * 2.0 - 1.0) * self.profile.jitter_ms
     }
 

@@ -1,0 +1,205 @@
+//! Baselines end to end: save one pulling from `pulltime serve --network lan-1g`,
+//! then the same image under `edge-20m` regresses (and `--fail-on-regression`
+//! fails) while the same profile shows no change; `pulltime diff` on records.
+
+mod common;
+
+use std::path::Path;
+
+use common::pulltime;
+use predicates::prelude::*;
+use pulltime::network::NetworkProfile;
+use pulltime::registry::Compression;
+use pulltime::server::{ServeOptions, ServerThread};
+use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
+
+fn serve(layout: &Path, network: &str) -> ServerThread {
+    ServerThread::spawn(ServeOptions {
+        layouts: vec![("app".into(), layout.to_path_buf())],
+        network: NetworkProfile::load(network).unwrap(),
+        ..ServeOptions::default()
+    })
+    .unwrap()
+}
+
+/// Extraction on tmpfs when there is one: less disk noise between batches.
+fn tmp_dir() -> std::path::PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+#[test]
+fn baseline_regression_gate_and_diff() {
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let profile = ImageProfile::load("sn-compose-post-multistage").unwrap();
+    synthesize(
+        &profile,
+        SynthOptions {
+            scale: 0.01,
+            compression: Compression::Gzip,
+        },
+        &layout,
+        "v1",
+    )
+    .unwrap();
+    let lan = serve(&layout, "lan-1g");
+    let edge = serve(&layout, "edge-20m");
+    let dir = work.path().join("baselines");
+    let pull = |server: &ServerThread, runs: &str| {
+        let mut c = pulltime(home.path());
+        c.args([
+            "pull",
+            &server.reference("app:v1"),
+            "--quiet",
+            "--runs",
+            runs,
+            "--baseline-dir",
+        ])
+        .arg(&dir)
+        .arg("--tmp-dir")
+        .arg(tmp_dir());
+        c
+    };
+    pull(&lan, "10")
+        .args(["--save-baseline", "lan", "--json"])
+        .arg(work.path().join("lan.json"))
+        .assert()
+        .success();
+    let saved = pulltime::report::json::read_record(&dir.join("lan.json")).unwrap();
+    assert_eq!(
+        saved.runs.len(),
+        10,
+        "the baseline keeps every run's samples"
+    );
+    assert!(saved.image.layers.iter().all(|l| l.uncompressed_bytes > 0));
+
+    // Same profile: no change, and the gate passes.
+    pull(&lan, "10")
+        .args(["--baseline", "lan", "--fail-on-regression"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::is_match(r"(?m)^wall .* no change within noise$")
+                .unwrap()
+                .and(predicate::str::contains("image unchanged")),
+        );
+
+    // A slower network: regressed, and the gate fails naming the phase.
+    pull(&edge, "5")
+        .args(["--baseline", "lan", "--fail-on-regression", "--json"])
+        .arg(work.path().join("edge.json"))
+        .assert()
+        .failure()
+        .stdout(predicate::str::is_match(r"(?m)^wall .* regressed$").unwrap())
+        .stderr(predicate::str::contains(
+            "pull time regressed against baseline \"lan\": wall +",
+        ));
+    // Gating only a phase that did not regress passes.
+    pull(&edge, "3")
+        .args(["--baseline", "lan", "--fail-on-regression=verify"])
+        .assert()
+        .success();
+
+    // The same comparison between saved records.
+    pulltime(home.path())
+        .args(["diff"])
+        .arg(dir.join("lan.json"))
+        .arg(work.path().join("edge.json"))
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"(?m)^download .* regressed$").unwrap());
+
+    // A single-run record marked simulated (the shape `simulate` writes) compares too.
+    let mut sim: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.path().join("edge.json")).unwrap()).unwrap();
+    sim["simulated"] = serde_json::json!(true);
+    sim["runs"] = serde_json::json!([sim["runs"][0].clone()]);
+    std::fs::write(
+        work.path().join("sim.json"),
+        serde_json::to_vec(&sim).unwrap(),
+    )
+    .unwrap();
+    pulltime(home.path())
+        .args(["diff", "--fail-on-regression"])
+        .arg(dir.join("lan.json"))
+        .arg(work.path().join("sim.json"))
+        .assert()
+        .failure()
+        .stdout(
+            predicate::str::contains("(simulated)").and(predicate::str::contains("one new value")),
+        );
+
+    // Missing baselines and bad names are clear errors before anything is pulled.
+    pull(&lan, "1")
+        .args(["--baseline", "nope"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no baseline named \"nope\""));
+    pull(&lan, "1")
+        .args(["--save-baseline", "../escape"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("baseline name"));
+    assert!(!work.path().join("escape.json").exists());
+    pull(&lan, "1")
+        .args(["--fail-on-regression"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("needs --baseline"));
+}
+
+#[test]
+fn a_changed_image_says_what_changed() {
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let small = ImageProfile::load("vp-transcode-multistage").unwrap();
+    let big = ImageProfile::load("vp-transcode-original").unwrap();
+    let o = SynthOptions {
+        scale: 0.003,
+        compression: Compression::Gzip,
+    };
+    synthesize(&small, o, &layout, "small").unwrap();
+    synthesize(&big, o, &layout, "big").unwrap();
+    let server = serve(&layout, "loopback");
+    let record = |tag: &str| {
+        let json = work.path().join(format!("{tag}.json"));
+        pulltime(home.path())
+            .args([
+                "pull",
+                &server.reference(&format!("app:{tag}")),
+                "--quiet",
+                "--runs",
+                "3",
+                "--json",
+            ])
+            .arg(&json)
+            .assert()
+            .success();
+        json
+    };
+    let (a, b) = (record("small"), record("big"));
+    pulltime(home.path())
+        .arg("diff")
+        .arg(&a)
+        .arg(&b)
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("image changed: manifest")
+                .and(predicate::str::contains("layer added:"))
+                .and(predicate::str::contains("layer removed:"))
+                .and(
+                    predicate::str::is_match(
+                        r"layers 6 -> 6; compressed \+[0-9.]+ [kM]B \(\+[0-9.]+%\)",
+                    )
+                    .unwrap(),
+                ),
+        );
+}
