@@ -181,8 +181,11 @@ pub fn compare_samples(phase: &str, old: &[f64], new: &[f64], o: &CompareOptions
     }
 }
 
+/// Reads one phase's value from a run.
+pub type PhaseOf = fn(&RunRecord) -> f64;
+
 /// The phases compared, with how to read each from a run.
-pub const PHASES: &[(&str, fn(&RunRecord) -> f64)] = &[
+pub const PHASES: &[(&str, PhaseOf)] = &[
     ("wall", |r| r.wall_s),
     ("resolve", |r| r.resolve_s),
     ("download", |r| r.layer_sum(|l| l.download_s)),
