@@ -123,7 +123,12 @@ fn extract_in_order(
         bars[i].extracting();
         let result = (|| {
             let source = Timed::new(spools[i].reader(stall.clone()), input.clone());
-            let dec = decoder(layer.compression, source).map_err(crate::layer::LayerError::Read)?;
+            // Decoders may read their header on construction: that wait belongs to
+            // the decoder's time (and, through `input`, to the stall), not extraction.
+            let t = Instant::now();
+            let dec = decoder(layer.compression, source);
+            decoded.add(t.elapsed());
+            let dec = dec.map_err(crate::layer::LayerError::Read)?;
             let mut tar = Hashing::new(Timed::new(dec, decoded.clone()), hashed.clone());
             let stats = apply_layer(&mut tar, root, apply)?;
             Ok::<_, crate::layer::LayerError>((stats, tar.digest(), tar.byte_count()))
