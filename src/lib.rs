@@ -10,6 +10,7 @@
 
 pub mod demo;
 pub mod image;
+pub mod lab;
 pub mod layer;
 pub mod layout;
 pub mod measure;

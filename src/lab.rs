@@ -1,0 +1,127 @@
+//! The lab as a library: everything a benchmark of image pulls needs, so a
+//! criterion bench (see `benches/pull.rs` and `examples/bench_own_image.rs`) can
+//! track pull time the way it tracks a function.
+//!
+//! ```no_run
+//! use pulltime::lab::{ColdPuller, start_registry, synth_and_push};
+//! use pulltime::server::ServeOptions;
+//! use pulltime::synth::SynthOptions;
+//!
+//! let registry = start_registry(ServeOptions::default())?;
+//! let image = synth_and_push("sn-compose-post-multistage", SynthOptions { scale: 0.01, ..Default::default() }, &registry, "app:v1")?;
+//! let puller = ColdPuller::new()?;
+//! let record = puller.pull(&registry.reference("app:v1"))?;
+//! println!("{} bytes in {:.3} s", image.compressed_bytes(), record.runs[0].wall_s);
+//! # Ok::<(), pulltime::lab::LabError>(())
+//! ```
+
+use std::time::Duration;
+
+use crate::layer::ApplyOptions;
+use crate::layout::Layout;
+use crate::measure::{MeasureOptions, measure};
+use crate::pipeline::{Mode, PullOptions};
+use crate::platform::Platform;
+use crate::record::PullRecord;
+use crate::reference::Reference;
+use crate::registry::transport::RunClock;
+use crate::registry::{ClientOptions, RegistryClient, Scheme};
+use crate::server::{ServeOptions, ServerThread};
+use crate::synth::{ImageProfile, SynthImage, SynthOptions, synthesize};
+
+/// Anything that can go wrong in the lab.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// Starting the registry.
+    #[error(transparent)]
+    Serve(#[from] crate::server::ServeError),
+    /// Loading a profile.
+    #[error(transparent)]
+    Profile(#[from] crate::synth::profile::ImageProfileError),
+    /// Synthesising.
+    #[error(transparent)]
+    Synth(#[from] crate::synth::SynthError),
+    /// Pushing.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// Pulling.
+    #[error(transparent)]
+    Pull(#[from] crate::pipeline::PullError),
+    /// A reference.
+    #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
+    /// Local I/O.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Starts an embedded registry on its own thread (loopback, a free port); it
+/// stops when the returned handle is dropped.
+pub fn start_registry(options: ServeOptions) -> Result<ServerThread, LabError> {
+    Ok(ServerThread::spawn(options)?)
+}
+
+/// Synthesises the image profile `profile` (a built-in name or a TOML file) and
+/// pushes it to `registry` as `repo_tag` with pulltime's push code.
+pub fn synth_and_push(profile: &str, options: SynthOptions, registry: &ServerThread, repo_tag: &str) -> Result<SynthImage, LabError> {
+    let profile = ImageProfile::load(profile)?;
+    let dir = tempfile::tempdir()?;
+    let image = synthesize(&profile, options, dir.path(), "image")?;
+    let reference = Reference::parse(&registry.reference(repo_tag))?;
+    let layout = Layout::open(dir.path())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let opts = ClientOptions {
+            scheme: Scheme::Http,
+            ..ClientOptions::default()
+        };
+        let client = RegistryClient::new(&reference, &opts, RunClock::start(), true)?;
+        client.ping().await?;
+        crate::registry::push::push_layout(&client, &layout, "image", reference.manifest_reference()).await
+    })?;
+    Ok(image)
+}
+
+/// Runs cold pulls (fresh destination, connections and tokens every time) from
+/// synchronous code.
+pub struct ColdPuller {
+    runtime: tokio::runtime::Runtime,
+    /// How each pull is done; defaults to pulltime's streaming mode, 3 downloads.
+    pub options: PullOptions,
+}
+
+impl ColdPuller {
+    /// A puller with default options (streaming, 3 concurrent downloads, host platform).
+    pub fn new() -> Result<Self, LabError> {
+        Ok(ColdPuller {
+            runtime: tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+            options: PullOptions {
+                mode: Mode::Streaming,
+                max_concurrent_downloads: 3,
+                platform: Platform::host(),
+                platform_explicit: false,
+                client: ClientOptions {
+                    scheme: Scheme::Http,
+                    credentials: None,
+                    timeout: Duration::from_secs(60),
+                },
+                apply: ApplyOptions::default(),
+            },
+        })
+    }
+
+    /// One cold pull of `reference` into a temporary root filesystem (removed
+    /// afterwards); the record holds its single run.
+    pub fn pull(&self, reference: &str) -> Result<PullRecord, LabError> {
+        let reference = Reference::parse(reference)?;
+        let options = MeasureOptions {
+            runs: 1,
+            warmup: 0,
+            dest: None,
+            tmp_dir: std::env::temp_dir(),
+            pull: self.options.clone(),
+            progress: false,
+        };
+        Ok(self.runtime.block_on(measure(&reference, &options))?)
+    }
+}
