@@ -17,13 +17,28 @@ fn pulls(c: &mut Criterion) {
     let puller = ColdPuller::new().expect("runtime");
     let mut group = c.benchmark_group("cold-pull");
     group.sample_size(10);
-    for profile in ["sn-compose-post-original", "sn-compose-post-multistage", "ml-object-detection-multistage"] {
+    for profile in [
+        "sn-compose-post-original",
+        "sn-compose-post-multistage",
+        "ml-object-detection-multistage",
+    ] {
         for (name, compression) in [("gzip", Compression::Gzip), ("zstd", Compression::Zstd)] {
             let tag = format!("{profile}:{name}");
-            let image = synth_and_push(profile, SynthOptions { scale: SCALE, compression }, &registry, &tag).expect("image");
+            let image = synth_and_push(
+                profile,
+                SynthOptions {
+                    scale: SCALE,
+                    compression,
+                },
+                &registry,
+                &tag,
+            )
+            .expect("image");
             let reference = registry.reference(&tag);
             group.throughput(Throughput::Bytes(image.uncompressed_bytes()));
-            group.bench_function(format!("{profile}/{name}"), |b| b.iter(|| puller.pull(&reference).expect("pull")));
+            group.bench_function(format!("{profile}/{name}"), |b| {
+                b.iter(|| puller.pull(&reference).expect("pull"))
+            });
         }
     }
     group.finish();

@@ -63,13 +63,20 @@ pub fn start_registry(options: ServeOptions) -> Result<ServerThread, LabError> {
 
 /// Synthesises the image profile `profile` (a built-in name or a TOML file) and
 /// pushes it to `registry` as `repo_tag` with pulltime's push code.
-pub fn synth_and_push(profile: &str, options: SynthOptions, registry: &ServerThread, repo_tag: &str) -> Result<SynthImage, LabError> {
+pub fn synth_and_push(
+    profile: &str,
+    options: SynthOptions,
+    registry: &ServerThread,
+    repo_tag: &str,
+) -> Result<SynthImage, LabError> {
     let profile = ImageProfile::load(profile)?;
     let dir = tempfile::tempdir()?;
     let image = synthesize(&profile, options, dir.path(), "image")?;
     let reference = Reference::parse(&registry.reference(repo_tag))?;
     let layout = Layout::open(dir.path())?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let opts = ClientOptions {
             scheme: Scheme::Http,
@@ -77,7 +84,13 @@ pub fn synth_and_push(profile: &str, options: SynthOptions, registry: &ServerThr
         };
         let client = RegistryClient::new(&reference, &opts, RunClock::start(), true)?;
         client.ping().await?;
-        crate::registry::push::push_layout(&client, &layout, "image", reference.manifest_reference()).await
+        crate::registry::push::push_layout(
+            &client,
+            &layout,
+            "image",
+            reference.manifest_reference(),
+        )
+        .await
     })?;
     Ok(image)
 }
@@ -94,7 +107,9 @@ impl ColdPuller {
     /// A puller with default options (streaming, 3 concurrent downloads, host platform).
     pub fn new() -> Result<Self, LabError> {
         Ok(ColdPuller {
-            runtime: tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?,
             options: PullOptions {
                 mode: Mode::Streaming,
                 max_concurrent_downloads: 3,
