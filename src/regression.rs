@@ -181,6 +181,28 @@ pub fn compare_samples(phase: &str, old: &[f64], new: &[f64], o: &CompareOptions
     }
 }
 
+/// The smallest p-value a two-sided permutation test can give for samples of
+/// `n` and `m` values: 2 (equal sizes) or 1 extreme split out of C(n+m, n).
+pub fn min_p_value(n: usize, m: usize) -> f64 {
+    let (n, m) = (n.min(m), n.max(m));
+    let mut c = 1f64;
+    for i in 0..n {
+        c = c * (m + n - i) as f64 / (i + 1) as f64;
+    }
+    let extremes = if n == m { 2.0 } else { 1.0 };
+    (extremes / c).min(1.0)
+}
+
+/// Why a comparison of `n` old and `m` new runs cannot show significance, if so.
+pub fn too_few_runs(n: usize, m: usize, significance: f64) -> Option<String> {
+    let p = min_p_value(n, m);
+    (m > 1 && p >= significance).then(|| {
+        format!(
+            "with {n} old and {m} new runs the smallest possible p-value is {p:.3}, not below the significance level {significance}: nothing can be called improved or regressed; use at least 4 runs on each side"
+        )
+    })
+}
+
 /// Reads one phase's value from a run.
 pub type PhaseOf = fn(&RunRecord) -> f64;
 
@@ -203,6 +225,8 @@ pub struct Comparison {
     pub image_changes: Vec<String>,
     /// Runs on each side.
     pub runs: (usize, usize),
+    /// Set when the run counts cannot reach significance.
+    pub warning: Option<String>,
 }
 
 /// Compares every phase of `new` with `old`.
@@ -219,6 +243,7 @@ pub fn compare_records(old: &PullRecord, new: &PullRecord, o: &CompareOptions) -
         changes,
         image_changes: image_changes(old, new),
         runs: (old.runs.len(), new.runs.len()),
+        warning: too_few_runs(old.runs.len(), new.runs.len(), o.significance),
     }
 }
 
@@ -341,6 +366,9 @@ pub fn render_comparison(
             ""
         }
     );
+    if let Some(w) = &c.warning {
+        let _ = writeln!(out, "warning: {w}");
+    }
     for line in &c.image_changes {
         let _ = writeln!(out, "{line}");
     }
@@ -471,6 +499,22 @@ mod tests {
             compare_samples("wall", &old, &[0.5], &fast()).verdict,
             Verdict::Improved
         );
+    }
+
+    #[test]
+    fn tiny_samples_cannot_be_significant_and_say_so() {
+        assert!((min_p_value(3, 3) - 0.1).abs() < 1e-12);
+        assert!((min_p_value(4, 4) - 2.0 / 70.0).abs() < 1e-12);
+        assert!(too_few_runs(3, 3, 0.05).is_some());
+        assert!(too_few_runs(4, 4, 0.05).is_none());
+        assert!(
+            too_few_runs(10, 1, 0.05).is_none(),
+            "one new value is a range comparison"
+        );
+        // A doubling with 3 runs a side is not called a regression; the warning says why.
+        let c = compare_samples("wall", &[1.0, 1.01, 0.99], &[2.0, 2.01, 1.99], &fast());
+        assert_eq!(c.verdict, Verdict::NoChange);
+        assert!(c.p_value.unwrap() >= 0.05);
     }
 
     #[test]

@@ -401,3 +401,26 @@ fn truncated_and_corrupt_streams_are_read_errors() {
     let r = apply_layer(&full[..5000], &s.root, &ApplyOptions::default());
     assert!(matches!(r, Err(LayerError::Read(_))), "{r:?}");
 }
+
+/// Found in review: a hard link to a symlink creates a symlink; a whiteout or link
+/// target resolved through it must stay inside the root.
+#[test]
+fn hard_link_to_a_symlink_cannot_lead_a_whiteout_or_link_outside() {
+    let s = sandbox();
+    let out: &'static str = Box::leak(s.outside.to_string_lossy().into_owned().into_boxed_str());
+    let before = snapshot(&s.outside);
+    let r = apply(
+        &s.root,
+        &[
+            E::Symlink("s", out),
+            E::File("x/.wh..wh.meta", 0o644, vec![]),
+            E::Hardlink("x", "s"),
+            E::Whiteout("x/victim"),
+            E::Hardlink("y", "x/victim"),
+        ],
+    );
+    // The link through x resolves inside the root, where there is no victim.
+    unsafe_entry(r, "y");
+    outside_unchanged(&s, &before);
+    assert!(s.outside.join("victim").exists());
+}

@@ -93,8 +93,17 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         pulltime::regression::baseline_path(&args.baseline_dir, name)
             .map_err(anyhow::Error::msg)?;
     }
-    if args.compare.fail_on_regression.is_some() && baseline.is_none() {
-        anyhow::bail!("--fail-on-regression needs --baseline NAME to compare with");
+    if args.compare.fail_on_regression.is_some() {
+        let Some(old) = &baseline else {
+            anyhow::bail!("--fail-on-regression needs --baseline NAME to compare with");
+        };
+        if let Some(w) = pulltime::regression::too_few_runs(
+            old.runs.len(),
+            args.runs as usize,
+            args.compare.significance,
+        ) {
+            anyhow::bail!("--fail-on-regression cannot work with these run counts: {w}");
+        }
     }
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         anyhow::bail!("--timeout must be a positive number of seconds");

@@ -144,7 +144,14 @@ impl Applier<'_> {
         if whiteout::is_aufs_meta(&comps[0]) {
             return Ok(()); // aufs bookkeeping (`.wh..wh.plnk/...`), as docker skips it
         }
-        let parent = self.parent(parent_comps).map_err(unsafe_err)?;
+        // Whiteouts delete and hard links point at what they resolve to: resolve those
+        // afresh, never from the cache, so a stale entry can never lead outside.
+        let parent = match whiteout::classify(last) {
+            Whiteout::None if entry.header().entry_type() != tar::EntryType::Link => {
+                self.parent(parent_comps).map_err(unsafe_err)?
+            }
+            _ => resolve_in_root(self.root, parent_comps).map_err(unsafe_err)?,
+        };
         match whiteout::classify(last) {
             Whiteout::Meta => return Ok(()),
             Whiteout::Invalid => {
@@ -239,6 +246,8 @@ impl Applier<'_> {
                         .map_err(io_err(&name, "replace existing"))?;
                     fs::hard_link(self.root.join(&target), &dest)
                         .map_err(io_err(&name, "hard link"))?;
+                    // A hard link to a symlink is a new symlink: resolutions may change.
+                    self.parents.clear();
                 }
                 self.stats.hardlinks += 1;
             }
@@ -366,8 +375,7 @@ impl Applier<'_> {
         let (last, parents) = comps
             .split_last()
             .ok_or_else(|| refuse("hard link to the root directory".into()))?;
-        let target = self
-            .parent(parents)
+        let target = resolve_in_root(self.root, parents)
             .map_err(|e| refuse(format!("hard link target: {e}")))?
             .join(last);
         match fs::symlink_metadata(self.root.join(&target)) {

@@ -68,10 +68,9 @@ pub async fn download(
     let mut bytes = 0u64;
     while let Some(chunk) = stream.next().await {
         if cancel.load(Ordering::Relaxed) {
-            return Err(RegistryError::Io {
-                what: format!("layer {index}"),
-                source: std::io::Error::other("cancelled after another layer failed"),
-            });
+            return Err(RegistryError::Cancelled(format!(
+                "layer {index}: another layer failed"
+            )));
         }
         let chunk = chunk.map_err(|e| RegistryError::Unreachable {
             url: url.clone(),

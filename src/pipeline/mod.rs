@@ -218,7 +218,8 @@ fn layer_run(
     d: &Downloaded,
     x: &Extracted,
 ) -> LayerRun {
-    let download = d.finished - d.started;
+    // Hashing happens inline while receiving; it is counted in verify_s, not here.
+    let download = (d.finished - d.started).saturating_sub(d.hash);
     let transfer = download.saturating_sub(d.ttfb).as_secs_f64();
     LayerRun {
         index,

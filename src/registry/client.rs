@@ -187,8 +187,17 @@ impl RegistryClient {
         body: Option<Bytes>,
     ) -> Result<(Response, usize, Instant), RegistryError> {
         let mut retried = false;
+        // Credentials and tokens go to the registry only, never to another host a
+        // Location header names (upload sessions on other hosts, redirects).
+        let same_origin = url.scheme() == self.base.scheme()
+            && url.host_str() == self.base.host_str()
+            && url.port_or_known_default() == self.base.port_or_known_default();
         loop {
-            let auth = self.authorization().await?;
+            let auth = if same_origin {
+                self.authorization().await?
+            } else {
+                None
+            };
             let started = Instant::now();
             let resp = self
                 .raw(
