@@ -221,6 +221,15 @@ async fn cdn_delay(
 }
 
 fn spawn_server(listener: tokio::net::TcpListener, app: Router) -> tokio::task::JoinHandle<()> {
+    use axum::serve::ListenerExt;
+    // Without TCP_NODELAY a response whose headers and body go out in separate
+    // writes waits for the client's delayed ACK (40 ms on Linux): Nagle's
+    // algorithm would add latency no real registry has.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("TCP_NODELAY: {e}");
+        }
+    });
     tokio::spawn(async move {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, service).await {
