@@ -8,7 +8,9 @@
 //! - [`stats`], [`report`]: statistics, tables, JSON, progress.
 #![deny(missing_docs)]
 
+pub mod calibrate;
 pub mod demo;
+pub mod host;
 pub mod image;
 pub mod lab;
 pub mod layer;
@@ -24,5 +26,6 @@ pub mod regression;
 pub mod report;
 pub mod rng;
 pub mod server;
+pub mod sim;
 pub mod stats;
 pub mod synth;

@@ -53,8 +53,9 @@ pub async fn measure(
         };
         match one_run(reference, &dest, options, &progress, &label, k > 0).await {
             Ok(outcome) => {
-                if let Some(prev) = &last {
-                    same_image(prev, &outcome)?;
+                if let Some(Err(e)) = last.as_ref().map(|prev| same_image(prev, &outcome)) {
+                    dest.abandon();
+                    return Err(e);
                 }
                 if k >= options.warmup {
                     let mut run = outcome.run.clone();
@@ -90,6 +91,7 @@ pub async fn measure(
         },
         summary: Summary::of(&counted),
         runs: counted,
+        simulation: None,
     };
     Ok(record)
 }

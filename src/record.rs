@@ -29,6 +29,9 @@ pub struct PullRecord {
     pub runs: Vec<RunRecord>,
     /// Statistics over `runs`.
     pub summary: Summary,
+    /// For simulated records: the inputs the simulation used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulation: Option<crate::sim::SimulationInfo>,
 }
 
 /// Name and version of the writer.
@@ -159,7 +162,8 @@ pub struct LayerRun {
     pub start_s: f64,
     /// When the layer was fully applied to the root filesystem.
     pub end_s: f64,
-    /// Blob request start to last byte received (redirect hop and TTFB included).
+    /// Blob request start to last byte received (redirect hop and TTFB included),
+    /// minus the time spent hashing inline (counted in `verify_s`).
     pub download_s: f64,
     /// Request start to the response headers of the request that carried the body.
     pub ttfb_s: f64,

@@ -70,12 +70,10 @@ pub fn compare_and_gate(
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<()> {
     let o = args.options();
-    if args.fail_on_regression.is_some() {
-        if let Some(w) =
-            pulltime::regression::too_few_runs(old.runs.len(), new.runs.len(), o.significance)
-        {
-            bail!("--fail-on-regression cannot work here: {w}");
-        }
+    let too_few =
+        pulltime::regression::too_few_runs(old.runs.len(), new.runs.len(), o.significance);
+    if let (Some(w), Some(_)) = (too_few, &args.fail_on_regression) {
+        bail!("--fail-on-regression cannot work here: {w}");
     }
     let comparison = compare_records(old, new, &o);
     write!(

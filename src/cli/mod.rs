@@ -1,9 +1,11 @@
 //! Command-line interface: one file per subcommand.
 
+mod calibrate;
 mod demo;
 mod diff;
 mod pull;
 mod serve;
+mod simulate;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +25,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Measure this host (hashing, decompression, extraction) into a host profile.
+    Calibrate(calibrate::CalibrateArgs),
     /// The study on one machine: synthesise original and multi-stage images, serve them
     /// as Docker Hub would over a shaped network, pull each cold, compare.
     Demo(demo::DemoArgs),
@@ -32,6 +36,8 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// Run an embedded OCI registry with network shaping and Docker Hub emulation.
     Serve(serve::ServeArgs),
+    /// Predict a pull for networks, hosts, policies and layouts you do not have.
+    Simulate(simulate::SimulateArgs),
     /// Build deterministic synthetic images from image layout profiles.
     Synth(synth::SynthArgs),
 }
@@ -40,10 +46,12 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.verbose);
     match cli.command {
+        Command::Calibrate(args) => calibrate::run(args),
         Command::Demo(args) => demo::run_demo(args),
         Command::Diff(args) => diff::run(args),
         Command::Pull(args) => pull::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Simulate(args) => simulate::run(args),
         Command::Synth(args) => synth::run(args),
     }
 }

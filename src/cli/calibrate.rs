@@ -1,0 +1,72 @@
+//! `pulltime calibrate`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use pulltime::calibrate::{CalibrateOptions, calibrate};
+
+/// Arguments of `pulltime calibrate`.
+#[derive(Debug, clap::Args)]
+pub struct CalibrateArgs {
+    /// Directory on the filesystem pulls extract to (probes run in a temporary
+    /// directory inside it and are removed). Default: the system temp dir.
+    #[arg(long)]
+    pub dest: Option<PathBuf>,
+    /// Write the host profile (TOML) here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Name to put in the profile.
+    #[arg(long, default_value = "calibrated")]
+    pub name: String,
+    /// Smaller probes (a few seconds; less precise).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// Runs `pulltime calibrate`.
+pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
+    let dir = args.dest.clone().unwrap_or_else(std::env::temp_dir);
+    if !dir.is_dir() {
+        anyhow::bail!("--dest {} is not a directory", dir.display());
+    }
+    let options = if args.quick {
+        CalibrateOptions {
+            content_bytes: 16 << 20,
+            small_files: 1000,
+            large_bytes: 32 << 20,
+            repeats: 1,
+        }
+    } else {
+        CalibrateOptions::default()
+    };
+    eprintln!(
+        "calibrating on {} (sha256, gzip, zstd, extraction probes)...",
+        dir.display()
+    );
+    let mut profile = calibrate(&dir, options).context("calibrating")?;
+    profile.name = args.name;
+    let text = profile.to_toml();
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    eprintln!(
+        "sha256 {:.0} MB/s, gzip {:.0} MB/s, zstd {:.0} MB/s (output), extraction {:.0} MB/s + {:.0} us/file + {:.0} us/dir on {}",
+        profile.sha256_bps / 1e6,
+        profile.gzip_bps / 1e6,
+        profile.zstd_bps / 1e6,
+        profile.extract_bps / 1e6,
+        profile.extract_per_file_s * 1e6,
+        profile.extract_per_dir_s * 1e6,
+        if profile.filesystem.is_empty() {
+            "?"
+        } else {
+            &profile.filesystem
+        }
+    );
+    Ok(())
+}

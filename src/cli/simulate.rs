@@ -1,0 +1,288 @@
+//! `pulltime simulate`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use pulltime::host::HostProfile;
+use pulltime::network::{NetworkProfile, format_bandwidth, parse_bandwidth};
+use pulltime::platform::Platform;
+use pulltime::record::PullRecord;
+use pulltime::reference::Reference;
+use pulltime::registry::{ClientOptions, Compression, Scheme};
+use pulltime::report::{human_bytes, table::render};
+use pulltime::sim::{Policy, Scenario, SimImage, bounding_phase, input, simulate_record, whatif};
+use pulltime::synth::ImageProfile;
+
+use super::synth::CompressionArg;
+
+/// The host profile used when none is given: the machine pulltime is developed on.
+const DEFAULT_HOST: &str = include_str!("../../profiles/hosts/xeon-2core-ext4.toml");
+
+/// Arguments of `pulltime simulate`.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// The image: a registry reference, `oci:DIR[:TAG]`, a record `.json`, or an
+    /// image profile (built-in name or `.toml`).
+    pub image: String,
+    /// Network profile (name or TOML file).
+    #[arg(long, default_value = "dockerhub-100m")]
+    pub network: String,
+    /// Host profile from `pulltime calibrate` (default: the 2-core ext4 machine
+    /// pulltime is developed on, profiles/hosts/xeon-2core-ext4.toml).
+    #[arg(long)]
+    pub host: Option<PathBuf>,
+    /// How the puller schedules its stages.
+    #[arg(long, value_enum, default_value_t = Policy::Pulltime)]
+    pub policy: Policy,
+    /// Downloads in flight at once.
+    #[arg(long, default_value_t = 3)]
+    pub max_concurrent_downloads: usize,
+    /// Docker Hub's flow (token, blobs via a CDN): `auto` uses it when the network
+    /// profile has a [cdn] section.
+    #[arg(long, value_enum, default_value_t = Flow::Auto)]
+    pub flow: Flow,
+    /// Scale for image profiles.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Compression for image profiles.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+    /// What if every layer were recompressed with this?
+    #[arg(long, value_enum)]
+    pub recompress: Option<CompressionArg>,
+    /// What if the node already held the first N layers (a number) or these
+    /// layers (digest prefixes, comma-separated)?
+    #[arg(long, value_delimiter = ',')]
+    pub cached_layers: Vec<String>,
+    /// What if all layers were merged into one?
+    #[arg(long)]
+    pub merge_layers: bool,
+    /// What if the largest layer were split into N?
+    #[arg(long)]
+    pub split_layers: Option<usize>,
+    /// Sweep the bandwidth: `10Mbit,100Mbit,1Gbit`.
+    #[arg(long, value_delimiter = ',')]
+    pub bandwidth: Vec<String>,
+    /// Write the simulated record (the base scenario) here (`-` for stdout).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Platform, for registry references.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Plain HTTP for a non-loopback registry reference.
+    #[arg(long)]
+    pub plain_http: bool,
+}
+
+/// Docker Hub flow selection.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Flow {
+    /// When the network profile has a CDN.
+    Auto,
+    /// Token and redirects.
+    Dockerhub,
+    /// A plain registry.
+    Plain,
+}
+
+/// Loads the image to simulate from any of the accepted forms.
+pub fn load_image(
+    spec: &str,
+    scale: f64,
+    compression: Compression,
+    platform: Option<&str>,
+    plain_http: bool,
+) -> anyhow::Result<SimImage> {
+    if let Some(rest) = spec.strip_prefix("oci:") {
+        let (dir, tag) = match rest.rsplit_once(':') {
+            Some((d, t)) if Path::new(d).is_dir() => (d, t),
+            _ => (rest, "latest"),
+        };
+        return Ok(input::from_layout(Path::new(dir), tag)?);
+    }
+    if spec.ends_with(".json") && Path::new(spec).is_file() {
+        let r = pulltime::report::json::read_record(Path::new(spec))?;
+        return Ok(input::from_record(spec, &r)?);
+    }
+    if spec.ends_with(".toml") || pulltime::synth::profile::builtin_names().contains(&spec) {
+        let p = ImageProfile::load(spec)?;
+        return Ok(input::from_profile(&p, scale, compression));
+    }
+    let reference = Reference::parse(spec)
+        .context("not a layout (oci:DIR), record (.json) or image profile either")?;
+    let platform = match platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let options = ClientOptions {
+        scheme: Scheme::for_reference(&reference, plain_http),
+        credentials: None,
+        timeout: Duration::from_secs(30),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(input::from_registry(&reference, &options, &platform))?)
+}
+
+/// Loads a host profile (or the built-in default).
+pub fn load_host(path: Option<&Path>) -> anyhow::Result<HostProfile> {
+    Ok(match path {
+        Some(p) => HostProfile::load(p)?,
+        None => toml::from_str(DEFAULT_HOST).context("built-in host profile")?,
+    })
+}
+
+/// Runs `pulltime simulate`.
+pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    if !(args.scale > 0.0 && args.scale.is_finite()) {
+        bail!("--scale must be positive");
+    }
+    let image = load_image(
+        &args.image,
+        args.scale,
+        args.compression.into(),
+        args.platform.as_deref(),
+        args.plain_http,
+    )?;
+    let network = NetworkProfile::load(&args.network)?;
+    let host = load_host(args.host.as_deref())?;
+    let dockerhub_flow = match args.flow {
+        Flow::Auto => network.cdn.is_some(),
+        Flow::Dockerhub => true,
+        Flow::Plain => false,
+    };
+    let scenario = Scenario {
+        network: network.clone(),
+        host,
+        policy: args.policy,
+        max_concurrent_downloads: args.max_concurrent_downloads.max(1),
+        dockerhub_flow,
+        index: false,
+    };
+    let base = simulate_record(&image, &scenario, vec![]);
+    let mut rows: Vec<(String, PullRecord)> = vec![("as is".into(), base.clone())];
+    if let Some(c) = args.recompress {
+        let c: Compression = c.into();
+        let label = format!("recompressed to {c:?}").to_lowercase();
+        rows.push((
+            label.clone(),
+            simulate_record(&whatif::recompress(&image, c), &scenario, vec![label]),
+        ));
+    }
+    if !args.cached_layers.is_empty() {
+        let (first, digests): (usize, Vec<String>) = match args.cached_layers.as_slice() {
+            [n] if n.parse::<usize>().is_ok() => (n.parse().expect("checked"), vec![]),
+            ds => (0, ds.to_vec()),
+        };
+        let label = if digests.is_empty() {
+            format!("first {first} layers cached")
+        } else {
+            format!("{} layers cached", digests.len())
+        };
+        rows.push((
+            label.clone(),
+            simulate_record(
+                &whatif::cache(&image, first, &digests),
+                &scenario,
+                vec![label],
+            ),
+        ));
+    }
+    if args.merge_layers {
+        rows.push((
+            "layers merged".into(),
+            simulate_record(
+                &whatif::merge(&image),
+                &scenario,
+                vec!["layers merged".into()],
+            ),
+        ));
+    }
+    if let Some(n) = args.split_layers {
+        let label = format!("largest layer split in {n}");
+        rows.push((
+            label.clone(),
+            simulate_record(&whatif::split(&image, n), &scenario, vec![label]),
+        ));
+    }
+    for b in &args.bandwidth {
+        let bps = parse_bandwidth(b)
+            .map_err(anyhow::Error::msg)?
+            .context("--bandwidth needs a rate, not unlimited")?;
+        let s = Scenario {
+            network: whatif::with_bandwidth(&network, bps),
+            ..scenario.clone()
+        };
+        let label = format!("at {}", format_bandwidth(bps));
+        rows.push((label.clone(), simulate_record(&image, &s, vec![label])));
+    }
+    if let Some(path) = &args.json {
+        pulltime::report::json::write_record(&base, path)?;
+        if path.as_os_str() == "-" {
+            return Ok(());
+        }
+    }
+    println!(
+        "simulated {}: {} layers, {} compressed, {} uncompressed; network {}{}, policy {}, host {}",
+        image.name,
+        image.layers.len(),
+        human_bytes(image.layers.iter().map(|l| l.compressed).sum()),
+        human_bytes(image.layers.iter().map(|l| l.uncompressed).sum()),
+        network.name,
+        if dockerhub_flow {
+            " (Docker Hub flow)"
+        } else {
+            ""
+        },
+        args.policy.as_str(),
+        scenario.host.name
+    );
+    for e in &image.estimated {
+        println!("estimated: {e}");
+    }
+    print!("{}", scenario_table(&rows));
+    Ok(())
+}
+
+/// One row per scenario: times, the bounding phase, and the saving against the first row.
+pub fn scenario_table(rows: &[(String, PullRecord)]) -> String {
+    let base_wall = rows.first().map_or(0.0, |(_, r)| r.runs[0].wall_s);
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(label, r)| {
+            let run = &r.runs[0];
+            let saving = if base_wall > 0.0 {
+                format!("{:+.0}%", 100.0 * (run.wall_s - base_wall) / base_wall)
+            } else {
+                "-".into()
+            };
+            vec![
+                label.clone(),
+                format!("{:.3} s", run.wall_s),
+                format!("{:.3} s", run.resolve_s),
+                format!("{:.3} s", run.layer_sum(|l| l.download_s)),
+                format!("{:.3} s", run.layer_sum(|l| l.decompress_s)),
+                format!("{:.3} s", run.layer_sum(|l| l.extract_s)),
+                bounding_phase(r).into(),
+                saving,
+            ]
+        })
+        .collect();
+    render(
+        &[
+            "scenario",
+            "pull",
+            "resolve",
+            "download",
+            "decompress",
+            "extract",
+            "bound by",
+            "vs as is",
+        ],
+        &body,
+        1,
+    )
+}

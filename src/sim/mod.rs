@@ -1,0 +1,300 @@
+//! The simulator: predicts a pull's timeline for networks, hosts, compression and
+//! layer layouts the user does not have, from the same network profiles `serve`
+//! uses and a host profile from `calibrate`. Its output is a [`PullRecord`] with
+//! `"simulated": true`, so every report reads measured and simulated pulls alike.
+
+pub mod input;
+pub mod model;
+pub mod whatif;
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::HostProfile;
+use crate::network::NetworkProfile;
+use crate::record::{
+    HostInfo, ImageInfo, LayerInfo, LayerRun, PullRecord, RequestRecord, RunRecord, SCHEMA_VERSION,
+    Settings, Summary, ToolInfo,
+};
+use crate::registry::Compression;
+pub use model::{Flow, SimRun, simulate};
+
+/// How a puller schedules its stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Docker: downloads in parallel, each layer extracted after its download, one
+    /// layer at a time, in order.
+    Docker,
+    /// containerd (classic): all downloads first, then unpack layer by layer.
+    Containerd,
+    /// pulltime streaming: decompression and extraction overlap the download.
+    Pulltime,
+    /// pulltime --mode staged.
+    Staged,
+}
+
+impl Policy {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Docker => "docker",
+            Policy::Containerd => "containerd",
+            Policy::Pulltime => "pulltime",
+            Policy::Staged => "staged",
+        }
+    }
+}
+
+/// One layer as the model sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimLayer {
+    /// Blob digest (or a label for synthetic layers).
+    pub digest: String,
+    /// Media type.
+    pub media_type: String,
+    /// Blob bytes.
+    pub compressed: u64,
+    /// Tar stream bytes.
+    pub uncompressed: u64,
+    /// Bytes of regular-file content.
+    pub file_bytes: u64,
+    /// Regular files.
+    pub files: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// How it is compressed.
+    pub compression: Compression,
+    /// Already on the node: not downloaded, not extracted.
+    #[serde(default)]
+    pub cached: bool,
+}
+
+/// An image as the model sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimImage {
+    /// Where it came from (a reference, a layout, a record, a profile).
+    pub name: String,
+    /// Layers, bottom first.
+    pub layers: Vec<SimLayer>,
+    /// Manifest size.
+    pub manifest_bytes: u64,
+    /// Config size.
+    pub config_bytes: u64,
+    /// Which numbers are estimates, if any.
+    #[serde(default)]
+    pub estimated: Vec<String>,
+}
+
+/// The inputs of a simulation, kept in its record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimulationInfo {
+    /// The image as simulated (after what-ifs).
+    pub image: SimImage,
+    /// Registry network.
+    pub network: NetworkProfile,
+    /// Host.
+    pub host: HostProfile,
+    /// Policy.
+    pub policy: Policy,
+    /// Docker Hub flow (token, redirect to a CDN).
+    pub dockerhub_flow: bool,
+    /// What-ifs applied, in words.
+    pub what_if: Vec<String>,
+}
+
+/// Everything a simulation needs besides the image.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Registry network.
+    pub network: NetworkProfile,
+    /// Host.
+    pub host: HostProfile,
+    /// Policy.
+    pub policy: Policy,
+    /// Downloads in flight.
+    pub max_concurrent_downloads: usize,
+    /// Docker Hub flow: token before the manifest, blobs via 307 to the CDN.
+    pub dockerhub_flow: bool,
+    /// The tag names an index.
+    pub index: bool,
+}
+
+impl Scenario {
+    /// The request flow the model follows.
+    pub fn flow(&self) -> Flow {
+        Flow {
+            registry: self.network.clone(),
+            blobs: if self.dockerhub_flow {
+                self.network.cdn_profile()
+            } else {
+                self.network.clone()
+            },
+            token: self.dockerhub_flow,
+            redirect: self.dockerhub_flow,
+            index: self.index,
+        }
+    }
+}
+
+/// Simulates `image` under `scenario` and returns a record shaped like a measured one.
+pub fn simulate_record(image: &SimImage, scenario: &Scenario, what_if: Vec<String>) -> PullRecord {
+    let run = simulate(
+        image,
+        &scenario.flow(),
+        &scenario.host,
+        scenario.policy,
+        scenario.max_concurrent_downloads,
+    );
+    to_record(image, scenario, &run, what_if)
+}
+
+fn to_record(
+    image: &SimImage,
+    scenario: &Scenario,
+    run: &SimRun,
+    what_if: Vec<String>,
+) -> PullRecord {
+    let layers: Vec<LayerRun> = image
+        .layers
+        .iter()
+        .zip(&run.layers)
+        .enumerate()
+        .map(|(i, (l, r))| {
+            let download = if r.cached {
+                0.0
+            } else {
+                r.download_end_s - r.start_s
+            };
+            let transfer = download - r.ttfb_s;
+            LayerRun {
+                index: i,
+                digest: l.digest.clone(),
+                compressed_bytes: if r.cached { 0 } else { l.compressed },
+                uncompressed_bytes: l.uncompressed,
+                files: l.files,
+                dirs: l.dirs,
+                start_s: r.start_s,
+                end_s: r.end_s,
+                download_s: download,
+                ttfb_s: r.ttfb_s,
+                redirect_s: r.redirect_s,
+                throughput_bps: if transfer > 0.0 {
+                    l.compressed as f64 / transfer
+                } else {
+                    0.0
+                },
+                verify_s: r.verify_s,
+                decompress_s: r.decompress_s,
+                extract_s: r.extract_s,
+                ..LayerRun::default()
+            }
+        })
+        .collect();
+    let runs = vec![RunRecord {
+        index: 0,
+        wall_s: run.wall_s,
+        resolve_s: run.resolve_s,
+        layers,
+        requests: run
+            .requests
+            .iter()
+            .map(|(kind, host, start, ttfb, body, bytes)| RequestRecord {
+                kind: kind.clone(),
+                method: "GET".into(),
+                host: host.clone(),
+                path: String::new(),
+                status: 0,
+                start_s: *start,
+                ttfb_s: *ttfb,
+                body_s: *body,
+                bytes: *bytes,
+            })
+            .collect(),
+        connections: run
+            .connections
+            .iter()
+            .map(|(t, s, c)| crate::record::ConnectionRecord {
+                target: t.clone(),
+                start_s: *s,
+                connect_s: *c,
+            })
+            .collect(),
+        ratelimit: None,
+    }];
+    let info_layers: Vec<LayerInfo> = image
+        .layers
+        .iter()
+        .map(|l| LayerInfo {
+            digest: l.digest.clone(),
+            media_type: l.media_type.clone(),
+            compressed_bytes: l.compressed,
+            uncompressed_bytes: l.uncompressed,
+            diff_id: String::new(),
+            entries: l.files + l.dirs,
+        })
+        .collect();
+    PullRecord {
+        schema_version: SCHEMA_VERSION,
+        simulated: true,
+        tool: ToolInfo {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        host: HostInfo {
+            os: String::new(),
+            arch: String::new(),
+            cpus: scenario.host.cpus,
+            dest_filesystem: Some(scenario.host.filesystem.clone()),
+        },
+        image: ImageInfo {
+            reference: image.name.clone(),
+            manifest_digest: String::new(),
+            manifest_media_type: String::new(),
+            platform_manifest_digest: String::new(),
+            platform: String::new(),
+            config_digest: String::new(),
+            compressed_bytes: info_layers.iter().map(|l| l.compressed_bytes).sum(),
+            uncompressed_bytes: info_layers.iter().map(|l| l.uncompressed_bytes).sum(),
+            layers: info_layers,
+        },
+        settings: Settings {
+            mode: scenario.policy.as_str().into(),
+            max_concurrent_downloads: scenario.max_concurrent_downloads,
+            runs: 1,
+            warmup: 0,
+            platform: String::new(),
+            scheme: String::new(),
+        },
+        summary: Summary::of(&runs),
+        runs,
+        simulation: Some(SimulationInfo {
+            image: image.clone(),
+            network: scenario.network.clone(),
+            host: scenario.host.clone(),
+            policy: scenario.policy,
+            dockerhub_flow: scenario.dockerhub_flow,
+            what_if,
+        }),
+    }
+}
+
+/// Which stage sets the pace: `network`, `decompress` or `extract`.
+pub fn bounding_phase(record: &PullRecord) -> &'static str {
+    let run = &record.runs[0];
+    let network = run
+        .layers
+        .iter()
+        .map(|l| l.start_s + l.download_s)
+        .fold(run.resolve_s, f64::max)
+        - run.resolve_s;
+    let decompress = run.layer_sum(|l| l.decompress_s);
+    let extract = run.layer_sum(|l| l.extract_s);
+    if network >= decompress + extract {
+        "network"
+    } else if decompress >= extract {
+        "decompress"
+    } else {
+        "extract"
+    }
+}

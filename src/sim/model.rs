@@ -1,0 +1,569 @@
+//! The pull model: a discrete-event simulation of one pull. Requests pay round
+//! trips (and handshakes on new connections); transfers share bandwidth fairly,
+//! each capped per connection and all together by the link; CPU stages cost what
+//! the host profile says; a policy decides when each layer's processing may start.
+
+use crate::host::HostProfile;
+use crate::network::NetworkProfile;
+
+use super::{Policy, SimImage, SimLayer};
+
+/// A simulated pull, before it becomes a record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimRun {
+    /// Whole pull.
+    pub wall_s: f64,
+    /// Resolve phase.
+    pub resolve_s: f64,
+    /// Per layer.
+    pub layers: Vec<SimLayerRun>,
+    /// Requests: (kind, host label, start, ttfb, body).
+    pub requests: Vec<(String, String, f64, f64, f64, u64)>,
+    /// New connections: (target, start, setup).
+    pub connections: Vec<(String, f64, f64)>,
+}
+
+/// Times of one layer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimLayerRun {
+    /// Request start.
+    pub start_s: f64,
+    /// Headers of the body response.
+    pub ttfb_s: f64,
+    /// Redirect hop.
+    pub redirect_s: f64,
+    /// Last byte.
+    pub download_end_s: f64,
+    /// Hashing.
+    pub verify_s: f64,
+    /// Decompression.
+    pub decompress_s: f64,
+    /// Extraction.
+    pub extract_s: f64,
+    /// Applied.
+    pub end_s: f64,
+    /// Skipped: already on the node.
+    pub cached: bool,
+}
+
+/// Where blobs come from.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    /// Registry network.
+    pub registry: NetworkProfile,
+    /// Blob source network (the CDN under Docker Hub emulation, else the registry).
+    pub blobs: NetworkProfile,
+    /// Token request before the manifest.
+    pub token: bool,
+    /// Blob GETs are redirected (one registry round trip, then the CDN).
+    pub redirect: bool,
+    /// The tag names an index (one more manifest round trip).
+    pub index: bool,
+}
+
+/// A pool of connections to one host: idle ones are reused, others cost a handshake.
+struct Pool {
+    idle: usize,
+    label: &'static str,
+}
+
+impl Pool {
+    fn take(&mut self, net: &NetworkProfile, at: f64, conns: &mut Vec<(String, f64, f64)>) -> f64 {
+        if self.idle > 0 {
+            self.idle -= 1;
+            0.0
+        } else {
+            let setup = net.connect_rtts * net.rtt_ms / 1e3;
+            conns.push((self.label.to_string(), at, setup));
+            setup
+        }
+    }
+}
+
+fn rtt(n: &NetworkProfile) -> f64 {
+    n.rtt_ms / 1e3
+}
+
+/// CPU costs of one layer on `host`: (verify, decompress, extract).
+pub fn cpu_costs(l: &SimLayer, host: &HostProfile) -> (f64, f64, f64) {
+    let verify = (l.compressed + l.uncompressed) as f64 / host.sha256_bps;
+    let decompress = host
+        .decompress_bps(l.compression)
+        .map_or(0.0, |bps| l.uncompressed as f64 / bps);
+    let extract = l.file_bytes as f64 / host.extract_bps
+        + l.files as f64 * host.extract_per_file_s
+        + l.dirs as f64 * host.extract_per_dir_s;
+    (verify, decompress, extract)
+}
+
+/// Simulates one cold pull.
+pub fn simulate(
+    image: &SimImage,
+    flow: &Flow,
+    host: &HostProfile,
+    policy: Policy,
+    max_downloads: usize,
+) -> SimRun {
+    let mut run = SimRun::default();
+    let mut conns = Vec::new();
+    let mut reg = Pool {
+        idle: 0,
+        label: "registry",
+    };
+    let mut cdn = Pool {
+        idle: 0,
+        label: "blobs",
+    };
+    let r = rtt(&flow.registry);
+    // Resolve: ping (new connection), token, manifest(s), config.
+    let mut t = 0.0;
+    let request =
+        |run: &mut SimRun, kind: &str, host: &str, start: f64, ttfb: f64, body: f64, bytes: u64| {
+            run.requests
+                .push((kind.into(), host.into(), start, ttfb, body, bytes));
+        };
+    let setup = reg.take(&flow.registry, t, &mut conns);
+    request(&mut run, "ping", "registry", t, setup + r, 0.0, 0);
+    t += setup + r;
+    reg.idle += 1;
+    if flow.token {
+        request(&mut run, "token", "registry", t, r, 0.0, 1024);
+        t += r;
+    }
+    request(
+        &mut run,
+        "manifest",
+        "registry",
+        t,
+        r,
+        0.0,
+        image.manifest_bytes,
+    );
+    t += r;
+    if flow.index {
+        request(
+            &mut run,
+            "index",
+            "registry",
+            t,
+            r,
+            0.0,
+            image.manifest_bytes,
+        );
+        t += r;
+    }
+    // The config is a blob: same path as layers, but alone.
+    let (cfg_ttfb, cfg_redirect) =
+        blob_request(flow, &mut reg, &mut cdn, t, &mut conns, &mut run, "config");
+    t += cfg_ttfb + transfer_alone(image.config_bytes, flow);
+    let _ = cfg_redirect;
+    cdn.idle += usize::from(flow.redirect);
+    reg.idle += usize::from(!flow.redirect);
+    reg.idle = reg.idle.max(1);
+    run.resolve_s = t;
+
+    // Downloads: up to max_downloads in flight; bandwidth shared among them.
+    let n = image.layers.len();
+    let mut layers: Vec<SimLayerRun> = vec![SimLayerRun::default(); n];
+    let mut remaining: Vec<f64> = image.layers.iter().map(|l| l.compressed as f64).collect();
+    let mut started = vec![false; n];
+    let mut body_from = vec![f64::INFINITY; n];
+    let mut done = vec![false; n];
+    let mut next = 0usize;
+    let mut now = t;
+    for (i, l) in image.layers.iter().enumerate() {
+        if l.cached {
+            layers[i].cached = true;
+            done[i] = true;
+            started[i] = true;
+            layers[i].start_s = now;
+            layers[i].download_end_s = now;
+        }
+    }
+    let per_conn = flow.blobs.connection_bandwidth.unwrap_or(f64::INFINITY);
+    let link = flow.blobs.link_bandwidth.unwrap_or(f64::INFINITY);
+    // Each step starts a request, ends a transfer or lets a body begin: bounded.
+    for _ in 0..(8 * n + 16) {
+        // Start requests while there is room.
+        let in_flight = (0..n).filter(|&i| started[i] && !done[i]).count();
+        let mut room = max_downloads.max(1).saturating_sub(in_flight);
+        while room > 0 && next < n {
+            if started[next] {
+                next += 1;
+                continue;
+            }
+            let (ttfb, redirect) =
+                blob_request(flow, &mut reg, &mut cdn, now, &mut conns, &mut run, "blob");
+            started[next] = true;
+            layers[next].start_s = now;
+            layers[next].ttfb_s = ttfb;
+            layers[next].redirect_s = redirect;
+            body_from[next] = now + ttfb;
+            if remaining[next] <= 0.0 {
+                body_from[next] = now + ttfb;
+            }
+            next += 1;
+            room -= 1;
+        }
+        let active: Vec<usize> = (0..n)
+            .filter(|&i| started[i] && !done[i] && body_from[i] <= now + 1e-12)
+            .collect();
+        let waiting: Vec<f64> = (0..n)
+            .filter(|&i| started[i] && !done[i] && body_from[i] > now + 1e-12)
+            .map(|i| body_from[i])
+            .collect();
+        if active.is_empty() && waiting.is_empty() {
+            if next >= n {
+                break;
+            }
+            continue;
+        }
+        let rate = if active.is_empty() {
+            0.0
+        } else {
+            per_conn.min(link / active.len() as f64)
+        };
+        // Next event: a transfer finishing, or a response starting its body.
+        let finish = active
+            .iter()
+            .map(|&i| {
+                if rate.is_infinite() {
+                    0.0
+                } else {
+                    remaining[i] / rate
+                }
+            })
+            .fold(f64::INFINITY, f64::min);
+        let arrival = waiting
+            .iter()
+            .map(|b| b - now)
+            .fold(f64::INFINITY, f64::min);
+        let dt = finish.min(arrival).max(0.0);
+        for &i in &active {
+            remaining[i] -= if rate.is_infinite() {
+                remaining[i]
+            } else {
+                rate * dt
+            };
+        }
+        now += dt;
+        for &i in &active {
+            if remaining[i] <= 1e-6 {
+                done[i] = true;
+                layers[i].download_end_s = now;
+                if flow.redirect {
+                    cdn.idle += 1;
+                } else {
+                    reg.idle += 1;
+                }
+            }
+        }
+    }
+
+    // Processing, by policy.
+    let mut prev_end = run.resolve_s;
+    let last_download = layers
+        .iter()
+        .map(|l| l.download_end_s)
+        .fold(run.resolve_s, f64::max);
+    for (i, l) in image.layers.iter().enumerate() {
+        let lr = &mut layers[i];
+        if lr.cached {
+            lr.end_s = prev_end;
+            continue;
+        }
+        let (verify, decompress, extract) = cpu_costs(l, host);
+        lr.verify_s = verify;
+        lr.decompress_s = decompress;
+        lr.extract_s = extract;
+        let (compressed_hash, uncompressed_hash) = (
+            l.compressed as f64 / host.sha256_bps,
+            l.uncompressed as f64 / host.sha256_bps,
+        );
+        lr.end_s = match policy {
+            // Bytes flow into extraction as they arrive; the slower of the network
+            // and the CPU sets the pace, and the last chunk's work trails the download.
+            Policy::Pulltime => {
+                let work = decompress + extract + uncompressed_hash;
+                let start = prev_end.max(lr.start_s + lr.ttfb_s);
+                let tail = work * (256.0 * 1024.0 / (l.compressed.max(1) as f64)).min(1.0);
+                (start + work).max(lr.download_end_s + tail)
+            }
+            // Docker: a layer is extracted after its download completes (the digest
+            // is checked while downloading), one layer at a time, in order.
+            Policy::Docker => prev_end.max(lr.download_end_s) + decompress + extract,
+            // containerd (classic): fetch everything, then unpack layer by layer.
+            Policy::Containerd => {
+                prev_end.max(last_download) + decompress + extract + uncompressed_hash
+            }
+            // pulltime --mode staged: fetch everything, then per layer verify,
+            // decompress, verify the tar, extract.
+            Policy::Staged => {
+                prev_end.max(last_download)
+                    + compressed_hash
+                    + decompress
+                    + uncompressed_hash
+                    + extract
+            }
+        };
+        prev_end = lr.end_s;
+    }
+    run.wall_s = layers.iter().map(|l| l.end_s).fold(run.resolve_s, f64::max);
+    run.layers = layers;
+    run.connections = conns;
+    run
+}
+
+/// A blob request's time to first byte of the body, and its redirect hop.
+fn blob_request(
+    flow: &Flow,
+    reg: &mut Pool,
+    cdn: &mut Pool,
+    at: f64,
+    conns: &mut Vec<(String, f64, f64)>,
+    run: &mut SimRun,
+    kind: &str,
+) -> (f64, f64) {
+    let r = rtt(&flow.registry);
+    let setup = reg.take(&flow.registry, at, conns);
+    if flow.redirect {
+        let hop = setup + r;
+        reg.idle += 1;
+        let cdn_setup = cdn.take(&flow.blobs, at + hop, conns);
+        let ttfb = hop + cdn_setup + rtt(&flow.blobs);
+        run.requests
+            .push((kind.into(), "registry".into(), at, hop, 0.0, 0));
+        run.requests.push((
+            "redirect".into(),
+            "blobs".into(),
+            at + hop,
+            cdn_setup + rtt(&flow.blobs),
+            0.0,
+            0,
+        ));
+        (ttfb, hop)
+    } else {
+        run.requests
+            .push((kind.into(), "registry".into(), at, setup + r, 0.0, 0));
+        (setup + r, 0.0)
+    }
+}
+
+fn transfer_alone(bytes: u64, flow: &Flow) -> f64 {
+    let rate = flow
+        .blobs
+        .connection_bandwidth
+        .unwrap_or(f64::INFINITY)
+        .min(flow.blobs.link_bandwidth.unwrap_or(f64::INFINITY));
+    if rate.is_infinite() {
+        0.0
+    } else {
+        bytes as f64 / rate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Compression;
+
+    fn net(
+        rtt_ms: f64,
+        connect_rtts: f64,
+        per_conn: Option<f64>,
+        link: Option<f64>,
+    ) -> NetworkProfile {
+        NetworkProfile {
+            rtt_ms,
+            connect_rtts,
+            connection_bandwidth: per_conn,
+            link_bandwidth: link,
+            ..NetworkProfile::unshaped()
+        }
+    }
+
+    /// A host whose CPU stages cost nothing unless per-file costs are set.
+    fn instant_host(per_file_s: f64) -> HostProfile {
+        HostProfile {
+            name: "t".into(),
+            description: String::new(),
+            cpus: 2,
+            filesystem: String::new(),
+            sha256_bps: 1e30,
+            gzip_bps: 1e30,
+            zstd_bps: 1e30,
+            extract_bps: 1e30,
+            extract_per_file_s: per_file_s,
+            extract_per_dir_s: 0.0,
+        }
+    }
+
+    fn layer(name: &str, bytes: u64, files: u64) -> SimLayer {
+        SimLayer {
+            digest: name.into(),
+            media_type: String::new(),
+            compressed: bytes,
+            uncompressed: bytes,
+            file_bytes: bytes,
+            files,
+            dirs: 0,
+            compression: Compression::Gzip,
+            cached: false,
+        }
+    }
+
+    fn image(layers: Vec<SimLayer>) -> SimImage {
+        SimImage {
+            name: "t".into(),
+            layers,
+            manifest_bytes: 0,
+            config_bytes: 0,
+            estimated: vec![],
+        }
+    }
+
+    fn plain(n: NetworkProfile) -> Flow {
+        Flow {
+            registry: n.clone(),
+            blobs: n,
+            token: false,
+            redirect: false,
+            index: false,
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn one_layer_known_bandwidth_and_rtt() {
+        // ping: handshake 10 ms + 10 ms; manifest 10 ms; config 10 ms (reused
+        // connection, empty body): resolve = 40 ms. Blob: 10 ms + 1 MB at 1 MB/s.
+        let n = net(10.0, 1.0, Some(1e6), None);
+        let run = simulate(
+            &image(vec![layer("a", 1_000_000, 1)]),
+            &plain(n),
+            &instant_host(0.0),
+            Policy::Pulltime,
+            3,
+        );
+        assert!(close(run.resolve_s, 0.040), "{}", run.resolve_s);
+        assert!(close(run.layers[0].ttfb_s, 0.010));
+        assert!(
+            close(run.layers[0].download_end_s, 1.050),
+            "{}",
+            run.layers[0].download_end_s
+        );
+        assert!(close(run.wall_s, 1.050), "{}", run.wall_s);
+        assert_eq!(
+            run.connections.len(),
+            1,
+            "the blob reuses the resolve connection"
+        );
+    }
+
+    #[test]
+    fn concurrent_downloads_share_the_link() {
+        // Two 1 MB blobs over a 1 MB/s link: the second needs a new connection
+        // (10 ms more); 2 MB leave the link 2 s after the first byte at 50 ms.
+        let n = net(10.0, 1.0, None, Some(1e6));
+        let run = simulate(
+            &image(vec![layer("a", 1_000_000, 1), layer("b", 1_000_000, 1)]),
+            &plain(n),
+            &instant_host(0.0),
+            Policy::Pulltime,
+            3,
+        );
+        assert!(
+            close(run.layers[0].download_end_s, 0.040 + 0.010 + 0.010 + 1.98),
+            "{:?}",
+            run.layers
+        );
+        assert!(
+            close(run.layers[1].download_end_s, 0.050 + 2.0),
+            "{:?}",
+            run.layers
+        );
+        assert_eq!(run.connections.len(), 2);
+        // One download at a time: strictly sequential.
+        let run = simulate(
+            &image(vec![layer("a", 1_000_000, 1), layer("b", 1_000_000, 1)]),
+            &plain(net(10.0, 1.0, None, Some(1e6))),
+            &instant_host(0.0),
+            Policy::Pulltime,
+            1,
+        );
+        assert!(
+            close(
+                run.layers[1].download_end_s,
+                0.040 + 0.010 + 1.0 + 0.010 + 1.0
+            ),
+            "{:?}",
+            run.layers
+        );
+    }
+
+    #[test]
+    fn docker_extracts_in_order_after_each_download() {
+        // Layer a is big (slow to download) with 100 files; b is tiny. Docker
+        // extracts b only after a, although b arrived first.
+        let n = net(0.0, 0.0, Some(1e6), None);
+        let img = image(vec![layer("a", 1_000_000, 100), layer("b", 1_000, 10)]);
+        let host = instant_host(0.001);
+        let run = simulate(&img, &plain(n.clone()), &host, Policy::Docker, 3);
+        let (a, b) = (&run.layers[0], &run.layers[1]);
+        assert!(b.download_end_s < a.download_end_s);
+        assert!(close(a.end_s, a.download_end_s + 0.100));
+        assert!(close(b.end_s, a.end_s + 0.010));
+        // containerd waits for every download before unpacking anything.
+        let run = simulate(&img, &plain(n), &host, Policy::Containerd, 3);
+        assert!(close(
+            run.layers[0].end_s,
+            run.layers[0]
+                .download_end_s
+                .max(run.layers[1].download_end_s)
+                + 0.100
+        ));
+    }
+
+    #[test]
+    fn cached_layers_cost_nothing() {
+        let n = net(10.0, 1.0, Some(1e6), None);
+        let mut l = layer("a", 1_000_000, 1);
+        l.cached = true;
+        let run = simulate(
+            &image(vec![l, layer("b", 500_000, 1)]),
+            &plain(n),
+            &instant_host(0.0),
+            Policy::Pulltime,
+            3,
+        );
+        assert!(close(run.wall_s, 0.040 + 0.010 + 0.5), "{}", run.wall_s);
+    }
+
+    #[test]
+    fn dockerhub_flow_adds_token_and_redirect_hops() {
+        let mut n = net(30.0, 2.0, Some(1e7), Some(1e7));
+        n.cdn = Some(Box::new(net(10.0, 2.0, Some(1e7), Some(1e7))));
+        let flow = Flow {
+            registry: n.clone(),
+            blobs: n.cdn_profile(),
+            token: true,
+            redirect: true,
+            index: false,
+        };
+        let run = simulate(
+            &image(vec![layer("a", 0, 0)]),
+            &flow,
+            &instant_host(0.0),
+            Policy::Pulltime,
+            3,
+        );
+        // ping 90 + token 30 + manifest 30 + config (30 + CDN 20 + 10) = 210 ms.
+        assert!(close(run.resolve_s, 0.210), "{}", run.resolve_s);
+        // The blob: registry 30 ms (reused) + CDN 10 ms (reused connection).
+        assert!(close(run.layers[0].ttfb_s, 0.040), "{:?}", run.layers[0]);
+        assert!(close(run.layers[0].redirect_s, 0.030));
+    }
+}
