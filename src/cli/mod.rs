@@ -1,9 +1,11 @@
 //! Command-line interface: one file per subcommand.
 
 mod calibrate;
+mod compare;
 mod demo;
 mod diff;
 mod pull;
+mod report;
 mod serve;
 mod simulate;
 mod synth;
@@ -27,6 +29,9 @@ pub struct Cli {
 pub enum Command {
     /// Measure this host (hashing, decompression, extraction) into a host profile.
     Calibrate(calibrate::CalibrateArgs),
+    /// Two or more images side by side: sizes, files, layers, pull time per phase,
+    /// and a bandwidth sweep.
+    Compare(compare::CompareArgs),
     /// The study on one machine: synthesise original and multi-stage images, serve them
     /// as Docker Hub would over a shaped network, pull each cold, compare.
     Demo(demo::DemoArgs),
@@ -34,6 +39,8 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// Pull an image natively and time every layer and phase.
     Pull(pull::PullArgs),
+    /// Table, waterfall SVG, CSV and Markdown of a measured or simulated record.
+    Report(report::ReportArgs),
     /// Run an embedded OCI registry with network shaping and Docker Hub emulation.
     Serve(serve::ServeArgs),
     /// Predict a pull for networks, hosts, policies and layouts you do not have.
@@ -47,9 +54,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.verbose);
     match cli.command {
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Demo(args) => demo::run_demo(args),
         Command::Diff(args) => diff::run(args),
         Command::Pull(args) => pull::run(args),
+        Command::Report(args) => report::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Synth(args) => synth::run(args),

@@ -68,6 +68,9 @@ pub struct SimulateArgs {
     /// Write the simulated record (the base scenario) here (`-` for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Draw the --bandwidth sweep as a line chart to this SVG file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
     /// Platform, for registry references.
     #[arg(long)]
     pub platform: Option<String>,
@@ -208,6 +211,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             simulate_record(&whatif::split(&image, n), &scenario, vec![label]),
         ));
     }
+    let mut sweep = Vec::new();
     for b in &args.bandwidth {
         let bps = parse_bandwidth(b)
             .map_err(anyhow::Error::msg)?
@@ -217,7 +221,28 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             ..scenario.clone()
         };
         let label = format!("at {}", format_bandwidth(bps));
-        rows.push((label.clone(), simulate_record(&image, &s, vec![label])));
+        let record = simulate_record(&image, &s, vec![label.clone()]);
+        sweep.push((bps, record.runs[0].wall_s));
+        rows.push((label, record));
+    }
+    if let Some(p) = &args.svg {
+        if sweep.is_empty() {
+            bail!("--svg draws the --bandwidth sweep: give --bandwidth too");
+        }
+        sweep.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let title = format!(
+            "{}: simulated pull time against bandwidth ({} policy)",
+            image.name,
+            args.policy.as_str()
+        );
+        let chart = pulltime::report::svg::line_chart(
+            &title,
+            "bandwidth (bits per second, log scale)",
+            "pull time",
+            &[(image.name.clone(), sweep)],
+            true,
+        );
+        std::fs::write(p, chart).with_context(|| format!("writing {}", p.display()))?;
     }
     if let Some(path) = &args.json {
         pulltime::report::json::write_record(&base, path)?;

@@ -1,8 +1,10 @@
 //! Output for people and machines: tables, JSON, progress bars.
 
 pub mod compare;
+pub mod export;
 pub mod json;
 pub mod progress;
+pub mod svg;
 pub mod table;
 
 /// `sha256:3f4a9c2b1e7d...` -> `3f4a9c2b1e7d`.

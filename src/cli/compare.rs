@@ -1,0 +1,171 @@
+//! `pulltime compare`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+
+use pulltime::network::{NetworkProfile, format_bandwidth};
+use pulltime::record::PullRecord;
+use pulltime::report::compare::{Entry, comparison_table};
+use pulltime::report::{svg, table::render};
+use pulltime::sim::{Policy, Scenario, simulate_record, whatif};
+
+use super::simulate::{load_host, load_image};
+use super::synth::CompressionArg;
+
+/// Bandwidths of the sweep, Mbit/s.
+const SWEEP_MBIT: &[f64] = &[
+    5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
+];
+
+/// Arguments of `pulltime compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Two or more images (the first is the baseline): registry references,
+    /// `oci:DIR[:TAG]`, record `.json` files, or image profiles.
+    #[arg(num_args = 2.., required = true)]
+    pub images: Vec<String>,
+    /// Network profile for the simulation.
+    #[arg(long, default_value = "dockerhub-100m")]
+    pub network: String,
+    /// Host profile (default: the machine pulltime is developed on).
+    #[arg(long)]
+    pub host: Option<PathBuf>,
+    /// Puller policy for the simulation.
+    #[arg(long, value_enum, default_value_t = Policy::Pulltime)]
+    pub policy: Policy,
+    /// Scale for image profiles.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Compression for image profiles.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+    /// Draw pull time against bandwidth to this SVG file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+}
+
+/// Runs `pulltime compare`.
+pub fn run(args: CompareArgs) -> anyhow::Result<()> {
+    if !(args.scale > 0.0 && args.scale.is_finite()) {
+        bail!("--scale must be positive");
+    }
+    let network = NetworkProfile::load(&args.network)?;
+    let host = load_host(args.host.as_deref())?;
+    let scenario = Scenario {
+        dockerhub_flow: network.cdn.is_some(),
+        network: network.clone(),
+        host,
+        policy: args.policy,
+        max_concurrent_downloads: 3,
+        index: false,
+    };
+    let mut measured: Vec<(String, PullRecord)> = Vec::new();
+    let mut simulated: Vec<(String, PullRecord)> = Vec::new();
+    let mut images = Vec::new();
+    for spec in &args.images {
+        let image = load_image(spec, args.scale, args.compression.into(), None, false)?;
+        if spec.ends_with(".json") && Path::new(spec).is_file() {
+            let r = pulltime::report::json::read_record(Path::new(spec))?;
+            if !r.simulated {
+                measured.push((spec.clone(), r));
+            }
+        }
+        simulated.push((spec.clone(), simulate_record(&image, &scenario, vec![])));
+        images.push((spec.clone(), image));
+    }
+    let group = |rows: &[(String, PullRecord)]| -> String {
+        let entries: Vec<Entry<'_>> = rows
+            .iter()
+            .map(|(label, record)| Entry {
+                label: label.clone(),
+                record,
+            })
+            .collect();
+        comparison_table(&[entries])
+    };
+    if measured.len() == args.images.len() {
+        println!("measured:");
+        print!("{}", group(&measured));
+        println!();
+    }
+    println!(
+        "simulated ({}, {} policy, host {}):",
+        network.name,
+        args.policy.as_str(),
+        scenario.host.name
+    );
+    print!("{}", group(&simulated));
+    for (name, image) in &images {
+        for e in &image.estimated {
+            println!("{name}: estimated {e}");
+        }
+    }
+
+    // Where does the difference in pull time stop following the difference in size?
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = images
+        .iter()
+        .map(|(n, _)| (n.clone(), Vec::new()))
+        .collect();
+    for mbit in SWEEP_MBIT {
+        let bps = mbit * 1e6 / 8.0;
+        let s = Scenario {
+            network: whatif::with_bandwidth(&network, bps),
+            ..scenario.clone()
+        };
+        for (i, (_, image)) in images.iter().enumerate() {
+            series[i]
+                .1
+                .push((bps, simulate_record(image, &s, vec![]).runs[0].wall_s));
+        }
+    }
+    let base_size = images[0].1.layers.iter().map(|l| l.compressed).sum::<u64>() as f64;
+    println!();
+    let mut headers = vec!["bandwidth".to_string()];
+    headers.extend(images.iter().map(|(n, _)| n.clone()));
+    headers.extend(
+        images
+            .iter()
+            .skip(1)
+            .map(|(n, _)| format!("{n} vs first: size / time")),
+    );
+    let rows: Vec<Vec<String>> = SWEEP_MBIT
+        .iter()
+        .enumerate()
+        .map(|(k, mbit)| {
+            let mut row = vec![format_bandwidth(mbit * 1e6 / 8.0)];
+            row.extend(series.iter().map(|(_, p)| format!("{:.2} s", p[k].1)));
+            for (i, (_, image)) in images.iter().enumerate().skip(1) {
+                let size = image.layers.iter().map(|l| l.compressed).sum::<u64>() as f64;
+                let (t0, t) = (series[0].1[k].1, series[i].1[k].1);
+                row.push(format!(
+                    "{:+.0}% / {:+.0}%",
+                    100.0 * (size - base_size) / base_size.max(1.0),
+                    100.0 * (t - t0) / t0.max(1e-9)
+                ));
+            }
+            row
+        })
+        .collect();
+    let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+    print!("{}", render(&header_refs, &rows, 1));
+    println!(
+        "compressed size difference vs pull time difference, simulated; where the two part, fixed costs (round trips) or CPU work (decompression, extraction) set the pace instead of bytes"
+    );
+    if let Some(p) = &args.svg {
+        let chart = svg::line_chart(
+            &format!(
+                "simulated pull time against bandwidth ({} policy, host {})",
+                args.policy.as_str(),
+                scenario.host.name
+            ),
+            "bandwidth (bits per second, log scale)",
+            "pull time",
+            &series,
+            true,
+        );
+        std::fs::write(p, chart)?;
+        println!("chart: {}", p.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! Machine-friendly tables (as hyperfine exports them): the per-layer table of a
+//! record as CSV and Markdown.
+
+use crate::record::PullRecord;
+
+const HEADERS: [&str; 12] = [
+    "layer",
+    "digest",
+    "compressed_bytes",
+    "uncompressed_bytes",
+    "files",
+    "start_s",
+    "end_s",
+    "download_s",
+    "ttfb_s",
+    "verify_s",
+    "decompress_s",
+    "extract_s",
+];
+
+fn rows(record: &PullRecord, run: usize) -> Vec<[String; 12]> {
+    let r = &record.runs[run.min(record.runs.len() - 1)];
+    r.layers
+        .iter()
+        .map(|l| {
+            [
+                l.index.to_string(),
+                l.digest.clone(),
+                l.compressed_bytes.to_string(),
+                l.uncompressed_bytes.to_string(),
+                l.files.to_string(),
+                format!("{:.6}", l.start_s),
+                format!("{:.6}", l.end_s),
+                format!("{:.6}", l.download_s),
+                format!("{:.6}", l.ttfb_s),
+                format!("{:.6}", l.verify_s),
+                format!("{:.6}", l.decompress_s),
+                format!("{:.6}", l.extract_s),
+            ]
+        })
+        .collect()
+}
+
+/// CSV (RFC 4180; digests need no quoting).
+pub fn csv(record: &PullRecord, run: usize) -> String {
+    let mut out = HEADERS.join(",") + "\n";
+    for r in rows(record, run) {
+        out.push_str(&r.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// A GitHub-flavoured Markdown table.
+pub fn markdown(record: &PullRecord, run: usize) -> String {
+    let mut out = format!(
+        "| {} |\n|{}|\n",
+        HEADERS.join(" | "),
+        HEADERS.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+    );
+    for r in rows(record, run) {
+        out.push_str(&format!("| {} |\n", r.join(" | ")));
+    }
+    out
+}

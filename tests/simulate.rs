@@ -1,0 +1,294 @@
+//! calibrate, simulate, report and compare end to end: simulated records have the
+//! measured records' shape, reports draw both, compare shows the expected size
+//! differences between two images measured from the embedded registry.
+
+mod common;
+
+use common::pulltime;
+use predicates::prelude::*;
+use pulltime::registry::Compression;
+use pulltime::server::{ServeOptions, ServerThread};
+use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
+
+fn layout_with_pair(
+    dir: &std::path::Path,
+) -> (pulltime::synth::SynthImage, pulltime::synth::SynthImage) {
+    let o = SynthOptions {
+        scale: 0.003,
+        compression: Compression::Gzip,
+    };
+    let a = synthesize(
+        &ImageProfile::load("vp-transcode-original").unwrap(),
+        o,
+        dir,
+        "orig",
+    )
+    .unwrap();
+    let b = synthesize(
+        &ImageProfile::load("vp-transcode-multistage").unwrap(),
+        o,
+        dir,
+        "multi",
+    )
+    .unwrap();
+    (a, b)
+}
+
+/// The keys `docs/json.md` promises for every record, measured or simulated.
+fn assert_record_shape(v: &serde_json::Value) {
+    assert_eq!(v["schema_version"], 1);
+    for k in [
+        "reference",
+        "layers",
+        "compressed_bytes",
+        "uncompressed_bytes",
+    ] {
+        assert!(!v["image"][k].is_null(), "image.{k}");
+    }
+    for k in ["mode", "max_concurrent_downloads", "runs", "warmup"] {
+        assert!(!v["settings"][k].is_null(), "settings.{k}");
+    }
+    let run = &v["runs"][0];
+    assert!(run["wall_s"].as_f64().unwrap() > 0.0 && run["resolve_s"].as_f64().unwrap() > 0.0);
+    for l in run["layers"].as_array().unwrap() {
+        for k in [
+            "digest",
+            "compressed_bytes",
+            "uncompressed_bytes",
+            "files",
+            "start_s",
+            "end_s",
+            "download_s",
+            "ttfb_s",
+            "verify_s",
+            "decompress_s",
+            "extract_s",
+        ] {
+            assert!(!l[k].is_null(), "runs[0].layers[].{k} in {l}");
+        }
+    }
+    assert_eq!(
+        v["summary"]["wall_s"]["n"].as_u64().unwrap() as usize,
+        v["runs"].as_array().unwrap().len()
+    );
+}
+
+#[test]
+fn simulate_writes_a_record_that_report_and_diff_read() {
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let (orig, _) = layout_with_pair(&layout);
+    let host = work.path().join("host.toml");
+    pulltime(home.path())
+        .args(["calibrate", "--quick", "--name", "test-host", "--out"])
+        .arg(&host)
+        .assert()
+        .success();
+    let json = work.path().join("sim.json");
+    pulltime(home.path())
+        .args([
+            "simulate",
+            &format!("oci:{}:orig", layout.display()),
+            "--network",
+            "edge-20m",
+            "--policy",
+            "docker",
+            "--host",
+        ])
+        .arg(&host)
+        .arg("--json")
+        .arg(&json)
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_record_shape(&v);
+    assert_eq!(v["simulated"], true);
+    assert_eq!(v["settings"]["mode"], "docker");
+    assert_eq!(v["simulation"]["host"]["name"], "test-host");
+    assert_eq!(v["simulation"]["network"]["name"], "edge-20m");
+    // The layout's layers, exactly: digests and sizes read from the blobs.
+    let layers = v["image"]["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), orig.layers.len());
+    for (l, o) in layers.iter().zip(&orig.layers) {
+        assert_eq!(l["digest"], o.digest);
+        assert_eq!(l["compressed_bytes"], o.compressed_bytes);
+        assert_eq!(l["uncompressed_bytes"], o.uncompressed_bytes);
+    }
+    // At 20 Mbit/s the download of the compressed bytes alone takes at least this long.
+    let floor = orig.compressed_bytes() as f64 / 2.5e6;
+    assert!(v["runs"][0]["wall_s"].as_f64().unwrap() > floor);
+
+    // report draws it: one bar group per layer.
+    let svg = work.path().join("w.svg");
+    pulltime(home.path())
+        .arg("report")
+        .arg(&json)
+        .arg("-o")
+        .arg(&svg)
+        .args(["--csv"])
+        .arg(work.path().join("t.csv"))
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert_eq!(
+        text.matches(r#"<g class="layer""#).count(),
+        orig.layers.len()
+    );
+    assert!(text.contains("simulated"));
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("t.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        orig.layers.len() + 1
+    );
+}
+
+#[test]
+fn measured_records_report_and_compare_with_expected_size_differences() {
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let (orig, multi) = layout_with_pair(&layout);
+    let server = ServerThread::spawn(ServeOptions {
+        layouts: vec![("app".into(), layout.clone())],
+        ..ServeOptions::default()
+    })
+    .unwrap();
+    let mut records = Vec::new();
+    for tag in ["orig", "multi"] {
+        let json = work.path().join(format!("{tag}.json"));
+        pulltime(home.path())
+            .args([
+                "pull",
+                &server.reference(&format!("app:{tag}")),
+                "--quiet",
+                "--runs",
+                "2",
+                "--json",
+            ])
+            .arg(&json)
+            .assert()
+            .success();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_record_shape(&v);
+        records.push(json);
+    }
+    let svg = work.path().join("m.svg");
+    pulltime(home.path())
+        .arg("report")
+        .arg(&records[0])
+        .arg("-o")
+        .arg(&svg)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(&svg)
+            .unwrap()
+            .matches(r#"<g class="layer""#)
+            .count(),
+        orig.layers.len()
+    );
+
+    let pct =
+        |new: u64, old: u64| format!("{:+.0}%", 100.0 * (new as f64 - old as f64) / old as f64);
+    let chart = work.path().join("sweep.svg");
+    let out = pulltime(home.path())
+        .arg("compare")
+        .arg(&records[0])
+        .arg(&records[1])
+        .arg("--svg")
+        .arg(&chart)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with("measured:"), "{out}");
+    // The measured table's change row carries the size differences of the images.
+    let change_row = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("change"))
+        .unwrap();
+    assert!(
+        change_row.contains(&pct(multi.uncompressed_bytes(), orig.uncompressed_bytes())),
+        "{change_row}"
+    );
+    assert!(
+        change_row.contains(&pct(multi.compressed_bytes(), orig.compressed_bytes())),
+        "{change_row}"
+    );
+    assert!(
+        change_row.contains(&pct(multi.files(), orig.files())),
+        "{change_row}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&chart)
+            .unwrap()
+            .matches("<polyline")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn simulate_what_ifs_and_bad_input() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let svg = work.path().join("bw.svg");
+    pulltime(home.path())
+        .args([
+            "simulate",
+            "ml-object-detection-original",
+            "--scale",
+            "0.1",
+            "--recompress",
+            "zstd",
+            "--cached-layers",
+            "3",
+            "--merge-layers",
+            "--split-layers",
+            "4",
+            "--bandwidth",
+            "10Mbit,1Gbit",
+            "--svg",
+        ])
+        .arg(&svg)
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("recompressed to zstd")
+                .and(predicate::str::contains("first 3 layers cached"))
+                .and(predicate::str::contains("layers merged"))
+                .and(predicate::str::contains("largest layer split in 4"))
+                .and(predicate::str::contains("at 10.0 Mbit/s"))
+                .and(predicate::str::contains("bound by"))
+                .and(predicate::str::contains("estimated:")),
+        );
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<polyline"));
+    pulltime(home.path())
+        .args(["simulate", "no-such-thing"])
+        .assert()
+        .failure();
+    pulltime(home.path())
+        .args(["simulate", "vp-transcode-original", "--network", "nowhere"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("unknown network profile"));
+    pulltime(home.path())
+        .args([
+            "simulate",
+            "vp-transcode-original",
+            "--host",
+            "/nonexistent.toml",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("pulltime calibrate"));
+    pulltime(home.path())
+        .args(["simulate", "vp-transcode-original", "--bandwidth", "fast"])
+        .assert()
+        .failure();
+}
