@@ -102,6 +102,18 @@ fn main() {
         std::hint::black_box(simulate_record(&image, &scenario, vec![]));
     }
     let per_sim = t.elapsed().as_secs_f64() / n as f64;
+    let fleet_opts = pulltime::sim::fleet::FleetOptions {
+        nodes: 10_000,
+        egress_bps: 1.25e9,
+        spread_s: 2.0,
+        cached_fraction: 0.0,
+        cached_layers: 0,
+        seed: 1,
+    };
+    let t = std::time::Instant::now();
+    let fleet = pulltime::sim::fleet::simulate_fleet(&image, &scenario, &fleet_opts);
+    let fleet_s = t.elapsed().as_secs_f64();
+    assert_eq!(fleet.completions.len(), 10_000);
     let within10 = errors.iter().filter(|e| **e <= 0.10).count();
     let worst = errors.iter().cloned().fold(0.0, f64::max);
     println!();
@@ -114,6 +126,10 @@ fn main() {
         "one simulated pull of a {}-layer image, record included: {:.1} us",
         image.layers.len(),
         per_sim * 1e6
+    );
+    println!(
+        "a 10,000-node burst of the same image (10 Gbit/s egress, 2 s spread): {:.3} s",
+        fleet_s
     );
     println!(
         "host: sha256 {:.0} MB/s, gzip {:.0} MB/s, zstd {:.0} MB/s, extract {:.0} MB/s + {:.0} us/file + {:.0} us/dir ({})",

@@ -8,6 +8,7 @@
 //! - [`stats`], [`report`]: statistics, tables, JSON, progress.
 #![deny(missing_docs)]
 
+pub mod aggregate;
 pub mod calibrate;
 pub mod demo;
 pub mod host;

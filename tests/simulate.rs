@@ -292,3 +292,105 @@ fn simulate_what_ifs_and_bad_input() {
         .assert()
         .failure();
 }
+
+#[test]
+fn fleet_bursts_and_aggregate() {
+    let home = tempfile::tempdir().unwrap();
+    // 200 nodes x ~0.17 GB over 1 Gbit/s of egress: bounded by egress, far slower than one node.
+    let out = pulltime(home.path())
+        .args([
+            "simulate",
+            "sn-compose-post-multistage",
+            "--scale",
+            "0.1",
+            "--fleet",
+            "200",
+            "--egress",
+            "1Gbit",
+            "--fleet-spread",
+            "1",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("p99") && out.contains("one node alone"),
+        "{out}"
+    );
+    let secs = |line: &str, field: usize| -> f64 {
+        out.lines()
+            .find(|l| l.starts_with(line))
+            .unwrap()
+            .split_whitespace()
+            .nth(field)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let p50 = secs("completed", 4);
+    let alone = secs("one node alone:", 3);
+    assert!(p50 > 5.0 * alone, "p50 {p50} vs one node {alone}:\n{out}");
+    pulltime(home.path())
+        .args(["simulate", "vp-transcode-original", "--fleet", "0"])
+        .assert()
+        .failure();
+    pulltime(home.path())
+        .args([
+            "simulate",
+            "vp-transcode-original",
+            "--fleet",
+            "10",
+            "--fleet-cached-fraction",
+            "2",
+        ])
+        .assert()
+        .failure();
+
+    // aggregate merges the runs of several records.
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    layout_with_pair(&layout);
+    let server = ServerThread::spawn(ServeOptions {
+        layouts: vec![("app".into(), layout.clone())],
+        ..ServeOptions::default()
+    })
+    .unwrap();
+    let mut files = Vec::new();
+    for k in 0..3 {
+        let json = work.path().join(format!("node{k}.json"));
+        pulltime(home.path())
+            .args([
+                "pull",
+                &server.reference("app:multi"),
+                "--quiet",
+                "--runs",
+                "2",
+                "--json",
+            ])
+            .arg(&json)
+            .assert()
+            .success();
+        files.push(json);
+    }
+    let summary = work.path().join("agg.json");
+    pulltime(home.path())
+        .arg("aggregate")
+        .args(&files)
+        .arg("--json")
+        .arg(&summary)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("3 records, 6 runs"));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(v["phases"][0]["phase"], "wall");
+    assert_eq!(v["phases"][0]["n"], 6);
+    let (p50, p99, max) = (
+        v["phases"][0]["p50"].as_f64().unwrap(),
+        v["phases"][0]["p99"].as_f64().unwrap(),
+        v["phases"][0]["max"].as_f64().unwrap(),
+    );
+    assert!(p50 <= p99 && p99 <= max);
+}

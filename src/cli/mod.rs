@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand.
 
+mod aggregate;
 mod calibrate;
 mod compare;
 mod demo;
@@ -27,6 +28,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Merge records from many machines into one summary (p50/p95/p99 per phase).
+    Aggregate(aggregate::AggregateArgs),
     /// Measure this host (hashing, decompression, extraction) into a host profile.
     Calibrate(calibrate::CalibrateArgs),
     /// Two or more images side by side: sizes, files, layers, pull time per phase,
@@ -53,6 +56,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.verbose);
     match cli.command {
+        Command::Aggregate(args) => aggregate::run(args),
         Command::Calibrate(args) => calibrate::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Demo(args) => demo::run_demo(args),

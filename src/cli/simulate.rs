@@ -68,6 +68,18 @@ pub struct SimulateArgs {
     /// Write the simulated record (the base scenario) here (`-` for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Simulate N nodes cold-starting the image at once (a fleet burst).
+    #[arg(long)]
+    pub fleet: Option<usize>,
+    /// Registry/CDN egress shared by the fleet, e.g. `10Gbit`.
+    #[arg(long, default_value = "10Gbit")]
+    pub egress: String,
+    /// Spread the fleet's start times uniformly over this many seconds.
+    #[arg(long, default_value_t = 0.0)]
+    pub fleet_spread: f64,
+    /// Share of fleet nodes (0..1) that already hold the first --cached-layers N layers.
+    #[arg(long, default_value_t = 0.0)]
+    pub fleet_cached_fraction: f64,
     /// Draw the --bandwidth sweep as a line chart to this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
@@ -211,6 +223,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             simulate_record(&whatif::split(&image, n), &scenario, vec![label]),
         ));
     }
+    if let Some(nodes) = args.fleet {
+        return run_fleet(&args, &image, &scenario, nodes);
+    }
     let mut sweep = Vec::new();
     for b in &args.bandwidth {
         let bps = parse_bandwidth(b)
@@ -310,4 +325,76 @@ pub fn scenario_table(rows: &[(String, PullRecord)]) -> String {
         &body,
         1,
     )
+}
+
+fn run_fleet(
+    args: &SimulateArgs,
+    image: &SimImage,
+    scenario: &Scenario,
+    nodes: usize,
+) -> anyhow::Result<()> {
+    use pulltime::sim::fleet::{FleetOptions, quantile, simulate_fleet};
+    if nodes == 0 {
+        bail!("--fleet needs at least one node");
+    }
+    if !(0.0..=1.0).contains(&args.fleet_cached_fraction)
+        || !(args.fleet_spread >= 0.0 && args.fleet_spread.is_finite())
+    {
+        bail!("--fleet-cached-fraction must be within 0..1 and --fleet-spread non-negative");
+    }
+    let egress = parse_bandwidth(&args.egress)
+        .map_err(anyhow::Error::msg)?
+        .context("--egress needs a rate")?;
+    let cached_layers = match args.cached_layers.as_slice() {
+        [] => 0,
+        [n] => n
+            .parse()
+            .context("with --fleet, --cached-layers takes a number of layers")?,
+        _ => bail!("with --fleet, --cached-layers takes a number of layers"),
+    };
+    let o = FleetOptions {
+        nodes,
+        egress_bps: egress,
+        spread_s: args.fleet_spread,
+        cached_fraction: args.fleet_cached_fraction,
+        cached_layers,
+        seed: 1,
+    };
+    let r = simulate_fleet(image, scenario, &o);
+    println!(
+        "fleet burst: {nodes} nodes pulling {} ({} each) over {} per node, {} registry egress, starts spread over {} s, {:.0}% of nodes holding the first {cached_layers} layers",
+        image.name,
+        human_bytes(image.layers.iter().map(|l| l.compressed).sum()),
+        scenario.network.name,
+        format_bandwidth(egress),
+        args.fleet_spread,
+        100.0 * args.fleet_cached_fraction
+    );
+    let row = |label: &str, v: &[f64]| {
+        vec![
+            label.to_string(),
+            format!("{:.2} s", quantile(v, 0.5)),
+            format!("{:.2} s", quantile(v, 0.95)),
+            format!("{:.2} s", quantile(v, 0.99)),
+            format!("{:.2} s", v.last().copied().unwrap_or(0.0)),
+        ]
+    };
+    print!(
+        "{}",
+        render(
+            &["", "p50", "p95", "p99", "max"],
+            &[
+                row("completed (from burst start)", &r.completions),
+                row("pull time (from node start)", &r.durations)
+            ],
+            1
+        )
+    );
+    println!(
+        "one node alone: {:.2} s; {} served, last byte at {:.2} s",
+        r.single_node_s,
+        human_bytes(r.bytes),
+        r.egress_end_s
+    );
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! uses and a host profile from `calibrate`. Its output is a [`PullRecord`] with
 //! `"simulated": true`, so every report reads measured and simulated pulls alike.
 
+pub mod fleet;
 pub mod input;
 pub mod model;
 pub mod whatif;

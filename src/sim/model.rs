@@ -260,12 +260,27 @@ pub fn simulate(
         }
     }
 
-    // Processing, by policy.
-    let mut prev_end = run.resolve_s;
+    apply_policy(&mut layers, image, host, policy, run.resolve_s);
+    run.wall_s = layers.iter().map(|l| l.end_s).fold(run.resolve_s, f64::max);
+    run.layers = layers;
+    run.connections = conns;
+    run
+}
+
+/// Decides when each layer's CPU work runs and when it is applied, from its
+/// download times; fills in the CPU costs.
+pub fn apply_policy(
+    layers: &mut [SimLayerRun],
+    image: &SimImage,
+    host: &HostProfile,
+    policy: Policy,
+    resolve_s: f64,
+) {
+    let mut prev_end = resolve_s;
     let last_download = layers
         .iter()
         .map(|l| l.download_end_s)
-        .fold(run.resolve_s, f64::max);
+        .fold(resolve_s, f64::max);
     for (i, l) in image.layers.iter().enumerate() {
         let lr = &mut layers[i];
         if lr.cached {
@@ -308,10 +323,6 @@ pub fn simulate(
         };
         prev_end = lr.end_s;
     }
-    run.wall_s = layers.iter().map(|l| l.end_s).fold(run.resolve_s, f64::max);
-    run.layers = layers;
-    run.connections = conns;
-    run
 }
 
 /// A blob request's time to first byte of the body, and its redirect hop.

@@ -1,0 +1,72 @@
+//! `pulltime aggregate`.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+
+use pulltime::aggregate::aggregate;
+use pulltime::report::json::read_record;
+use pulltime::report::table::render;
+
+/// Arguments of `pulltime aggregate`.
+#[derive(Debug, clap::Args)]
+pub struct AggregateArgs {
+    /// Records from many machines (e.g. one `pulltime pull --json` per node).
+    #[arg(num_args = 1.., required = true)]
+    pub records: Vec<PathBuf>,
+    /// Write the merged summary as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Runs `pulltime aggregate`.
+pub fn run(args: AggregateArgs) -> anyhow::Result<()> {
+    let records = args
+        .records
+        .iter()
+        .map(|p| read_record(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let agg = aggregate(&records);
+    if agg.phases.first().is_none_or(|p| p.n == 0) {
+        bail!("the records hold no runs");
+    }
+    println!("{} records, {} runs", agg.records, agg.phases[0].n);
+    if agg.images.len() > 1 {
+        println!(
+            "warning: the records are of {} different images; their times are merged anyway",
+            agg.images.len()
+        );
+    }
+    let rows: Vec<Vec<String>> = agg
+        .phases
+        .iter()
+        .map(|p| {
+            vec![
+                p.phase.clone(),
+                format!("{:.3} s", p.min),
+                format!("{:.3} s", p.p50),
+                format!("{:.3} s", p.p95),
+                format!("{:.3} s", p.p99),
+                format!("{:.3} s", p.max),
+                format!("{:.3} s", p.mean),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render(
+            &["phase", "min", "p50", "p95", "p99", "max", "mean"],
+            &rows,
+            1
+        )
+    );
+    if let Some(p) = &args.json {
+        let text = serde_json::to_string_pretty(&agg)? + "\n";
+        if p.as_os_str() == "-" {
+            print!("{text}");
+        } else {
+            std::fs::write(p, text)?;
+        }
+    }
+    Ok(())
+}
