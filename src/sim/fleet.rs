@@ -53,9 +53,15 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[i]
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+/// A time (or virtual time) ordered totally, for the event heaps.
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct T(f64);
 impl Eq for T {}
+impl PartialOrd for T {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
 impl Ord for T {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&o.0)
@@ -128,10 +134,10 @@ pub fn simulate_fleet(image: &SimImage, scenario: &Scenario, o: &FleetOptions) -
             arrivals.push(Reverse((T(at + ttfb), n, i)));
         }
     };
-    for n in 0..nodes {
+    for (n, start) in starts.iter().enumerate() {
         request(
             n,
-            starts[n] + single.resolve_s,
+            start + single.resolve_s,
             &mut next,
             &mut in_flight,
             &mut runs,
