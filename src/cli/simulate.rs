@@ -337,9 +337,10 @@ fn run_fleet(
     if nodes == 0 {
         bail!("--fleet needs at least one node");
     }
-    if !(0.0..=1.0).contains(&args.fleet_cached_fraction)
-        || !(args.fleet_spread >= 0.0 && args.fleet_spread.is_finite())
-    {
+    let valid = (0.0..=1.0).contains(&args.fleet_cached_fraction)
+        && args.fleet_spread >= 0.0
+        && args.fleet_spread.is_finite();
+    if !valid {
         bail!("--fleet-cached-fraction must be within 0..1 and --fleet-spread non-negative");
     }
     let egress = parse_bandwidth(&args.egress)
