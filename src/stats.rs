@@ -32,6 +32,20 @@ impl Stats {
         if n == 0 {
             return Stats::default();
         }
+        if n == 1 {
+            // One value is its own distribution; no histogram needed (simulated
+            // records and single runs are built often, and cheaply).
+            let v = samples[0];
+            return Stats {
+                n,
+                min: v,
+                median: v,
+                mean: v,
+                p95: v,
+                max: v,
+                stddev: 0.0,
+            };
+        }
         // Up to one hour at 3 significant digits; longer values saturate.
         let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600 * 1_000_000, 3)
             .expect("static histogram bounds are valid");

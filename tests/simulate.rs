@@ -268,6 +268,20 @@ fn simulate_what_ifs_and_bad_input() {
                 .and(predicate::str::contains("estimated:")),
         );
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<polyline"));
+    let csv = work.path().join("s.csv");
+    pulltime(home.path())
+        .args([
+            "simulate",
+            "vp-transcode-original",
+            "--merge-layers",
+            "--csv",
+        ])
+        .arg(&csv)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.starts_with("scenario,pull,resolve"));
     pulltime(home.path())
         .args(["simulate", "no-such-thing"])
         .assert()

@@ -40,6 +40,12 @@ pub struct CompareArgs {
     /// Compression for image profiles.
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     pub compression: CompressionArg,
+    /// Write the simulated comparison table as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write the simulated comparison table as Markdown.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
     /// Draw pull time against bandwidth to this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
@@ -96,6 +102,22 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         scenario.host.name
     );
     print!("{}", group(&simulated));
+    {
+        let entries: Vec<Entry<'_>> = simulated
+            .iter()
+            .map(|(label, record)| Entry {
+                label: label.clone(),
+                record,
+            })
+            .collect();
+        let (headers, rows) = pulltime::report::compare::comparison_rows(&[entries]);
+        super::export_tables(
+            args.csv.as_deref(),
+            args.markdown.as_deref(),
+            &headers,
+            &rows,
+        )?;
+    }
     for (name, image) in &images {
         for e in &image.estimated {
             println!("{name}: estimated {e}");

@@ -82,3 +82,23 @@ fn init_logging(verbose: u8) {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// Writes a table as CSV and/or Markdown when asked.
+fn export_tables(
+    csv: Option<&std::path::Path>,
+    markdown: Option<&std::path::Path>,
+    headers: &[&str],
+    rows: &[Vec<String>],
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use pulltime::report::table::{to_csv, to_markdown};
+    if let Some(p) = csv {
+        std::fs::write(p, to_csv(headers, rows))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = markdown {
+        std::fs::write(p, to_markdown(headers, rows))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}

@@ -80,6 +80,12 @@ pub struct SimulateArgs {
     /// Share of fleet nodes (0..1) that already hold the first --cached-layers N layers.
     #[arg(long, default_value_t = 0.0)]
     pub fleet_cached_fraction: f64,
+    /// Write the scenario table as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write the scenario table as Markdown.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
     /// Draw the --bandwidth sweep as a line chart to this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
@@ -283,12 +289,18 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     for e in &image.estimated {
         println!("estimated: {e}");
     }
-    print!("{}", scenario_table(&rows));
-    Ok(())
+    let (headers, body) = scenario_rows(&rows);
+    print!("{}", render(&headers, &body, 1));
+    super::export_tables(
+        args.csv.as_deref(),
+        args.markdown.as_deref(),
+        &headers,
+        &body,
+    )
 }
 
 /// One row per scenario: times, the bounding phase, and the saving against the first row.
-pub fn scenario_table(rows: &[(String, PullRecord)]) -> String {
+pub fn scenario_rows(rows: &[(String, PullRecord)]) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let base_wall = rows.first().map_or(0.0, |(_, r)| r.runs[0].wall_s);
     let body: Vec<Vec<String>> = rows
         .iter()
@@ -311,20 +323,17 @@ pub fn scenario_table(rows: &[(String, PullRecord)]) -> String {
             ]
         })
         .collect();
-    render(
-        &[
-            "scenario",
-            "pull",
-            "resolve",
-            "download",
-            "decompress",
-            "extract",
-            "bound by",
-            "vs as is",
-        ],
-        &body,
-        1,
-    )
+    let headers = vec![
+        "scenario",
+        "pull",
+        "resolve",
+        "download",
+        "decompress",
+        "extract",
+        "bound by",
+        "vs as is",
+    ];
+    (headers, body)
 }
 
 fn run_fleet(

@@ -38,7 +38,18 @@ fn pct(new: f64, old: f64) -> String {
 /// A table of `groups`, each a baseline followed by alternatives; every alternative
 /// gets a row of changes relative to its group's baseline.
 pub fn comparison_table(groups: &[Vec<Entry<'_>>]) -> String {
-    let headers = [
+    let (headers, rows) = comparison_rows(groups);
+    let mut out = render(&headers, &rows, 1);
+    let _ = writeln!(
+        out,
+        "size = uncompressed tar bytes; phases are per-run sums over layers (busy time when stages overlap)"
+    );
+    out
+}
+
+/// The headers and rows of [`comparison_table`], for CSV and Markdown export.
+pub fn comparison_rows(groups: &[Vec<Entry<'_>>]) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let headers = vec![
         "image",
         "size",
         "compressed",
@@ -91,10 +102,5 @@ pub fn comparison_table(groups: &[Vec<Entry<'_>>]) -> String {
             }
         }
     }
-    let mut out = render(&headers, &rows, 1);
-    let _ = writeln!(
-        out,
-        "size = uncompressed tar bytes; phases are per-run sums over layers (busy time when stages overlap)"
-    );
-    out
+    (headers, rows)
 }

@@ -177,3 +177,62 @@ pub fn render(headers: &[&str], rows: &[Vec<String>], left: usize) -> String {
     }
     out
 }
+
+/// The same table as CSV (cells with commas or quotes are quoted).
+pub fn to_csv(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let cell = |c: &str| {
+        if c.contains([',', '"', '\n']) {
+            format!("\"{}\"", c.replace('"', "\"\""))
+        } else {
+            c.to_string()
+        }
+    };
+    let mut out = headers
+        .iter()
+        .map(|h| cell(h))
+        .collect::<Vec<_>>()
+        .join(",")
+        + "\n";
+    for r in rows {
+        out.push_str(&r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// The same table as GitHub-flavoured Markdown.
+pub fn to_markdown(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let esc = |c: &str| c.replace('|', "\\|");
+    let mut out = format!(
+        "| {} |\n|{}|\n",
+        headers
+            .iter()
+            .map(|h| esc(h))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        headers.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "| {} |\n",
+            r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_and_markdown() {
+        let rows = vec![vec!["a,b".to_string(), "1 | 2".to_string()]];
+        assert_eq!(to_csv(&["x", "y"], &rows), "x,y\n\"a,b\",1 | 2\n");
+        assert_eq!(
+            to_markdown(&["x", "y"], &rows),
+            "| x | y |\n|---|---|\n| a,b | 1 \\| 2 |\n"
+        );
+        assert_eq!(render(&["x", "y"], &rows, 1), "x        y\na,b  1 | 2\n");
+    }
+}
