@@ -22,6 +22,9 @@ fn serve(layout: &Path, network: &str) -> ServerThread {
     .unwrap()
 }
 
+/// Timing comparisons need a quiet machine: the tests of this file never overlap.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Extraction on tmpfs when there is one: less disk noise between batches.
 fn tmp_dir() -> std::path::PathBuf {
     let shm = Path::new("/dev/shm");
@@ -34,6 +37,7 @@ fn tmp_dir() -> std::path::PathBuf {
 
 #[test]
 fn baseline_regression_gate_and_diff() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let work = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
@@ -115,16 +119,22 @@ fn baseline_regression_gate_and_diff() {
         .success()
         .stdout(predicate::str::is_match(r"(?m)^download .* regressed$").unwrap());
 
-    // A single-run record marked simulated (the shape `simulate` writes) compares too.
-    let mut sim: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(work.path().join("edge.json")).unwrap()).unwrap();
-    sim["simulated"] = serde_json::json!(true);
-    sim["runs"] = serde_json::json!([sim["runs"][0].clone()]);
-    std::fs::write(
-        work.path().join("sim.json"),
-        serde_json::to_vec(&sim).unwrap(),
-    )
-    .unwrap();
+    // A simulated record compares too: the same image simulated over a 2 Mbit/s,
+    // 100 ms network (a "what would this network do" review) regresses against the
+    // LAN baseline, whatever the build's speed.
+    let slow = work.path().join("slow.toml");
+    std::fs::write(&slow, "name = \"slow\"\nsource = \"test\"\nrtt_ms = 100\nconnect_rtts = 2\nconnection_bandwidth = \"2Mbit\"\nlink_bandwidth = \"2Mbit\"\n").unwrap();
+    pulltime(home.path())
+        .args([
+            "simulate",
+            &format!("oci:{}:v1", layout.display()),
+            "--network",
+        ])
+        .arg(&slow)
+        .arg("--json")
+        .arg(work.path().join("sim.json"))
+        .assert()
+        .success();
     pulltime(home.path())
         .args(["diff", "--fail-on-regression"])
         .arg(dir.join("lan.json"))
@@ -156,6 +166,7 @@ fn baseline_regression_gate_and_diff() {
 
 #[test]
 fn a_changed_image_says_what_changed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let work = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
