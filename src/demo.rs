@@ -4,16 +4,13 @@
 //! compares.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use crate::layer::ApplyOptions;
 use crate::measure::{MeasureOptions, measure};
 use crate::network::NetworkProfile;
-use crate::pipeline::{Mode, PullOptions};
-use crate::platform::Platform;
+use crate::pipeline::PullOptions;
 use crate::record::PullRecord;
 use crate::reference::Reference;
-use crate::registry::{ClientOptions, Compression, Scheme};
+use crate::registry::Compression;
 use crate::server::{ServeOptions, ServerThread};
 use crate::synth::{ImageProfile, SynthOptions, synthesize};
 
@@ -141,18 +138,7 @@ pub fn run(options: &DemoOptions, say: &mut dyn FnMut(&str)) -> Result<Vec<PairR
                 warmup: 0,
                 dest: None,
                 tmp_dir: std::env::temp_dir(),
-                pull: PullOptions {
-                    mode: Mode::Streaming,
-                    max_concurrent_downloads: 3,
-                    platform: Platform::host(),
-                    platform_explicit: false,
-                    client: ClientOptions {
-                        scheme: Scheme::Http,
-                        credentials: None,
-                        timeout: Duration::from_secs(60),
-                    },
-                    apply: ApplyOptions::default(),
-                },
+                pull: PullOptions::lab_defaults(),
                 progress: options.progress,
             };
             let record = runtime.block_on(measure(&reference, &measure_options))?;

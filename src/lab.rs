@@ -15,13 +15,9 @@
 //! # Ok::<(), pulltime::lab::LabError>(())
 //! ```
 
-use std::time::Duration;
-
-use crate::layer::ApplyOptions;
 use crate::layout::Layout;
 use crate::measure::{MeasureOptions, measure};
-use crate::pipeline::{Mode, PullOptions};
-use crate::platform::Platform;
+use crate::pipeline::PullOptions;
 use crate::record::PullRecord;
 use crate::reference::Reference;
 use crate::registry::transport::RunClock;
@@ -110,18 +106,7 @@ impl ColdPuller {
             runtime: tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?,
-            options: PullOptions {
-                mode: Mode::Streaming,
-                max_concurrent_downloads: 3,
-                platform: Platform::host(),
-                platform_explicit: false,
-                client: ClientOptions {
-                    scheme: Scheme::Http,
-                    credentials: None,
-                    timeout: Duration::from_secs(60),
-                },
-                apply: ApplyOptions::default(),
-            },
+            options: PullOptions::lab_defaults(),
         })
     }
 

@@ -60,6 +60,25 @@ pub struct PullOptions {
     pub apply: ApplyOptions,
 }
 
+impl PullOptions {
+    /// What the lab uses against its own loopback registry: streaming, 3 concurrent
+    /// downloads like docker, this host's platform, plain HTTP, 60 s timeouts.
+    pub fn lab_defaults() -> Self {
+        PullOptions {
+            mode: Mode::Streaming,
+            max_concurrent_downloads: 3,
+            platform: Platform::host(),
+            platform_explicit: false,
+            client: ClientOptions {
+                scheme: crate::registry::Scheme::Http,
+                credentials: None,
+                timeout: std::time::Duration::from_secs(60),
+            },
+            apply: ApplyOptions::default(),
+        }
+    }
+}
+
 /// A pull failed. Each variant names what the user can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {

@@ -41,25 +41,14 @@ fn rows(record: &PullRecord, run: usize) -> Vec<[String; 12]> {
         .collect()
 }
 
-/// CSV (RFC 4180; digests need no quoting).
+/// CSV of the per-layer table.
 pub fn csv(record: &PullRecord, run: usize) -> String {
-    let mut out = HEADERS.join(",") + "\n";
-    for r in rows(record, run) {
-        out.push_str(&r.join(","));
-        out.push('\n');
-    }
-    out
+    let body: Vec<Vec<String>> = rows(record, run).into_iter().map(Vec::from).collect();
+    super::table::to_csv(&HEADERS, &body)
 }
 
-/// A GitHub-flavoured Markdown table.
+/// The per-layer table as GitHub-flavoured Markdown.
 pub fn markdown(record: &PullRecord, run: usize) -> String {
-    let mut out = format!(
-        "| {} |\n|{}|\n",
-        HEADERS.join(" | "),
-        HEADERS.iter().map(|_| "---").collect::<Vec<_>>().join("|")
-    );
-    for r in rows(record, run) {
-        out.push_str(&format!("| {} |\n", r.join(" | ")));
-    }
-    out
+    let body: Vec<Vec<String>> = rows(record, run).into_iter().map(Vec::from).collect();
+    super::table::to_markdown(&HEADERS, &body)
 }
