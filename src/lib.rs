@@ -20,6 +20,7 @@ pub mod measure;
 pub mod network;
 pub mod pipeline;
 pub mod platform;
+pub mod profile_source;
 pub mod record;
 pub mod reference;
 pub mod registry;

@@ -2,7 +2,7 @@
 //! link, round-trip time per request and per new connection, jitter. `pulltime
 //! serve` shapes its responses with them; the simulator reads the same files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -91,25 +91,16 @@ impl NetworkProfile {
 
     /// A built-in name (`dockerhub-100m`) or a path to a TOML file.
     pub fn load(name_or_path: &str) -> Result<Self, ProfileError> {
-        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
-            return Self::parse(name_or_path, text);
+        use crate::profile_source::{Source, lookup};
+        match lookup(name_or_path, BUILTIN) {
+            Ok(Source::Builtin(text)) => Self::parse(name_or_path, text),
+            Ok(Source::File(text)) => Self::parse(name_or_path, &text),
+            Ok(Source::Unknown(names)) => Err(ProfileError::Unknown(name_or_path.into(), names)),
+            Err(reason) => Err(ProfileError::Invalid {
+                path: name_or_path.into(),
+                reason,
+            }),
         }
-        let path = PathBuf::from(name_or_path);
-        if path.is_file() {
-            let text = std::fs::read_to_string(&path).map_err(|e| ProfileError::Invalid {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            return Self::parse(&path.display().to_string(), &text);
-        }
-        Err(ProfileError::Unknown(
-            name_or_path.into(),
-            BUILTIN
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", "),
-        ))
     }
 
     /// Parses TOML text.

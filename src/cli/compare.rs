@@ -2,16 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
-
-use pulltime::network::{NetworkProfile, format_bandwidth};
+use pulltime::network::format_bandwidth;
 use pulltime::record::PullRecord;
 use pulltime::report::compare::{Entry, comparison_table};
 use pulltime::report::{svg, table::render};
-use pulltime::sim::{Policy, Scenario, simulate_record, whatif};
-
-use super::simulate::{load_host, load_image};
-use super::synth::CompressionArg;
+use pulltime::sim::{Scenario, simulate_record, whatif};
 
 /// Bandwidths of the sweep, Mbit/s.
 const SWEEP_MBIT: &[f64] = &[
@@ -25,21 +20,9 @@ pub struct CompareArgs {
     /// `oci:DIR[:TAG]`, record `.json` files, or image profiles.
     #[arg(num_args = 2.., required = true)]
     pub images: Vec<String>,
-    /// Network profile for the simulation.
-    #[arg(long, default_value = "dockerhub-100m")]
-    pub network: String,
-    /// Host profile (default: the machine pulltime is developed on).
-    #[arg(long)]
-    pub host: Option<PathBuf>,
-    /// Puller policy for the simulation.
-    #[arg(long, value_enum, default_value_t = Policy::Pulltime)]
-    pub policy: Policy,
-    /// Scale for image profiles.
-    #[arg(long, default_value_t = 1.0)]
-    pub scale: f64,
-    /// Compression for image profiles.
-    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
-    pub compression: CompressionArg,
+    /// Network, host, policy and image-profile settings of the simulation.
+    #[command(flatten)]
+    pub model: super::simulate::ModelArgs,
     /// Write the simulated comparison table as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
@@ -53,24 +36,13 @@ pub struct CompareArgs {
 
 /// Runs `pulltime compare`.
 pub fn run(args: CompareArgs) -> anyhow::Result<()> {
-    if !(args.scale > 0.0 && args.scale.is_finite()) {
-        bail!("--scale must be positive");
-    }
-    let network = NetworkProfile::load(&args.network)?;
-    let host = load_host(args.host.as_deref())?;
-    let scenario = Scenario {
-        dockerhub_flow: network.cdn.is_some(),
-        network: network.clone(),
-        host,
-        policy: args.policy,
-        max_concurrent_downloads: 3,
-        index: false,
-    };
+    let scenario = args.model.scenario()?;
+    let network = scenario.network.clone();
     let mut measured: Vec<(String, PullRecord)> = Vec::new();
     let mut simulated: Vec<(String, PullRecord)> = Vec::new();
     let mut images = Vec::new();
     for spec in &args.images {
-        let image = load_image(spec, args.scale, args.compression.into(), None, false)?;
+        let image = args.model.image(spec, None, false)?;
         if spec.ends_with(".json") && Path::new(spec).is_file() {
             let r = pulltime::report::json::read_record(Path::new(spec))?;
             if !r.simulated {
@@ -98,7 +70,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     println!(
         "simulated ({}, {} policy, host {}):",
         network.name,
-        args.policy.as_str(),
+        args.model.policy.as_str(),
         scenario.host.name
     );
     print!("{}", group(&simulated));
@@ -178,7 +150,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         let chart = svg::line_chart(
             &format!(
                 "simulated pull time against bandwidth ({} policy, host {})",
-                args.policy.as_str(),
+                args.model.policy.as_str(),
                 scenario.host.name
             ),
             "bandwidth (bits per second, log scale)",

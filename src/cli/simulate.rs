@@ -20,12 +20,9 @@ use super::synth::CompressionArg;
 /// The host profile used when none is given: the machine pulltime is developed on.
 const DEFAULT_HOST: &str = include_str!("../../profiles/hosts/xeon-2core-ext4.toml");
 
-/// Arguments of `pulltime simulate`.
-#[derive(Debug, clap::Args)]
-pub struct SimulateArgs {
-    /// The image: a registry reference, `oci:DIR[:TAG]`, a record `.json`, or an
-    /// image profile (built-in name or `.toml`).
-    pub image: String,
+/// What the model runs on: shared by `simulate` and `compare`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
     /// Network profile (name or TOML file).
     #[arg(long, default_value = "dockerhub-100m")]
     pub network: String,
@@ -49,6 +46,57 @@ pub struct SimulateArgs {
     /// Compression for image profiles.
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     pub compression: CompressionArg,
+}
+
+impl ModelArgs {
+    /// Loads the network and host profiles into a scenario.
+    pub fn scenario(&self) -> anyhow::Result<Scenario> {
+        if !(self.scale > 0.0 && self.scale.is_finite()) {
+            bail!("--scale must be positive");
+        }
+        let network = NetworkProfile::load(&self.network)?;
+        let host = load_host(self.host.as_deref())?;
+        let dockerhub_flow = match self.flow {
+            Flow::Auto => network.cdn.is_some(),
+            Flow::Dockerhub => true,
+            Flow::Plain => false,
+        };
+        Ok(Scenario {
+            network,
+            host,
+            policy: self.policy,
+            max_concurrent_downloads: self.max_concurrent_downloads.max(1),
+            dockerhub_flow,
+            index: false,
+        })
+    }
+
+    /// Loads an image the way `simulate` accepts it.
+    pub fn image(
+        &self,
+        spec: &str,
+        platform: Option<&str>,
+        plain_http: bool,
+    ) -> anyhow::Result<SimImage> {
+        load_image(
+            spec,
+            self.scale,
+            self.compression.into(),
+            platform,
+            plain_http,
+        )
+    }
+}
+
+/// Arguments of `pulltime simulate`.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// The image: a registry reference, `oci:DIR[:TAG]`, a record `.json`, or an
+    /// image profile (built-in name or `.toml`).
+    pub image: String,
+    /// Network, host, policy and image-profile settings.
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// What if every layer were recompressed with this?
     #[arg(long, value_enum)]
     pub recompress: Option<CompressionArg>,
@@ -158,31 +206,12 @@ pub fn load_host(path: Option<&Path>) -> anyhow::Result<HostProfile> {
 
 /// Runs `pulltime simulate`.
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
-    if !(args.scale > 0.0 && args.scale.is_finite()) {
-        bail!("--scale must be positive");
-    }
-    let image = load_image(
-        &args.image,
-        args.scale,
-        args.compression.into(),
-        args.platform.as_deref(),
-        args.plain_http,
-    )?;
-    let network = NetworkProfile::load(&args.network)?;
-    let host = load_host(args.host.as_deref())?;
-    let dockerhub_flow = match args.flow {
-        Flow::Auto => network.cdn.is_some(),
-        Flow::Dockerhub => true,
-        Flow::Plain => false,
-    };
-    let scenario = Scenario {
-        network: network.clone(),
-        host,
-        policy: args.policy,
-        max_concurrent_downloads: args.max_concurrent_downloads.max(1),
-        dockerhub_flow,
-        index: false,
-    };
+    let scenario = args.model.scenario()?;
+    let image = args
+        .model
+        .image(&args.image, args.platform.as_deref(), args.plain_http)?;
+    let network = scenario.network.clone();
+    let dockerhub_flow = scenario.dockerhub_flow;
     let base = simulate_record(&image, &scenario, vec![]);
     let mut rows: Vec<(String, PullRecord)> = vec![("as is".into(), base.clone())];
     if let Some(c) = args.recompress {
@@ -254,7 +283,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         let title = format!(
             "{}: simulated pull time against bandwidth ({} policy)",
             image.name,
-            args.policy.as_str()
+            args.model.policy.as_str()
         );
         let chart = pulltime::report::svg::line_chart(
             &title,
@@ -283,7 +312,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         } else {
             ""
         },
-        args.policy.as_str(),
+        args.model.policy.as_str(),
         scenario.host.name
     );
     for e in &image.estimated {

@@ -153,25 +153,18 @@ pub enum ImageProfileError {
 impl ImageProfile {
     /// A built-in name or a TOML file.
     pub fn load(name_or_path: &str) -> Result<Self, ImageProfileError> {
-        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
-            return Self::parse(name_or_path, text);
-        }
-        let path = std::path::Path::new(name_or_path);
-        if path.is_file() {
-            let text = std::fs::read_to_string(path).map_err(|e| ImageProfileError::Invalid {
+        use crate::profile_source::{Source, lookup};
+        match lookup(name_or_path, BUILTIN) {
+            Ok(Source::Builtin(text)) => Self::parse(name_or_path, text),
+            Ok(Source::File(text)) => Self::parse(name_or_path, &text),
+            Ok(Source::Unknown(names)) => {
+                Err(ImageProfileError::Unknown(name_or_path.into(), names))
+            }
+            Err(reason) => Err(ImageProfileError::Invalid {
                 path: name_or_path.into(),
-                reason: e.to_string(),
-            })?;
-            return Self::parse(name_or_path, &text);
+                reason,
+            }),
         }
-        Err(ImageProfileError::Unknown(
-            name_or_path.into(),
-            BUILTIN
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", "),
-        ))
     }
 
     /// Parses TOML text.
