@@ -148,11 +148,6 @@ impl NetworkProfile {
     }
 }
 
-/// Lists the built-in profile names.
-pub fn builtin_names() -> Vec<&'static str> {
-    BUILTIN.iter().map(|(n, _)| *n).collect()
-}
-
 /// Parses `"100Mbit"`, `"1Gbit"`, `"12.5MB"`, `"800kbit"`, `"unlimited"` into bytes
 /// per second (decimal units, as link speeds are quoted).
 pub fn parse_bandwidth(s: &str) -> Result<Option<f64>, String> {

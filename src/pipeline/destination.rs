@@ -71,11 +71,6 @@ impl Destination {
         &self.path
     }
 
-    /// Whether this is a temporary directory.
-    pub fn is_temporary(&self) -> bool {
-        self.temp.is_some()
-    }
-
     /// Removes everything inside, keeping the directory (between cold runs).
     pub fn clear(&self) -> io::Result<()> {
         for entry in std::fs::read_dir(&self.path)? {

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,11 +36,6 @@ impl Spool {
         }
     }
 
-    /// Where the bytes are.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Creates the backing file for writing.
     pub fn create(&self) -> io::Result<File> {
         File::create(&self.path)
@@ -67,11 +62,6 @@ impl Spool {
         while !s.done {
             s = self.cond.wait(s).expect("spool lock");
         }
-    }
-
-    /// Whether the download failed.
-    pub fn failed(&self) -> bool {
-        self.state.lock().expect("spool lock").failed
     }
 
     /// A reader that returns bytes as they arrive and EOF once the download

@@ -50,10 +50,6 @@ impl Progress {
 pub struct LayerBar(Option<ProgressBar>);
 
 impl LayerBar {
-    /// A bar that draws nothing.
-    pub fn hidden() -> Self {
-        LayerBar(None)
-    }
     fn msg(&self, m: &'static str) {
         if let Some(b) = &self.0 {
             b.set_message(m);

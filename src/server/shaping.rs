@@ -76,11 +76,6 @@ impl Shaper {
         }
     }
 
-    /// The profile in force.
-    pub fn profile(&self) -> &NetworkProfile {
-        &self.profile
-    }
-
     /// Sleeps for one round trip (plus the handshake round trips when `peer` is a
     /// connection not seen before), with jitter.
     pub async fn request_delay(&self, peer: Option<SocketAddr>) {
