@@ -237,9 +237,13 @@ fn layer_run(
     d: &Downloaded,
     x: &Extracted,
 ) -> LayerRun {
-    // Hashing happens inline while receiving; it is counted in verify_s, not here.
-    let download = (d.finished - d.started).saturating_sub(d.hash);
-    let transfer = download.saturating_sub(d.ttfb).as_secs_f64();
+    // Hashing happens inline while the body is received, so it is taken out of the
+    // transfer (it is counted in verify_s); the time to first byte stays whole.
+    let transfer = (d.finished - d.started)
+        .saturating_sub(d.ttfb)
+        .saturating_sub(d.hash);
+    let download = d.ttfb + transfer;
+    let transfer = transfer.as_secs_f64();
     LayerRun {
         index,
         digest: layer.digest.clone(),
