@@ -93,19 +93,31 @@ pub fn build_image(
         "application/vnd.oci.image.config.v1+json",
         serde_json::to_vec(&config).expect("config serialises"),
     );
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": config.descriptor(),
-        "layers": layers.iter().map(Blob::descriptor).collect::<Vec<_>>(),
-    });
-    let manifest = Blob::new(
-        OCI_MANIFEST,
-        serde_json::to_vec(&manifest).expect("manifest serialises"),
-    );
+    let manifest = manifest_blob(OCI_MANIFEST, &config, &layers);
     Ok(BuiltImage {
         layers,
         config,
         manifest,
     })
+}
+
+impl BuiltImage {
+    /// Rewrites the manifest (as `media_type`) after `config` or `layers` changed.
+    pub fn rebuild_manifest(&mut self, media_type: &str) {
+        self.manifest = manifest_blob(media_type, &self.config, &self.layers);
+    }
+}
+
+/// An image manifest of `media_type` (OCI or Docker schema 2) for `config` and `layers`.
+pub fn manifest_blob(media_type: &str, config: &Blob, layers: &[Blob]) -> Blob {
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": config.descriptor(),
+        "layers": layers.iter().map(Blob::descriptor).collect::<Vec<_>>(),
+    });
+    Blob::new(
+        media_type,
+        serde_json::to_vec(&manifest).expect("manifest serialises"),
+    )
 }

@@ -360,16 +360,7 @@ fn wrong_diff_id_in_config_is_reported() {
         &image.config.media_type,
         serde_json::to_vec(&config).unwrap(),
     );
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": pulltime::registry::manifest::OCI_MANIFEST,
-        "config": image.config.descriptor(),
-        "layers": [image.layers[0].descriptor()],
-    });
-    image.manifest = pulltime::image::Blob::new(
-        pulltime::registry::manifest::OCI_MANIFEST,
-        serde_json::to_vec(&manifest).unwrap(),
-    );
+    image.rebuild_manifest(pulltime::registry::manifest::OCI_MANIFEST);
     common::push(&reg.reference("diffid:v1"), &image, None);
     let home = tempfile::tempdir().unwrap();
     pulltime(home.path())
@@ -390,16 +381,7 @@ fn unsupported_layer_media_type_is_named() {
     )
     .unwrap();
     image.layers[0].media_type = "application/vnd.example.layer.v1+lz4".into();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": pulltime::registry::manifest::OCI_MANIFEST,
-        "config": image.config.descriptor(),
-        "layers": [image.layers[0].descriptor()],
-    });
-    image.manifest = pulltime::image::Blob::new(
-        pulltime::registry::manifest::OCI_MANIFEST,
-        serde_json::to_vec(&manifest).unwrap(),
-    );
+    image.rebuild_manifest(pulltime::registry::manifest::OCI_MANIFEST);
     common::push(&reg.reference("lz4:v1"), &image, None);
     let home = tempfile::tempdir().unwrap();
     pulltime(home.path())

@@ -20,16 +20,7 @@ fn image_for(platform: &Platform, docker_types: bool) -> BuiltImage {
     if docker_types {
         img.config = Blob::new(DOCKER_CONFIG, img.config.data.clone());
         img.layers[0] = Blob::new(DOCKER_LAYER, img.layers[0].data.clone());
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": pulltime::registry::manifest::DOCKER_MANIFEST,
-            "config": img.config.descriptor(),
-            "layers": [img.layers[0].descriptor()],
-        });
-        img.manifest = Blob::new(
-            pulltime::registry::manifest::DOCKER_MANIFEST,
-            serde_json::to_vec(&manifest).unwrap(),
-        );
+        img.rebuild_manifest(pulltime::registry::manifest::DOCKER_MANIFEST);
     }
     img
 }
