@@ -13,6 +13,7 @@ pub mod calibrate;
 pub mod demo;
 pub mod host;
 pub mod image;
+pub mod interrupt;
 pub mod lab;
 pub mod layer;
 pub mod layout;

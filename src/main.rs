@@ -9,6 +9,12 @@ fn main() {
     let cli = cli::Cli::parse();
     if let Err(e) = cli::run(cli) {
         eprintln!("Error: {e:#}");
-        std::process::exit(1);
+        // 128 + SIGINT, as shells report a process stopped by Ctrl-C.
+        let code = if pulltime::interrupt::requested() {
+            130
+        } else {
+            1
+        };
+        std::process::exit(code);
     }
 }

@@ -3,6 +3,11 @@
 //! [`PullRecord`] with statistics.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::interrupt;
+use crate::registry::RegistryError;
+use crate::registry::retry::Jitter;
 
 use crate::pipeline::destination::Destination;
 use crate::pipeline::{PullError, PullOptions, PullOutcome, pull_once};
@@ -104,28 +109,63 @@ async fn one_run(
     label: &str,
     clear_first: bool,
 ) -> Result<PullOutcome, PullError> {
-    if clear_first {
-        dest.clear().map_err(|source| PullError::Io {
-            what: format!("emptying {} between runs", dest.path().display()),
-            source,
-        })?;
+    let policy = &options.pull.client.retry;
+    let jitter = Jitter::default();
+    let mut restarts = 0u32;
+    let mut lost = Duration::ZERO;
+    loop {
+        if clear_first || restarts > 0 {
+            dest.clear().map_err(|source| PullError::Io {
+                what: format!("emptying {} between runs", dest.path().display()),
+                source,
+            })?;
+        }
+        let scratch = tempfile::Builder::new()
+            .prefix("pulltime-blobs-")
+            .tempdir_in(&options.tmp_dir)
+            .map_err(|source| PullError::Io {
+                what: format!("creating scratch space in {}", options.tmp_dir.display()),
+                source,
+            })?;
+        let started = Instant::now();
+        let result = pull_once(
+            reference,
+            dest.path(),
+            scratch.path(),
+            &options.pull,
+            progress,
+            label,
+        )
+        .await;
+        match result {
+            Ok(mut outcome) => {
+                outcome.run.restarts = restarts;
+                outcome.run.restart_s = lost.as_secs_f64();
+                return Ok(outcome);
+            }
+            // Bytes that failed their digest were (in streaming mode) already applied:
+            // the root filesystem cannot be trusted, so the whole pull starts again.
+            Err(e @ PullError::Registry(RegistryError::DigestMismatch { .. }))
+                if restarts + 1 < policy.attempts && !interrupt::requested() =>
+            {
+                restarts += 1;
+                let delay = policy.backoff(restarts, &jitter);
+                tracing::warn!(error = %e, restart = restarts, "restarting the pull from scratch");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = interrupt::wait() => {}
+                }
+                lost += started.elapsed();
+            }
+            Err(e) if restarts > 0 => {
+                return Err(PullError::AfterRestarts {
+                    restarts,
+                    last: Box::new(e),
+                });
+            }
+            Err(e) => return Err(e),
+        }
     }
-    let scratch = tempfile::Builder::new()
-        .prefix("pulltime-blobs-")
-        .tempdir_in(&options.tmp_dir)
-        .map_err(|source| PullError::Io {
-            what: format!("creating scratch space in {}", options.tmp_dir.display()),
-            source,
-        })?;
-    pull_once(
-        reference,
-        dest.path(),
-        scratch.path(),
-        &options.pull,
-        progress,
-        label,
-    )
-    .await
 }
 
 fn same_image(a: &PullOutcome, b: &PullOutcome) -> Result<(), PullError> {

@@ -132,6 +132,19 @@ pub struct RunRecord {
     /// Docker Hub rate-limit headers seen on manifest responses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratelimit: Option<RateLimit>,
+    /// Retried requests over the whole run (resolve and layers), resumed bodies included.
+    #[serde(default)]
+    pub retries: u32,
+    /// Time lost to faults over the whole run (overlapping layers add up).
+    #[serde(default)]
+    pub fault_s: f64,
+    /// Whole-pull restarts: a blob that did not match its digest after its bytes had
+    /// been applied (streaming) throws the root filesystem away and starts again.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Wall time of the attempts thrown away by restarts (not in `wall_s`).
+    #[serde(default)]
+    pub restart_s: f64,
 }
 
 /// Times and counts for one layer in one run. Times are seconds; `start_s`/`end_s`
@@ -182,6 +195,22 @@ pub struct LayerRun {
     /// Streaming mode: time between the download finishing and the layer's turn to be
     /// applied (layers are applied in order).
     pub queued_s: f64,
+    /// Requests for this blob retried after a transient failure, plus bodies resumed.
+    #[serde(default)]
+    pub retries: u32,
+    /// Bodies cut off mid-way and continued (with `Range`, or by re-fetching).
+    #[serde(default)]
+    pub resumes: u32,
+    /// Bytes not fetched again because a `Range` request continued the body.
+    #[serde(default)]
+    pub resumed_bytes: u64,
+    /// Bytes received twice because the server ignored `Range` (dropped, not hashed twice).
+    #[serde(default)]
+    pub discarded_bytes: u64,
+    /// Time lost to faults: failed attempts, backoff waits, stalls before a resume.
+    /// Included in `download_s`, not in the throughput.
+    #[serde(default)]
+    pub fault_s: f64,
 }
 
 /// One HTTP request. Queries are never recorded (CDN URLs carry signatures).

@@ -12,6 +12,7 @@ use pulltime::pipeline::{Mode, PullOptions};
 use pulltime::platform::Platform;
 use pulltime::reference::Reference;
 use pulltime::registry::auth::{Credentials, docker_config_credentials, docker_config_path};
+use pulltime::registry::retry::RetryPolicy;
 use pulltime::registry::{ClientOptions, Scheme};
 use pulltime::report::{json, table};
 
@@ -50,9 +51,16 @@ pub struct PullArgs {
     /// No progress bars and no table.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Connect and read timeout in seconds.
+    /// Connect and read timeout in seconds: a connection that cannot be set up, or a
+    /// response that sends nothing, for this long fails the attempt.
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
+    /// Attempts per request, the first included (as docker: 5). Transient failures
+    /// (connection errors, timeouts, 408/429/500/502/503/504) are retried with
+    /// exponential backoff and jitter, honouring Retry-After; cut-off blobs resume
+    /// with a Range request. 1 disables retries.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub retries: u32,
     /// Directory for temporary root filesystems and blobs in flight (default: the system temp dir).
     #[arg(long)]
     pub tmp_dir: Option<PathBuf>,
@@ -123,6 +131,10 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
                 scheme: Scheme::for_reference(&reference, args.plain_http),
                 credentials,
                 timeout: Duration::from_secs_f64(args.timeout),
+                retry: RetryPolicy {
+                    attempts: args.retries,
+                    ..RetryPolicy::default()
+                },
             },
             apply: ApplyOptions::default(),
         },
@@ -132,9 +144,18 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let record = runtime
-        .block_on(measure(&reference, &options))
-        .with_context(|| format!("pulling {reference}"))?;
+    let result = runtime.block_on(async {
+        pulltime::interrupt::install();
+        measure(&reference, &options).await
+    });
+    if pulltime::interrupt::requested() {
+        let kept = match &args.dest {
+            Some(d) if d.exists() => format!("{} was emptied", d.display()),
+            _ => "nothing was kept".into(),
+        };
+        anyhow::bail!("interrupted: the pull of {reference} was stopped and {kept}");
+    }
+    let record = result.with_context(|| format!("pulling {reference}"))?;
     if let Some(path) = &args.json {
         json::write_record(&record, path)?;
     }

@@ -189,6 +189,7 @@ pub fn load_image(
         scheme: Scheme::for_reference(&reference, plain_http),
         credentials: None,
         timeout: Duration::from_secs(30),
+        retry: Default::default(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -145,6 +145,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
             scheme: Scheme::for_reference(&reference, args.plain_http),
             credentials,
             timeout: Duration::from_secs(60),
+            retry: Default::default(),
         };
         let layout = pulltime::layout::Layout::open(&dir)?;
         let dest_tag = reference.manifest_reference().to_string();

@@ -1,5 +1,8 @@
 //! Downloading one layer blob to a file, optionally hashing on the way (streaming
-//! mode verifies while receiving; staged mode verifies in a later pass).
+//! mode verifies while receiving; staged mode verifies in a later pass). A body cut
+//! off mid-way is resumed with a `Range` request from the last byte received (or
+//! re-fetched and the bytes already held skipped, when the server ignores ranges);
+//! the digest is always computed over the whole blob, in order.
 
 use std::io::Write;
 use std::path::Path;
@@ -8,27 +11,39 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::CONTENT_RANGE;
 use sha2::{Digest as _, Sha256};
 
 use super::spool::Spool;
-use crate::registry::{LayerDescriptor, RegistryClient, RegistryError};
+use crate::interrupt;
+use crate::registry::client::{Faults, strip_query};
+use crate::registry::{BlobResponse, LayerDescriptor, RegistryClient, RegistryError};
 use crate::report::progress::LayerBar;
 
 /// Timing of one blob download.
 #[derive(Debug, Clone)]
 pub struct Downloaded {
-    /// Request start.
+    /// Start of the first request.
     pub started: Instant,
     /// Last byte written.
     pub finished: Instant,
-    /// Start to response headers.
+    /// Start of the successful first request to its response headers.
     pub ttfb: Duration,
     /// Redirect hop, zero without one.
     pub redirect: Duration,
-    /// Bytes received.
+    /// Bytes of the blob (each counted once).
     pub bytes: u64,
     /// Time spent hashing while receiving (zero when not hashing).
     pub hash: Duration,
+    /// Retried requests and resumed bodies, and the time they cost.
+    pub faults: Faults,
+    /// Bodies cut off and continued.
+    pub resumes: u32,
+    /// Bytes not fetched again thanks to `Range` resumption.
+    pub resumed_bytes: u64,
+    /// Bytes received twice because the server ignored `Range` (discarded).
+    pub discarded_bytes: u64,
 }
 
 /// Where the bytes go.
@@ -41,7 +56,8 @@ pub enum Sink<'a> {
 
 /// Downloads `layer` into `sink`. Fails with [`RegistryError::DigestMismatch`] when
 /// the bytes do not hash to the descriptor's digest (streaming), or when more bytes
-/// arrive than the descriptor's size.
+/// arrive than the descriptor's size; with the transport error when the body keeps
+/// being cut off after the policy's number of attempts.
 pub async fn download(
     client: &RegistryClient,
     index: usize,
@@ -56,56 +72,90 @@ pub async fn download(
     };
     let blob = client.open_blob("blob", &layer.digest).await?;
     bar.downloading();
-    let (mut file, spool, hashing) = match sink {
+    let (file, spool, hashing) = match sink {
         Sink::Spool(s) => (s.create().map_err(io_err)?, Some(s), true),
         Sink::File(p) => (std::fs::File::create(p).map_err(io_err)?, None, false),
     };
-    let url = crate::registry::client::strip_query(blob.response.url());
-    let body_started = Instant::now();
-    let mut stream = blob.response.bytes_stream();
-    let mut hasher = Sha256::new();
-    let mut hash = Duration::ZERO;
-    let mut bytes = 0u64;
-    while let Some(chunk) = stream.next().await {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(RegistryError::Cancelled(format!(
-                "layer {index}: another layer failed"
-            )));
-        }
-        let chunk = chunk.map_err(|e| RegistryError::Unreachable {
-            url: url.clone(),
-            reason: format!("layer {index} body cut off after {bytes} bytes: {e}"),
-        })?;
-        bytes += chunk.len() as u64;
-        if bytes > layer.size {
-            return Err(RegistryError::DigestMismatch {
-                what: format!(
-                    "layer {index} ({}): more bytes than the descriptor's size {}",
-                    layer.digest, layer.size
+    let mut body = Body {
+        index,
+        layer,
+        file,
+        spool,
+        hasher: hashing.then(Sha256::new),
+        hash: Duration::ZERO,
+        bytes: 0,
+        last_byte: Instant::now(),
+        cancel,
+        bar,
+    };
+    let mut done = Downloaded {
+        started: blob.started,
+        finished: blob.started,
+        ttfb: blob.ttfb,
+        redirect: blob.redirect,
+        bytes: 0,
+        hash: Duration::ZERO,
+        faults: blob.faults,
+        resumes: 0,
+        resumed_bytes: 0,
+        discarded_bytes: 0,
+    };
+    let attempts = client.retry_policy().attempts.max(1);
+    let mut current = blob;
+    loop {
+        let skip = current_skip(&current, body.bytes)?;
+        done.discarded_bytes += skip;
+        let cut = match body.receive(client, current, skip).await {
+            Ok(()) if body.bytes == layer.size => break,
+            Ok(()) => format!("body ended after {} of {} bytes", body.bytes, layer.size),
+            Err(Cut::Fatal(e)) => return Err(e),
+            Err(Cut::Transport(reason)) => reason,
+        };
+        if done.resumes + 1 >= attempts {
+            return Err(RegistryError::Unreachable {
+                url: format!("blob {}", layer.digest),
+                reason: format!(
+                    "layer {index} body cut off after {} bytes: {cut} (gave up after {attempts} attempts)",
+                    body.bytes
                 ),
-                expected: layer.digest.clone(),
-                actual: "(not computed: blob too long)".into(),
             });
         }
-        if hashing {
-            let t = Instant::now();
-            hasher.update(&chunk);
-            hash += t.elapsed();
+        done.resumes += 1;
+        let delay = client.backoff(done.resumes);
+        tracing::info!(
+            layer = index,
+            received = body.bytes,
+            delay_ms = delay.as_millis() as u64,
+            why = %cut,
+            "resuming blob"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = interrupt::wait() => return Err(RegistryError::Cancelled("interrupted".into())),
         }
-        file.write_all(&chunk).map_err(io_err)?;
-        if let Some(s) = spool {
-            s.advance(bytes);
+        current = client
+            .open_blob_from("blob-resume", &layer.digest, body.bytes)
+            .await?;
+        // Lost: from the last byte received to the resumed response's headers.
+        let lost = Faults {
+            retries: 1 + current.faults.retries,
+            lost: body.last_byte.elapsed(),
+        };
+        client.note_fault(Faults {
+            retries: 1,
+            lost: lost.lost - current.faults.lost,
+        });
+        done.faults.add(lost);
+        if current.response.status() == StatusCode::PARTIAL_CONTENT {
+            done.resumed_bytes += body.bytes;
         }
-        bar.advance(chunk.len() as u64);
     }
-    let finished = Instant::now();
-    client
-        .clock()
-        .finish_body(blob.log_index, finished - body_started, bytes);
-    if hashing {
+    done.finished = Instant::now();
+    done.bytes = body.bytes;
+    if let Some(h) = body.hasher.take() {
         let t = Instant::now();
-        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
-        hash += t.elapsed();
+        let actual = format!("sha256:{}", hex::encode(h.finalize()));
+        body.hash += t.elapsed();
         if actual != layer.digest {
             return Err(RegistryError::DigestMismatch {
                 what: format!("layer {index} ({})", layer.digest),
@@ -114,12 +164,141 @@ pub async fn download(
             });
         }
     }
-    Ok(Downloaded {
-        started: blob.started,
-        finished,
-        ttfb: blob.ttfb,
-        redirect: blob.redirect,
-        bytes,
-        hash,
-    })
+    done.hash = body.hash;
+    Ok(done)
+}
+
+/// Bytes of `resp`'s body to drop because they are already held: all `held` for a
+/// 200 (the server ignored the range), none for a 206 that starts where asked.
+fn current_skip(resp: &BlobResponse, held: u64) -> Result<u64, RegistryError> {
+    match resp.response.status() {
+        StatusCode::PARTIAL_CONTENT => {
+            let start = resp
+                .response
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes "))
+                .and_then(|v| v.split('-').next())
+                .and_then(|v| v.parse::<u64>().ok());
+            if start != Some(held) {
+                return Err(RegistryError::Invalid {
+                    what: format!("resumed blob {}", strip_query(resp.response.url())),
+                    reason: format!(
+                        "asked for bytes {held}- but the Content-Range starts at {start:?}"
+                    ),
+                });
+            }
+            Ok(0)
+        }
+        _ => Ok(held),
+    }
+}
+
+/// Why a body stopped early.
+enum Cut {
+    /// The connection broke or stalled: worth resuming.
+    Transport(String),
+    /// Anything else (digest, I/O, cancellation): the download fails.
+    Fatal(RegistryError),
+}
+
+/// The state of one blob's body across resumptions.
+struct Body<'a> {
+    index: usize,
+    layer: &'a LayerDescriptor,
+    file: std::fs::File,
+    spool: Option<&'a Spool>,
+    hasher: Option<Sha256>,
+    hash: Duration,
+    bytes: u64,
+    last_byte: Instant,
+    cancel: &'a AtomicBool,
+    bar: &'a LayerBar,
+}
+
+impl Body<'_> {
+    /// Appends `resp`'s body, after dropping its first `skip` bytes.
+    async fn receive(
+        &mut self,
+        client: &RegistryClient,
+        resp: BlobResponse,
+        mut skip: u64,
+    ) -> Result<(), Cut> {
+        let index = self.index;
+        let url = strip_query(resp.response.url());
+        let body_started = Instant::now();
+        let before = self.bytes;
+        let mut stream = resp.response.bytes_stream();
+        loop {
+            let next = tokio::select! {
+                n = stream.next() => n,
+                _ = interrupt::wait() => {
+                    return Err(Cut::Fatal(RegistryError::Cancelled("interrupted".into())));
+                }
+            };
+            let Some(chunk) = next else { break };
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(Cut::Fatal(RegistryError::Cancelled(format!(
+                    "layer {index}: another layer failed"
+                ))));
+            }
+            let mut chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    client.clock().finish_body(
+                        resp.log_index,
+                        body_started.elapsed(),
+                        self.bytes - before,
+                    );
+                    return Err(Cut::Transport(format!("{url}: {e}")));
+                }
+            };
+            if skip > 0 {
+                let drop = skip.min(chunk.len() as u64);
+                skip -= drop;
+                chunk = chunk.slice(drop as usize..);
+                if chunk.is_empty() {
+                    continue;
+                }
+            }
+            self.append(&chunk)?;
+            self.last_byte = Instant::now();
+        }
+        client
+            .clock()
+            .finish_body(resp.log_index, body_started.elapsed(), self.bytes - before);
+        Ok(())
+    }
+
+    fn append(&mut self, chunk: &[u8]) -> Result<(), Cut> {
+        let index = self.index;
+        self.bytes += chunk.len() as u64;
+        if self.bytes > self.layer.size {
+            return Err(Cut::Fatal(RegistryError::DigestMismatch {
+                what: format!(
+                    "layer {index} ({}): more bytes than the descriptor's size {}",
+                    self.layer.digest, self.layer.size
+                ),
+                expected: self.layer.digest.clone(),
+                actual: "(not computed: blob too long)".into(),
+            }));
+        }
+        if let Some(h) = self.hasher.as_mut() {
+            let t = Instant::now();
+            h.update(chunk);
+            self.hash += t.elapsed();
+        }
+        self.file.write_all(chunk).map_err(|source| {
+            Cut::Fatal(RegistryError::Io {
+                what: format!("layer {index} spool"),
+                source,
+            })
+        })?;
+        if let Some(s) = self.spool {
+            s.advance(self.bytes);
+        }
+        self.bar.advance(chunk.len() as u64);
+        Ok(())
+    }
 }

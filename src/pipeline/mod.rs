@@ -73,6 +73,7 @@ impl PullOptions {
                 scheme: crate::registry::Scheme::Http,
                 credentials: None,
                 timeout: std::time::Duration::from_secs(60),
+                retry: crate::registry::retry::RetryPolicy::default(),
             },
             apply: ApplyOptions::default(),
         }
@@ -112,6 +113,14 @@ pub enum PullError {
         path: String,
         /// Why not.
         reason: String,
+    },
+    /// The pull kept failing after starting again from scratch.
+    #[error("{last} (the whole pull was restarted {restarts} times)")]
+    AfterRestarts {
+        /// Restarts made.
+        restarts: u32,
+        /// The last attempt's error (part of the message, not a separate cause).
+        last: Box<PullError>,
     },
     /// A bug or a panicked worker.
     #[error("internal error: {0}")]
@@ -224,6 +233,10 @@ pub async fn pull_once(
             requests: clock.requests(),
             connections: clock.connections(),
             ratelimit: client.ratelimit(),
+            retries: client.faults().retries,
+            fault_s: client.faults().lost.as_secs_f64(),
+            restarts: 0,
+            restart_s: 0.0,
         },
         image,
         layer_stats,
@@ -239,10 +252,12 @@ fn layer_run(
 ) -> LayerRun {
     // Hashing happens inline while the body is received, so it is taken out of the
     // transfer (it is counted in verify_s); the time to first byte stays whole.
+    // Time lost to faults is kept out of the throughput too.
     let transfer = (d.finished - d.started)
         .saturating_sub(d.ttfb)
-        .saturating_sub(d.hash);
-    let download = d.ttfb + transfer;
+        .saturating_sub(d.hash)
+        .saturating_sub(d.faults.lost);
+    let download = d.ttfb + transfer + d.faults.lost;
     let transfer = transfer.as_secs_f64();
     LayerRun {
         index,
@@ -273,13 +288,18 @@ fn layer_run(
             .started
             .saturating_duration_since(d.finished)
             .as_secs_f64(),
+        retries: d.faults.retries,
+        resumes: d.resumes,
+        resumed_bytes: d.resumed_bytes,
+        discarded_bytes: d.discarded_bytes,
+        fault_s: d.faults.lost.as_secs_f64(),
     }
 }
 
 /// Fails when the uncompressed stream does not match the config's diff_id.
 fn check_diff_id(index: usize, layer: &LayerDescriptor, actual: &str) -> Result<(), PullError> {
     if actual != layer.diff_id {
-        return Err(RegistryError::DigestMismatch {
+        return Err(RegistryError::DiffIdMismatch {
             what: format!(
                 "uncompressed layer {index} ({}) against the config's rootfs.diff_ids",
                 layer.digest

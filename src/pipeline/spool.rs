@@ -95,6 +95,9 @@ impl Read for SpoolReader<'_> {
                 if s.failed {
                     return Err(io::Error::other("the layer's download failed"));
                 }
+                if crate::interrupt::requested() {
+                    return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+                }
                 if s.written > self.pos {
                     break s.written - self.pos;
                 }

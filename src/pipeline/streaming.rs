@@ -61,7 +61,7 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
             .acquire_owned()
             .await
             .expect("semaphore is never closed");
-        if cancel.load(Ordering::Relaxed) {
+        if cancel.load(Ordering::Relaxed) || crate::interrupt::requested() {
             break;
         }
         let (client, spools, cancel, layer, bar) = (
@@ -133,17 +133,23 @@ fn extract_in_order(
             let stats = apply_layer(&mut tar, root, apply)?;
             Ok::<_, crate::layer::LayerError>((stats, tar.digest(), tar.byte_count()))
         })();
-        if let Err(crate::layer::LayerError::Read(_)) = &result {
-            // A corrupt stream is often a corrupt download: let the download finish
-            // so its digest check, the actionable error, is what gets reported.
+        // Bytes are applied before the whole blob is verified: a corrupt stream, an
+        // entry refused or a wrong diff_id may come from a corrupt download. Let the
+        // download finish so that its digest check, the root cause (and one a retry
+        // can cure), is what gets reported when it fails.
+        let result = result
+            .map_err(|source| PullError::Layer {
+                index: i,
+                digest: layer.digest.clone(),
+                source,
+            })
+            .and_then(|(stats, diff_id, uncompressed)| {
+                check_diff_id(i, layer, &diff_id).map(|()| (stats, uncompressed))
+            });
+        if result.is_err() {
             spools[i].wait_done();
         }
-        let (stats, diff_id, uncompressed) = result.map_err(|source| PullError::Layer {
-            index: i,
-            digest: layer.digest.clone(),
-            source,
-        })?;
-        check_diff_id(i, layer, &diff_id)?;
+        let (stats, uncompressed) = result?;
         let total = started.elapsed();
         bars[i].done();
         out.push(Extracted {

@@ -7,12 +7,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, LOCATION, WWW_AUTHENTICATE};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, LOCATION, RANGE, WWW_AUTHENTICATE,
+};
 use reqwest::{Method, Response, StatusCode, Url};
 
 use super::auth::{Challenge, Credentials, Secret, parse_challenge, repository_scope};
 use super::error::RegistryError;
+use super::retry::{Jitter, RetryPolicy, retriable_status, retry_after};
 use super::transport::{RunClock, client};
+use crate::interrupt;
 use crate::record::{RateLimit, RequestRecord};
 use crate::reference::Reference;
 
@@ -53,6 +57,8 @@ pub struct ClientOptions {
     pub credentials: Option<Credentials>,
     /// Connect and read timeout.
     pub timeout: Duration,
+    /// Retries of failed requests and cut-off bodies.
+    pub retry: RetryPolicy,
 }
 
 impl Default for ClientOptions {
@@ -61,22 +67,56 @@ impl Default for ClientOptions {
             scheme: Scheme::Https,
             credentials: None,
             timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
         }
     }
+}
+
+/// What failed attempts cost one request (or one blob, over its resumptions).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Faults {
+    /// Attempts after the first.
+    pub retries: u32,
+    /// Time spent in failed attempts and waiting before the next one.
+    pub lost: Duration,
+}
+
+impl Faults {
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: Faults) {
+        self.retries += other.retries;
+        self.lost += other.lost;
+    }
+}
+
+/// A response after any retries.
+pub struct Sent {
+    /// The final response (any non-retriable status).
+    pub response: Response,
+    /// Its position in the run's request log.
+    pub log_index: usize,
+    /// When the final attempt started.
+    pub started: Instant,
+    /// When the first attempt started.
+    pub first_started: Instant,
+    /// What the failed attempts cost.
+    pub faults: Faults,
 }
 
 /// A blob response whose body has not been read yet.
 pub struct BlobResponse {
     /// The response that carries the body (after any redirect).
     pub response: Response,
-    /// When the first request for this blob started.
+    /// When the first request for this blob started (failed attempts included).
     pub started: Instant,
-    /// From `started` to the headers of `response`.
+    /// From the start of the successful attempt to the headers of `response`.
     pub ttfb: Duration,
     /// Time of the redirect hop (the registry's 3xx), zero when there was none.
     pub redirect: Duration,
     /// Position of the body-carrying request in the run's request log.
     pub log_index: usize,
+    /// What failed attempts cost before this response.
+    pub faults: Faults,
 }
 
 /// The most redirects followed for one blob.
@@ -95,6 +135,9 @@ pub struct RegistryClient {
     challenge: std::sync::Mutex<Option<Challenge>>,
     tokens: tokio::sync::Mutex<HashMap<String, Secret>>,
     ratelimit: std::sync::Mutex<Option<RateLimit>>,
+    retry: RetryPolicy,
+    jitter: Jitter,
+    faults: std::sync::Mutex<Faults>,
 }
 
 impl RegistryClient {
@@ -126,6 +169,9 @@ impl RegistryClient {
             challenge: std::sync::Mutex::new(None),
             tokens: tokio::sync::Mutex::new(HashMap::new()),
             ratelimit: std::sync::Mutex::new(None),
+            retry: options.retry.clone(),
+            jitter: Jitter::default(),
+            faults: std::sync::Mutex::new(Faults::default()),
         })
     }
 
@@ -139,6 +185,26 @@ impl RegistryClient {
         &self.repository
     }
 
+    /// The retry policy.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Retries and time lost over every request of this client so far.
+    pub fn faults(&self) -> Faults {
+        *self.faults.lock().expect("faults lock")
+    }
+
+    /// Counts a retry that happened outside [`RegistryClient::send`] (a resumed body).
+    pub fn note_fault(&self, f: Faults) {
+        self.faults.lock().expect("faults lock").add(f);
+    }
+
+    /// The backoff before retry number `attempt` (1-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        self.retry.backoff(attempt, &self.jitter)
+    }
+
     /// The last rate-limit headers seen.
     pub fn ratelimit(&self) -> Option<RateLimit> {
         self.ratelimit.lock().expect("ratelimit lock").clone()
@@ -147,12 +213,13 @@ impl RegistryClient {
     /// `GET /v2/`: checks the registry speaks the API and learns its auth challenge.
     pub async fn ping(&self) -> Result<(), RegistryError> {
         let url = self.url("v2/")?;
-        let started = Instant::now();
-        let resp = self
-            .raw(Method::GET, url.clone(), None, HeaderMap::new(), None)
+        let sent = self
+            .with_retries("ping", &Method::GET, &url, || {
+                self.raw(Method::GET, url.clone(), None, HeaderMap::new(), None)
+            })
             .await?;
+        let resp = sent.response;
         let status = resp.status();
-        self.log(&url, "ping", "GET", status.as_u16(), started);
         if status == StatusCode::UNAUTHORIZED {
             self.learn_challenge(resp.headers());
             return Ok(());
@@ -176,8 +243,9 @@ impl RegistryClient {
         self.url(&format!("v2/{}/{}", self.repository, rest))
     }
 
-    /// Sends an authorised request to the registry, answering one 401 challenge.
-    /// Returns the response (any status), the request's log position and its start.
+    /// Sends an authorised request to the registry, retrying transient failures
+    /// and answering one 401 challenge (which re-runs the token flow once).
+    /// Returns the final response with any status but a transient one.
     pub async fn send(
         &self,
         kind: &str,
@@ -185,8 +253,10 @@ impl RegistryClient {
         url: Url,
         headers: HeaderMap,
         body: Option<Bytes>,
-    ) -> Result<(Response, usize, Instant), RegistryError> {
+    ) -> Result<Sent, RegistryError> {
         let mut retried = false;
+        let mut faults = Faults::default();
+        let first_started = Instant::now();
         // Credentials and tokens go to the registry only, never to another host a
         // Location header names (upload sessions on other hosts, redirects).
         let same_origin = url.scheme() == self.base.scheme()
@@ -198,22 +268,25 @@ impl RegistryClient {
             } else {
                 None
             };
-            let started = Instant::now();
-            let resp = self
-                .raw(
-                    method.clone(),
-                    url.clone(),
-                    auth,
-                    headers.clone(),
-                    body.clone(),
-                )
+            let sent = self
+                .with_retries(kind, &method, &url, || {
+                    self.raw(
+                        method.clone(),
+                        url.clone(),
+                        auth.clone(),
+                        headers.clone(),
+                        body.clone(),
+                    )
+                })
                 .await?;
+            faults.add(sent.faults);
+            let resp = sent.response;
             let status = resp.status();
-            let index = self.log(&url, kind, method.as_str(), status.as_u16(), started);
             if status == StatusCode::UNAUTHORIZED && !retried {
                 let learnt = self.learn_challenge(resp.headers());
                 if learnt {
-                    // The token cache may hold a token that no longer works.
+                    // The token cache may hold a token that no longer works (it
+                    // expired mid-pull): fetch a new one, once.
                     self.tokens.lock().await.clear();
                     retried = true;
                     continue;
@@ -227,8 +300,111 @@ impl RegistryClient {
                     detail,
                 });
             }
-            return Ok((resp, index, started));
+            return Ok(Sent {
+                response: resp,
+                log_index: sent.log_index,
+                started: sent.started,
+                first_started,
+                faults,
+            });
         }
+    }
+
+    /// Runs `attempt` until it gives a response whose status is not transient,
+    /// at most the policy's number of times, waiting with backoff (or as long as
+    /// `Retry-After` asks) in between. Every attempt is logged; a stop request
+    /// (Ctrl-C) ends the wait.
+    async fn with_retries<F, Fut>(
+        &self,
+        kind: &str,
+        method: &Method,
+        url: &Url,
+        mut attempt: F,
+    ) -> Result<Sent, RegistryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Response, RegistryError>>,
+    {
+        let first_started = Instant::now();
+        let mut faults = Faults::default();
+        let attempts = self.retry.attempts.max(1);
+        for n in 1..=attempts {
+            let started = Instant::now();
+            let outcome = tokio::select! {
+                r = attempt() => r,
+                _ = interrupt::wait() => return Err(RegistryError::Cancelled("interrupted".into())),
+            };
+            let (delay, why) = match outcome {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let index = self.log(url, kind, method.as_str(), status.as_u16(), started);
+                    if !retriable_status(status) {
+                        return Ok(Sent {
+                            response: resp,
+                            log_index: index,
+                            started,
+                            first_started,
+                            faults,
+                        });
+                    }
+                    let asked = retry_after(resp.headers());
+                    if let Some(a) = asked.filter(|a| *a > self.retry.max_retry_after) {
+                        let mut e = self.status_error(method.as_str(), url.as_str(), resp).await;
+                        append_detail(
+                            &mut e,
+                            &format!(
+                                "; the registry asks to retry after {} s, longer than the {} s pulltime waits",
+                                a.as_secs(),
+                                self.retry.max_retry_after.as_secs()
+                            ),
+                        );
+                        return Err(e);
+                    }
+                    if n == attempts {
+                        let mut e = self.status_error(method.as_str(), url.as_str(), resp).await;
+                        append_detail(&mut e, &format!(" (gave up after {n} attempts)"));
+                        return Err(e);
+                    }
+                    let backoff = self.backoff(n);
+                    (
+                        asked.map_or(backoff, |a| a.max(backoff)),
+                        format!("HTTP {status}"),
+                    )
+                }
+                Err(RegistryError::Unreachable { url: u, reason }) => {
+                    self.log_failure(url, kind, method.as_str(), started);
+                    if n == attempts {
+                        let reason = if n > 1 {
+                            format!("{reason} (gave up after {n} attempts)")
+                        } else {
+                            reason
+                        };
+                        return Err(RegistryError::Unreachable { url: u, reason });
+                    }
+                    (self.backoff(n), reason)
+                }
+                Err(e) => return Err(e),
+            };
+            tracing::info!(
+                kind,
+                url = %strip_query(url),
+                attempt = n,
+                delay_ms = delay.as_millis() as u64,
+                why,
+                "retrying"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = interrupt::wait() => return Err(RegistryError::Cancelled("interrupted".into())),
+            }
+            let lost = Faults {
+                retries: 1,
+                lost: started.elapsed(),
+            };
+            faults.add(lost);
+            self.note_fault(lost);
+        }
+        unreachable!("the last attempt returns")
     }
 
     /// Reads a whole body, up to `limit` bytes, timing it into the request log.
@@ -278,9 +454,10 @@ impl RegistryClient {
         let url = self.repo_url(&format!("manifests/{reference}"))?;
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, accept.parse().expect("static accept header"));
-        let (resp, index, _) = self
+        let sent = self
             .send(kind, Method::GET, url.clone(), headers, None)
             .await?;
+        let (resp, index) = (sent.response, sent.log_index);
         self.note_ratelimit(resp.headers());
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
@@ -303,10 +480,31 @@ impl RegistryClient {
     /// Starts a blob GET, following redirects (to a CDN) by hand without sending our
     /// credentials to the other host. The body is left for the caller to stream.
     pub async fn open_blob(&self, kind: &str, digest: &str) -> Result<BlobResponse, RegistryError> {
+        self.open_blob_from(kind, digest, 0).await
+    }
+
+    /// [`RegistryClient::open_blob`] from byte `offset` on (`Range: bytes=offset-`,
+    /// to resume a cut-off body). The registry may ignore the range and answer 200
+    /// with the whole blob: the caller checks the status.
+    pub async fn open_blob_from(
+        &self,
+        kind: &str,
+        digest: &str,
+        offset: u64,
+    ) -> Result<BlobResponse, RegistryError> {
         let url = self.repo_url(&format!("blobs/{digest}"))?;
-        let (mut resp, mut index, started) = self
-            .send(kind, Method::GET, url.clone(), HeaderMap::new(), None)
+        let mut headers = HeaderMap::new();
+        if offset > 0 {
+            headers.insert(
+                RANGE,
+                format!("bytes={offset}-").parse().expect("range header"),
+            );
+        }
+        let sent = self
+            .send(kind, Method::GET, url.clone(), headers.clone(), None)
             .await?;
+        let (mut resp, mut index, mut started) = (sent.response, sent.log_index, sent.started);
+        let mut faults = sent.faults;
         let mut redirect = Duration::ZERO;
         for _ in 0..MAX_REDIRECTS {
             if !resp.status().is_redirection() {
@@ -328,11 +526,16 @@ impl RegistryClient {
                     what: format!("redirect for blob {digest}"),
                     reason: format!("bad Location: {e}"),
                 })?;
-            let hop_start = Instant::now();
-            resp = self
-                .raw(Method::GET, next.clone(), None, HeaderMap::new(), None)
+            let hop = self
+                .with_retries("redirect", &Method::GET, &next, || {
+                    self.raw(Method::GET, next.clone(), None, headers.clone(), None)
+                })
                 .await?;
-            index = self.log(&next, "redirect", "GET", resp.status().as_u16(), hop_start);
+            faults.add(hop.faults);
+            if hop.faults.retries > 0 {
+                started = hop.started;
+            }
+            (resp, index) = (hop.response, hop.log_index);
         }
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
@@ -349,9 +552,10 @@ impl RegistryClient {
         Ok(BlobResponse {
             ttfb: started.elapsed(),
             response: resp,
-            started,
+            started: sent.first_started,
             redirect,
             log_index: index,
+            faults,
         })
     }
 
@@ -400,12 +604,19 @@ impl RegistryClient {
             q.append_pair("scope", scope);
         }
         let auth = self.credentials.as_ref().map(|c| c.basic_header());
-        let started = Instant::now();
-        let resp = self
-            .raw(Method::GET, url.clone(), auth, HeaderMap::new(), None)
+        let sent = self
+            .with_retries("token", &Method::GET, &url, || {
+                self.raw(
+                    Method::GET,
+                    url.clone(),
+                    auth.clone(),
+                    HeaderMap::new(),
+                    None,
+                )
+            })
             .await?;
+        let (resp, index) = (sent.response, sent.log_index);
         let status = resp.status();
-        let index = self.log(&url, "token", "GET", status.as_u16(), started);
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(RegistryError::AuthRefused {
                 host: url.host_str().unwrap_or("").to_string(),
@@ -516,6 +727,11 @@ impl RegistryClient {
         })
     }
 
+    /// Logs an attempt that got no response (status 0).
+    fn log_failure(&self, url: &Url, kind: &str, method: &str, started: Instant) {
+        self.log(url, kind, method, 0, started);
+    }
+
     /// Turns an unexpected status into an error carrying the registry's message.
     pub async fn status_error(&self, method: &str, url: &str, resp: Response) -> RegistryError {
         let status = resp.status().as_u16();
@@ -525,6 +741,12 @@ impl RegistryClient {
             status,
             detail: error_detail(resp).await,
         }
+    }
+}
+
+fn append_detail(e: &mut RegistryError, more: &str) {
+    if let RegistryError::Status { detail, .. } = e {
+        detail.push_str(more);
     }
 }
 

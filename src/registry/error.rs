@@ -69,6 +69,18 @@ pub enum RegistryError {
         /// Digest of what arrived.
         actual: String,
     },
+    /// A layer's uncompressed stream did not hash to the config's `rootfs.diff_ids`
+    /// entry, although the compressed blob matched its digest: the image itself is
+    /// inconsistent, and pulling again will not help.
+    #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
+    DiffIdMismatch {
+        /// Which layer.
+        what: String,
+        /// The config's diff_id.
+        expected: String,
+        /// Digest of the uncompressed stream.
+        actual: String,
+    },
     /// A manifest or layer type pulltime does not handle.
     #[error("unsupported media type {media_type:?} for {what}")]
     UnsupportedMediaType {

@@ -6,6 +6,7 @@ pub mod client;
 pub mod error;
 pub mod manifest;
 pub mod push;
+pub mod retry;
 pub mod transport;
 
 pub use client::{BlobResponse, ClientOptions, RegistryClient, Scheme};

@@ -39,7 +39,7 @@ pub async fn push_manifest(
                 reason: manifest.media_type.clone(),
             })?,
     );
-    let (resp, _, _) = client
+    let resp = client
         .send(
             "push-manifest",
             Method::PUT,
@@ -47,7 +47,8 @@ pub async fn push_manifest(
             headers,
             Some(manifest.data.clone()),
         )
-        .await?;
+        .await?
+        .response;
     if !resp.status().is_success() {
         return Err(client.status_error("PUT", url.as_str(), resp).await);
     }
@@ -57,14 +58,15 @@ pub async fn push_manifest(
 /// Uploads one blob unless the registry already has it.
 pub async fn push_blob(client: &RegistryClient, blob: &Blob) -> Result<(), RegistryError> {
     let head = client.repo_url(&format!("blobs/{}", blob.digest))?;
-    let (resp, _, _) = client
+    let resp = client
         .send("push-head", Method::HEAD, head, HeaderMap::new(), None)
-        .await?;
+        .await?
+        .response;
     if resp.status().is_success() {
         return Ok(());
     }
     let start = client.repo_url("blobs/uploads/")?;
-    let (resp, _, _) = client
+    let resp = client
         .send(
             "push-start",
             Method::POST,
@@ -72,7 +74,8 @@ pub async fn push_blob(client: &RegistryClient, blob: &Blob) -> Result<(), Regis
             HeaderMap::new(),
             None,
         )
-        .await?;
+        .await?
+        .response;
     if resp.status() != StatusCode::ACCEPTED {
         return Err(client.status_error("POST", start.as_str(), resp).await);
     }
@@ -97,7 +100,7 @@ pub async fn push_blob(client: &RegistryClient, blob: &Blob) -> Result<(), Regis
         CONTENT_TYPE,
         "application/octet-stream".parse().expect("static"),
     );
-    let (resp, _, _) = client
+    let resp = client
         .send(
             "push-blob",
             Method::PUT,
@@ -105,7 +108,8 @@ pub async fn push_blob(client: &RegistryClient, blob: &Blob) -> Result<(), Regis
             headers,
             Some(blob.data.clone()),
         )
-        .await?;
+        .await?
+        .response;
     if resp.status() != StatusCode::CREATED {
         return Err(client.status_error("PUT", url.as_str(), resp).await);
     }

@@ -43,6 +43,14 @@ pub fn pull_table(record: &PullRecord) -> String {
         "decompress",
         "extract",
     ];
+    let faulty = record
+        .runs
+        .iter()
+        .any(|r| r.retries > 0 || r.restarts > 0 || r.layers.iter().any(|l| l.retries > 0));
+    let mut headers = headers.to_vec();
+    if faulty {
+        headers.push("faults (last run)");
+    }
     let mut rows: Vec<Vec<String>> = Vec::new();
     let pick = |i: usize, f: fn(&LayerRun) -> f64| -> f64 {
         if runs == 1 {
@@ -65,6 +73,9 @@ pub fn pull_table(record: &PullRecord) -> String {
             secs(pick(i, |l| l.decompress_s)),
             secs(pick(i, |l| l.extract_s)),
         ]);
+        if faulty {
+            rows.last_mut().expect("pushed").push(layer_faults(l));
+        }
     }
     let s = &record.summary;
     let med = |st: &Stats| if runs == 1 { st.mean } else { st.median };
@@ -98,6 +109,11 @@ pub fn pull_table(record: &PullRecord) -> String {
         share(med(&s.decompress_s)),
         share(med(&s.extract_s)),
     ]);
+    if faulty {
+        for r in rows.iter_mut().skip(last.layers.len()) {
+            r.push(String::new());
+        }
+    }
     out.push_str(&render(&headers, &rows, 1));
     let requests = last.requests.len();
     let _ = writeln!(
@@ -113,6 +129,9 @@ pub fn pull_table(record: &PullRecord) -> String {
             ""
         }
     );
+    if faulty {
+        let _ = writeln!(out, "{}", run_faults(record));
+    }
     if let Some(rl) = &last.ratelimit {
         let _ = writeln!(
             out,
@@ -219,6 +238,61 @@ pub fn to_markdown(headers: &[&str], rows: &[Vec<String>]) -> String {
         ));
     }
     out
+}
+
+/// One layer's faults, e.g. `2 retries, 1 resume (1.2 MB kept), 0.84s lost`.
+fn layer_faults(l: &LayerRun) -> String {
+    if l.retries == 0 {
+        return "-".into();
+    }
+    let mut parts = vec![plural(l.retries as u64, "retry", "retries")];
+    if l.resumes > 0 {
+        let mut r = plural(l.resumes as u64, "resume", "resumes");
+        if l.resumed_bytes > 0 {
+            let _ = write!(r, " ({} kept)", human_bytes(l.resumed_bytes));
+        }
+        if l.discarded_bytes > 0 {
+            let _ = write!(r, " ({} refetched)", human_bytes(l.discarded_bytes));
+        }
+        parts.push(r);
+    }
+    parts.push(format!("{} lost", secs(l.fault_s)));
+    parts.join(", ")
+}
+
+/// Faults over all runs: retries, resumes, time lost, restarts.
+fn run_faults(record: &PullRecord) -> String {
+    let retries: u64 = record.runs.iter().map(|r| r.retries as u64).sum();
+    let resumes: u64 = record
+        .runs
+        .iter()
+        .flat_map(|r| &r.layers)
+        .map(|l| l.resumes as u64)
+        .sum();
+    let lost: f64 = record.runs.iter().map(|r| r.fault_s).sum();
+    let restarts: u64 = record.runs.iter().map(|r| r.restarts as u64).sum();
+    let thrown: f64 = record.runs.iter().map(|r| r.restart_s).sum();
+    let mut s = format!(
+        "faults over {} run{}: {} ({} of them resumed bodies), {} lost",
+        record.runs.len(),
+        if record.runs.len() == 1 { "" } else { "s" },
+        plural(retries, "retry", "retries"),
+        resumes,
+        secs(lost)
+    );
+    if restarts > 0 {
+        let _ = write!(
+            s,
+            "; {} after a digest mismatch ({} of attempts thrown away, not in wall)",
+            plural(restarts, "restart", "restarts"),
+            secs(thrown)
+        );
+    }
+    s
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 #[cfg(test)]

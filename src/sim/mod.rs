@@ -221,6 +221,7 @@ fn to_record(
             })
             .collect(),
         ratelimit: None,
+        ..RunRecord::default()
     }];
     let info_layers: Vec<LayerInfo> = image
         .layers

@@ -219,6 +219,7 @@ where
             scheme: Scheme::Http,
             credentials,
             timeout: Duration::from_secs(30),
+            ..Default::default()
         };
         let client = RegistryClient::new(&r, &opts, RunClock::start(), true).unwrap();
         client.ping().await.unwrap();
