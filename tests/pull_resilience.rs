@@ -1,0 +1,184 @@
+//! Stopping and secrets: Ctrl-C mid-pull stops the process, leaves no partial tree
+//! and no scratch files; Basic credentials and bearer tokens never reach stdout,
+//! stderr, tracing at any level, or the JSON record.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::pulltime;
+use pulltime::network::NetworkProfile;
+use pulltime::registry::Compression;
+use pulltime::server::{ServeOptions, ServerThread};
+use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
+
+fn synth(dir: &Path, scale: f64) -> pulltime::synth::SynthImage {
+    let profile = ImageProfile::load("sn-compose-post-original").unwrap();
+    synthesize(
+        &profile,
+        SynthOptions {
+            scale,
+            compression: Compression::Gzip,
+        },
+        dir,
+        "v1",
+    )
+    .unwrap()
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn ctrl_c_stops_the_pull_and_leaves_nothing_behind() {
+    let layout = tempfile::tempdir().unwrap();
+    synth(layout.path(), 0.05);
+    // Slow enough that the pull is mid-way when interrupted.
+    let server = ServerThread::spawn(ServeOptions {
+        layouts: vec![("app".into(), layout.path().to_path_buf())],
+        network: NetworkProfile::load("mobile-10m").unwrap(),
+        ..ServeOptions::default()
+    })
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (home, dest, tmp) = (
+        work.path().join("home"),
+        work.path().join("rootfs"),
+        work.path().join("tmp"),
+    );
+    for d in [&home, &tmp] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let bin = assert_cmd::cargo::cargo_bin("pulltime");
+    let mut child = Command::new(bin)
+        .env("HOME", &home)
+        .args(["pull", &server.reference("app:v1"), "--quiet", "--dest"])
+        .arg(&dest)
+        .arg("--tmp-dir")
+        .arg(&tmp)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until files are landing in the destination (bounded).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while entries(&dest).is_empty() {
+        assert!(Instant::now() < deadline, "the pull never started writing");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pull ended too early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let interrupted_at = Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = loop {
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().unwrap();
+        }
+        if interrupted_at.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("pulltime did not stop within 20 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr:\n{stderr}");
+    assert!(stderr.contains("interrupted"), "stderr:\n{stderr}");
+    // pulltime created the destination, so it removes it; scratch space is gone too.
+    assert!(!dest.exists(), "left behind: {:?}", entries(&dest));
+    assert!(
+        entries(&tmp).is_empty(),
+        "scratch left: {:?}",
+        entries(&tmp)
+    );
+}
+
+#[test]
+fn basic_credentials_and_bearer_tokens_never_leak_at_any_log_level() {
+    const USER: &str = "bob";
+    const PASSWORD: &str = "hunter2-Pa55-never-print-me";
+    let layout = tempfile::tempdir().unwrap();
+    let image = synth(layout.path(), 0.004);
+    // Docker Hub emulation: the client sends Basic credentials to the token
+    // endpoint and bearer tokens to the registry; blobs come from the CDN listener.
+    let server = ServerThread::spawn(ServeOptions {
+        layouts: vec![("app".into(), layout.path().to_path_buf())],
+        emulate_dockerhub: true,
+        rate_limit: 1000,
+        ..ServeOptions::default()
+    })
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let json = work.path().join("record.json");
+    let out = pulltime(work.path())
+        .env("PULLTIME_LOG", "trace")
+        .args(["pull", &server.reference("app:v1"), "-vv", "--user"])
+        .arg(format!("{USER}:{PASSWORD}"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Tracing really ran at the lowest level, requests included.
+    assert!(stderr.contains("TRACE"), "no trace output");
+    assert!(
+        stderr.contains("kind=\"token\""),
+        "token request not traced:\n{stderr}"
+    );
+    let record = std::fs::read_to_string(&json).unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    // Every 64-hex string printed must be a digest of the image, never a token
+    // (the emulation's tokens are 64 hex characters).
+    let mut digests: Vec<String> = vec![image.manifest.digest.clone()];
+    let parsed: serde_json::Value = serde_json::from_str(&record).unwrap();
+    for l in parsed["image"]["layers"].as_array().unwrap() {
+        digests.push(l["digest"].as_str().unwrap().into());
+        digests.push(l["diff_id"].as_str().unwrap().into());
+    }
+    digests.push(parsed["image"]["config_digest"].as_str().unwrap().into());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for (name, text) in [
+        ("stdout", &*stdout),
+        ("stderr", &*stderr),
+        ("record", &*record),
+    ] {
+        assert!(!text.contains(PASSWORD), "password in {name}");
+        assert!(!text.contains(&basic), "Basic credentials in {name}");
+        assert!(!text.contains("Bearer "), "bearer header in {name}");
+        for hex in hex_runs(text) {
+            assert!(
+                digests.iter().any(|d| d.ends_with(&hex)),
+                "{name} holds a 64-hex string that is not a digest of the image (a token?): {hex}"
+            );
+        }
+    }
+}
+
+/// Maximal runs of exactly 64 lowercase hex characters.
+fn hex_runs(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut run = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_digit() || ('a'..='f').contains(&c) {
+            run.push(c);
+        } else {
+            if run.len() == 64 {
+                out.push(std::mem::take(&mut run));
+            }
+            run.clear();
+        }
+    }
+    out
+}
