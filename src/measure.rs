@@ -113,6 +113,9 @@ async fn one_run(
     let jitter = Jitter::default();
     let mut restarts = 0u32;
     let mut lost = Duration::ZERO;
+    // Failed digest checks per blob: each blob gets the policy's attempts, so one
+    // corrupt transfer among many layers does not use up the others' tries.
+    let mut mismatches: std::collections::HashMap<String, u32> = Default::default();
     loop {
         if clear_first || restarts > 0 {
             dest.clear().map_err(|source| PullError::Io {
@@ -146,7 +149,7 @@ async fn one_run(
             // Bytes that failed their digest were (in streaming mode) already applied:
             // the root filesystem cannot be trusted, so the whole pull starts again.
             Err(e @ PullError::Registry(RegistryError::DigestMismatch { .. }))
-                if restarts + 1 < policy.attempts && !interrupt::requested() =>
+                if retry_blob(&e, &mut mismatches, policy.attempts) && !interrupt::requested() =>
             {
                 restarts += 1;
                 let delay = policy.backoff(restarts, &jitter);
@@ -166,6 +169,21 @@ async fn one_run(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Counts a failed digest check against its blob; true while that blob has
+/// attempts left.
+fn retry_blob(
+    e: &PullError,
+    mismatches: &mut std::collections::HashMap<String, u32>,
+    attempts: u32,
+) -> bool {
+    let PullError::Registry(RegistryError::DigestMismatch { expected, .. }) = e else {
+        return false;
+    };
+    let n = mismatches.entry(expected.clone()).or_default();
+    *n += 1;
+    *n < attempts
 }
 
 fn same_image(a: &PullOutcome, b: &PullOutcome) -> Result<(), PullError> {
