@@ -611,3 +611,83 @@ fn cli_rejects_bad_fault_profiles_with_clear_errors() {
         );
     }
 }
+
+#[test]
+fn cli_serves_faults_counts_them_and_prints_the_summary_on_ctrl_c() {
+    use std::io::BufRead;
+    let home = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("pulltime");
+    let mut child = KillOnDrop(
+        std::process::Command::new(bin)
+            .env("HOME", home.path())
+            .args(["serve", "--faults", "hopeless", "--seed", "9"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut addr = None;
+    let mut banner = String::new();
+    for _ in 0..10 {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        banner.push_str(&line);
+        if let Some(a) = line
+            .trim()
+            .strip_prefix("pulltime registry listening on http://")
+        {
+            addr = Some(a.parse::<SocketAddr>().unwrap());
+        }
+        if line.starts_with("fault profile:") {
+            break;
+        }
+    }
+    let addr = addr.unwrap_or_else(|| panic!("no address in {banner}"));
+    assert!(
+        banner.contains("fault profile: hopeless (seed 9, 2 rules)"),
+        "{banner}"
+    );
+    let digest = sha256_digest(b"anything");
+    for _ in 0..3 {
+        let r = raw_get(addr, &format!("/v2/app/blobs/{digest}"), &[]);
+        assert_eq!(r.status, 503);
+    }
+    // SIGINT is what Ctrl-C sends.
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(child.0.wait().unwrap().success());
+    let last = rest
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no summary line"));
+    let s: pulltime::faults::FaultSummary = serde_json::from_str(last).unwrap();
+    assert_eq!((s.profile.as_str(), s.seed), ("hopeless", 9));
+    assert_eq!(
+        (
+            s.requests["blob"],
+            s.injected["status-503"],
+            s.total_injected
+        ),
+        (3, 3, 3)
+    );
+}
+
+/// A child process killed if the test fails before it exits.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
