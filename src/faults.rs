@@ -202,7 +202,7 @@ impl Schedule {
     /// Whether the `n`-th matched request (1-based) of rule `rule` is faulted.
     pub fn fires(&self, seed: u64, rule: usize, n: u64) -> bool {
         self.nth.contains(&n)
-            || self.every.is_some_and(|k| n % k == 0)
+            || self.every.is_some_and(|k| n.is_multiple_of(k))
             || n <= self.first
             || (self.probability > 0.0 && draw(seed, rule, n) < self.probability)
     }

@@ -507,8 +507,11 @@ nth = [1]
     );
 }
 
-/// The outcome of `n` blob GETs: status, bytes received, reset.
-fn outcomes(lab: &Lab, n: usize) -> Vec<(u16, usize, bool)> {
+/// A blob GET's status, bytes received and whether it was reset.
+type Outcome = (u16, usize, bool);
+
+/// The outcome of `n` blob GETs.
+fn outcomes(lab: &Lab, n: usize) -> Vec<Outcome> {
     (0..n)
         .map(|_| {
             let r = lab.blob(&lab.layer_digest, &[]);
@@ -534,7 +537,7 @@ fault = "truncate"
 fraction = 0.5
 probability = 0.25
 "#;
-    let runs: Vec<(Vec<(u16, usize, bool)>, Vec<String>)> = [None, None, Some(6)]
+    let runs: Vec<(Vec<Outcome>, Vec<String>)> = [None, None, Some(6)]
         .into_iter()
         .map(|seed| {
             let lab = lab_with(profile(text), seed, false, 20_000);
