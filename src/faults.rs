@@ -486,6 +486,47 @@ mod tests {
         assert_eq!(decide(Token, None, "/token"), None);
     }
 
+    /// The fractions docs/faults.md gives for the built-in profiles.
+    #[test]
+    fn builtin_fractions_match_the_documentation() {
+        let fraction = |name: &str, kind: RequestKind, failing_only: bool| {
+            let p = FaultProfile::load(name).unwrap();
+            let mut counters = vec![0; p.rules.len()];
+            let n = 20_000;
+            let hits = (0..n)
+                .filter_map(|_| {
+                    let req = RequestInfo {
+                        kind,
+                        repository: Some("app"),
+                        path_and_query: "/v2/app/x",
+                    };
+                    p.decide(&mut counters, &req)
+                })
+                .filter(|d| {
+                    !failing_only
+                        || !matches!(d.fault, Fault::Stall { .. } | Fault::SlowToken { .. })
+                })
+                .count();
+            hits as f64 / n as f64
+        };
+        use RequestKind::*;
+        let near = |got: f64, want: f64| assert!((got - want).abs() < 0.01, "{got} vs {want}");
+        for kind in [Blob, CdnBlob] {
+            near(fraction("mixed", kind, false), 0.185);
+            near(fraction("mixed", kind, true), 0.160);
+            assert_eq!(fraction("hopeless", kind, true), 1.0);
+            assert_eq!(fraction("reset", kind, true), 6666.0 / 20_000.0);
+            assert_eq!(fraction("corrupt", kind, true), 6666.0 / 20_000.0);
+        }
+        near(fraction("mixed", Manifest, false), 0.143);
+        near(fraction("mixed", Manifest, true), 0.0975);
+        near(fraction("mixed", Token, false), 0.145);
+        near(fraction("mixed", Token, true), 0.045);
+        assert_eq!(fraction("hopeless", Manifest, false), 0.0);
+        assert_eq!(fraction("ratelimit", Manifest, true), 0.25);
+        assert_eq!(fraction("slow-token", Token, false), 0.5);
+    }
+
     #[test]
     fn cuts_always_cut() {
         assert_eq!(Cut::Bytes(10).bytes_of(100), 10);
