@@ -11,6 +11,7 @@
 pub mod aggregate;
 pub mod calibrate;
 pub mod demo;
+pub mod faults;
 pub mod host;
 pub mod image;
 pub mod interrupt;

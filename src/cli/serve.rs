@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use pulltime::faults::FaultProfile;
 use pulltime::network::NetworkProfile;
 use pulltime::server::{ServeOptions, start};
 
@@ -35,9 +36,15 @@ pub struct ServeArgs {
     /// Manifest GETs allowed before 429 with --emulate dockerhub (Docker Hub: 100 per 6 h anonymous).
     #[arg(long, default_value_t = 100)]
     pub rate_limit: u64,
-    /// Seed for jitter and tokens.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Seed for jitter and tokens (default 1); with --faults it also replaces the
+    /// fault profile's own seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Inject faults: a profile name (reset, ratelimit, server-errors, stall,
+    /// truncate, corrupt, slow-token, mixed, hopeless) or a TOML file. What was
+    /// injected is printed as a JSON line on exit and served at GET /pulltime/faults.
+    #[arg(long, value_name = "PROFILE")]
+    pub faults: Option<String>,
 }
 
 /// Registries to emulate.
@@ -58,6 +65,16 @@ fn parse_layout(s: &str) -> Result<(String, PathBuf), String> {
 /// Runs `pulltime serve` until Ctrl-C.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let network = NetworkProfile::load(&args.network)?;
+    let faults = match &args.faults {
+        Some(name) => {
+            let mut profile = FaultProfile::load(name)?;
+            if let Some(seed) = args.seed {
+                profile.seed = seed;
+            }
+            Some(profile)
+        }
+        None => None,
+    };
     let options = ServeOptions {
         addr: args.addr,
         cdn_addr: args.cdn_addr,
@@ -66,7 +83,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         network,
         emulate_dockerhub: args.emulate.is_some(),
         rate_limit: args.rate_limit,
-        seed: args.seed,
+        seed: args.seed.unwrap_or(1),
+        faults,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -76,6 +94,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let server = start(options.clone()).await?;
         println!("pulltime registry listening on http://{}", server.addr);
         println!("network profile: {}", options.network.name);
+        if let Some(f) = &options.faults {
+            println!("fault profile: {} (seed {}, {} rules)", f.name, f.seed, f.rules.len());
+        }
         if let Some(cdn) = server.cdn_addr {
             println!("emulating Docker Hub: token realm http://{}/token, blobs redirected to CDN http://{cdn}", server.addr);
         }
@@ -87,6 +108,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
         eprintln!("stopping");
+        if let Some(summary) = server.faults_injected() {
+            println!("{}", serde_json::to_string(&summary)?);
+        }
         drop(server);
         Ok(())
     })

@@ -4,6 +4,8 @@
 
 pub mod api;
 mod blobs;
+pub mod conn;
+pub mod faults;
 mod hub;
 mod manifests;
 mod routes;
@@ -18,7 +20,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 
+use crate::faults::{FaultProfile, FaultSummary};
 use crate::network::NetworkProfile;
+use faults::Faults;
 use shaping::Shaper;
 use store::Store;
 
@@ -41,6 +45,8 @@ pub struct ServeOptions {
     pub rate_limit: u64,
     /// Seed for jitter and token material.
     pub seed: u64,
+    /// Faults to inject (`--faults`); their draws use the profile's own seed.
+    pub faults: Option<FaultProfile>,
 }
 
 impl Default for ServeOptions {
@@ -54,6 +60,7 @@ impl Default for ServeOptions {
             emulate_dockerhub: false,
             rate_limit: 100,
             seed: 1,
+            faults: None,
         }
     }
 }
@@ -86,6 +93,7 @@ pub struct AppState {
     cdn_shaper: Option<Arc<Shaper>>,
     hub: Option<hub::Hub>,
     sessions: uploads::Sessions,
+    faults: Option<Arc<Faults>>,
 }
 
 /// A running registry; stops when dropped.
@@ -98,6 +106,7 @@ pub struct RunningServer {
     /// `repository:tag` of everything served from layouts.
     pub served: Vec<String>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    faults: Option<Arc<Faults>>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -105,6 +114,11 @@ impl RunningServer {
     /// `127.0.0.1:PORT/repo:tag`.
     pub fn reference(&self, repo_tag: &str) -> String {
         format!("{}/{repo_tag}", self.addr)
+    }
+
+    /// What fault injection has done so far; `None` without a fault profile.
+    pub fn faults_injected(&self) -> Option<FaultSummary> {
+        self.faults.as_ref().map(|f| f.summary())
     }
 }
 
@@ -177,10 +191,20 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         }),
         hub,
         sessions: uploads::Sessions::default(),
+        faults: options.faults.clone().map(|p| Arc::new(Faults::new(p))),
     });
-    let registry = Router::new()
+    let mut registry = Router::new()
         .route("/token", get(hub::token))
-        .fallback(routes::dispatch)
+        .route("/pulltime/faults", get(faults_summary))
+        .fallback(routes::dispatch);
+    // Faults act after the network's round trip, as a misbehaving server would.
+    if let Some(f) = &state.faults {
+        registry = registry.layer(axum::middleware::from_fn_with_state(
+            f.clone(),
+            faults::inject,
+        ));
+    }
+    let registry = registry
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             routes::delay,
@@ -189,8 +213,14 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
     let mut tasks = vec![spawn_server(listener, registry)];
     if let Some(l) = cdn_listener {
         let cdn_state = state.clone();
-        let cdn = Router::new()
-            .route("/cdn/{digest}", get(hub::cdn_blob).head(hub::cdn_blob))
+        let mut cdn = Router::new().route("/cdn/{digest}", get(hub::cdn_blob).head(hub::cdn_blob));
+        if let Some(f) = &state.faults {
+            cdn = cdn.layer(axum::middleware::from_fn_with_state(
+                f.clone(),
+                faults::inject_cdn,
+            ));
+        }
+        let cdn = cdn
             .layer(axum::middleware::from_fn_with_state(
                 cdn_state.clone(),
                 cdn_delay,
@@ -204,34 +234,45 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         cdn_addr,
         served,
         tasks,
+        faults: state.faults.clone(),
         _temp: temp,
     })
 }
 
+/// `GET /pulltime/faults`: the [`FaultSummary`] as JSON; 404 without `--faults`.
+async fn faults_summary(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match &state.faults {
+        Some(f) => routes::json_response(
+            axum::http::StatusCode::OK,
+            &serde_json::to_string(&f.summary()).unwrap_or_default(),
+        ),
+        None => (
+            axum::http::StatusCode::NOT_FOUND,
+            "no fault profile (pulltime serve --faults PROFILE)",
+        )
+            .into_response(),
+    }
+}
+
 async fn cdn_delay(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<conn::Peer>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     if let Some(s) = &state.cdn_shaper {
-        s.request_delay(Some(peer)).await;
+        s.request_delay(Some(peer.addr)).await;
     }
     next.run(req).await
 }
 
 fn spawn_server(listener: tokio::net::TcpListener, app: Router) -> tokio::task::JoinHandle<()> {
-    use axum::serve::ListenerExt;
-    // Without TCP_NODELAY a response whose headers and body go out in separate
-    // writes waits for the client's delayed ACK (40 ms on Linux): Nagle's
-    // algorithm would add latency no real registry has.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!("TCP_NODELAY: {e}");
-        }
-    });
+    let listener = conn::Listener(listener);
     tokio::spawn(async move {
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let service = app.into_make_service_with_connect_info::<conn::Peer>();
         if let Err(e) = axum::serve(listener, service).await {
             tracing::error!("registry stopped: {e}");
         }
@@ -247,6 +288,7 @@ pub struct ServerThread {
     pub cdn_addr: Option<SocketAddr>,
     /// What the layouts serve.
     pub served: Vec<String>,
+    faults: Option<Arc<Faults>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -269,6 +311,7 @@ impl ServerThread {
                             server.addr,
                             server.cdn_addr,
                             server.served.clone(),
+                            server.faults.clone(),
                         )));
                         let _ = stop_rx.await;
                         drop(server);
@@ -279,7 +322,7 @@ impl ServerThread {
                 }
             });
         });
-        let (addr, cdn_addr, served) = ready_rx.recv().unwrap_or_else(|_| {
+        let (addr, cdn_addr, served, faults) = ready_rx.recv().unwrap_or_else(|_| {
             Err(ServeError::Temp(std::io::Error::other(
                 "server thread died",
             )))
@@ -288,6 +331,7 @@ impl ServerThread {
             addr,
             cdn_addr,
             served,
+            faults,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -296,6 +340,11 @@ impl ServerThread {
     /// `127.0.0.1:PORT/repo:tag`.
     pub fn reference(&self, repo_tag: &str) -> String {
         format!("{}/{repo_tag}", self.addr)
+    }
+
+    /// What fault injection has done so far; `None` without a fault profile.
+    pub fn faults_injected(&self) -> Option<FaultSummary> {
+        self.faults.as_ref().map(|f| f.summary())
     }
 }
 

@@ -1,7 +1,6 @@
 //! Request routing for `/v2/...`: repository names contain slashes, so the path is
 //! split on its last `/manifests/`, `/blobs/uploads/`, `/blobs/` or `/tags/list`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -58,11 +57,11 @@ pub fn parse(path: &str) -> Option<Target<'_>> {
 /// before every request is handled.
 pub async fn delay(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<super::conn::Peer>,
     req: Request,
     next: Next,
 ) -> Response {
-    state.shaper.request_delay(Some(peer)).await;
+    state.shaper.request_delay(Some(peer.addr)).await;
     next.run(req).await
 }
 
