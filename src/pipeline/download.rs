@@ -112,11 +112,11 @@ pub async fn download(
             Err(Cut::Transport(reason)) => reason,
         };
         if done.resumes + 1 >= attempts {
-            return Err(RegistryError::Unreachable {
-                url: format!("blob {}", layer.digest),
+            return Err(RegistryError::Transfer {
+                what: format!("layer {index} ({})", layer.digest),
                 reason: format!(
-                    "layer {index} body cut off after {} bytes: {cut} (gave up after {attempts} attempts)",
-                    body.bytes
+                    "body cut off after {} of {} bytes: {cut}; gave up after {attempts} attempts",
+                    body.bytes, layer.size
                 ),
             });
         }

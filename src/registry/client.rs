@@ -426,9 +426,9 @@ impl RegistryClient {
         let mut stream = resp.bytes_stream();
         let mut buf = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| RegistryError::Unreachable {
-                url: url.clone(),
-                reason: format!("body of {what} cut off: {e}"),
+            let chunk = chunk.map_err(|e| RegistryError::Transfer {
+                what: format!("{what} from {url}"),
+                reason: format!("body cut off: {e}"),
             })?;
             if buf.len() as u64 + chunk.len() as u64 > limit {
                 return Err(RegistryError::TooLarge {
@@ -445,6 +445,52 @@ impl RegistryClient {
     /// GET a manifest by tag or digest with the given `Accept` list. Returns the
     /// body, the media type the registry declared, and the `Docker-Content-Digest`.
     pub async fn get_manifest(
+        &self,
+        kind: &str,
+        reference: &str,
+        accept: &str,
+        limit: u64,
+    ) -> Result<(Bytes, Option<String>, Option<String>), RegistryError> {
+        self.retry_body(|| self.get_manifest_once(kind, reference, accept, limit))
+            .await
+    }
+
+    /// Runs `fetch` (a request and the reading of its whole body) again when the
+    /// body breaks off, with backoff, up to the policy's attempts.
+    pub async fn retry_body<T, F, Fut>(&self, mut fetch: F) -> Result<T, RegistryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RegistryError>>,
+    {
+        let attempts = self.retry.attempts.max(1);
+        for n in 1.. {
+            let started = Instant::now();
+            match fetch().await {
+                Err(RegistryError::Transfer { what, reason }) if n < attempts => {
+                    let delay = self.backoff(n);
+                    tracing::info!(what, reason, attempt = n, "body cut off; fetching again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = interrupt::wait() => return Err(RegistryError::Cancelled("interrupted".into())),
+                    }
+                    self.note_fault(Faults {
+                        retries: 1,
+                        lost: started.elapsed(),
+                    });
+                }
+                Err(RegistryError::Transfer { what, reason }) => {
+                    return Err(RegistryError::Transfer {
+                        what,
+                        reason: format!("{reason}; gave up after {n} attempts"),
+                    });
+                }
+                r => return r,
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn get_manifest_once(
         &self,
         kind: &str,
         reference: &str,

@@ -13,6 +13,17 @@ pub enum RegistryError {
         /// The transport error.
         reason: String,
     },
+    /// The response started but its body kept breaking off (resets, truncation,
+    /// stalls past the read timeout) until the attempts ran out.
+    #[error(
+        "transfer of {what} failed: {reason} (the connection kept breaking; try again later, or raise --retries or --timeout)"
+    )]
+    Transfer {
+        /// What was being received.
+        what: String,
+        /// The last transport error.
+        reason: String,
+    },
     /// 404 for a manifest.
     #[error(
         "image not found: {reference} (the registry answered {code} for manifest {manifest}; check the repository name and tag)"

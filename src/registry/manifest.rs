@@ -201,14 +201,18 @@ async fn fetch_config(
     client: &RegistryClient,
     digest: &str,
 ) -> Result<bytes::Bytes, RegistryError> {
-    let blob = client.open_blob("config", digest).await?;
     let body = client
-        .read_body(
-            blob.response,
-            blob.log_index,
-            "image config",
-            MAX_MANIFEST_BYTES,
-        )
+        .retry_body(|| async {
+            let blob = client.open_blob("config", digest).await?;
+            client
+                .read_body(
+                    blob.response,
+                    blob.log_index,
+                    "image config",
+                    MAX_MANIFEST_BYTES,
+                )
+                .await
+        })
         .await?;
     let actual = sha256_digest(&body);
     if actual != digest {
