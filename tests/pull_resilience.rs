@@ -182,3 +182,42 @@ fn hex_runs(text: &str) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn an_expired_token_mid_pull_runs_the_token_flow_again() {
+    let layout = tempfile::tempdir().unwrap();
+    synth(layout.path(), 0.02);
+    // Tokens live 0.3 s; one download at a time over 20 Mbit/s takes longer, so
+    // later blob requests carry an expired token and get a 401 challenge.
+    let server = ServerThread::spawn(ServeOptions {
+        layouts: vec![("app".into(), layout.path().to_path_buf())],
+        emulate_dockerhub: true,
+        rate_limit: 1000,
+        token_ttl: Duration::from_millis(300),
+        network: NetworkProfile::load("edge-20m").unwrap(),
+        ..ServeOptions::default()
+    })
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let json = work.path().join("record.json");
+    pulltime(work.path())
+        .args(["pull", &server.reference("app:v1"), "--quiet"])
+        .args(["--max-concurrent-downloads", "1", "--json"])
+        .arg(&json)
+        .assert()
+        .success();
+    let record = pulltime::report::json::read_record(&json).unwrap();
+    let requests = &record.runs[0].requests;
+    let tokens = requests.iter().filter(|r| r.kind == "token").count();
+    let refused = requests
+        .iter()
+        .filter(|r| r.kind == "blob" && r.status == 401)
+        .count();
+    assert!(
+        refused >= 1,
+        "no blob request met an expired token: {requests:#?}"
+    );
+    // One new token per 401, not a loop.
+    assert_eq!(tokens, 1 + refused, "{requests:#?}");
+    assert!(record.runs[0].wall_s > 0.3);
+}

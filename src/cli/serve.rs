@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// Manifest GETs allowed before 429 with --emulate dockerhub (Docker Hub: 100 per 6 h anonymous).
     #[arg(long, default_value_t = 100)]
     pub rate_limit: u64,
+    /// Seconds a bearer token stays valid with --emulate dockerhub (Docker Hub: 300);
+    /// later requests with it get 401 and a new challenge.
+    #[arg(long, default_value_t = 300.0)]
+    pub token_ttl: f64,
     /// Seed for jitter and tokens (default 1); with --faults it also replaces the
     /// fault profile's own seed.
     #[arg(long)]
@@ -83,6 +87,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         network,
         emulate_dockerhub: args.emulate.is_some(),
         rate_limit: args.rate_limit,
+        token_ttl: std::time::Duration::try_from_secs_f64(args.token_ttl)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .context("--token-ttl must be a positive number of seconds")?,
         seed: args.seed.unwrap_or(1),
         faults,
     };

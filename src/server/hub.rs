@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -33,6 +33,9 @@ pub enum Access {
     Push,
 }
 
+/// What a token allows: `(repository, action)` pairs, until an instant.
+type Grant = (HashSet<(String, String)>, Instant);
+
 /// Emulation state.
 #[derive(Debug)]
 pub struct Hub {
@@ -41,15 +44,17 @@ pub struct Hub {
     secret: String,
     limit: u64,
     remaining: Mutex<u64>,
-    /// token -> (repository, actions).
-    tokens: Mutex<HashMap<String, HashSet<(String, String)>>>,
+    /// token -> what it grants and until when.
+    tokens: Mutex<HashMap<String, Grant>>,
     issued: Mutex<u64>,
+    ttl: Duration,
 }
 
 impl Hub {
     /// Emulation whose token endpoint is `realm` and CDN `cdn_base`
     /// (`http://host:port`), allowing `limit` manifest GETs per window.
-    pub fn new(realm: String, cdn_base: String, limit: u64, seed: u64) -> Self {
+    /// Tokens expire `ttl` after they are issued.
+    pub fn new(realm: String, cdn_base: String, limit: u64, seed: u64, ttl: Duration) -> Self {
         Hub {
             realm,
             cdn_base,
@@ -61,6 +66,7 @@ impl Hub {
             remaining: Mutex::new(limit),
             tokens: Mutex::new(HashMap::new()),
             issued: Mutex::new(0),
+            ttl,
         }
     }
 
@@ -76,7 +82,14 @@ impl Hub {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        let granted = token.and_then(|t| self.tokens.lock().expect("tokens lock").get(t).cloned());
+        let granted = token.and_then(|t| {
+            let tokens = self.tokens.lock().expect("tokens lock");
+            // An expired token is as good as none: 401 with a fresh challenge.
+            tokens
+                .get(t)
+                .filter(|(_, expires)| Instant::now() < *expires)
+                .map(|(g, _)| g.clone())
+        });
         let ok = match (&granted, repo) {
             (Some(_), None) => true,
             (Some(g), Some(r)) => {
@@ -179,8 +192,13 @@ impl Hub {
         self.tokens
             .lock()
             .expect("tokens lock")
-            .insert(token.clone(), granted);
+            .insert(token.clone(), (granted, Instant::now() + self.ttl));
         token
+    }
+
+    /// Seconds a token stays valid, as the token response's `expires_in`.
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl.as_secs().max(1)
     }
 }
 
@@ -207,7 +225,7 @@ pub async fn token(
         .collect();
     let token = hub.grant(&scopes);
     let issued_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let body = serde_json::json!({"token": token, "access_token": token, "expires_in": 300, "issued_at": issued_at});
+    let body = serde_json::json!({"token": token, "access_token": token, "expires_in": hub.ttl_secs(), "issued_at": issued_at});
     json_response(StatusCode::OK, &body.to_string())
 }
 

@@ -43,6 +43,8 @@ pub struct ServeOptions {
     pub emulate_dockerhub: bool,
     /// Manifest GETs allowed before 429 (Docker Hub emulation).
     pub rate_limit: u64,
+    /// How long a bearer token stays valid (Docker Hub emulation; Docker Hub: 300 s).
+    pub token_ttl: std::time::Duration,
     /// Seed for jitter and token material.
     pub seed: u64,
     /// Faults to inject (`--faults`); their draws use the profile's own seed.
@@ -59,6 +61,7 @@ impl Default for ServeOptions {
             network: NetworkProfile::unshaped(),
             emulate_dockerhub: false,
             rate_limit: 100,
+            token_ttl: std::time::Duration::from_secs(300),
             seed: 1,
             faults: None,
         }
@@ -178,6 +181,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
             format!("http://{c}"),
             options.rate_limit,
             options.seed,
+            options.token_ttl,
         )
     });
     let state = Arc::new(AppState {
