@@ -91,8 +91,10 @@ impl Case {
     }
 
     fn assert_tree(&self, want: &[(&str, Node)]) {
-        let want: BTreeMap<String, Node> =
-            want.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let want: BTreeMap<String, Node> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         let have = snapshot(&self.root);
         assert_eq!(have, want, "tree differs:\n{}", common::diff(&want, &have));
     }
@@ -119,7 +121,10 @@ fn link(target: &str) -> Node {
 #[track_caller]
 fn refused(r: Result<LayerStats, LayerError>, entry: &str, reason: &str) {
     match r {
-        Err(LayerError::Unsafe { entry: e, reason: why }) => {
+        Err(LayerError::Unsafe {
+            entry: e,
+            reason: why,
+        }) => {
             assert_eq!(e, entry);
             assert!(why.contains(reason), "reason {why:?} lacks {reason:?}");
         }
@@ -148,7 +153,11 @@ fn dotdot_name_is_refused() {
 #[test]
 fn dotdot_inside_a_name_is_refused() {
     let c = case();
-    let r = c.apply(Tar::new().dir("a", 0o755).file("a/../../etc/passwd", 0o644, b"pwned"));
+    let r = c.apply(
+        Tar::new()
+            .dir("a", 0o755)
+            .file("a/../../etc/passwd", 0o644, b"pwned"),
+    );
     refused(r, "a/../../etc/passwd", "escapes the root");
 }
 
@@ -177,7 +186,8 @@ fn gnu_longname_with_dotdot_is_refused() {
     let c = case();
     let name = format!("{}{}etc/passwd", "a/".repeat(60), "../".repeat(61));
     let mut t = Tar::new();
-    t.gnu_long(b'L', name.as_bytes()).file("short", 0o644, b"pwned");
+    t.gnu_long(b'L', name.as_bytes())
+        .file("short", 0o644, b"pwned");
     refused(c.apply(&t), &name, "escapes the root");
 }
 
@@ -211,7 +221,11 @@ fn hardlink_to_absolute_host_path_is_refused_as_missing_in_the_root() {
 #[test]
 fn hardlink_through_an_escaping_symlink_is_refused() {
     let c = case();
-    let r = c.apply(Tar::new().symlink("esc", "../sentinel").hardlink("h", "esc/victim"));
+    let r = c.apply(
+        Tar::new()
+            .symlink("esc", "../sentinel")
+            .hardlink("h", "esc/victim"),
+    );
     refused(r, "h", "does not exist in the root filesystem");
     c.assert_tree(&[("esc", link("../sentinel"))]);
 }
@@ -260,8 +274,12 @@ fn write_through_a_symlink_chain_stays_inside() {
 fn write_through_an_absolute_symlink_stays_inside() {
     let c = case();
     let target = c.sentinel();
-    c.apply(Tar::new().symlink("d", &target).file("d/victim", 0o600, b"pwned"))
-        .unwrap();
+    c.apply(
+        Tar::new()
+            .symlink("d", &target)
+            .file("d/victim", 0o600, b"pwned"),
+    )
+    .unwrap();
     let inner = format!("{}/victim", target.trim_start_matches('/'));
     let tree = snapshot(&c.root);
     assert_eq!(tree.get("d"), Some(&link(&target)));
@@ -444,7 +462,8 @@ fn gnu_longname_within_the_limit_is_applied() {
     let name = format!("{dirs}file");
     assert!(name.len() > 100);
     let mut t = Tar::new();
-    t.gnu_long(b'L', name.as_bytes()).file("short", 0o644, b"long");
+    t.gnu_long(b'L', name.as_bytes())
+        .file("short", 0o644, b"long");
     c.apply(&t).unwrap();
     let tree = snapshot(&c.root);
     assert_eq!(tree.get(name.as_str()), Some(&file(0o644, b"long")));
@@ -553,7 +572,8 @@ fn path_longer_than_path_max_is_refused() {
     let c = case();
     let name = format!("{}/", "p".repeat(99)).repeat(50);
     let mut t = Tar::new();
-    t.pax(b'x', &[("path", name.as_bytes())]).file("x", 0o644, b"");
+    t.pax(b'x', &[("path", name.as_bytes())])
+        .file("x", 0o644, b"");
     match over_limit(c.apply(&t)) {
         LimitError::PathLength {
             what: "name",
@@ -571,7 +591,8 @@ fn symlink_target_longer_than_path_max_is_refused() {
     let c = case();
     let target = "../".repeat(2000);
     let mut t = Tar::new();
-    t.pax(b'x', &[("linkpath", target.as_bytes())]).symlink("s", "x");
+    t.pax(b'x', &[("linkpath", target.as_bytes())])
+        .symlink("s", "x");
     let e = over_limit(c.apply(&t));
     assert_eq!(
         e,
@@ -590,7 +611,8 @@ fn path_deeper_than_the_limit_is_refused() {
     let c = case();
     let name = format!("{}f", "d/".repeat(300));
     let mut t = Tar::new();
-    t.pax(b'x', &[("path", name.as_bytes())]).file("x", 0o644, b"");
+    t.pax(b'x', &[("path", name.as_bytes())])
+        .file("x", 0o644, b"");
     match over_limit(c.apply(&t)) {
         LimitError::PathDepth {
             depth: 301,
@@ -649,6 +671,9 @@ fn sparse_bomb_is_refused_before_writing() {
             limit: 1 << 30
         }
     );
-    assert!(e.to_string().ends_with("more than 1GiB (--max-layer-size)"), "{e}");
+    assert!(
+        e.to_string().ends_with("more than 1GiB (--max-layer-size)"),
+        "{e}"
+    );
     c.assert_tree(&[]);
 }
