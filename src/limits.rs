@@ -40,10 +40,10 @@ pub struct Limits {
 impl Limits {
     /// The defaults; see docs/limits.md for why each value.
     pub const DEFAULT: Limits = Limits {
-        // containerd's limit for manifests and configs (`MaxManifestSize`).
+        // containerd's limit for manifests and configs (`MaxManifestSize`, 4 MB).
         max_manifest_bytes: 4 << 20,
-        // Docker refuses layer chains deeper than ~125 (overlay2 / layer store);
-        // real images stay far below.
+        // moby's layer store refuses chains deeper than 125 (`maxLayerDepth`, for
+        // graph drivers that stop at 127); real images stay far below.
         max_layers: 128,
         // Above the largest layers of common large images (CUDA, ML frameworks).
         max_layer_bytes: 16 << 30,
@@ -240,7 +240,7 @@ impl fmt::Display for ByteSize {
         const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
         let mut unit = 0;
         let mut v = self.0;
-        while unit < UNITS.len() - 1 && v >= 1024 && v % 1024 == 0 {
+        while unit < UNITS.len() - 1 && v >= 1024 && v.is_multiple_of(1024) {
             v /= 1024;
             unit += 1;
         }
@@ -438,7 +438,7 @@ mod tests {
                 compressed,
                 limit: 1000,
             }) => {
-                assert!(decompressed >= 1 << 20 && decompressed < 8 << 20);
+                assert!((1 << 20..8 << 20).contains(&decompressed));
                 assert!(decompressed > compressed * 1000);
             }
             other => panic!("{other:?}"),

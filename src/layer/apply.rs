@@ -207,7 +207,7 @@ impl Applier<'_> {
                     .into());
                 }
                 // Without the image's owner, set-id bits would run the file as
-                // whoever extracted it: dropped, as GNU tar does for non-root.
+                // whoever extracted it: dropped, as libarchive does by default.
                 let mode = if self.options.same_owner {
                     mode
                 } else {
