@@ -677,3 +677,43 @@ fn sparse_bomb_is_refused_before_writing() {
     );
     c.assert_tree(&[]);
 }
+
+// ---- the corpus table in docs/limits.md ----
+
+#[test]
+fn docs_list_every_corpus_case() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(dir.join("docs/limits.md")).unwrap();
+    let table: Vec<&str> = docs
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once('`').map(|(name, _)| name))
+        .filter(|name| name.contains('_'))
+        .collect();
+    let mut tests = Vec::new();
+    for file in ["tests/hostile_layers.rs", "tests/hostile_pulls.rs"] {
+        let src = std::fs::read_to_string(dir.join(file)).unwrap();
+        let mut lines = src.lines();
+        while let Some(l) = lines.next() {
+            if l.trim() == "#[test]" {
+                let f = lines.next().unwrap().trim();
+                let name = f.strip_prefix("fn ").unwrap().split('(').next().unwrap();
+                tests.push(name.to_string());
+            }
+        }
+    }
+    tests.retain(|t| t != "docs_list_every_corpus_case");
+    assert!(tests.len() >= 25, "{}", tests.len());
+    for t in &tests {
+        assert!(
+            table.contains(&t.as_str()),
+            "docs/limits.md does not list {t}"
+        );
+    }
+    for row in &table {
+        assert!(
+            tests.iter().any(|t| t == row),
+            "docs/limits.md lists {row}, no such test"
+        );
+    }
+}
