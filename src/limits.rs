@@ -60,6 +60,13 @@ impl Limits {
         max_entries: 1_000_000,
     };
 
+    /// Bytes the headers of one entry may take (its ustar header, GNU long name and
+    /// link records, pax records, sparse maps): 1 MiB plus twice the longest path,
+    /// since the tar reader holds them in memory.
+    pub fn max_entry_header_bytes(&self) -> u64 {
+        (1 << 20) + 2 * self.max_path_bytes as u64
+    }
+
     /// Fails when an image has more layers than allowed.
     pub fn check_layer_count(&self, layers: usize) -> Result<(), LimitError> {
         if layers > self.max_layers {
@@ -188,6 +195,15 @@ pub enum LimitError {
         depth: usize,
         /// The limit.
         limit: usize,
+    },
+    /// One entry's headers (GNU long names, pax records, sparse maps) are too large.
+    #[error(
+        "has an entry whose headers (GNU long names, pax records) take more than {} (raised with --max-path-length)",
+        ByteSize(*limit)
+    )]
+    EntryHeaders {
+        /// The limit in bytes.
+        limit: u64,
     },
     /// A layer has too many entries.
     #[error("has more than {limit} entries (--max-entries)")]

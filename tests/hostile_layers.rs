@@ -643,6 +643,45 @@ fn more_entries_than_the_limit_are_refused_and_the_limit_itself_passes() {
 }
 
 #[test]
+fn huge_gnu_longname_is_refused_before_it_is_buffered() {
+    let c = case();
+    let name = "n".repeat(64 << 20);
+    let mut t = Tar::new();
+    t.gnu_long(b'L', name.as_bytes()).file("short", 0o644, b"x");
+    let e = over_limit(c.apply(&t));
+    assert_eq!(
+        e,
+        LimitError::EntryHeaders {
+            limit: (1 << 20) + 8192
+        }
+    );
+    assert!(
+        e.to_string().ends_with("(raised with --max-path-length)"),
+        "{e}"
+    );
+    c.assert_tree(&[]);
+}
+
+#[test]
+fn pax_records_within_the_header_budget_pass_and_beyond_it_are_refused() {
+    let c = case();
+    let mut t = Tar::new();
+    let small = vec![b'v'; 512 << 10];
+    t.pax(b'x', &[("SCHILY.xattr.user.big", &small)])
+        .file("ok", 0o644, b"x");
+    let big = vec![b'v'; 2 << 20];
+    c.apply(&t).unwrap();
+    t.pax(b'x', &[("SCHILY.xattr.user.big", &big)])
+        .file("too-big", 0o644, b"x");
+    assert!(matches!(
+        over_limit(c.apply(&t)),
+        LimitError::EntryHeaders { .. }
+    ));
+    // The first entry was applied before the second one's headers were refused.
+    c.assert_tree(&[("ok", file(0o644, b"x"))]);
+}
+
+#[test]
 fn sparse_file_is_expanded_exactly() {
     let c = case();
     let mut h = H::new("sparse", b'S', 0o644);

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use filetime::FileTime;
 
 use super::error::{LayerError, io_err};
+use super::meter::{Meter, Metered};
 use super::path::{PathError, clean, resolve_in_root};
 use super::whiteout::{self, Whiteout};
 use crate::limits::{LimitError, Limits};
@@ -89,9 +90,18 @@ pub fn apply_layer_limited<R: Read>(
         parents: HashMap::new(),
         buf: vec![0; COPY_BUFFER],
     };
-    let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().map_err(LayerError::from_read)? {
+    let meter = Meter::new(limits.max_entry_header_bytes());
+    let mut archive = tar::Archive::new(Metered {
+        inner: reader,
+        meter: meter.clone(),
+    });
+    let mut entries = archive.entries().map_err(LayerError::from_read)?;
+    loop {
+        meter.open();
+        let next = entries.next();
+        let Some(entry) = next else { break };
         let mut entry = entry.map_err(LayerError::from_read)?;
+        meter.close(stored_size(&entry));
         state.stats.entries += 1;
         if state.stats.entries > limits.max_entries {
             return Err(LimitError::Entries {
@@ -453,6 +463,16 @@ impl Applier<'_> {
             filetime::set_symlink_file_times(&full, t, t).map_err(io_err(&name, "set mtime"))?;
         }
         Ok(())
+    }
+}
+
+/// Bytes of an entry's data as stored in the archive (a sparse entry's size is the
+/// expanded one; its header holds the stored one).
+fn stored_size<R: Read>(entry: &tar::Entry<'_, R>) -> u64 {
+    if entry.header().entry_type() == tar::EntryType::GNUSparse {
+        entry.header().entry_size().unwrap_or(0)
+    } else {
+        entry.size()
     }
 }
 
