@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use filetime::FileTime;
 
 use super::error::{LayerError, io_err};
+use super::header::{check_pax_size, stored_size};
 use super::meter::{Meter, Metered};
 use super::path::{PathError, clean, resolve_in_root};
 use super::whiteout::{self, Whiteout};
@@ -464,37 +465,6 @@ impl Applier<'_> {
         }
         Ok(())
     }
-}
-
-/// Bytes of an entry's data as stored in the archive (a sparse entry's size is the
-/// expanded one; its header holds the stored one).
-fn stored_size<R: Read>(entry: &tar::Entry<'_, R>) -> u64 {
-    if entry.header().entry_type() == tar::EntryType::GNUSparse {
-        entry.header().entry_size().unwrap_or(0)
-    } else {
-        entry.size()
-    }
-}
-
-/// Refuses an entry whose ustar size field disagrees with its pax `size` record:
-/// parsers that ignore pax would read a different archive. A zero field is how
-/// writers (Go's archive/tar) mark a size only the pax record can hold.
-fn check_pax_size<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<(), LayerError> {
-    let header = entry.header();
-    if header.entry_type() == tar::EntryType::GNUSparse {
-        return Ok(()); // the header holds the stored size, the entry the real one
-    }
-    let field = header.entry_size().map_err(LayerError::from_read)?;
-    if field != 0 && field != entry.size() {
-        return Err(LayerError::Unsafe {
-            entry: name.to_string(),
-            reason: format!(
-                "header size {field} disagrees with the pax size record {}",
-                entry.size()
-            ),
-        });
-    }
-    Ok(())
 }
 
 enum CopyError {

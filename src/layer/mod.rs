@@ -4,6 +4,7 @@
 
 mod apply;
 mod error;
+mod header;
 mod meter;
 pub mod path;
 mod whiteout;
