@@ -21,6 +21,8 @@ use crate::limits::{LimitError, Limits};
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     /// Set owners from the tar headers (needs root); default: when running as root.
+    /// When false, setuid and setgid bits are dropped from regular files: they
+    /// would run the file as whoever extracted it (docs/limits.md).
     pub same_owner: bool,
     /// Create device nodes (needs root); default: when running as root. When false
     /// they are skipped and counted.
