@@ -4,6 +4,7 @@
 //! - [`registry`]: instrumented registry client (auth, manifests, blobs, push).
 //! - [`pipeline`]: download -> verify -> decompress -> extract, streaming or staged.
 //! - [`layer`]: applying OCI layers safely to a root filesystem.
+//! - [`limits`]: limits against hostile registries and images.
 //! - [`measure`]: repeated cold runs into a [`record::PullRecord`].
 //! - [`stats`], [`report`]: statistics, tables, JSON, progress.
 #![deny(missing_docs)]
@@ -18,6 +19,7 @@ pub mod interrupt;
 pub mod lab;
 pub mod layer;
 pub mod layout;
+pub mod limits;
 pub mod measure;
 pub mod network;
 pub mod pipeline;

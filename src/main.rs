@@ -8,7 +8,7 @@ use clap::Parser;
 fn main() {
     let cli = cli::Cli::parse();
     if let Err(e) = cli::run(cli) {
-        eprintln!("Error: {e:#}");
+        eprintln!("Error: {}", message(&e));
         // 128 + SIGINT, as shells report a process stopped by Ctrl-C.
         let code = if pulltime::interrupt::requested() {
             130
@@ -17,4 +17,23 @@ fn main() {
         };
         std::process::exit(code);
     }
+}
+
+/// The error and its causes, each cause once: library errors often quote their
+/// cause in their own message already, so a cause whose text the message before it
+/// contains is not repeated.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut previous = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !previous.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        previous = text;
+    }
+    out
 }

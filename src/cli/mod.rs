@@ -5,6 +5,7 @@ mod calibrate;
 mod compare;
 mod demo;
 mod diff;
+mod limits;
 mod pull;
 mod report;
 mod serve;

@@ -76,6 +76,9 @@ pub struct PullArgs {
     /// How runs are compared with a baseline.
     #[command(flatten)]
     pub compare: super::diff::CompareArgs,
+    /// Limits against hostile registries and images.
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 /// Runs `pulltime pull`.
@@ -137,6 +140,7 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
                 },
             },
             apply: ApplyOptions::default(),
+            limits: args.limits.limits(),
         },
         progress: !args.quiet && !json_to_stdout && std::io::stdout().is_terminal(),
     };

@@ -10,13 +10,19 @@ use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
 
+use super::error::{LayerError, io_err};
+use super::header::{check_pax_size, stored_size};
+use super::meter::{Meter, Metered};
 use super::path::{PathError, clean, resolve_in_root};
 use super::whiteout::{self, Whiteout};
+use crate::limits::{LimitError, Limits};
 
 /// How to apply layers.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     /// Set owners from the tar headers (needs root); default: when running as root.
+    /// When false, setuid and setgid bits are dropped from regular files: they
+    /// would run the file as whoever extracted it (docs/limits.md).
     pub same_owner: bool,
     /// Create device nodes (needs root); default: when running as root. When false
     /// they are skipped and counted.
@@ -55,61 +61,61 @@ pub struct LayerStats {
     pub file_bytes: u64,
 }
 
-/// Why a layer could not be applied.
-#[derive(Debug, thiserror::Error)]
-pub enum LayerError {
-    /// The entry would write outside the root or is otherwise refused.
-    #[error("unsafe tar entry {entry:?}: {reason}")]
-    Unsafe {
-        /// Entry name as in the tar.
-        entry: String,
-        /// Why.
-        reason: String,
-    },
-    /// A filesystem operation failed.
-    #[error("tar entry {entry:?}: {op} failed: {source}")]
-    Io {
-        /// Entry name.
-        entry: String,
-        /// What was attempted.
-        op: &'static str,
-        /// Cause.
-        #[source]
-        source: io::Error,
-    },
-    /// The tar stream itself could not be read (corrupt, truncated, or the bytes
-    /// under it failed: download error, bad compression).
-    #[error("reading the layer's tar stream: {0}")]
-    Read(#[source] io::Error),
-}
-
 const COPY_BUFFER: usize = 256 << 10;
 
-/// Applies one layer read from `reader` (an uncompressed tar stream) onto `root`.
-/// The reader is read to its end, so a digest computed over it covers the whole
-/// stream, trailing blocks included.
+/// Applies one layer read from `reader` (an uncompressed tar stream) onto `root`
+/// with the default [`Limits`]. The reader is read to its end, so a digest computed
+/// over it covers the whole stream, trailing blocks included.
 pub fn apply_layer<R: Read>(
     reader: R,
     root: &Path,
     options: &ApplyOptions,
 ) -> Result<LayerStats, LayerError> {
+    apply_layer_limited(reader, root, options, &Limits::DEFAULT)
+}
+
+/// [`apply_layer`] with explicit limits on entries, path length and depth, and file
+/// content written ([`Limits::max_layer_bytes`], which sparse entries could
+/// otherwise inflate far beyond the stream's size).
+pub fn apply_layer_limited<R: Read>(
+    reader: R,
+    root: &Path,
+    options: &ApplyOptions,
+    limits: &Limits,
+) -> Result<LayerStats, LayerError> {
     let mut state = Applier {
         root,
         options,
+        limits,
         stats: LayerStats::default(),
         written: HashSet::new(),
         dir_meta: Vec::new(),
         parents: HashMap::new(),
         buf: vec![0; COPY_BUFFER],
     };
-    let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().map_err(LayerError::Read)? {
-        let mut entry = entry.map_err(LayerError::Read)?;
+    let meter = Meter::new(limits.max_entry_header_bytes());
+    let mut archive = tar::Archive::new(Metered {
+        inner: reader,
+        meter: meter.clone(),
+    });
+    let mut entries = archive.entries().map_err(LayerError::from_read)?;
+    loop {
+        meter.open();
+        let next = entries.next();
+        let Some(entry) = next else { break };
+        let mut entry = entry.map_err(LayerError::from_read)?;
+        meter.close(stored_size(&entry));
         state.stats.entries += 1;
+        if state.stats.entries > limits.max_entries {
+            return Err(LimitError::Entries {
+                limit: limits.max_entries,
+            }
+            .into());
+        }
         state.entry(&mut entry)?;
     }
     let mut rest = archive.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(LayerError::Read)?;
+    io::copy(&mut rest, &mut io::sink()).map_err(LayerError::from_read)?;
     state.finish_dirs()?;
     Ok(state.stats)
 }
@@ -117,6 +123,7 @@ pub fn apply_layer<R: Read>(
 struct Applier<'a> {
     root: &'a Path,
     options: &'a ApplyOptions,
+    limits: &'a Limits,
     stats: LayerStats,
     /// Root-relative paths this layer wrote, with their ancestors: whiteouts of this
     /// layer must not touch them.
@@ -137,7 +144,15 @@ impl Applier<'_> {
             entry: name.clone(),
             reason: e.to_string(),
         };
+        if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
+            // pax global headers (`git archive` writes one) describe the archive,
+            // not a file: docker and containerd ignore them too.
+            return Ok(());
+        }
         let comps = clean(&raw_name).map_err(unsafe_err)?;
+        self.limits
+            .check_entry_path(&name, &raw_name, comps.len())?;
+        check_pax_size(entry, &name)?;
         let Some((last, parent_comps)) = comps.split_last() else {
             return Ok(()); // the root directory itself: keep the root as it is
         };
@@ -183,7 +198,7 @@ impl Applier<'_> {
         let dest = self.root.join(&rel);
         let header = entry.header();
         let kind = header.entry_type();
-        let mode = header.mode().map_err(LayerError::Read)? & 0o7777;
+        let mode = header.mode().map_err(LayerError::from_read)? & 0o7777;
         let mtime = header.mtime().unwrap_or(0);
         let owner = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
         use tar::EntryType as T;
@@ -195,6 +210,22 @@ impl Applier<'_> {
                 self.stats.dirs += 1;
             }
             T::Regular | T::Continuous | T::GNUSparse => {
+                let total = self.stats.file_bytes.saturating_add(entry.size());
+                if total > self.limits.max_layer_bytes {
+                    return Err(LimitError::FileBytes {
+                        entry: name,
+                        total,
+                        limit: self.limits.max_layer_bytes,
+                    }
+                    .into());
+                }
+                // Without the image's owner, set-id bits would run the file as
+                // whoever extracted it: dropped, as libarchive does by default.
+                let mode = if self.options.same_owner {
+                    mode
+                } else {
+                    mode & !(libc::S_ISUID | libc::S_ISGID)
+                };
                 self.replace(&dest)
                     .map_err(io_err(&name, "replace existing"))?;
                 let mut file = OpenOptions::new()
@@ -205,7 +236,7 @@ impl Applier<'_> {
                     .open(&dest)
                     .map_err(io_err(&name, "create file"))?;
                 let written = copy(entry, &mut file, &mut self.buf).map_err(|e| match e {
-                    CopyError::Read(e) => LayerError::Read(e),
+                    CopyError::Read(e) => LayerError::from_read(e),
                     CopyError::Write(e) => io_err(&name, "write file")(e),
                 })?;
                 if self.options.same_owner {
@@ -228,6 +259,7 @@ impl Applier<'_> {
                         reason: "symlink without a target".into(),
                     })?
                     .into_owned();
+                self.limits.check_link_target(&name, &target)?;
                 self.replace(&dest)
                     .map_err(io_err(&name, "replace existing"))?;
                 self.parents.clear();
@@ -366,6 +398,7 @@ impl Applier<'_> {
             .link_name_bytes()
             .ok_or_else(|| refuse("hard link without a target".into()))?
             .into_owned();
+        self.limits.check_link_target(name, &raw)?;
         let comps = clean(&raw).map_err(|e| {
             refuse(format!(
                 "hard link target {:?}: {e}",
@@ -433,14 +466,6 @@ impl Applier<'_> {
             filetime::set_symlink_file_times(&full, t, t).map_err(io_err(&name, "set mtime"))?;
         }
         Ok(())
-    }
-}
-
-fn io_err<'a>(entry: &'a str, op: &'static str) -> impl FnOnce(io::Error) -> LayerError + 'a {
-    move |source| LayerError::Io {
-        entry: entry.to_string(),
-        op,
-        source,
     }
 }
 

@@ -3,7 +3,11 @@
 //! writing outside the root.
 
 mod apply;
+mod error;
+mod header;
+mod meter;
 pub mod path;
 mod whiteout;
 
-pub use apply::{ApplyOptions, LayerError, LayerStats, apply_layer};
+pub use apply::{ApplyOptions, LayerStats, apply_layer, apply_layer_limited};
+pub use error::LayerError;

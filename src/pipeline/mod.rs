@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::layer::{ApplyOptions, LayerError, LayerStats};
+use crate::limits::Limits;
 use crate::platform::Platform;
 use crate::record::{LayerRun, RunRecord};
 use crate::reference::Reference;
 use crate::registry::transport::RunClock;
 use crate::registry::{
-    ClientOptions, LayerDescriptor, RegistryClient, RegistryError, ResolvedImage, resolve,
+    ClientOptions, LayerDescriptor, RegistryClient, RegistryError, ResolvedImage, resolve_limited,
 };
 use crate::report::progress::Progress;
 use download::Downloaded;
@@ -58,6 +59,8 @@ pub struct PullOptions {
     pub client: ClientOptions,
     /// Layer application.
     pub apply: ApplyOptions,
+    /// Limits against hostile registries and images.
+    pub limits: Limits,
 }
 
 impl PullOptions {
@@ -76,6 +79,7 @@ impl PullOptions {
                 retry: crate::registry::retry::RetryPolicy::default(),
             },
             apply: ApplyOptions::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -135,6 +139,7 @@ struct Job<'a> {
     scratch: &'a Path,
     max_concurrent_downloads: usize,
     apply: &'a ApplyOptions,
+    limits: &'a Limits,
     bars: &'a [crate::report::progress::LayerBar],
 }
 
@@ -188,11 +193,12 @@ pub async fn pull_once(
         false,
     )?);
     client.ping().await?;
-    let image = resolve(
+    let image = resolve_limited(
         &client,
         reference.manifest_reference(),
         &options.platform,
         options.platform_explicit,
+        &options.limits,
     )
     .await?;
     let resolve_s = clock.offset(Instant::now());
@@ -209,6 +215,7 @@ pub async fn pull_once(
         scratch,
         max_concurrent_downloads: options.max_concurrent_downloads.max(1),
         apply: &options.apply,
+        limits: &options.limits,
         bars: &bars,
     };
     let results = match options.mode {

@@ -3,7 +3,7 @@
 //! time is "time inside my `read`" minus "time inside the reader under me".
 
 use std::cell::Cell;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -97,7 +97,15 @@ pub fn decoder<'a, R: Read + 'a>(
     compression: Compression,
     input: R,
 ) -> io::Result<Box<dyn Read + 'a>> {
-    let buffered = BufReader::with_capacity(INPUT_BUFFER, input);
+    decode_buffered(compression, BufReader::with_capacity(INPUT_BUFFER, input))
+}
+
+/// A decompressing reader over already buffered input (which sees exactly the
+/// compressed bytes the decoder consumes).
+pub fn decode_buffered<'a, B: BufRead + 'a>(
+    compression: Compression,
+    buffered: B,
+) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match compression {
         // Multi-member gzip (pigz, concatenated streams) is valid in layers.
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),

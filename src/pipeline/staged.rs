@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use super::download::{Downloaded, Sink, download};
-use super::readers::{decoder, hash_all};
+use super::readers::hash_all;
 use super::{Extracted, Job, PullError, check_diff_id, pick_error};
-use crate::layer::{ApplyOptions, LayerError, apply_layer};
+use crate::layer::{ApplyOptions, LayerError, apply_layer_limited};
+use crate::limits::{Limits, bounded_decoder};
 use crate::registry::{LayerDescriptor, RegistryError};
 
 /// Runs the staged pipeline; results in manifest order.
@@ -27,6 +28,7 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
         scratch,
         max_concurrent_downloads,
         apply,
+        limits,
         bars,
     } = job;
     let n = layers.len();
@@ -77,13 +79,14 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
             apply.clone(),
             scratch.into(),
         );
+        let limits = limits.clone();
         tokio::task::spawn_blocking(move || {
             layers
                 .iter()
                 .enumerate()
                 .map(|(i, layer)| {
                     bars[i].extracting();
-                    let r = process_layer(i, layer, &scratch, &root, &apply);
+                    let r = process_layer(i, layer, &scratch, &root, (&apply, &limits));
                     bars[i].done();
                     r
                 })
@@ -100,7 +103,7 @@ fn process_layer(
     layer: &LayerDescriptor,
     scratch: &Path,
     root: &Path,
-    apply: &ApplyOptions,
+    (apply, limits): (&ApplyOptions, &Limits),
 ) -> Result<Extracted, PullError> {
     let blob = scratch.join(format!("layer-{i}.blob"));
     let tar = scratch.join(format!("layer-{i}.tar"));
@@ -129,11 +132,15 @@ fn process_layer(
         source,
     };
     {
-        let dec = decoder(layer.compression, File::open(&blob).map_err(io("blob"))?)
-            .map_err(|e| layer_err(LayerError::Read(e)))?;
+        let dec = bounded_decoder(
+            layer.compression,
+            File::open(&blob).map_err(io("blob"))?,
+            limits,
+        )
+        .map_err(|e| layer_err(LayerError::from_read(e)))?;
         let mut out = File::create(&tar).map_err(io("tar file"))?;
         io::copy(&mut BufReader::with_capacity(256 << 10, dec), &mut out)
-            .map_err(|e| layer_err(LayerError::Read(e)))?;
+            .map_err(|e| layer_err(LayerError::from_read(e)))?;
     }
     std::fs::remove_file(&blob).map_err(io("blob"))?;
     let decompress = t.elapsed();
@@ -145,8 +152,8 @@ fn process_layer(
     verify += t.elapsed();
 
     let t = Instant::now();
-    let stats =
-        apply_layer(File::open(&tar).map_err(io("tar file"))?, root, apply).map_err(layer_err)?;
+    let tar_file = File::open(&tar).map_err(io("tar file"))?;
+    let stats = apply_layer_limited(tar_file, root, apply, limits).map_err(layer_err)?;
     std::fs::remove_file(&tar).map_err(io("tar file"))?;
     let extract = t.elapsed();
     Ok(Extracted {

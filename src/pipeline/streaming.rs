@@ -11,10 +11,11 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 
 use super::download::{Downloaded, Sink, download};
-use super::readers::{Busy, Hashing, Timed, decoder};
+use super::readers::{Busy, Hashing, Timed};
 use super::spool::Spool;
 use super::{Extracted, Job, PullError, check_diff_id, pick_error};
-use crate::layer::{ApplyOptions, apply_layer};
+use crate::layer::{ApplyOptions, apply_layer_limited};
+use crate::limits::{Limits, bounded_decoder};
 use crate::registry::{LayerDescriptor, RegistryError};
 use crate::report::progress::LayerBar;
 
@@ -28,6 +29,7 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
         scratch,
         max_concurrent_downloads,
         apply,
+        limits,
         bars,
     } = job;
     let n = layers.len();
@@ -44,9 +46,10 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
             cancel.clone(),
             bars.to_vec(),
         );
-        let (root, apply): (PathBuf, ApplyOptions) = (root.to_path_buf(), apply.clone());
+        let (root, apply, limits): (PathBuf, ApplyOptions, Limits) =
+            (root.to_path_buf(), apply.clone(), limits.clone());
         tokio::task::spawn_blocking(move || {
-            let r = extract_in_order(&layers, &spools, &root, &apply, &cancel, &bars);
+            let r = extract_in_order(&layers, &spools, &root, (&apply, &limits), &cancel, &bars);
             if r.is_err() {
                 cancel.store(true, Ordering::Relaxed);
             }
@@ -102,7 +105,7 @@ fn extract_in_order(
     layers: &[LayerDescriptor],
     spools: &[Spool],
     root: &Path,
-    apply: &ApplyOptions,
+    (apply, limits): (&ApplyOptions, &Limits),
     cancel: &AtomicBool,
     bars: &[LayerBar],
 ) -> Result<Vec<Extracted>, PullError> {
@@ -126,11 +129,11 @@ fn extract_in_order(
             // Decoders may read their header on construction: that wait belongs to
             // the decoder's time (and, through `input`, to the stall), not extraction.
             let t = Instant::now();
-            let dec = decoder(layer.compression, source);
+            let dec = bounded_decoder(layer.compression, source, limits);
             decoded.add(t.elapsed());
-            let dec = dec.map_err(crate::layer::LayerError::Read)?;
+            let dec = dec.map_err(crate::layer::LayerError::from_read)?;
             let mut tar = Hashing::new(Timed::new(dec, decoded.clone()), hashed.clone());
-            let stats = apply_layer(&mut tar, root, apply)?;
+            let stats = apply_layer_limited(&mut tar, root, apply, limits)?;
             Ok::<_, crate::layer::LayerError>((stats, tar.digest(), tar.byte_count()))
         })();
         // Bytes are applied before the whole blob is verified: a corrupt stream, an

@@ -137,6 +137,9 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+    /// A limit against hostile registries was exceeded (manifest size, layers).
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitError),
     /// Stopped because another part of the pull failed first.
     #[error("cancelled: {0}")]
     Cancelled(String),

@@ -5,6 +5,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::client::RegistryClient;
 use super::error::RegistryError;
+use crate::limits::{LimitError, Limits};
 use crate::platform::{self, Platform};
 
 /// OCI image index.
@@ -18,8 +19,9 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 /// The `Accept` header sent for manifests: every type pulltime understands.
 pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
-/// Manifests and configs larger than this are refused (containerd's limit).
-pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// Manifests and configs larger than this are refused by default (containerd's
+/// limit); [`resolve_limited`] takes another.
+pub const MAX_MANIFEST_BYTES: u64 = Limits::DEFAULT.max_manifest_bytes;
 
 /// How a layer blob is compressed, from its media type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -97,14 +99,25 @@ pub async fn resolve(
     want: &Platform,
     strict: bool,
 ) -> Result<ResolvedImage, RegistryError> {
+    resolve_limited(client, manifest_ref, want, strict, &Limits::DEFAULT).await
+}
+
+/// [`resolve`] with explicit limits: manifests, indexes and the config may be at
+/// most [`Limits::max_manifest_bytes`], the image at most [`Limits::max_layers`]
+/// layers (checked before the config is fetched). Exceeding either is
+/// [`RegistryError::Limit`].
+pub async fn resolve_limited(
+    client: &RegistryClient,
+    manifest_ref: &str,
+    want: &Platform,
+    strict: bool,
+    limits: &Limits,
+) -> Result<ResolvedImage, RegistryError> {
+    let max = limits.max_manifest_bytes;
     let (body, declared, header_digest) = client
-        .get_manifest(
-            "manifest",
-            manifest_ref,
-            ACCEPT_MANIFESTS,
-            MAX_MANIFEST_BYTES,
-        )
-        .await?;
+        .get_manifest("manifest", manifest_ref, ACCEPT_MANIFESTS, max)
+        .await
+        .map_err(named_limit)?;
     let digest = checked_digest("manifest", manifest_ref, header_digest.as_deref(), &body)?;
     let media_type = media_type_of(declared.as_deref(), &body)?;
     let (platform_digest, manifest_body, platform_name) = match media_type.as_str() {
@@ -112,8 +125,9 @@ pub async fn resolve(
             let index: ImageIndex = parse("image index", &body)?;
             let (entry_digest, name) = pick_platform(&index, want, client)?;
             let (mbody, mdeclared, mheader) = client
-                .get_manifest("index", &entry_digest, ACCEPT_MANIFESTS, MAX_MANIFEST_BYTES)
-                .await?;
+                .get_manifest("index", &entry_digest, ACCEPT_MANIFESTS, max)
+                .await
+                .map_err(named_limit)?;
             checked_digest(
                 "platform manifest",
                 &entry_digest,
@@ -142,8 +156,11 @@ pub async fn resolve(
         }
     };
     let manifest: ImageManifest = parse("image manifest", &manifest_body)?;
+    limits.check_layer_count(manifest.layers().len())?;
     let config_digest = manifest.config().digest().to_string();
-    let config_body = fetch_config(client, &config_digest).await?;
+    let config_body = fetch_config(client, &config_digest, max)
+        .await
+        .map_err(named_limit)?;
     let (diff_ids, config_platform) = parse_config(&config_body)?;
     if strict && platform_name.is_empty() {
         let have = Platform::parse(&config_platform).ok();
@@ -197,20 +214,25 @@ pub async fn resolve(
     })
 }
 
+/// The client's generic "too large" for a manifest or config, as the limit error
+/// that names the flag raising it.
+fn named_limit(e: RegistryError) -> RegistryError {
+    match e {
+        RegistryError::TooLarge { what, limit } => LimitError::ManifestSize { what, limit }.into(),
+        e => e,
+    }
+}
+
 async fn fetch_config(
     client: &RegistryClient,
     digest: &str,
+    max: u64,
 ) -> Result<bytes::Bytes, RegistryError> {
     let body = client
         .retry_body(|| async {
             let blob = client.open_blob("config", digest).await?;
             client
-                .read_body(
-                    blob.response,
-                    blob.log_index,
-                    "image config",
-                    MAX_MANIFEST_BYTES,
-                )
+                .read_body(blob.response, blob.log_index, "image config", max)
                 .await
         })
         .await?;
