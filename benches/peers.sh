@@ -9,7 +9,7 @@
 #   ctr-overlayfs   the same with the overlayfs snapshotter
 #   skopeo+umoci    `skopeo copy docker://... oci:DIR` + `umoci unpack --rootless` (gzip only)
 #   tar-x           `tar -xf` of the already-decompressed layers into one dir (extraction alone)
-#   pigz|tar        `pigz -dc L | tar -xf -` per layer (zstd: `zstd -dc L | tar -xf -`)
+#   pigz-tar        `pigz -dc L | tar -xf -` per layer (zstd-tar: `zstd -dc L | tar -xf -`)
 #   gzip-dc pigz-dc zstd-dc   decompression alone, to /dev/null
 #   curl            every layer blob fetched from the registry to /dev/null (network alone)
 # then a tmpfs variant (root only) and the peak RSS of pulltime for a ~1 GB layer.
@@ -257,14 +257,14 @@ tools_for() { # image fs-kind
     [ "${COMP[$1]}" = gzip ] && t+=(skopeo+umoci)
   fi
   t+=(tar-x)
-  if [ "${COMP[$1]}" = gzip ]; then t+=("pigz|tar" gzip-dc pigz-dc); else t+=("zstd|tar" zstd-dc); fi
+  if [ "${COMP[$1]}" = gzip ]; then t+=(pigz-tar gzip-dc pigz-dc); else t+=(zstd-tar zstd-dc); fi
   [ "$2" = disk ] && t+=(curl)
   echo "${t[@]}"
 }
 fn_of() {
   case "$1" in
     pulltime) echo run_pulltime ;; ctr-native) echo run_ctr_native ;; ctr-overlayfs) echo run_ctr_overlayfs ;;
-    skopeo+umoci) echo run_skopeo_umoci ;; tar-x) echo run_tar_x ;; "pigz|tar"|"zstd|tar") echo run_pigz_tar ;;
+    skopeo+umoci) echo run_skopeo_umoci ;; tar-x) echo run_tar_x ;; pigz-tar|zstd-tar) echo run_pigz_tar ;;
     gzip-dc) echo run_gzip_dc ;; pigz-dc) echo run_pigz_dc ;; zstd-dc) echo run_zstd_dc ;; curl) echo run_curl ;;
   esac
 }
