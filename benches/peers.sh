@@ -22,7 +22,8 @@
 # minutes (ext4 `recently_deleted`), so `rm -rf` of one tool's 13,000 files made
 # the next tool's extraction cost ~3x the system time; deleting between runs
 # (including `ctr images rm --sync`, whose GC deletes the snapshots) would
-# measure that, not the tools. Needs free space for all outputs (~15 GB). The page cache is
+# measure that, not the tools. Needs free space for all outputs (~15 GB).
+# The page cache is
 # NOT dropped (the machine is shared): the registry's blobs are cached for every
 # tool alike. `--drop-caches` (root) drops it before every timed command.
 #
@@ -59,7 +60,7 @@ while [ $# -gt 0 ]; do
     --no-tmpfs) TMPFS=0; shift ;;
     --no-rss) RSS=0; shift ;;
     --drop-caches) DROP=1; shift ;;
-    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
