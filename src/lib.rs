@@ -8,15 +8,6 @@
 //! - [`stats`], [`report`]: statistics, tables, JSON, progress.
 #![deny(missing_docs)]
 
-#[cfg(not(any(
-    feature = "gzip-zlib-rs",
-    feature = "gzip-miniz",
-    feature = "gzip-zlib-ng"
-)))]
-compile_error!(
-    "no gzip backend: enable one of the features gzip-zlib-rs (default), gzip-miniz, gzip-zlib-ng"
-);
-
 pub mod aggregate;
 pub mod calibrate;
 pub mod demo;
