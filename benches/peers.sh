@@ -368,6 +368,7 @@ EOF
 {
   echo "$REPORT"
   if [ -n "$RSS_LINES" ]; then
+    echo
     echo "### Peak RSS of pulltime pull (streaming, gzip)"
     echo
     echo "| image | size | peak RSS | measured with |"
