@@ -36,6 +36,12 @@ impl Spool {
         }
     }
 
+    /// Deletes the backing file once its bytes are consumed (readers that have it
+    /// open keep reading; errors are ignored: the scratch dir goes at the end anyway).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+
     /// Creates the backing file for writing.
     pub fn create(&self) -> io::Result<File> {
         File::create(&self.path)

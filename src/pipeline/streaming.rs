@@ -1,21 +1,23 @@
-//! Streaming mode: bytes flow from the socket through the hasher into a spool, and
-//! from the spool through the decompressor and the diff_id hasher into tar
-//! extraction, while other layers download. Layers are applied in manifest order on
-//! one extraction thread; each stage's busy time is measured by the readers.
+//! Streaming mode: bytes flow from the socket through the hasher into a spool; decoder
+//! threads (one per core) tail the spools, decompress and hash the tar streams into
+//! tar spools (see [`super::decode`]); one extraction thread tails those and applies
+//! the layers in manifest order. Downloads, decoding and extraction all overlap,
+//! across layers and within each; each stage's busy time is measured by the readers.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
+use super::decode::DecodeStage;
 use super::download::{Downloaded, Sink, download};
-use super::readers::{Busy, Hashing, Timed};
+use super::readers::Busy;
 use super::spool::Spool;
 use super::{Extracted, Job, PullError, check_diff_id, pick_error};
 use crate::layer::{ApplyOptions, apply_layer_limited};
-use crate::limits::{Limits, bounded_decoder};
+use crate::limits::Limits;
 use crate::registry::{LayerDescriptor, RegistryError};
 use crate::report::progress::LayerBar;
 
@@ -46,10 +48,17 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
             cancel.clone(),
             bars.to_vec(),
         );
-        let (root, apply, limits): (PathBuf, ApplyOptions, Limits) =
-            (root.to_path_buf(), apply.clone(), limits.clone());
+        let (root, scratch) = (root.to_path_buf(), scratch.to_path_buf());
+        let (apply, limits): (ApplyOptions, Limits) = (apply.clone(), limits.clone());
         tokio::task::spawn_blocking(move || {
-            let r = extract_in_order(&layers, &spools, &root, (&apply, &limits), &cancel, &bars);
+            let r = extract_in_order(
+                &layers,
+                &spools,
+                (&root, &scratch),
+                (&apply, &limits),
+                &cancel,
+                &bars,
+            );
             if r.is_err() {
                 cancel.store(true, Ordering::Relaxed);
             }
@@ -104,6 +113,31 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
 fn extract_in_order(
     layers: &[LayerDescriptor],
     spools: &[Spool],
+    (root, scratch): (&Path, &Path),
+    (apply, limits): (&ApplyOptions, &Limits),
+    cancel: &AtomicBool,
+    bars: &[LayerBar],
+) -> Result<Vec<Extracted>, PullError> {
+    let stage = DecodeStage::new(scratch, layers.len());
+    std::thread::scope(|scope| {
+        for _ in 0..DecodeStage::workers(layers.len()) {
+            scope.spawn(|| stage.work(layers, spools, limits));
+        }
+        let r = apply_in_order(layers, spools, &stage, root, (apply, limits), cancel, bars);
+        if r.is_err() {
+            // Stop the downloads (their spools then fail the decoders' reads) and
+            // the decoders, so the scope can end.
+            cancel.store(true, Ordering::Relaxed);
+            stage.stop();
+        }
+        r
+    })
+}
+
+fn apply_in_order(
+    layers: &[LayerDescriptor],
+    spools: &[Spool],
+    stage: &DecodeStage,
     root: &Path,
     (apply, limits): (&ApplyOptions, &Limits),
     cancel: &AtomicBool,
@@ -117,53 +151,42 @@ fn extract_in_order(
             )));
         }
         let started = Instant::now();
-        let (input, decoded, hashed, stall) = (
-            Busy::default(),
-            Busy::default(),
-            Busy::default(),
-            Busy::default(),
-        );
+        let waited = Busy::default();
         bars[i].extracting();
-        let result = (|| {
-            let source = Timed::new(spools[i].reader(stall.clone()), input.clone());
-            // Decoders may read their header on construction: that wait belongs to
-            // the decoder's time (and, through `input`, to the stall), not extraction.
-            let t = Instant::now();
-            let dec = bounded_decoder(layer.compression, source, limits);
-            decoded.add(t.elapsed());
-            let dec = dec.map_err(crate::layer::LayerError::from_read)?;
-            let mut tar = Hashing::new(Timed::new(dec, decoded.clone()), hashed.clone());
-            let stats = apply_layer_limited(&mut tar, root, apply, limits)?;
-            Ok::<_, crate::layer::LayerError>((stats, tar.digest(), tar.byte_count()))
-        })();
+        let mut tar = stage.tar(i).reader(waited.clone());
+        let applied = apply_layer_limited(&mut tar, root, apply, limits);
+        drop(tar);
+        stage.tar(i).remove();
+        // A decoding failure (corrupt stream, a limit) is the cause of whatever
+        // extraction then saw; otherwise extraction's own error.
+        let layer_err = |source| PullError::Layer {
+            index: i,
+            digest: layer.digest.clone(),
+            source,
+        };
+        let result = match (applied, stage.outcome(i)) {
+            (_, Err(e)) => Err(layer_err(e)),
+            (Err(e), _) => Err(layer_err(e)),
+            (Ok(stats), Ok(d)) => check_diff_id(i, layer, &d.diff_id).map(|()| (stats, d)),
+        };
         // Bytes are applied before the whole blob is verified: a corrupt stream, an
         // entry refused or a wrong diff_id may come from a corrupt download. Let the
         // download finish so that its digest check, the root cause (and one a retry
         // can cure), is what gets reported when it fails.
-        let result = result
-            .map_err(|source| PullError::Layer {
-                index: i,
-                digest: layer.digest.clone(),
-                source,
-            })
-            .and_then(|(stats, diff_id, uncompressed)| {
-                check_diff_id(i, layer, &diff_id).map(|()| (stats, uncompressed))
-            });
         if result.is_err() {
             spools[i].wait_done();
         }
-        let (stats, uncompressed) = result?;
-        let total = started.elapsed();
+        let (stats, d) = result?;
         bars[i].done();
         out.push(Extracted {
             started,
             finished: Instant::now(),
             stats,
-            uncompressed_bytes: uncompressed,
-            decompress: decoded.get().saturating_sub(input.get()),
-            verify: hashed.get(),
-            extract: total.saturating_sub(decoded.get() + hashed.get()),
-            stall: stall.get(),
+            uncompressed_bytes: d.bytes,
+            decompress: d.decompress,
+            verify: d.verify,
+            extract: started.elapsed().saturating_sub(waited.get()),
+            stall: d.stall,
         });
     }
     Ok(out)

@@ -1,0 +1,176 @@
+//! Streaming mode's decode stage: worker threads decompress each layer's
+//! compressed spool and hash its tar stream (the diff_id), writing the tar stream
+//! into a second spool that in-order extraction tails. Workers take layers in
+//! manifest order, so the layer being applied is always being decoded first, and
+//! later layers decode ahead on the other cores instead of waiting for their turn.
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::readers::{Busy, Hashing, Timed};
+use super::spool::Spool;
+use crate::layer::LayerError;
+use crate::limits::{Limits, bounded_decoder};
+use crate::registry::LayerDescriptor;
+
+/// What decoding one layer measured.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// Busy time in the decompressor, writing the tar spool included.
+    pub decompress: Duration,
+    /// Busy time hashing the tar stream.
+    pub verify: Duration,
+    /// Time waiting for compressed bytes from the network.
+    pub stall: Duration,
+    /// `sha256:` of the whole tar stream.
+    pub diff_id: String,
+    /// Size of the tar stream.
+    pub bytes: u64,
+}
+
+/// The decode stage of one pull: a tar spool and an outcome slot per layer.
+pub struct DecodeStage {
+    tars: Vec<Spool>,
+    outcomes: Mutex<Vec<Option<Result<Decoded, LayerError>>>>,
+    next: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// Size of the blocks moved from the decoder to the tar spool.
+const BLOCK: usize = 256 << 10;
+
+impl DecodeStage {
+    /// A stage for `n` layers whose tar spools live in `scratch`.
+    pub fn new(scratch: &Path, n: usize) -> Self {
+        DecodeStage {
+            tars: (0..n)
+                .map(|i| Spool::new(scratch.join(format!("layer-{i}.tar"))))
+                .collect(),
+            outcomes: Mutex::new((0..n).map(|_| None).collect()),
+            next: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Decoder threads worth running here: one per core, at most one per layer.
+    pub fn workers(n: usize) -> usize {
+        std::thread::available_parallelism()
+            .map_or(1, |c| c.get())
+            .clamp(1, n.max(1))
+    }
+
+    /// Layer `i`'s tar stream, readable while it is being decoded.
+    pub fn tar(&self, i: usize) -> &Spool {
+        &self.tars[i]
+    }
+
+    /// Tells the workers to stop after their current block.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Layer `i`'s outcome, once its tar spool is done (blocks until then).
+    pub fn outcome(&self, i: usize) -> Result<Decoded, LayerError> {
+        self.tars[i].wait_done();
+        self.outcomes.lock().expect("outcomes lock")[i]
+            .take()
+            .unwrap_or_else(|| {
+                Err(LayerError::Read(io::Error::other(
+                    "decoding stopped before this layer",
+                )))
+            })
+    }
+
+    /// A worker: decodes layers in manifest order until none is left or the stage
+    /// is stopped. Layers it never reaches are finished as failed, so no reader waits.
+    pub fn work(&self, layers: &[LayerDescriptor], blobs: &[Spool], limits: &Limits) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::SeqCst);
+            if i >= layers.len() {
+                return;
+            }
+            let outcome = if self.stop.load(Ordering::SeqCst) {
+                Err(LayerError::Read(io::Error::other("stopped")))
+            } else {
+                self.decode(&layers[i], &blobs[i], &self.tars[i], limits)
+            };
+            if outcome.is_ok() {
+                // The compressed bytes are verified and consumed: free the space.
+                blobs[i].remove();
+            }
+            let ok = outcome.is_ok();
+            self.outcomes.lock().expect("outcomes lock")[i] = Some(outcome);
+            self.tars[i].finish(ok);
+        }
+    }
+
+    fn decode(
+        &self,
+        layer: &LayerDescriptor,
+        blob: &Spool,
+        tar: &Spool,
+        limits: &Limits,
+    ) -> Result<Decoded, LayerError> {
+        let (input, decoded, hashed, stall) = (
+            Busy::default(),
+            Busy::default(),
+            Busy::default(),
+            Busy::default(),
+        );
+        let source = Timed::new(
+            Stoppable {
+                inner: blob.reader(stall.clone()),
+                stop: &self.stop,
+            },
+            input.clone(),
+        );
+        // Decoders may read their header on construction: decoder time.
+        let t = Instant::now();
+        let dec = bounded_decoder(layer.compression, source, limits);
+        decoded.add(t.elapsed());
+        let dec = dec.map_err(LayerError::from_read)?;
+        let mut stream = Hashing::new(Timed::new(dec, decoded.clone()), hashed.clone());
+        let write_err = |e: io::Error| {
+            LayerError::Read(io::Error::new(e.kind(), format!("scratch tar spool: {e}")))
+        };
+        let mut out = tar.create().map_err(write_err)?;
+        let mut buf = vec![0u8; BLOCK];
+        let mut written = 0u64;
+        loop {
+            let n = stream.read(&mut buf).map_err(LayerError::from_read)?;
+            if n == 0 {
+                break;
+            }
+            let t = Instant::now();
+            out.write_all(&buf[..n]).map_err(write_err)?;
+            decoded.add(t.elapsed());
+            written += n as u64;
+            tar.advance(written);
+        }
+        Ok(Decoded {
+            decompress: decoded.get().saturating_sub(input.get()),
+            verify: hashed.get(),
+            stall: stall.get(),
+            diff_id: stream.digest(),
+            bytes: stream.byte_count(),
+        })
+    }
+}
+
+/// Fails reads once the stage is stopped (another layer failed).
+struct Stoppable<'a, R> {
+    inner: R,
+    stop: &'a AtomicBool,
+}
+
+impl<R: Read> Read for Stoppable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("stopped: another layer failed"));
+        }
+        self.inner.read(buf)
+    }
+}
