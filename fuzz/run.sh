@@ -9,6 +9,7 @@
 #   FUZZ_RSS_MB       memory limit per target (-rss_limit_mb), default 2048
 #   FUZZ_TIMEOUT      seconds one input may take before it counts as a hang, default 10
 #   FUZZ_MAX_LEN      largest input libFuzzer generates, default 65536
+#   FUZZ_FILE_MB      largest file the layer targets may write (ulimit -f), default 64
 #   PULLTIME_FUZZ_DIR where the layer targets make their roots, default /tmp/pulltime-fuzz-layer
 #
 # Output under fuzz/out/: corpus/<target> (grows across runs), artifacts/<target>
@@ -28,6 +29,7 @@ SECONDS_EACH=${FUZZ_SECONDS:-60}
 RSS_MB=${FUZZ_RSS_MB:-2048}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
 MAX_LEN=${FUZZ_MAX_LEN:-65536}
+FSIZE_MB=${FUZZ_FILE_MB:-64}
 export PULLTIME_FUZZ_DIR=${PULLTIME_FUZZ_DIR:-/tmp/pulltime-fuzz-layer}
 TRIPLE=$(rustc +nightly -vV | sed -n 's/^host: //p')
 BIN_DIR=target/$TRIPLE/release
@@ -51,22 +53,26 @@ for t in "${TARGETS[@]}"; do
     log=out/logs/$t.log
     mkdir -p "$corpus" "$artifacts"
     run=("$BIN_DIR/$t")
+    fsize=unlimited
     case $t in
     layer_apply*)
+        # A tiny tar can declare a huge (sparse) file: cap what one file may grow to,
+        # so such an input is reported (SIGXFSZ, -handle_xfsz) instead of filling /tmp.
+        fsize=$((FSIZE_MB * 1024))
         mkdir -p "$PULLTIME_FUZZ_DIR"
         if [ "$(id -u)" = 0 ]; then
-            chown nobody "$PULLTIME_FUZZ_DIR" "$corpus" "$artifacts" out/logs
+            chown nobody "$PULLTIME_FUZZ_DIR" "$corpus" "$artifacts"
             run=(setpriv --reuid=nobody --regid=nogroup --clear-groups "$BIN_DIR/$t")
         fi
         ;;
     esac
     echo "== $t: ${SECONDS_EACH}s"
     set +e
-    "${run[@]}" "$corpus" "out/seeds/$t" \
+    (ulimit -f "$fsize" && exec "${run[@]}" "$corpus" "out/seeds/$t" \
         -dict="dict/${t%_gzip}.dict" \
         -max_total_time="$SECONDS_EACH" -rss_limit_mb="$RSS_MB" \
         -timeout="$TIMEOUT" -max_len="$MAX_LEN" \
-        -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1
+        -artifact_prefix="$artifacts/" -print_final_stats=1) >"$log" 2>&1
     rc=$?
     set -e
     case $t in layer_apply*) rm -rf "${PULLTIME_FUZZ_DIR:?}"/p* ;; esac

@@ -52,7 +52,11 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
         }
-        assert!(media_type.is_ok(), "an index whose media type is an error");
+        // serde_json skips unknown fields without checking their UTF-8, so only a
+        // valid UTF-8 document (all JSON is) must also pass media type detection.
+        if std::str::from_utf8(body).is_ok() {
+            assert!(media_type.is_ok(), "an index whose media type is an error");
+        }
     }
 
     if let Ok(manifest) = parse_manifest(body) {

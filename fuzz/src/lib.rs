@@ -164,15 +164,17 @@ pub fn fix_checksums(tar: &mut [u8]) {
 /// A tar size field: octal text, or base-256 when the top bit of the first byte is set.
 fn parse_size(field: &[u8]) -> u64 {
     if field[0] & 0x80 != 0 {
-        return field[1..]
-            .iter()
-            .fold(0u64, |n, b| n.saturating_mul(256).saturating_add(u64::from(*b)));
+        return field[1..].iter().fold(0u64, |n, b| {
+            n.saturating_mul(256).saturating_add(u64::from(*b))
+        });
     }
     field
         .iter()
         .skip_while(|b| **b == b' ' || **b == 0)
         .take_while(|b| (b'0'..=b'7').contains(*b))
-        .fold(0u64, |n, b| n.saturating_mul(8).saturating_add(u64::from(b - b'0')))
+        .fold(0u64, |n, b| {
+            n.saturating_mul(8).saturating_add(u64::from(b - b'0'))
+        })
 }
 
 /// Gives the owner rwx on every directory under `dir` (without following symlinks).
