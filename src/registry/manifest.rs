@@ -122,8 +122,8 @@ pub async fn resolve_limited(
     let media_type = media_type_of(declared.as_deref(), &body)?;
     let (platform_digest, manifest_body, platform_name) = match media_type.as_str() {
         OCI_INDEX | DOCKER_LIST => {
-            let index: ImageIndex = parse("image index", &body)?;
-            let (entry_digest, name) = pick_platform(&index, want, client)?;
+            let index = parse_index(&body)?;
+            let (entry_digest, name) = pick_platform(&index, want, client.repository())?;
             let (mbody, mdeclared, mheader) = client
                 .get_manifest("index", &entry_digest, ACCEPT_MANIFESTS, max)
                 .await
@@ -155,7 +155,7 @@ pub async fn resolve_limited(
             });
         }
     };
-    let manifest: ImageManifest = parse("image manifest", &manifest_body)?;
+    let manifest = parse_manifest(&manifest_body)?;
     limits.check_layer_count(manifest.layers().len())?;
     let config_digest = manifest.config().digest().to_string();
     let config_body = fetch_config(client, &config_digest, max)
@@ -172,6 +172,27 @@ pub async fn resolve_limited(
             });
         }
     }
+    let layers = layer_descriptors(&manifest, diff_ids)?;
+    Ok(ResolvedImage {
+        manifest_digest: digest,
+        manifest_media_type: media_type,
+        platform_manifest_digest: platform_digest,
+        platform: if platform_name.is_empty() {
+            config_platform
+        } else {
+            platform_name
+        },
+        config_digest,
+        layers,
+    })
+}
+
+/// The layers of a platform manifest, paired with the config's `rootfs.diff_ids`
+/// (which must be as many) and with the compression of each media type.
+pub fn layer_descriptors(
+    manifest: &ImageManifest,
+    diff_ids: Vec<String>,
+) -> Result<Vec<LayerDescriptor>, RegistryError> {
     let descriptors = manifest.layers();
     if descriptors.len() != diff_ids.len() {
         return Err(RegistryError::Invalid {
@@ -200,18 +221,17 @@ pub async fn resolve_limited(
             diff_id,
         });
     }
-    Ok(ResolvedImage {
-        manifest_digest: digest,
-        manifest_media_type: media_type,
-        platform_manifest_digest: platform_digest,
-        platform: if platform_name.is_empty() {
-            config_platform
-        } else {
-            platform_name
-        },
-        config_digest,
-        layers,
-    })
+    Ok(layers)
+}
+
+/// Parses an image index (OCI index or docker manifest list).
+pub fn parse_index(body: &[u8]) -> Result<ImageIndex, RegistryError> {
+    parse("image index", body)
+}
+
+/// Parses an image manifest (OCI or docker schema 2).
+pub fn parse_manifest(body: &[u8]) -> Result<ImageManifest, RegistryError> {
+    parse("image manifest", body)
 }
 
 /// The client's generic "too large" for a manifest or config, as the limit error
@@ -248,7 +268,7 @@ async fn fetch_config(
 }
 
 /// `rootfs.diff_ids` and `os/arch[/variant]` of an image config.
-fn parse_config(body: &[u8]) -> Result<(Vec<String>, String), RegistryError> {
+pub fn parse_config(body: &[u8]) -> Result<(Vec<String>, String), RegistryError> {
     let invalid = |reason: String| RegistryError::Invalid {
         what: "image config".into(),
         reason,
@@ -271,10 +291,12 @@ fn parse_config(body: &[u8]) -> Result<(Vec<String>, String), RegistryError> {
     Ok((rootfs.diff_ids().clone(), platform))
 }
 
-fn pick_platform(
+/// The index entry for `want`: its digest and platform name. `repository` only
+/// names the image in the error when no entry matches.
+pub fn pick_platform(
     index: &ImageIndex,
     want: &Platform,
-    client: &RegistryClient,
+    repository: &str,
 ) -> Result<(String, String), RegistryError> {
     let entries: Vec<Option<Platform>> = index
         .manifests()
@@ -296,7 +318,7 @@ fn pick_platform(
             Ok((index.manifests()[i].digest().to_string(), name))
         }
         None => Err(RegistryError::NoMatchingPlatform {
-            reference: client.repository().to_string(),
+            reference: repository.to_string(),
             wanted: want.to_string(),
             available: entries
                 .iter()
@@ -317,7 +339,7 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, R
 
 /// The media type: the `Content-Type` the registry sent, else the document's own
 /// `mediaType` field.
-fn media_type_of(declared: Option<&str>, body: &[u8]) -> Result<String, RegistryError> {
+pub fn media_type_of(declared: Option<&str>, body: &[u8]) -> Result<String, RegistryError> {
     let declared = declared
         .map(|d| d.split(';').next().unwrap_or(d).trim().to_string())
         .filter(|d| !d.is_empty() && d != "application/json" && d != "text/plain");
