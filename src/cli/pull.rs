@@ -55,6 +55,10 @@ pub struct PullArgs {
     /// response that sends nothing, for this long fails the attempt.
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
+    /// Do not time stages inside a layer (no clock reads per block): decompress,
+    /// verify and extract busy times read 0. For measuring pulltime's own overhead.
+    #[arg(long)]
+    pub no_stage_timing: bool,
     /// Attempts per request, the first included (as docker: 5). Transient failures
     /// (connection errors, timeouts, 408/429/500/502/503/504) are retried with
     /// exponential backoff and jitter, honouring Retry-After; cut-off blobs resume
@@ -119,6 +123,7 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         anyhow::bail!("--timeout must be a positive number of seconds");
     }
+    pulltime::pipeline::readers::set_stage_timing(!args.no_stage_timing);
     let json_to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
     let options = MeasureOptions {
         runs: args.runs as usize,

@@ -285,9 +285,13 @@ impl Body<'_> {
             }));
         }
         if let Some(h) = self.hasher.as_mut() {
-            let t = Instant::now();
-            h.update(chunk);
-            self.hash += t.elapsed();
+            if super::readers::stage_timing() {
+                let t = Instant::now();
+                h.update(chunk);
+                self.hash += t.elapsed();
+            } else {
+                h.update(chunk);
+            }
         }
         self.file.write_all(chunk).map_err(|source| {
             Cut::Fatal(RegistryError::Io {

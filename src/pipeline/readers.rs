@@ -5,24 +5,52 @@
 use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
 use crate::registry::Compression;
 
+static STAGE_TIMING: AtomicBool = AtomicBool::new(true);
+
+/// Switches per-stage timing (the clock reads around every read and hash call) on
+/// or off for the whole process. Off, stage busy times read zero: this exists to
+/// measure what the instrumentation itself costs (`pull --no-stage-timing`).
+pub fn set_stage_timing(on: bool) {
+    STAGE_TIMING.store(on, Ordering::Relaxed);
+}
+
+/// Whether per-stage timing is on (the default).
+pub fn stage_timing() -> bool {
+    STAGE_TIMING.load(Ordering::Relaxed)
+}
+
 /// An accumulator of busy time, shared between a reader and whoever reads the total.
-#[derive(Debug, Clone, Default)]
-pub struct Busy(Rc<Cell<Duration>>);
+/// Created off when stage timing is switched off: then nothing reads the clock.
+#[derive(Debug, Clone)]
+pub struct Busy(Option<Rc<Cell<Duration>>>);
+
+impl Default for Busy {
+    fn default() -> Self {
+        Busy(stage_timing().then(Rc::default))
+    }
+}
 
 impl Busy {
     /// Adds `d`.
     pub fn add(&self, d: Duration) {
-        self.0.set(self.0.get() + d);
+        if let Some(c) = &self.0 {
+            c.set(c.get() + d);
+        }
     }
     /// Total so far.
     pub fn get(&self) -> Duration {
-        self.0.get()
+        self.0.as_ref().map_or(Duration::ZERO, |c| c.get())
+    }
+    /// Whether this accumulator times anything.
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
     }
 }
 
@@ -41,6 +69,9 @@ impl<R> Timed<R> {
 
 impl<R: Read> Read for Timed<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.busy.is_on() {
+            return self.inner.read(buf);
+        }
         let t = Instant::now();
         let r = self.inner.read(buf);
         self.busy.add(t.elapsed());
@@ -81,9 +112,13 @@ impl<R> Hashing<R> {
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let t = Instant::now();
-        self.hasher.update(&buf[..n]);
-        self.busy.add(t.elapsed());
+        if self.busy.is_on() {
+            let t = Instant::now();
+            self.hasher.update(&buf[..n]);
+            self.busy.add(t.elapsed());
+        } else {
+            self.hasher.update(&buf[..n]);
+        }
         self.bytes += n as u64;
         Ok(n)
     }
