@@ -320,7 +320,8 @@ if [ "$RSS" = 1 ]; then
     dir="$W/disk/rss-$scale"
     sync
     if [ -n "$TIME_V" ]; then
-      "$TIME_V" -v "$PULLTIME" pull "$REG/$NAME:latest" --dest "$dir" --tmp-dir "$W/disk" -q 2> "$W/time-v.txt"
+      "$TIME_V" -v "$PULLTIME" pull "$REG/$NAME:latest" --dest "$dir" --tmp-dir "$W/disk" -q 2> "$W/time-v.txt" \
+        || die "pulltime pull of $NAME for the RSS measurement failed: $(grep -v '^\s' "$W/time-v.txt" | head -5)"
       kb="$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time-v.txt")"
       how="/usr/bin/time -v"
     else
@@ -330,7 +331,8 @@ if [ "$RSS" = 1 ]; then
         v="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)"
         [ -n "$v" ] && kb="$v"; sleep 0.05
       done
-      wait "$pid"; how="VmHWM polled from /proc"
+      wait "$pid" || die "pulltime pull of $NAME for the RSS measurement failed"
+      how="VmHWM polled from /proc"
     fi
     tarb="$(du -sb "$dir" | cut -f1)"
     RSS_LINES+="| $NAME | $(python3 -c "print(f'{$tarb/1e6:.0f}')") MB unpacked | $(python3 -c "print(f'{$kb/1024:.1f}')") MiB | $how |"$'\n'
