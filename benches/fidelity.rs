@@ -3,8 +3,9 @@
 //! several runs) and simulate the same image, network and policy with this host's
 //! calibrated profile; print measured, simulated and the error.
 //!
-//! Run: `cargo bench --bench fidelity` (release build). It calibrates first
-//! (`pulltime calibrate` on the temp dir). docs/model.md quotes its table.
+//! Run: `cargo bench --bench fidelity` (release build). It measures first, then
+//! calibrates (`pulltime calibrate` on the temp dir), then simulates; docs/model.md
+//! quotes its table.
 
 use pulltime::calibrate::{CalibrateOptions, calibrate};
 use pulltime::lab::ColdPuller;
@@ -20,7 +21,6 @@ const RUNS: usize = 5;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let host = calibrate(&std::env::temp_dir(), CalibrateOptions::default()).expect("calibrate");
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     let images: &[(&str, f64, Compression)] = &[
@@ -48,10 +48,11 @@ fn main() {
         ("lan-1g", false),
         ("loopback", false),
     ];
+    // Measure everything first, then calibrate: nothing is deleted until the end,
+    // because on ext4 without a journal files created in the minutes after many
+    // were deleted cost several times more (the puller keeps its trees too).
     let puller = ColdPuller::new().unwrap();
-    println!("| image | network | policy | measured (median of {RUNS}) | simulated | error |");
-    println!("|---|---|---|---|---|---|");
-    let mut errors = Vec::new();
+    let mut measured_cases = Vec::new();
     for (network, hub) in networks.iter().take(if quick { 2 } else { networks.len() }) {
         let profile = NetworkProfile::load(network).unwrap();
         let server = ServerThread::spawn(ServeOptions {
@@ -67,14 +68,23 @@ fn main() {
             let walls: Vec<f64> = (0..RUNS)
                 .map(|_| puller.pull(&reference).unwrap().runs[0].wall_s)
                 .collect();
-            let measured = Stats::of(&walls).median;
+            measured_cases.push((*network, *hub, *name, *scale, Stats::of(&walls).median));
+        }
+    }
+    let host = calibrate(&std::env::temp_dir(), CalibrateOptions::default()).expect("calibrate");
+    println!("| image | network | policy | measured (median of {RUNS}) | simulated | error |");
+    println!("|---|---|---|---|---|---|");
+    let mut errors = Vec::new();
+    for (network, hub, name, scale, measured) in measured_cases {
+        let profile = NetworkProfile::load(network).unwrap();
+        {
             let image = from_layout(&layout, name).unwrap();
             let scenario = Scenario {
                 network: profile.clone(),
                 host: host.clone(),
                 policy: Policy::Pulltime,
                 max_concurrent_downloads: 3,
-                dockerhub_flow: *hub,
+                dockerhub_flow: hub,
                 index: false,
             };
             let simulated = simulate_record(&image, &scenario, vec![]).runs[0].wall_s;

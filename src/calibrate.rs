@@ -25,6 +25,10 @@ pub struct CalibrateOptions {
     pub large_bytes: usize,
     /// Repetitions; the median is kept.
     pub repeats: usize,
+    /// Also time extraction inside real streaming pulls of a synthetic image from
+    /// the embedded registry on loopback (the per-file cost the model uses is the
+    /// larger of that and the probe alone).
+    pub pull_probe: bool,
 }
 
 impl Default for CalibrateOptions {
@@ -34,6 +38,7 @@ impl Default for CalibrateOptions {
             small_files: 4000,
             large_bytes: 256 << 20,
             repeats: 3,
+            pull_probe: true,
         }
     }
 }
@@ -162,6 +167,13 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
         })
     };
     let timings = (probe(&dirs_tar), probe(&small_tar), probe(&large_tar));
+    // Last, while nothing has been deleted yet: on ext4 without a journal, files
+    // created in the minutes after many were deleted cost several times more.
+    let in_pull = if o.pull_probe {
+        Some(pull_probe(dir, o.repeats))
+    } else {
+        None
+    };
     drop(kept);
     let (t_dirs, t_small, t_large) = (timings.0?, timings.1?, timings.2?);
     let per_dir = t_dirs / dirs_n as f64;
@@ -169,7 +181,19 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
     let large_time = t_large - large_files as f64 * per_small_file;
     let extract_bps = (per * large_files) as f64 / large_time.max(1e-6);
     // Small files carry their bytes too; take them out of the per-file cost.
-    let per_file = (per_small_file - small_size as f64 / extract_bps).max(0.0);
+    let probe_per_file = (per_small_file - small_size as f64 / extract_bps).max(0.0);
+    // Inside a pull, extraction shares the cores with decoding, hashing and the
+    // network, and files come in many directories and sizes: it costs more per file
+    // than alone. Measure that in real pulls and keep the larger figure.
+    let per_file = match in_pull {
+        Some(probe) => {
+            let (extract_s, files, dirs, bytes) = probe?;
+            let in_pull = (extract_s - bytes as f64 / extract_bps - dirs as f64 * per_dir)
+                / files.max(1) as f64;
+            probe_per_file.max(in_pull)
+        }
+        None => probe_per_file,
+    };
     Ok(HostProfile {
         name: "calibrated".into(),
         description: format!(
@@ -191,4 +215,43 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
         extract_per_file_s: per_file,
         extract_per_dir_s: per_dir,
     })
+}
+
+/// The image pulled by the in-pull probe: a study profile that is not among the
+/// images `cargo bench --bench fidelity` validates against.
+const PULL_PROBE_IMAGE: (&str, f64) = ("sn-text-filter-original", 0.02);
+
+/// Median over `repeats` cold streaming pulls (after one warm-up) of the summed
+/// extraction time, with the image's files, directories and file bytes.
+fn pull_probe(dir: &Path, repeats: usize) -> std::io::Result<(f64, u64, u64, u64)> {
+    use crate::lab::{ColdPuller, start_registry, synth_and_push};
+    let err = |e: crate::lab::LabError| std::io::Error::other(format!("in-pull probe: {e}"));
+    let registry = start_registry(crate::server::ServeOptions::default()).map_err(err)?;
+    let (name, scale) = PULL_PROBE_IMAGE;
+    synth_and_push(
+        name,
+        crate::synth::SynthOptions {
+            scale,
+            compression: Compression::Gzip,
+        },
+        &registry,
+        "probe:v1",
+    )
+    .map_err(err)?;
+    let puller = ColdPuller::in_dir(dir).map_err(err)?;
+    let reference = registry.reference("probe:v1");
+    puller.pull(&reference).map_err(err)?;
+    let mut runs = Vec::with_capacity(repeats.max(1));
+    for _ in 0..repeats.max(1) {
+        let record = puller.pull(&reference).map_err(err)?;
+        let layers = &record.runs[0].layers;
+        runs.push((
+            layers.iter().map(|l| l.extract_s).sum::<f64>(),
+            layers.iter().map(|l| l.files).sum::<u64>(),
+            layers.iter().map(|l| l.dirs).sum::<u64>(),
+            layers.iter().map(|l| l.uncompressed_bytes).sum::<u64>(),
+        ));
+    }
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(runs[runs.len() / 2])
 }

@@ -109,13 +109,18 @@ pub struct ColdPuller {
 impl ColdPuller {
     /// A puller with default options (streaming, 3 concurrent downloads, host platform).
     pub fn new() -> Result<Self, LabError> {
+        Self::in_dir(&std::env::temp_dir())
+    }
+
+    /// [`ColdPuller::new`], with root filesystems and scratch space under `dir`.
+    pub fn in_dir(dir: &std::path::Path) -> Result<Self, LabError> {
         Ok(ColdPuller {
             runtime: tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?,
             roots: tempfile::Builder::new()
                 .prefix("pulltime-cold-")
-                .tempdir()?,
+                .tempdir_in(dir)?,
             pulls: std::cell::Cell::new(0),
             options: PullOptions::lab_defaults(),
         })
@@ -131,7 +136,7 @@ impl ColdPuller {
             runs: 1,
             warmup: 0,
             dest: Some(self.roots.path().join(format!("pull-{n}"))),
-            tmp_dir: std::env::temp_dir(),
+            tmp_dir: self.roots.path().to_path_buf(),
             pull: self.options.clone(),
             progress: false,
         };

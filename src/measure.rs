@@ -148,15 +148,20 @@ async fn one_run(
             }
             // Bytes that failed their digest were (in streaming mode) already applied:
             // the root filesystem cannot be trusted, so the whole pull starts again.
+            // Each blob gets the policy's attempts; the whole pull at most twice that
+            // many restarts (a registry corrupting a different layer every time must
+            // not cost layers x attempts whole pulls).
             Err(e @ PullError::Registry(RegistryError::DigestMismatch { .. }))
-                if retry_blob(&e, &mut mismatches, policy.attempts) && !interrupt::requested() =>
+                if restarts < 2 * policy.attempts
+                    && retry_blob(&e, &mut mismatches, policy.attempts)
+                    && !interrupt::requested() =>
             {
                 restarts += 1;
                 let delay = policy.backoff(restarts, &jitter);
                 tracing::warn!(error = %e, restart = restarts, "restarting the pull from scratch");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = interrupt::wait() => {}
+                    _ = interrupt::wait() => return Err(e),
                 }
                 lost += started.elapsed();
             }

@@ -221,3 +221,94 @@ fn an_expired_token_mid_pull_runs_the_token_flow_again() {
     assert_eq!(tokens, 1 + refused, "{requests:#?}");
     assert!(record.runs[0].wall_s > 0.3);
 }
+
+fn stalling_server(layout: &Path, rules: &str) -> ServerThread {
+    let profile = pulltime::faults::FaultProfile::parse(
+        "test",
+        &format!("name = \"stalls\"\nseed = 1\n{rules}"),
+    )
+    .unwrap();
+    ServerThread::spawn(ServeOptions {
+        layouts: vec![("app".into(), layout.to_path_buf())],
+        faults: Some(profile),
+        ..ServeOptions::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn timeouts_turn_stalls_into_retries_and_a_dead_server_into_a_clear_error() {
+    let layout = tempfile::tempdir().unwrap();
+    let image = synth(layout.path(), 0.004);
+    let work = tempfile::tempdir().unwrap();
+
+    // The first response for the largest layer stalls for 30 s after 100 bytes:
+    // with a 1 s read timeout the body is cut there and resumed with Range, and
+    // the pull succeeds.
+    let big = image
+        .layers
+        .iter()
+        .max_by_key(|l| l.compressed_bytes)
+        .unwrap();
+    let server = stalling_server(
+        layout.path(),
+        &format!(
+            "[[rule]]\nkind = \"blob\"\npath_contains = \"{}\"\nfault = \"stall\"\nseconds = 30.0\nafter_bytes = 100\nfirst = 1\n",
+            big.digest
+        ),
+    );
+    let json = work.path().join("stalled-once.json");
+    let started = Instant::now();
+    pulltime(work.path())
+        .args([
+            "pull",
+            &server.reference("app:v1"),
+            "--quiet",
+            "--timeout",
+            "1",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .assert()
+        .success();
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "waited out the stall"
+    );
+    let record = pulltime::report::json::read_record(&json).unwrap();
+    let layer = record.runs[0]
+        .layers
+        .iter()
+        .find(|l| l.digest == big.digest)
+        .unwrap();
+    assert_eq!(layer.resumes, 1, "{layer:?}");
+    assert!(layer.resumed_bytes >= 100, "{layer:?}");
+    assert!(
+        layer.fault_s >= 0.9,
+        "the 1 s timeout is time lost: {layer:?}"
+    );
+
+    // Every blob response stalls before its headers: 2 attempts of 1 s each per
+    // blob, then a clear error, in bounded time.
+    let dead = stalling_server(
+        layout.path(),
+        "[[rule]]\nkind = \"blob\"\nfault = \"stall\"\nseconds = 30.0\nprobability = 1.0\n",
+    );
+    let started = Instant::now();
+    let out = pulltime(work.path())
+        .args(["pull", &dead.reference("app:v1"), "--quiet"])
+        .args(["--timeout", "1", "--retries", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("gave up after 2 attempts"), "{stderr}");
+    assert!(
+        stderr.contains("timed out") || stderr.contains("timeout"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "not bounded by --timeout"
+    );
+}

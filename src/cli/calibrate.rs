@@ -22,6 +22,11 @@ pub struct CalibrateArgs {
     /// Smaller probes (a few seconds; less precise).
     #[arg(long)]
     pub quick: bool,
+    /// Skip the in-pull probe (cold streaming pulls of a synthetic image from the
+    /// embedded registry on loopback, which measure extraction as it runs inside
+    /// a pull); the per-file cost then comes from the extraction probe alone.
+    #[arg(long)]
+    pub no_pull_probe: bool,
 }
 
 /// Runs `pulltime calibrate`.
@@ -36,12 +41,16 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
             small_files: 1000,
             large_bytes: 32 << 20,
             repeats: 1,
+            pull_probe: !args.no_pull_probe,
         }
     } else {
-        CalibrateOptions::default()
+        CalibrateOptions {
+            pull_probe: !args.no_pull_probe,
+            ..CalibrateOptions::default()
+        }
     };
     eprintln!(
-        "calibrating on {} (sha256, gzip, zstd, extraction probes)...",
+        "calibrating on {} (sha256, gzip, zstd, extraction probes, pulls from the embedded registry)...",
         dir.display()
     );
     let mut profile = calibrate(&dir, options).context("calibrating")?;

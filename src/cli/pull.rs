@@ -55,8 +55,9 @@ pub struct PullArgs {
     /// response that sends nothing, for this long fails the attempt.
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
-    /// Do not time stages inside a layer (no clock reads per block): decompress,
-    /// verify and extract busy times read 0. For measuring pulltime's own overhead.
+    /// Do not time stages inside a layer (no clock reads per block): decompress and
+    /// verify busy times read 0, and extract is the wall time of applying each layer
+    /// (waits included). For measuring pulltime's own overhead.
     #[arg(long)]
     pub no_stage_timing: bool,
     /// Attempts per request, the first included (as docker: 5). Transient failures
@@ -157,7 +158,7 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         pulltime::interrupt::install();
         measure(&reference, &options).await
     });
-    if pulltime::interrupt::requested() {
+    if result.is_err() && pulltime::interrupt::requested() {
         let kept = match &args.dest {
             Some(d) if d.exists() => format!("{} was emptied", d.display()),
             _ => "nothing was kept".into(),

@@ -109,8 +109,16 @@ pub async fn download(
             Ok(()) if body.bytes == layer.size => break,
             Ok(()) => format!("body ended after {} of {} bytes", body.bytes, layer.size),
             Err(Cut::Fatal(e)) => return Err(e),
+            // Every byte is here (the connection broke after the last one): the
+            // digest decides.
+            Err(Cut::Transport(_)) if body.bytes == layer.size => break,
             Err(Cut::Transport(reason)) => reason,
         };
+        // Another layer failed: its error is the one to report, not this one's.
+        let cancelled = || RegistryError::Cancelled(format!("layer {index}: another layer failed"));
+        if cancel.load(Ordering::Relaxed) {
+            return Err(cancelled());
+        }
         if done.resumes + 1 >= attempts {
             return Err(RegistryError::Transfer {
                 what: format!("layer {index} ({})", layer.digest),
@@ -133,9 +141,14 @@ pub async fn download(
             _ = tokio::time::sleep(delay) => {}
             _ = interrupt::wait() => return Err(RegistryError::Cancelled("interrupted".into())),
         }
-        current = client
+        current = match client
             .open_blob_from("blob-resume", &layer.digest, body.bytes)
-            .await?;
+            .await
+        {
+            Ok(c) => c,
+            Err(_) if cancel.load(Ordering::Relaxed) => return Err(cancelled()),
+            Err(e) => return Err(e),
+        };
         // Lost: from the last byte received to the resumed response's headers.
         let lost = Faults {
             retries: 1 + current.faults.retries,
@@ -146,6 +159,8 @@ pub async fn download(
             lost: lost.lost - current.faults.lost,
         });
         done.faults.add(lost);
+        // The next loss, if any, counts from here, not again from the last byte.
+        body.last_byte = Instant::now();
         if current.response.status() == StatusCode::PARTIAL_CONTENT {
             done.resumed_bytes += body.bytes;
         }

@@ -85,6 +85,9 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
                 .iter()
                 .enumerate()
                 .map(|(i, layer)| {
+                    if crate::interrupt::requested() {
+                        return Err(RegistryError::Cancelled("interrupted".into()).into());
+                    }
                     bars[i].extracting();
                     let r = process_layer(i, layer, &scratch, &root, (&apply, &limits));
                     bars[i].done();

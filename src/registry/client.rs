@@ -465,6 +465,8 @@ impl RegistryClient {
         let attempts = self.retry.attempts.max(1);
         for n in 1.. {
             let started = Instant::now();
+            // What the request's own retries already counted is not counted again.
+            let counted_before = self.faults().lost;
             match fetch().await {
                 Err(RegistryError::Transfer { what, reason }) if n < attempts => {
                     let delay = self.backoff(n);
@@ -473,9 +475,10 @@ impl RegistryClient {
                         _ = tokio::time::sleep(delay) => {}
                         _ = interrupt::wait() => return Err(RegistryError::Cancelled("interrupted".into())),
                     }
+                    let counted = self.faults().lost.saturating_sub(counted_before);
                     self.note_fault(Faults {
                         retries: 1,
-                        lost: started.elapsed(),
+                        lost: started.elapsed().saturating_sub(counted),
                     });
                 }
                 Err(RegistryError::Transfer { what, reason }) => {

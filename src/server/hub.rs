@@ -189,10 +189,10 @@ impl Hub {
                 }
             }
         }
-        self.tokens
-            .lock()
-            .expect("tokens lock")
-            .insert(token.clone(), (granted, Instant::now() + self.ttl));
+        let mut tokens = self.tokens.lock().expect("tokens lock");
+        let now = Instant::now();
+        tokens.retain(|_, (_, expires)| *expires > now);
+        tokens.insert(token.clone(), (granted, expiry(self.ttl)));
         token
     }
 
@@ -274,4 +274,11 @@ fn now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// When a token issued now expires; a TTL too large for the clock never expires.
+fn expiry(ttl: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(ttl)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
