@@ -92,6 +92,7 @@ impl DecodeStage {
             if i >= layers.len() {
                 return;
             }
+            let guard = self.tars[i].guard();
             let outcome = if self.stop.load(Ordering::SeqCst) {
                 Err(LayerError::Read(io::Error::other("stopped")))
             } else {
@@ -103,7 +104,7 @@ impl DecodeStage {
             }
             let ok = outcome.is_ok();
             self.outcomes.lock().expect("outcomes lock")[i] = Some(outcome);
-            self.tars[i].finish(ok);
+            guard.finish(ok);
         }
     }
 

@@ -62,6 +62,15 @@ impl Spool {
         self.cond.notify_all();
     }
 
+    /// A guard that finishes the spool as failed if it is dropped before
+    /// [`FinishGuard::finish`] (a writer that panics must not leave readers waiting).
+    pub fn guard(&self) -> FinishGuard<'_> {
+        FinishGuard {
+            spool: self,
+            armed: true,
+        }
+    }
+
     /// Blocks until the download has ended (successfully or not).
     pub fn wait_done(&self) {
         let mut s = self.state.lock().expect("spool lock");
@@ -78,6 +87,28 @@ impl Spool {
             file: None,
             pos: 0,
             stall,
+        }
+    }
+}
+
+/// See [`Spool::guard`].
+pub struct FinishGuard<'a> {
+    spool: &'a Spool,
+    armed: bool,
+}
+
+impl FinishGuard<'_> {
+    /// Finishes the spool (`ok` false: readers get an error).
+    pub fn finish(mut self, ok: bool) {
+        self.armed = false;
+        self.spool.finish(ok);
+    }
+}
+
+impl Drop for FinishGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.spool.finish(false);
         }
     }
 }
@@ -169,6 +200,19 @@ mod tests {
                 .enumerate()
                 .all(|(i, c)| c.iter().all(|b| *b == i as u8))
         );
+
+        // A writer that panics with its guard armed fails the spool for its readers
+        // instead of leaving them waiting.
+        let orphan = Arc::new(Spool::new(dir.path().join("b3")));
+        let w = {
+            let orphan = orphan.clone();
+            std::thread::spawn(move || {
+                let _guard = orphan.guard();
+                panic!("writer died");
+            })
+        };
+        assert!(w.join().is_err());
+        assert!(orphan.reader(Busy::default()).read(&mut [0; 10]).is_err());
 
         let failed = Spool::new(dir.path().join("b2"));
         failed.finish(false);

@@ -84,11 +84,12 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
             bars[i].clone(),
         );
         handles.push(tokio::spawn(async move {
+            let guard = spools[i].guard();
             let r = download(&client, i, &layer, Sink::Spool(&spools[i]), &cancel, &bar).await;
             if r.is_err() {
                 cancel.store(true, Ordering::Relaxed);
             }
-            spools[i].finish(r.is_ok());
+            guard.finish(r.is_ok());
             drop(permit);
             r
         }));
