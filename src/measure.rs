@@ -42,7 +42,7 @@ pub async fn measure(
     options: &MeasureOptions,
 ) -> Result<PullRecord, PullError> {
     let runs = options.runs.max(1);
-    let dest = match &options.dest {
+    let mut dest = match &options.dest {
         Some(p) => Destination::given(p)?,
         None => Destination::temporary(&options.tmp_dir)?,
     };
@@ -50,13 +50,23 @@ pub async fn measure(
     let progress = Progress::new(options.progress);
     let mut counted: Vec<RunRecord> = Vec::with_capacity(runs);
     let mut last: Option<PullOutcome> = None;
+    // Without --dest every run gets a new temporary root and the old ones are
+    // deleted only after the last run: on ext4 without a journal, files created in
+    // the minutes after many were deleted cost several times more, which would
+    // charge each run for the clean-up of the one before.
+    let mut spent: Vec<Destination> = Vec::new();
     for k in 0..options.warmup + runs {
+        if k > 0 && options.dest.is_none() {
+            let fresh = Destination::temporary(&options.tmp_dir)?;
+            spent.push(std::mem::replace(&mut dest, fresh));
+        }
         let label = if k < options.warmup {
             format!("warmup {}/{}", k + 1, options.warmup)
         } else {
             format!("run {}/{}", k - options.warmup + 1, runs)
         };
-        match one_run(reference, &dest, options, &progress, &label, k > 0).await {
+        let clear_first = k > 0 && options.dest.is_some();
+        match one_run(reference, &dest, options, &progress, &label, clear_first).await {
             Ok(outcome) => {
                 if let Some(Err(e)) = last.as_ref().map(|prev| same_image(prev, &outcome)) {
                     dest.abandon();
