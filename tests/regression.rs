@@ -87,9 +87,18 @@ fn baseline_regression_gate_and_diff() {
     );
     assert!(saved.image.layers.iter().all(|l| l.uncompressed_bytes > 0));
 
-    // Same profile: no change, and the gate passes.
+    // Same profile: no change, and the gate passes. These pulls take ~60 ms, so
+    // CPU noise on a shared 2-core machine can move them by a third between two
+    // batches; the threshold says what this test treats as noise (the slower
+    // network below is several times slower, far beyond it).
     pull(&lan, "10")
-        .args(["--baseline", "lan", "--fail-on-regression"])
+        .args([
+            "--baseline",
+            "lan",
+            "--fail-on-regression",
+            "--noise-threshold",
+            "60%",
+        ])
         .assert()
         .success()
         .stdout(
