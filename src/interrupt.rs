@@ -32,9 +32,16 @@ pub async fn wait() {
 
 /// Installs the Ctrl-C handler on the current tokio runtime: the first signal
 /// calls [`request`], the second exits with status 130.
+/// The handler is registered before this returns, so a Ctrl-C right after is not
+/// lost. Must be called inside the runtime.
 pub fn install() {
-    tokio::spawn(async {
-        while tokio::signal::ctrl_c().await.is_ok() {
+    let Ok(mut signals) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    else {
+        // Without a handler Ctrl-C keeps its default: the process ends at once.
+        return;
+    };
+    tokio::spawn(async move {
+        while signals.recv().await.is_some() {
             if SIGNALS.fetch_add(1, Ordering::SeqCst) == 0 {
                 eprintln!("\ninterrupted: stopping and cleaning up (Ctrl-C again to exit now)");
                 request();

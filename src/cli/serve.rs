@@ -99,6 +99,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        // Listen for Ctrl-C before saying we are up: a signal that arrives right
+        // after the banner must stop us cleanly, not kill us.
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("listening for Ctrl-C")?;
         let server = start(options.clone()).await?;
         println!("pulltime registry listening on http://{}", server.addr);
         println!("network profile: {}", options.network.name);
@@ -114,7 +119,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if !server.addr.ip().is_loopback() {
             eprintln!("warning: listening on {} (not loopback), reachable from other machines", server.addr.ip());
         }
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        interrupt.recv().await;
         eprintln!("stopping");
         if let Some(summary) = server.faults_injected() {
             println!("{}", serde_json::to_string(&summary)?);
