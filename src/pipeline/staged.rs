@@ -156,7 +156,13 @@ fn process_layer(
 
     let t = Instant::now();
     let tar_file = File::open(&tar).map_err(io("tar file"))?;
-    let stats = apply_layer_limited(tar_file, root, apply, limits).map_err(layer_err)?;
+    let stats = apply_layer_limited(
+        BufReader::with_capacity(256 << 10, tar_file),
+        root,
+        apply,
+        limits,
+    )
+    .map_err(layer_err)?;
     std::fs::remove_file(&tar).map_err(io("tar file"))?;
     let extract = t.elapsed();
     Ok(Extracted {

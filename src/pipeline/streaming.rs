@@ -4,6 +4,7 @@
 //! the layers in manifest order. Downloads, decoding and extraction all overlap,
 //! across layers and within each; each stage's busy time is measured by the readers.
 
+use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,9 @@ use crate::layer::{ApplyOptions, apply_layer_limited};
 use crate::limits::Limits;
 use crate::registry::{LayerDescriptor, RegistryError};
 use crate::report::progress::LayerBar;
+
+/// Read-side buffer for tar streams being applied.
+const TAR_BUFFER: usize = 256 << 10;
 
 /// Downloads and applies every layer; returns per-layer download and extraction
 /// results in manifest order.
@@ -154,7 +158,9 @@ fn apply_in_order(
         let started = Instant::now();
         let waited = Busy::default();
         bars[i].extracting();
-        let mut tar = stage.tar(i).reader(waited.clone());
+        // Buffered: the tar reader asks for every 512-byte header on its own, and
+        // each read of the spool is a lock and a system call.
+        let mut tar = BufReader::with_capacity(TAR_BUFFER, stage.tar(i).reader(waited.clone()));
         let applied = apply_layer_limited(&mut tar, root, apply, limits);
         drop(tar);
         stage.tar(i).remove();
