@@ -56,6 +56,23 @@ impl TokenBucket {
     }
 }
 
+/// Sleeps `d` to within tens of microseconds. tokio's timer has millisecond ticks
+/// and rounds up, so a LAN's 0.3 ms round trip would take 1-2 ms: the coarse part
+/// sleeps on the timer, the last two milliseconds on a blocking thread (nanosleep).
+pub async fn sleep_precisely(d: Duration) {
+    const FINE: Duration = Duration::from_millis(2);
+    let deadline = Instant::now() + d;
+    if d > 2 * FINE {
+        tokio::time::sleep(d - FINE).await;
+    }
+    let rest = deadline.saturating_duration_since(Instant::now());
+    if !rest.is_zero() {
+        // A blocking-pool thread that cannot start means the runtime is shutting
+        // down; the delay no longer matters then.
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+    }
+}
+
 /// The shaping state of one listener.
 #[derive(Debug)]
 pub struct Shaper {
@@ -85,7 +102,7 @@ impl Shaper {
         }
         let ms = rtts * self.profile.rtt_ms + self.jitter_ms();
         if ms > 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(ms / 1e3)).await;
+            sleep_precisely(Duration::from_secs_f64(ms / 1e3)).await;
         }
     }
 
@@ -151,6 +168,26 @@ mod tests {
         assert!(first >= Duration::from_millis(60), "{first:?}");
         assert!(second >= Duration::from_millis(20), "{second:?}");
         assert!(first > second);
+    }
+
+    #[tokio::test]
+    async fn short_round_trips_are_not_rounded_up_to_timer_ticks() {
+        // tokio's timer alone turns 300 us into 1-2 ms; take the best of several
+        // tries so a busy machine does not fail the test, but a millisecond-tick
+        // sleep would.
+        let best = (0..20)
+            .map(|_| async {
+                let t = Instant::now();
+                sleep_precisely(Duration::from_micros(300)).await;
+                t.elapsed()
+            })
+            .collect::<Vec<_>>();
+        let mut fastest = Duration::MAX;
+        for f in best {
+            fastest = fastest.min(f.await);
+        }
+        assert!(fastest >= Duration::from_micros(300), "{fastest:?}");
+        assert!(fastest < Duration::from_micros(900), "{fastest:?}");
     }
 
     #[test]
