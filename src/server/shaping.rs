@@ -26,9 +26,11 @@ pub struct TokenBucket {
 const MIN_SLEEP: Duration = Duration::from_millis(1);
 
 impl TokenBucket {
-    /// A bucket of `rate` bytes/s holding at most 10 ms of traffic (at least 16 KiB).
+    /// A bucket of `rate` bytes/s holding 10 ms of traffic, at least 16 KiB and at
+    /// most 256 KiB: enough to absorb the timer's millisecond ticks, small enough
+    /// that an idle fast link does not send its first megabyte above line rate.
     pub fn new(rate: f64) -> Self {
-        let burst = (rate * 0.010).max(16.0 * 1024.0);
+        let burst = (rate * 0.010).clamp(16.0 * 1024.0, 256.0 * 1024.0);
         TokenBucket {
             rate,
             burst,
