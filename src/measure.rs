@@ -133,6 +133,7 @@ async fn one_run(
                 source,
             })?;
         }
+        flush_writes(dest.path());
         let scratch = tempfile::Builder::new()
             .prefix("pulltime-blobs-")
             .tempdir_in(&options.tmp_dir)
@@ -183,6 +184,23 @@ async fn one_run(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Writes the filesystem under `dir` back to disk before a run, outside its timed
+/// part: a cold node is not still writing back its last pull, and on a machine
+/// pulling back to back the previous run's writeback would otherwise take CPU and
+/// disk from this one (hyperfine users put `sync` in `--prepare` for the same reason).
+pub fn flush_writes(dir: &Path) {
+    use std::os::fd::AsRawFd;
+    match std::fs::File::open(dir) {
+        // SAFETY: syncfs takes any open descriptor on the filesystem.
+        Ok(f) => {
+            if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+                tracing::debug!(error = %std::io::Error::last_os_error(), "syncfs failed");
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, dir = %dir.display(), "cannot open for syncfs"),
     }
 }
 
