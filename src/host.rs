@@ -32,6 +32,57 @@ pub struct HostProfile {
     pub extract_per_file_s: f64,
     /// Extraction: seconds per directory.
     pub extract_per_dir_s: f64,
+    /// What a pull costs on this host besides its CPU stages (absent in profiles
+    /// written before they were measured: then they cost nothing).
+    #[serde(default)]
+    pub pull: PullOverheads,
+}
+
+/// Fixed and per-byte costs of a pull that are not hashing, decompression or
+/// extraction; `pulltime calibrate` measures them against its embedded registry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullOverheads {
+    /// pulltime's own set-up before its first request (client and TLS roots,
+    /// scratch space), seconds. Daemons (docker, containerd) have it done already.
+    #[serde(default)]
+    pub startup_s: f64,
+    /// Client and registry processing per request beyond the network's round trip
+    /// (HTTP on both ends, opening the blob), seconds.
+    #[serde(default)]
+    pub request_s: f64,
+    /// A registry on this host serving over loopback: bytes per second through one
+    /// connection, the ceiling of a profile with no bandwidth (0: unlimited).
+    #[serde(default)]
+    pub loopback_bps: f64,
+    /// CPU seconds per byte served by a registry on this host (`pulltime serve`)
+    /// and moved over loopback, both ends together: when the registry runs here
+    /// (the lab), it shares the cores with the pull's own stages.
+    #[serde(default)]
+    pub serve_cpu_s_per_byte: f64,
+    /// Streaming spools every blob and every decoded tar stream through a scratch
+    /// file: bytes per second written to one (0: free).
+    #[serde(default)]
+    pub spool_write_bps: f64,
+    /// ...and read back from it.
+    #[serde(default)]
+    pub spool_read_bps: f64,
+}
+
+impl PullOverheads {
+    /// Seconds to write `bytes` to a spool and read them back.
+    pub fn spool_write_s(&self, bytes: u64) -> f64 {
+        per_rate(bytes, self.spool_write_bps)
+    }
+
+    /// Seconds to read `bytes` back from a spool.
+    pub fn spool_read_s(&self, bytes: u64) -> f64 {
+        per_rate(bytes, self.spool_read_bps)
+    }
+}
+
+fn per_rate(bytes: u64, bps: f64) -> f64 {
+    if bps > 0.0 { bytes as f64 / bps } else { 0.0 }
 }
 
 /// A host profile could not be read.
@@ -61,13 +112,41 @@ impl HostProfile {
         if rates.iter().any(|r| !r.is_finite() || *r <= 0.0) {
             return Err(err("rates must be positive".into()));
         }
-        if [p.extract_per_file_s, p.extract_per_dir_s]
-            .iter()
-            .any(|c| !c.is_finite() || *c < 0.0)
+        if [
+            p.extract_per_file_s,
+            p.extract_per_dir_s,
+            p.pull.startup_s,
+            p.pull.request_s,
+            p.pull.loopback_bps,
+            p.pull.serve_cpu_s_per_byte,
+            p.pull.spool_write_bps,
+            p.pull.spool_read_bps,
+        ]
+        .iter()
+        .any(|c| !c.is_finite() || *c < 0.0)
         {
-            return Err(err("per-entry costs must be non-negative".into()));
+            return Err(err("costs must be non-negative".into()));
         }
         Ok(p)
+    }
+
+    /// The same host with a CPU `factor` times as fast: hashing, decompression,
+    /// extraction and the pull's own overheads scale; network round trips do not.
+    pub fn with_cpu_speed(&self, factor: f64) -> HostProfile {
+        let mut h = self.clone();
+        h.sha256_bps *= factor;
+        h.gzip_bps *= factor;
+        h.zstd_bps *= factor;
+        h.extract_bps *= factor;
+        h.extract_per_file_s /= factor;
+        h.extract_per_dir_s /= factor;
+        h.pull.startup_s /= factor;
+        h.pull.request_s /= factor;
+        h.pull.loopback_bps *= factor;
+        h.pull.serve_cpu_s_per_byte /= factor;
+        h.pull.spool_write_bps *= factor;
+        h.pull.spool_read_bps *= factor;
+        h
     }
 
     /// TOML text of the profile.

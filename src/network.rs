@@ -89,6 +89,11 @@ impl NetworkProfile {
         NetworkProfile::parse("loopback", BUILTIN[0].1).expect("built-in profile parses")
     }
 
+    /// No delay and no bandwidth limit: the registry is on this host (loopback).
+    pub fn is_unshaped(&self) -> bool {
+        self.rtt_ms == 0.0 && self.connection_bandwidth.is_none() && self.link_bandwidth.is_none()
+    }
+
     /// A built-in name (`dockerhub-100m`) or a path to a TOML file.
     pub fn load(name_or_path: &str) -> Result<Self, ProfileError> {
         use crate::profile_source::{Source, lookup};

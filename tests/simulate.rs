@@ -85,6 +85,20 @@ fn simulate_writes_a_record_that_report_and_diff_read() {
         .arg(&host)
         .assert()
         .success();
+    // The pull's own costs were measured against the embedded registry.
+    let profile = pulltime::host::HostProfile::load(&host).unwrap();
+    let o = &profile.pull;
+    for (what, v) in [
+        ("startup_s", o.startup_s),
+        ("request_s", o.request_s),
+        ("loopback_bps", o.loopback_bps),
+        ("serve_cpu_s_per_byte", o.serve_cpu_s_per_byte),
+        ("spool_write_bps", o.spool_write_bps),
+        ("spool_read_bps", o.spool_read_bps),
+    ] {
+        assert!(v.is_finite() && v > 0.0, "{what} = {v}");
+    }
+    assert!(o.startup_s < 1.0 && o.request_s < 0.1, "{o:?}");
     let json = work.path().join("sim.json");
     pulltime(home.path())
         .args([
@@ -251,6 +265,8 @@ fn simulate_what_ifs_and_bad_input() {
             "--merge-layers",
             "--split-layers",
             "4",
+            "--cpu-speed",
+            "2",
             "--bandwidth",
             "10Mbit,1Gbit",
             "--svg",
@@ -263,6 +279,7 @@ fn simulate_what_ifs_and_bad_input() {
                 .and(predicate::str::contains("first 3 layers cached"))
                 .and(predicate::str::contains("layers merged"))
                 .and(predicate::str::contains("largest layer split in 4"))
+                .and(predicate::str::contains("CPU 2x as fast"))
                 .and(predicate::str::contains("at 10.0 Mbit/s"))
                 .and(predicate::str::contains("bound by"))
                 .and(predicate::str::contains("estimated:")),
@@ -286,6 +303,13 @@ fn simulate_what_ifs_and_bad_input() {
         .args(["simulate", "no-such-thing"])
         .assert()
         .failure();
+    pulltime(home.path())
+        .args(["simulate", "vp-transcode-original", "--cpu-speed", "0"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "--cpu-speed must be a positive factor",
+        ));
     pulltime(home.path())
         .args(["simulate", "vp-transcode-original", "--network", "nowhere"])
         .assert()

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::host::HostProfile;
+mod registry_probes;
+
+use crate::host::{HostProfile, PullOverheads};
 use crate::layer::{ApplyOptions, apply_layer};
 use crate::pipeline::readers::decoder;
 use crate::registry::Compression;
@@ -25,9 +27,9 @@ pub struct CalibrateOptions {
     pub large_bytes: usize,
     /// Repetitions; the median is kept.
     pub repeats: usize,
-    /// Also time extraction inside real streaming pulls of a synthetic image from
-    /// the embedded registry on loopback (the per-file cost the model uses is the
-    /// larger of that and the probe alone).
+    /// Also probe the embedded registry on loopback: a streaming pull's start-up
+    /// and per-request costs, and loopback's throughput and CPU per byte. Without
+    /// it those overheads are left at zero.
     pub pull_probe: bool,
 }
 
@@ -156,24 +158,59 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
     let opts = ApplyOptions::default();
     // Removal is not part of a pull: probe trees are kept until all are timed.
     let kept = std::cell::RefCell::new(Vec::new());
+    // Each probe starts with the filesystem written back, as a pull does.
     let probe = |tar: &[u8]| -> std::io::Result<f64> {
-        timed(o.repeats, || {
+        let mut times = Vec::with_capacity(o.repeats);
+        for _ in 0..o.repeats.max(1) {
             let root = tempfile::Builder::new()
                 .prefix("pulltime-calibrate-")
                 .tempdir_in(dir)?;
+            crate::measure::flush_writes(dir);
+            let t = Instant::now();
             let r = apply_layer(tar, root.path(), &opts).map_err(std::io::Error::other);
+            times.push(t.elapsed().as_secs_f64());
             kept.borrow_mut().push(root);
-            r.map(|_| ())
-        })
+            r?;
+        }
+        Ok(median(times))
     };
     let timings = (probe(&dirs_tar), probe(&small_tar), probe(&large_tar));
+    // Files of realistic sizes in many directories cost more each than thousands
+    // of 512-byte files in a few: time a synthetic image's layers alone too.
+    let realistic = registry_probes::realistic_layers().and_then(|layers| {
+        let mut times = Vec::with_capacity(o.repeats);
+        let mut counts = (0, 0, 0);
+        for _ in 0..o.repeats.max(1) {
+            let root = tempfile::Builder::new()
+                .prefix("pulltime-calibrate-")
+                .tempdir_in(dir)?;
+            crate::measure::flush_writes(dir);
+            let t = Instant::now();
+            counts = (0, 0, 0);
+            for tar in &layers {
+                let s = apply_layer(&tar[..], root.path(), &opts).map_err(std::io::Error::other)?;
+                counts.0 += s.files;
+                counts.1 += s.dirs;
+                counts.2 += s.file_bytes;
+            }
+            times.push(t.elapsed().as_secs_f64());
+            kept.borrow_mut().push(root);
+        }
+        Ok((median(times), counts))
+    });
     // Last, while nothing has been deleted yet: on ext4 without a journal, files
     // created in the minutes after many were deleted cost several times more.
     let in_pull = if o.pull_probe {
-        Some(pull_probe(dir, o.repeats))
+        Some(registry_probes::pull_probe(dir, o.repeats))
     } else {
         None
     };
+    let loopback = if o.pull_probe {
+        Some(registry_probes::loopback_probe(&content, o.repeats)?)
+    } else {
+        None
+    };
+    let (spool_write_bps, spool_read_bps) = registry_probes::spool_probe(dir, &content, o.repeats)?;
     drop(kept);
     let (t_dirs, t_small, t_large) = (timings.0?, timings.1?, timings.2?);
     let per_dir = t_dirs / dirs_n as f64;
@@ -182,29 +219,42 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
     let extract_bps = (per * large_files) as f64 / large_time.max(1e-6);
     // Small files carry their bytes too; take them out of the per-file cost.
     let probe_per_file = (per_small_file - small_size as f64 / extract_bps).max(0.0);
-    // Inside a pull, extraction shares the cores with decoding, hashing and the
-    // network, and files come in many directories and sizes: it costs more per file
-    // than alone. Measure that in real pulls and keep the larger figure.
-    let per_file = match in_pull {
+    // The realistic image's per-file cost, its bytes and directories taken out; the
+    // larger of the two probes.
+    let (t_real, (files, dirs, bytes)) = realistic?;
+    let real_per_file =
+        (t_real - bytes as f64 / extract_bps - dirs as f64 * per_dir) / files.max(1) as f64;
+    let per_file = probe_per_file.max(real_per_file);
+    let mut pull = match in_pull {
         Some(probe) => {
-            let (extract_s, files, dirs, bytes) = probe?;
-            let in_pull = (extract_s - bytes as f64 / extract_bps - dirs as f64 * per_dir)
-                / files.max(1) as f64;
-            probe_per_file.max(in_pull)
+            let p = probe?;
+            PullOverheads {
+                startup_s: p.startup_s,
+                request_s: p.request_s,
+                ..PullOverheads::default()
+            }
         }
-        None => probe_per_file,
+        None => PullOverheads::default(),
     };
+    if let Some((bps, cpu)) = loopback {
+        pull.loopback_bps = bps;
+        pull.serve_cpu_s_per_byte = cpu;
+    }
+    pull.spool_write_bps = spool_write_bps;
+    pull.spool_read_bps = spool_read_bps;
     Ok(HostProfile {
         name: "calibrated".into(),
         description: format!(
-            "measured by pulltime calibrate {} on {}: sha256 and decompression of {} MB of mixed content, extraction probes of {} directories, {} small files and {} MB in {} files",
+            "measured by pulltime calibrate {} on {}: sha256 and decompression of {} MB of mixed content, extraction probes of {} directories, {} small files, {} MB in {} files and the layers of {} (scale {})",
             env!("CARGO_PKG_VERSION"),
             humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
             o.content_bytes >> 20,
             dirs_n,
             o.small_files,
             o.large_bytes >> 20,
-            large_files
+            large_files,
+            registry_probes::PULL_PROBE_IMAGE.0,
+            registry_probes::PULL_PROBE_IMAGE.1
         ),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         filesystem: crate::measure::filesystem_type(dir).unwrap_or_default(),
@@ -214,44 +264,6 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
         extract_bps,
         extract_per_file_s: per_file,
         extract_per_dir_s: per_dir,
+        pull,
     })
-}
-
-/// The image pulled by the in-pull probe: a study profile that is not among the
-/// images `cargo bench --bench fidelity` validates against.
-const PULL_PROBE_IMAGE: (&str, f64) = ("sn-text-filter-original", 0.02);
-
-/// Median over `repeats` cold streaming pulls (after one warm-up) of the summed
-/// extraction time, with the image's files, directories and file bytes.
-fn pull_probe(dir: &Path, repeats: usize) -> std::io::Result<(f64, u64, u64, u64)> {
-    use crate::lab::{ColdPuller, start_registry, synth_and_push};
-    let err = |e: crate::lab::LabError| std::io::Error::other(format!("in-pull probe: {e}"));
-    let registry = start_registry(crate::server::ServeOptions::default()).map_err(err)?;
-    let (name, scale) = PULL_PROBE_IMAGE;
-    synth_and_push(
-        name,
-        crate::synth::SynthOptions {
-            scale,
-            compression: Compression::Gzip,
-        },
-        &registry,
-        "probe:v1",
-    )
-    .map_err(err)?;
-    let puller = ColdPuller::in_dir(dir).map_err(err)?;
-    let reference = registry.reference("probe:v1");
-    puller.pull(&reference).map_err(err)?;
-    let mut runs = Vec::with_capacity(repeats.max(1));
-    for _ in 0..repeats.max(1) {
-        let record = puller.pull(&reference).map_err(err)?;
-        let layers = &record.runs[0].layers;
-        runs.push((
-            layers.iter().map(|l| l.extract_s).sum::<f64>(),
-            layers.iter().map(|l| l.files).sum::<u64>(),
-            layers.iter().map(|l| l.dirs).sum::<u64>(),
-            layers.iter().map(|l| l.uncompressed_bytes).sum::<u64>(),
-        ));
-    }
-    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Ok(runs[runs.len() / 2])
 }

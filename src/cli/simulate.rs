@@ -40,6 +40,11 @@ pub struct ModelArgs {
     /// profile has a [cdn] section.
     #[arg(long, value_enum, default_value_t = Flow::Auto)]
     pub flow: Flow,
+    /// The registry runs on this host (`pulltime serve`, as when checking the model
+    /// against the lab): its serving CPU shares the pull's cores. Implied by an
+    /// unshaped network (loopback)
+    #[arg(long)]
+    pub registry_on_host: bool,
     /// Scale for image profiles.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
@@ -68,6 +73,7 @@ impl ModelArgs {
             max_concurrent_downloads: self.max_concurrent_downloads.max(1),
             dockerhub_flow,
             index: false,
+            registry_on_host: self.registry_on_host,
         })
     }
 
@@ -110,6 +116,10 @@ pub struct SimulateArgs {
     /// What if the largest layer were split into N?
     #[arg(long)]
     pub split_layers: Option<usize>,
+    /// What if the host's CPU were this many times as fast (0.5: half as fast)?
+    /// Hashing, decompression, extraction and the pull's own overheads scale.
+    #[arg(long)]
+    pub cpu_speed: Option<f64>,
     /// Sweep the bandwidth: `10Mbit,100Mbit,1Gbit`.
     #[arg(long, value_delimiter = ',')]
     pub bandwidth: Vec<String>,
@@ -258,6 +268,17 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             label.clone(),
             simulate_record(&whatif::split(&image, n), &scenario, vec![label]),
         ));
+    }
+    if let Some(f) = args.cpu_speed {
+        if !(f > 0.0 && f.is_finite()) {
+            bail!("--cpu-speed must be a positive factor, e.g. 2 for twice as fast");
+        }
+        let label = format!("CPU {f}x as fast");
+        let faster = Scenario {
+            host: scenario.host.with_cpu_speed(f),
+            ..scenario.clone()
+        };
+        rows.push((label.clone(), simulate_record(&image, &faster, vec![label])));
     }
     if let Some(nodes) = args.fleet {
         return run_fleet(&args, &image, &scenario, nodes);

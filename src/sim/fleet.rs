@@ -202,6 +202,9 @@ pub fn simulate_fleet(image: &SimImage, scenario: &Scenario, o: &FleetOptions) -
             &scenario.host,
             scenario.policy,
             starts[n] + single.resolve_s,
+            // Nodes pull from a remote registry: moving bytes costs them no
+            // loopback serving.
+            0.0,
         );
         let end = run
             .iter()
@@ -247,10 +250,12 @@ mod tests {
                 extract_bps: 1e30,
                 extract_per_file_s: 0.0,
                 extract_per_dir_s: 0.0,
+                pull: Default::default(),
             },
             policy: Policy::Pulltime,
             max_concurrent_downloads: 3,
             dockerhub_flow: false,
+            registry_on_host: false,
             index: false,
         }
     }

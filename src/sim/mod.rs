@@ -3,6 +3,7 @@
 //! uses and a host profile from `calibrate`. Its output is a [`PullRecord`] with
 //! `"simulated": true`, so every report reads measured and simulated pulls alike.
 
+pub mod cpu;
 pub mod fleet;
 pub mod input;
 pub mod model;
@@ -99,6 +100,9 @@ pub struct SimulationInfo {
     pub policy: Policy,
     /// Docker Hub flow (token, redirect to a CDN).
     pub dockerhub_flow: bool,
+    /// The registry ran on the simulated host.
+    #[serde(default)]
+    pub registry_on_host: bool,
     /// What-ifs applied, in words.
     pub what_if: Vec<String>,
 }
@@ -118,6 +122,10 @@ pub struct Scenario {
     pub dockerhub_flow: bool,
     /// The tag names an index.
     pub index: bool,
+    /// The registry runs on this host (`pulltime serve`, as when validating
+    /// against the lab): its serving CPU shares the pull's cores. An unshaped
+    /// network (loopback) implies it.
+    pub registry_on_host: bool,
 }
 
 impl Scenario {
@@ -133,6 +141,7 @@ impl Scenario {
             token: self.dockerhub_flow,
             redirect: self.dockerhub_flow,
             index: self.index,
+            registry_on_host: self.registry_on_host || self.network.is_unshaped(),
         }
     }
 }
@@ -276,6 +285,7 @@ fn to_record(
             host: scenario.host.clone(),
             policy: scenario.policy,
             dockerhub_flow: scenario.dockerhub_flow,
+            registry_on_host: scenario.flow().registry_on_host,
             what_if,
         }),
     }

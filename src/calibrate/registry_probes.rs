@@ -1,0 +1,218 @@
+//! Probes against the embedded registry on loopback: what a real streaming pull
+//! costs beyond its CPU stages, and what moving bytes over loopback costs.
+
+use std::io;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::lab::{ColdPuller, LabError, start_registry, synth_and_push};
+use crate::registry::Compression;
+use crate::registry::manifest::sha256_digest;
+use crate::server::ServeOptions;
+
+use super::median;
+
+/// The image of the in-pull and realistic-extraction probes: a study profile that
+/// is not among the images `cargo bench --bench fidelity` validates against.
+pub(super) const PULL_PROBE_IMAGE: (&str, f64) = ("sn-text-filter-original", 0.02);
+
+/// Bytes fetched by the loopback probe.
+const LOOPBACK_BYTES: usize = 64 << 20;
+
+/// What the in-pull probe found (medians over its pulls).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct InPull {
+    /// Start of the first request: the client's set-up.
+    pub startup_s: f64,
+    /// Time to first byte of manifest and config requests (no round trip on
+    /// loopback, so all of it is processing).
+    pub request_s: f64,
+}
+
+/// The probe image's layers as tar streams (decompressed in memory), for timing
+/// extraction of realistic files alone.
+pub(super) fn realistic_layers() -> io::Result<Vec<Vec<u8>>> {
+    use std::io::Read;
+    let (name, scale) = PULL_PROBE_IMAGE;
+    let profile = crate::synth::ImageProfile::load(name).map_err(io::Error::other)?;
+    let dir = tempfile::tempdir()?;
+    let image = crate::synth::synthesize(
+        &profile,
+        crate::synth::SynthOptions {
+            scale,
+            compression: Compression::Gzip,
+        },
+        dir.path(),
+        "probe",
+    )
+    .map_err(io::Error::other)?;
+    let layout = crate::layout::Layout::open(dir.path())?;
+    image
+        .layers
+        .iter()
+        .map(|l| {
+            let blob = std::fs::File::open(layout.blob_path(&l.digest)?)?;
+            let mut tar = Vec::with_capacity(l.uncompressed_bytes as usize);
+            flate2::read::GzDecoder::new(std::io::BufReader::new(blob)).read_to_end(&mut tar)?;
+            Ok(tar)
+        })
+        .collect()
+}
+
+fn lab_err(what: &'static str) -> impl Fn(LabError) -> io::Error {
+    move |e| io::Error::other(format!("{what}: {e}"))
+}
+
+/// Cold streaming pulls (after one warm-up) of a synthetic image from the embedded
+/// registry into `dir`: what a pull costs before and around its requests.
+pub(super) fn pull_probe(dir: &Path, repeats: usize) -> io::Result<InPull> {
+    let err = lab_err("in-pull probe");
+    let registry = start_registry(ServeOptions::default()).map_err(&err)?;
+    let (name, scale) = PULL_PROBE_IMAGE;
+    synth_and_push(
+        name,
+        crate::synth::SynthOptions {
+            scale,
+            compression: Compression::Gzip,
+        },
+        &registry,
+        "probe:v1",
+    )
+    .map_err(&err)?;
+    let puller = ColdPuller::in_dir(dir).map_err(&err)?;
+    let reference = registry.reference("probe:v1");
+    puller.pull(&reference).map_err(&err)?;
+    let mut startup = Vec::new();
+    let mut turnaround = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let record = puller.pull(&reference).map_err(&err)?;
+        let run = &record.runs[0];
+        startup.push(
+            run.requests
+                .iter()
+                .map(|r| r.start_s)
+                .fold(f64::INFINITY, f64::min),
+        );
+        turnaround.extend(
+            run.requests
+                .iter()
+                .filter(|r| r.kind == "manifest" || r.kind == "config")
+                .map(|r| r.ttfb_s),
+        );
+    }
+    if turnaround.is_empty() {
+        return Err(io::Error::other(
+            "in-pull probe: the pull logged no manifest or config request",
+        ));
+    }
+    Ok(InPull {
+        startup_s: median(startup),
+        request_s: median(turnaround),
+    })
+}
+
+/// Bytes per second writing a 64 MiB stream through a [`Spool`] in `dir` in the
+/// blocks a pull uses, and reading it back (medians over `repeats`).
+pub(super) fn spool_probe(dir: &Path, content: &[u8], repeats: usize) -> io::Result<(f64, f64)> {
+    use crate::pipeline::readers::Busy;
+    use crate::pipeline::spool::Spool;
+    use std::io::{Read, Write};
+    let data = &content[..content.len().min(LOOPBACK_BYTES)];
+    let scratch = tempfile::Builder::new()
+        .prefix("pulltime-calibrate-spool-")
+        .tempdir_in(dir)?;
+    let (mut writes, mut reads) = (Vec::new(), Vec::new());
+    let mut buf = vec![0u8; 256 << 10];
+    for i in 0..repeats.max(1) {
+        let spool = Spool::new(scratch.path().join(format!("spool-{i}")));
+        crate::measure::flush_writes(dir);
+        let t = Instant::now();
+        let mut f = spool.create()?;
+        let mut written = 0u64;
+        for block in data.chunks(256 << 10) {
+            f.write_all(block)?;
+            written += block.len() as u64;
+            spool.advance(written);
+        }
+        spool.finish(true);
+        writes.push(data.len() as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let mut r = spool.reader(Busy::default());
+        let mut n = 0usize;
+        loop {
+            let k = r.read(&mut buf)?;
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        reads.push(n as f64 / t.elapsed().as_secs_f64());
+    }
+    Ok((median(writes), median(reads)))
+}
+
+/// CPU seconds this process has used (all threads, the registry's included).
+fn process_cpu_s() -> f64 {
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// Fetches a 64 MiB blob from the embedded registry over loopback on a new
+/// connection (after one warm-up): bytes per second, and CPU seconds per byte of
+/// the registry and the client together.
+pub(super) fn loopback_probe(content: &[u8], repeats: usize) -> io::Result<(f64, f64)> {
+    let blob = content[..content.len().min(LOOPBACK_BYTES)].to_vec();
+    let registry = start_registry(ServeOptions::default()).map_err(lab_err("loopback probe"))?;
+    let digest = sha256_digest(&blob);
+    let base = format!("http://{}/v2/probe/blobs", registry.addr);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let http = |e: reqwest::Error| io::Error::other(format!("loopback probe: {e}"));
+    runtime.block_on(async {
+        let upload = reqwest::Client::new()
+            .post(format!("{base}/uploads/?digest={digest}"))
+            .body(blob.clone())
+            .send()
+            .await
+            .map_err(http)?;
+        if upload.status() != reqwest::StatusCode::CREATED {
+            return Err(io::Error::other(format!(
+                "loopback probe: upload answered {}",
+                upload.status()
+            )));
+        }
+        let mut rates = Vec::new();
+        let mut cpu = Vec::new();
+        for i in 0..=repeats.max(1) {
+            let client = reqwest::Client::new();
+            let (t, c) = (Instant::now(), process_cpu_s());
+            let mut response = client
+                .get(format!("{base}/{digest}"))
+                .send()
+                .await
+                .map_err(http)?
+                .error_for_status()
+                .map_err(http)?;
+            let mut n = 0usize;
+            while let Some(chunk) = response.chunk().await.map_err(http)? {
+                n += chunk.len();
+            }
+            if n != blob.len() {
+                return Err(io::Error::other(format!(
+                    "loopback probe: got {n} bytes of {}",
+                    blob.len()
+                )));
+            }
+            // The first fetch warms the page cache and the registry up.
+            if i > 0 {
+                rates.push(n as f64 / t.elapsed().as_secs_f64());
+                cpu.push((process_cpu_s() - c) / n as f64);
+            }
+        }
+        Ok((median(rates), median(cpu)))
+    })
+}

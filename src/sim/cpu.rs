@@ -1,0 +1,321 @@
+//! Processor sharing for pulltime's streaming policy. Decoder threads (one per
+//! core, taking layers in manifest order) and one in-order extractor share the
+//! host's cores with the registry when it serves from the same host. Each stage
+//! consumes only what its producer has made: decoding follows the download,
+//! extraction follows decoding. Between events every rate is constant, so the
+//! simulation steps from event to event: a stage finishing or catching up with its
+//! producer, a body starting or a download ending.
+
+/// One layer as the CPU sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StreamLayer {
+    /// First byte of the body.
+    pub body_s: f64,
+    /// Last byte of the body.
+    pub download_end_s: f64,
+    /// Seconds of one core to hash and decompress the whole layer.
+    pub decode_work: f64,
+    /// Seconds of one core to extract it.
+    pub extract_work: f64,
+    /// Cores a registry on this host spends while the body is in flight
+    /// (its serving CPU spread over the transfer).
+    pub serve_cores: f64,
+}
+
+/// When each layer finished decoding and extracting.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StreamTimes {
+    /// Decoded (and hashed).
+    pub decoded_s: f64,
+    /// Applied to the root filesystem.
+    pub extracted_s: f64,
+}
+
+const EPS: f64 = 1e-12;
+
+/// Fraction of layer `l`'s body that has arrived at `t`.
+fn downloaded(l: &StreamLayer, t: f64) -> f64 {
+    if t >= l.download_end_s {
+        1.0
+    } else if t <= l.body_s {
+        0.0
+    } else {
+        (t - l.body_s) / (l.download_end_s - l.body_s)
+    }
+}
+
+/// Rate (fraction per second) at which layer `l`'s body arrives at `t`.
+fn download_rate(l: &StreamLayer, t: f64) -> f64 {
+    if t >= l.body_s && t < l.download_end_s {
+        1.0 / (l.download_end_s - l.body_s)
+    } else {
+        0.0
+    }
+}
+
+/// A stage that could run now: its work, progress, and the most it may consume
+/// (cores) because it has caught up with its producer.
+struct Job {
+    work: f64,
+    cap: f64,
+    share: f64,
+}
+
+/// Max-min fair shares of `capacity` cores among jobs, each at most its cap.
+fn water_fill(jobs: &mut [Job], capacity: f64) {
+    let mut left = capacity.max(0.0);
+    let mut open: Vec<usize> = (0..jobs.len()).collect();
+    open.sort_by(|&a, &b| jobs[a].cap.total_cmp(&jobs[b].cap));
+    let mut n = open.len();
+    for &j in &open {
+        let fair = left / n as f64;
+        let s = jobs[j].cap.min(fair);
+        jobs[j].share = s;
+        left -= s;
+        n -= 1;
+    }
+}
+
+/// Runs the decoders and the extractor over `layers` (in manifest order) on
+/// `cpus` cores, starting at `start`.
+pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTimes> {
+    let n = layers.len();
+    let cores = cpus.max(1) as f64;
+    let mut out = vec![StreamTimes::default(); n];
+    if n == 0 {
+        return out;
+    }
+    // Progress of each layer's decoding and extraction, as fractions.
+    let mut dec = vec![0.0f64; n];
+    let mut ext = vec![0.0f64; n];
+    let mut dec_done = vec![false; n];
+    let mut decoders: Vec<usize> = Vec::new();
+    let mut next_decode = 0usize;
+    let mut extracting = 0usize;
+    let mut t = start;
+    // Each event finishes a stage, lets a stage catch up with its producer, or
+    // passes a body start or download end: a few per layer.
+    for _ in 0..(16 * n + 64) {
+        // Free decoder threads take the next layers in order.
+        decoders.retain(|&i| !dec_done[i]);
+        while decoders.len() < cpus.max(1) && next_decode < n {
+            decoders.push(next_decode);
+            next_decode += 1;
+        }
+        if extracting >= n {
+            break;
+        }
+        // Zero-work stages finish as soon as their input is complete.
+        let mut progressed = false;
+        for &i in &decoders {
+            let l = &layers[i];
+            if l.decode_work <= EPS && downloaded(l, t) >= 1.0 && !dec_done[i] {
+                dec[i] = 1.0;
+                dec_done[i] = true;
+                out[i].decoded_s = t;
+                progressed = true;
+            }
+        }
+        let x = extracting;
+        if dec_done[x] && layers[x].extract_work <= EPS {
+            ext[x] = 1.0;
+            out[x].extracted_s = t;
+            extracting += 1;
+            progressed = true;
+        }
+        if progressed {
+            continue;
+        }
+        // Who runs, and how fast each may go.
+        let mut jobs = Vec::new();
+        let mut decode_jobs = Vec::new();
+        for &i in &decoders {
+            let l = &layers[i];
+            if t + EPS < l.body_s || l.decode_work <= EPS {
+                continue;
+            }
+            let caught_up = dec[i] >= downloaded(l, t) - 1e-9;
+            let cap = if caught_up && downloaded(l, t) < 1.0 {
+                (download_rate(l, t) * l.decode_work).min(1.0)
+            } else {
+                1.0
+            };
+            decode_jobs.push((i, jobs.len()));
+            jobs.push(Job {
+                work: l.decode_work,
+                cap,
+                share: 0.0,
+            });
+        }
+        let serving: f64 = layers
+            .iter()
+            .filter(|l| t + EPS >= l.body_s && t < l.download_end_s)
+            .map(|l| l.serve_cores)
+            .sum();
+        // The registry's threads compete too: at worst they leave a tenth of the
+        // cores to the pull.
+        let capacity = (cores - serving).max(0.1 * cores);
+        // The extractor tails its layer's decoding from the first decoded byte; its
+        // cap depends on the decoder's share, so the cores are shared out twice.
+        let decoding_x = decoders.contains(&x) && t + EPS >= layers[x].body_s;
+        let ext_job =
+            (layers[x].extract_work > EPS && (dec_done[x] || decoding_x)).then_some(jobs.len());
+        if ext_job.is_some() {
+            jobs.push(Job {
+                work: layers[x].extract_work,
+                cap: 1.0,
+                share: 0.0,
+            });
+        }
+        let decode_rate = |jobs: &[Job], i: usize| -> f64 {
+            if dec_done[i] {
+                return 0.0;
+            }
+            decode_jobs
+                .iter()
+                .find(|(d, _)| *d == i)
+                .map_or(0.0, |&(_, j)| jobs[j].share / jobs[j].work)
+        };
+        water_fill(&mut jobs, capacity);
+        if let Some(j) = ext_job {
+            let caught_up = !dec_done[x] && ext[x] >= dec[x] - 1e-9;
+            if caught_up {
+                jobs[j].cap = (decode_rate(&jobs, x) * layers[x].extract_work).min(1.0);
+                water_fill(&mut jobs, capacity);
+            }
+        }
+        // The next event.
+        let mut dt = f64::INFINITY;
+        for l in layers {
+            for edge in [l.body_s, l.download_end_s] {
+                if edge > t + EPS {
+                    dt = dt.min(edge - t);
+                }
+            }
+        }
+        for &(i, j) in &decode_jobs {
+            let rate = jobs[j].share / jobs[j].work;
+            if rate > EPS {
+                dt = dt.min((1.0 - dec[i]) / rate);
+                let (have, arriving) = (downloaded(&layers[i], t), download_rate(&layers[i], t));
+                if have < 1.0 && rate > arriving + EPS && dec[i] < have - 1e-9 {
+                    dt = dt.min((have - dec[i]) / (rate - arriving));
+                }
+            }
+        }
+        if let Some(j) = ext_job {
+            let rate = jobs[j].share / jobs[j].work;
+            if rate > EPS {
+                dt = dt.min((1.0 - ext[x]) / rate);
+                let producing = decode_rate(&jobs, x);
+                if !dec_done[x] && rate > producing + EPS && ext[x] < dec[x] - 1e-9 {
+                    dt = dt.min((dec[x] - ext[x]) / (rate - producing));
+                }
+            }
+        }
+        if !dt.is_finite() {
+            // Nothing can move: a stage waits on input that never comes.
+            break;
+        }
+        let dt = dt.max(EPS);
+        for &(i, j) in &decode_jobs {
+            let have = downloaded(&layers[i], t + dt);
+            dec[i] = (dec[i] + dt * jobs[j].share / jobs[j].work).min(have);
+            if dec[i] >= 1.0 - 1e-9 {
+                dec[i] = 1.0;
+                dec_done[i] = true;
+                out[i].decoded_s = t + dt;
+            }
+        }
+        if let Some(j) = ext_job {
+            ext[x] = (ext[x] + dt * jobs[j].share / jobs[j].work).min(dec[x]);
+            if dec_done[x] && ext[x] >= 1.0 - 1e-9 {
+                ext[x] = 1.0;
+                out[x].extracted_s = t + dt;
+                extracting += 1;
+            }
+        }
+        t += dt;
+    }
+    // Anything left (an event budget exhausted): finish at the latest time seen.
+    for o in out.iter_mut().skip(extracting) {
+        o.decoded_s = o.decoded_s.max(t);
+        o.extracted_s = o.extracted_s.max(t);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(body: f64, end: f64, decode: f64, extract: f64) -> StreamLayer {
+        StreamLayer {
+            body_s: body,
+            download_end_s: end,
+            decode_work: decode,
+            extract_work: extract,
+            serve_cores: 0.0,
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-6
+    }
+
+    #[test]
+    fn decoding_and_extraction_overlap_on_two_cores() {
+        // Both stages of 1 s, bytes already here: each gets a core.
+        let t = stream(&[layer(0.0, 0.0, 1.0, 1.0)], 2, 0.0);
+        assert!(close(t[0].decoded_s, 1.0), "{t:?}");
+        assert!(close(t[0].extracted_s, 1.0), "{t:?}");
+    }
+
+    #[test]
+    fn one_core_is_shared_by_both_stages() {
+        // 2 s of work on one core: each stage at half speed, both done at 2 s.
+        let t = stream(&[layer(0.0, 0.0, 1.0, 1.0)], 1, 0.0);
+        assert!(close(t[0].extracted_s, 2.0), "{t:?}");
+    }
+
+    #[test]
+    fn decoding_cannot_outrun_the_download() {
+        // 0.1 s of decoding over a 4 s download ends with the last byte; extraction
+        // (0.2 s) follows decoding and ends with it too.
+        let t = stream(&[layer(1.0, 5.0, 0.1, 0.2)], 2, 0.0);
+        assert!(close(t[0].decoded_s, 5.0), "{t:?}");
+        assert!(close(t[0].extracted_s, 5.0), "{t:?}");
+    }
+
+    #[test]
+    fn extraction_is_in_order_and_decoders_are_one_per_core() {
+        // Three layers here at once, 1 s decode and 1 s extract each, 2 cores.
+        // t=0..1.5: two decoders and the extractor (capped by decoder 0) share
+        // 2 cores at 2/3 each; decoders 0 and 1 finish at 1.5, extraction of layer
+        // 0 with them. Then decoder 2 and the extractor on layer 1 get a core each:
+        // layer 1 extracted at 2.5, layer 2 decoded at 2.5 and extracted at 3.5.
+        let l = layer(0.0, 0.0, 1.0, 1.0);
+        let t = stream(&[l, l, l], 2, 0.0);
+        assert!(close(t[0].decoded_s, 1.5), "{t:?}");
+        assert!(close(t[0].extracted_s, 1.5), "{t:?}");
+        assert!(close(t[1].extracted_s, 2.5), "{t:?}");
+        assert!(close(t[2].decoded_s, 2.5), "{t:?}");
+        assert!(close(t[2].extracted_s, 3.5), "{t:?}");
+    }
+
+    #[test]
+    fn a_registry_on_the_host_takes_cores() {
+        // A 1 s download whose serving takes 1.5 of 2 cores: the 0.5 s of decoding
+        // needs 0.5 cores to keep up, exactly what is left, so it ends with the
+        // last byte.
+        let mut slow = layer(0.0, 1.0, 0.5, 0.0);
+        slow.serve_cores = 1.5;
+        let t = stream(&[slow], 2, 0.0);
+        assert!(close(t[0].decoded_s, 1.0), "{t:?}");
+        slow.serve_cores = 1.75;
+        // Only 0.25 cores: 0.25 core-s done by 1 s, the other 0.25 at full speed
+        // after: 1.25 s.
+        let t = stream(&[slow], 2, 0.0);
+        assert!(close(t[0].decoded_s, 1.25), "{t:?}");
+    }
+}
