@@ -158,10 +158,13 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
     let opts = ApplyOptions::default();
     // Removal is not part of a pull: probe trees are kept until all are timed.
     let kept = std::cell::RefCell::new(Vec::new());
-    // Each probe starts with the filesystem written back, as a pull does.
+    // Each probe starts with the filesystem written back, as a pull does. They are
+    // short and a busy filesystem is noisy (the per-file cost moved 4x between
+    // medians of three here): take the median of three times as many.
+    let extraction_repeats = 3 * o.repeats.max(1);
     let probe = |tar: &[u8]| -> std::io::Result<f64> {
-        let mut times = Vec::with_capacity(o.repeats);
-        for _ in 0..o.repeats.max(1) {
+        let mut times = Vec::with_capacity(extraction_repeats);
+        for _ in 0..extraction_repeats {
             let root = tempfile::Builder::new()
                 .prefix("pulltime-calibrate-")
                 .tempdir_in(dir)?;
@@ -178,9 +181,9 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
     // Files of realistic sizes in many directories cost more each than thousands
     // of 512-byte files in a few: time a synthetic image's layers alone too.
     let realistic = registry_probes::realistic_layers().and_then(|layers| {
-        let mut times = Vec::with_capacity(o.repeats);
+        let mut times = Vec::with_capacity(extraction_repeats);
         let mut counts = (0, 0, 0);
-        for _ in 0..o.repeats.max(1) {
+        for _ in 0..extraction_repeats {
             let root = tempfile::Builder::new()
                 .prefix("pulltime-calibrate-")
                 .tempdir_in(dir)?;
