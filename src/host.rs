@@ -70,7 +70,7 @@ pub struct PullOverheads {
 }
 
 impl PullOverheads {
-    /// Seconds to write `bytes` to a spool and read them back.
+    /// Seconds to write `bytes` to a spool.
     pub fn spool_write_s(&self, bytes: u64) -> f64 {
         per_rate(bytes, self.spool_write_bps)
     }

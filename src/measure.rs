@@ -133,7 +133,9 @@ async fn one_run(
                 source,
             })?;
         }
-        flush_writes(dest.path());
+        let root = dest.path().to_path_buf();
+        // syncfs can take seconds on a busy disk: off the async workers.
+        let _ = tokio::task::spawn_blocking(move || flush_writes(&root)).await;
         let scratch = tempfile::Builder::new()
             .prefix("pulltime-blobs-")
             .tempdir_in(&options.tmp_dir)

@@ -27,10 +27,13 @@ const MIN_SLEEP: Duration = Duration::from_millis(1);
 
 impl TokenBucket {
     /// A bucket of `rate` bytes/s holding 10 ms of traffic, at least 16 KiB and at
-    /// most 256 KiB: enough to absorb the timer's millisecond ticks, small enough
-    /// that an idle fast link does not send its first megabyte above line rate.
+    /// most 256 KiB or 2 ms of traffic, whichever is more: enough to absorb the
+    /// timer's millisecond ticks (below that, oversleeping loses rate), small
+    /// enough that an idle 1 Gbit/s link does not send its first megabyte above
+    /// line rate.
     pub fn new(rate: f64) -> Self {
-        let burst = (rate * 0.010).clamp(16.0 * 1024.0, 256.0 * 1024.0);
+        let most = (rate * 0.002).max(256.0 * 1024.0);
+        let burst = (rate * 0.010).clamp(16.0 * 1024.0, most);
         TokenBucket {
             rate,
             burst,
@@ -59,8 +62,9 @@ impl TokenBucket {
 }
 
 /// Sleeps `d` to within tens of microseconds. tokio's timer has millisecond ticks
-/// and rounds up, so a LAN's 0.3 ms round trip would take 1-2 ms: the coarse part
-/// sleeps on the timer, the last two milliseconds on a blocking thread (nanosleep).
+/// and rounds up, so a LAN's 0.3 ms round trip would take 1-2 ms: delays over 4 ms
+/// sleep on the timer until 2 ms are left; the rest (all of a shorter delay)
+/// sleeps on a blocking thread (nanosleep).
 pub async fn sleep_precisely(d: Duration) {
     const FINE: Duration = Duration::from_millis(2);
     let deadline = Instant::now() + d;

@@ -218,6 +218,13 @@ pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTime
             break;
         }
         let dt = dt.max(EPS);
+        // Land exactly on a body start or download end that this step reaches:
+        // `t + (edge - t)` can round to just below the edge, where the download
+        // would look not yet started and the step's event would be lost.
+        let landing = layers
+            .iter()
+            .flat_map(|l| [l.body_s, l.download_end_s])
+            .find(|e| (t + dt - e).abs() <= 1e-9);
         for &(i, j) in &decode_jobs {
             let have = downloaded(&layers[i], t + dt);
             dec[i] = (dec[i] + dt * jobs[j].share / jobs[j].work).min(have);
@@ -235,9 +242,16 @@ pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTime
                 extracting += 1;
             }
         }
-        t += dt;
+        t = landing.unwrap_or(t + dt);
     }
     // Anything left (an event budget exhausted): finish at the latest time seen.
+    if extracting < n {
+        tracing::warn!(
+            layers = n,
+            done = extracting,
+            "CPU simulation stopped before every layer was extracted; their times are a lower bound"
+        );
+    }
     for o in out.iter_mut().skip(extracting) {
         o.decoded_s = o.decoded_s.max(t);
         o.extracted_s = o.extracted_s.max(t);
@@ -301,6 +315,19 @@ mod tests {
         assert!(close(t[1].extracted_s, 2.5), "{t:?}");
         assert!(close(t[2].decoded_s, 2.5), "{t:?}");
         assert!(close(t[2].extracted_s, 3.5), "{t:?}");
+    }
+
+    #[test]
+    fn steps_that_round_short_of_a_body_start_still_start_it() {
+        // `start + (body - start)` rounds to just below `body` for these values:
+        // the decoder must still start at the body, not wait for a later event.
+        let (start, body) = (0.34841455114238506, 19.354585206576193);
+        let instant = stream(&[layer(body, body, 0.5, 0.5)], 2, start);
+        assert!(close(instant[0].decoded_s, body + 0.5), "{instant:?}");
+        assert!(close(instant[0].extracted_s, body + 0.5), "{instant:?}");
+        let paced = stream(&[layer(body, body + 1.0, 0.5, 0.1)], 2, start);
+        assert!(close(paced[0].decoded_s, body + 1.0), "{paced:?}");
+        assert!(close(paced[0].extracted_s, body + 1.0), "{paced:?}");
     }
 
     #[test]

@@ -590,7 +590,8 @@ mod tests {
     fn a_registry_on_the_host_slows_a_cpu_bound_pull() {
         // 1 s of decoding on one core over a 1 s transfer: alone, decoding keeps up
         // and ends with the last byte; with serving costing a full core for that
-        // second, it gets nothing then and ends 1 s later.
+        // second, decoding keeps only the floor of a tenth of the core then and
+        // needs 0.9 s more after the last byte.
         let mut host = instant_host(0.0);
         host.cpus = 1;
         host.gzip_bps = 1e6;
@@ -602,7 +603,6 @@ mod tests {
         here.registry_on_host = true;
         let local = simulate(&img, &here, &host, Policy::Pulltime, 3);
         assert!(close(remote.wall_s, 1.0), "{}", remote.wall_s);
-        // A tenth of the core stays with the pull (the floor): 0.1 s done by 1 s.
         assert!(close(local.wall_s, 1.9), "{}", local.wall_s);
     }
 
