@@ -162,25 +162,9 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
     // short and a busy filesystem is noisy (the per-file cost moved 4x between
     // medians of three here): take the median of three times as many.
     let extraction_repeats = 3 * o.repeats.max(1);
-    let probe = |tar: &[u8]| -> std::io::Result<f64> {
-        let mut times = Vec::with_capacity(extraction_repeats);
-        for _ in 0..extraction_repeats {
-            let root = tempfile::Builder::new()
-                .prefix("pulltime-calibrate-")
-                .tempdir_in(dir)?;
-            crate::measure::flush_writes(dir);
-            let t = Instant::now();
-            let r = apply_layer(tar, root.path(), &opts).map_err(std::io::Error::other);
-            times.push(t.elapsed().as_secs_f64());
-            kept.borrow_mut().push(root);
-            r?;
-        }
-        Ok(median(times))
-    };
-    let timings = (probe(&dirs_tar), probe(&small_tar), probe(&large_tar));
-    // Files of realistic sizes in many directories cost more each than thousands
-    // of 512-byte files in a few: time a synthetic image's layers alone too.
-    let realistic = registry_probes::realistic_layers().and_then(|layers| {
+    // Applies `layers` in order into a new root, `extraction_repeats` times: the
+    // median time, and the files, directories and file bytes written.
+    let probe_layers = |layers: &[&[u8]]| -> std::io::Result<(f64, (u64, u64, u64))> {
         let mut times = Vec::with_capacity(extraction_repeats);
         let mut counts = (0, 0, 0);
         for _ in 0..extraction_repeats {
@@ -190,16 +174,26 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
             crate::measure::flush_writes(dir);
             let t = Instant::now();
             counts = (0, 0, 0);
-            for tar in &layers {
-                let s = apply_layer(&tar[..], root.path(), &opts).map_err(std::io::Error::other)?;
+            let applied = layers.iter().try_for_each(|tar| {
+                let s = apply_layer(*tar, root.path(), &opts).map_err(std::io::Error::other)?;
                 counts.0 += s.files;
                 counts.1 += s.dirs;
                 counts.2 += s.file_bytes;
-            }
+                Ok::<_, std::io::Error>(())
+            });
             times.push(t.elapsed().as_secs_f64());
             kept.borrow_mut().push(root);
+            applied?;
         }
         Ok((median(times), counts))
+    };
+    let probe = |tar: &[u8]| probe_layers(&[tar]).map(|(t, _)| t);
+    let timings = (probe(&dirs_tar), probe(&small_tar), probe(&large_tar));
+    // Files of realistic sizes in many directories cost more each than thousands
+    // of 512-byte files in a few: time a synthetic image's layers alone too.
+    let realistic = registry_probes::realistic_layers().and_then(|layers| {
+        let layers: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
+        probe_layers(&layers)
     });
     // Last, while nothing has been deleted yet: on ext4 without a journal, files
     // created in the minutes after many were deleted cost several times more.
