@@ -5,11 +5,14 @@
 //!
 //! Run: `cargo bench --bench fidelity` (release build; `-- lan-1g loopback` for
 //! some networks only, `-- --dest-dir DIR` to extract elsewhere). On tmpfs it
-//! calibrates (`pulltime calibrate` on the same directory) right before each
-//! network's pulls, so a calibration and the pulls it predicts are seconds apart;
-//! on a disk it measures everything first and calibrates once at the end (nothing
-//! may be deleted before the pulls). Then it simulates; docs/model.md quotes its
-//! table.
+//! calibrates (`pulltime calibrate` on the same directory) before the first
+//! network and after each network's pulls, and simulates each case with the two
+//! calibrations that bracket its pulls (the mean of both predictions: this shared
+//! machine's speed drifts from minute to minute); on a disk it measures
+//! everything first and calibrates once at the end (nothing may be deleted before
+//! the pulls). The images of a network are pulled in turn, run by run, so a burst
+//! of load falls on all of them, and the table shows the share of CPU time the
+//! hypervisor stole during each case's pulls. docs/model.md quotes its table.
 //!
 //! Pulls extract to tmpfs (`/dev/shm`) unless told otherwise: on this project's
 //! ext4 without a journal, what a file costs to create depends on what was deleted
@@ -54,14 +57,58 @@ const NETWORKS: &[(&str, bool, u32)] = &[
 ];
 
 struct Case {
-    /// Index into the calibrations.
-    host: usize,
+    /// Indices of the calibrations taken before and after its pulls.
+    calibrations: (usize, usize),
     network: &'static str,
     hub: bool,
     image: String,
     scale: f64,
     runs: usize,
     measured: f64,
+    /// Share of the CPU time during its pulls that the hypervisor gave to others.
+    steal: f64,
+}
+
+/// CPU time of this (virtual) machine from `/proc/stat`, in clock ticks: all of
+/// it, and what the hypervisor stole (zeros where there is no `/proc/stat`).
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuTicks {
+    total: u64,
+    steal: u64,
+}
+
+impl CpuTicks {
+    fn now() -> CpuTicks {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        // cpu user nice system idle iowait irq softirq steal ...
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        CpuTicks {
+            total: fields.iter().sum(),
+            steal: fields.get(7).copied().unwrap_or(0),
+        }
+    }
+
+    /// Adds the ticks between `before` and `after`.
+    fn add(&mut self, before: &CpuTicks, after: &CpuTicks) {
+        self.total += after.total.saturating_sub(before.total);
+        self.steal += after.steal.saturating_sub(before.steal);
+    }
+
+    fn steal_fraction(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.steal as f64 / self.total as f64
+        }
+    }
 }
 
 fn main() {
@@ -115,9 +162,10 @@ fn main() {
     let mut kept = Vec::new();
     let mut cases = Vec::new();
     let mut hosts = Vec::new();
+    let calibrate_here = || calibrate(&dest_dir, CalibrateOptions::default()).expect("calibrate");
     for (network, hub, times) in chosen {
-        if on_tmpfs {
-            hosts.push(calibrate(&dest_dir, CalibrateOptions::default()).expect("calibrate"));
+        if on_tmpfs && hosts.is_empty() {
+            hosts.push(calibrate_here());
         }
         let profile = NetworkProfile::load(network).unwrap();
         let server = ServerThread::spawn(ServeOptions {
@@ -128,52 +176,83 @@ fn main() {
             ..ServeOptions::default()
         })
         .unwrap();
-        for (name, scale, _) in IMAGES {
-            let image = tag(name, *times);
-            let puller = ColdPuller::in_dir(&dest_dir).unwrap();
-            let reference = server.reference(&format!("app:{image}"));
-            // One pull first (discarded) warms the registry's page cache and sets
-            // the number of runs.
-            let first = puller.pull(&reference).unwrap().runs[0].wall_s;
-            let runs = ((MEASURE_S / first).ceil() as usize).clamp(MIN_RUNS, MAX_RUNS);
-            let walls: Vec<f64> = (0..runs)
-                .map(|_| puller.pull(&reference).unwrap().runs[0].wall_s)
-                .collect();
-            cases.push(Case {
-                host: hosts.len().saturating_sub(1),
-                network,
-                hub: *hub,
-                image,
-                scale: scale * f64::from(*times),
-                runs,
-                measured: Stats::of(&walls).median,
-            });
+        // One pull of each image first (discarded) warms the registry's page cache
+        // and sets its number of runs.
+        let mut pulling: Vec<_> = IMAGES
+            .iter()
+            .map(|(name, scale, _)| {
+                let image = tag(name, *times);
+                let puller = ColdPuller::in_dir(&dest_dir).unwrap();
+                let reference = server.reference(&format!("app:{image}"));
+                let first = puller.pull(&reference).unwrap().runs[0].wall_s;
+                let runs = ((MEASURE_S / first).ceil() as usize).clamp(MIN_RUNS, MAX_RUNS);
+                let case = Case {
+                    calibrations: (0, 0),
+                    network,
+                    hub: *hub,
+                    image,
+                    scale: scale * f64::from(*times),
+                    runs,
+                    measured: 0.0,
+                    steal: 0.0,
+                };
+                (case, puller, reference, Vec::new(), CpuTicks::default())
+            })
+            .collect();
+        // Round robin over the images, so that a burst of load on this shared
+        // machine falls on all of them rather than on one case.
+        for round in 0..MAX_RUNS {
+            for (case, puller, reference, walls, ticks) in &mut pulling {
+                if round < case.runs {
+                    let before = CpuTicks::now();
+                    walls.push(puller.pull(reference).unwrap().runs[0].wall_s);
+                    ticks.add(&before, &CpuTicks::now());
+                }
+            }
+        }
+        // On tmpfs, the calibrations taken right before and right after bracket
+        // the pulls (the machine's speed drifts from minute to minute).
+        if on_tmpfs {
+            hosts.push(calibrate_here());
+        }
+        let bracket = (hosts.len().saturating_sub(2), hosts.len().saturating_sub(1));
+        for (mut case, puller, _, walls, ticks) in pulling {
+            case.calibrations = bracket;
+            case.measured = Stats::of(&walls).median;
+            case.steal = ticks.steal_fraction();
+            cases.push(case);
             if !on_tmpfs {
                 kept.push(puller);
             }
         }
     }
     if !on_tmpfs {
-        hosts.push(calibrate(&dest_dir, CalibrateOptions::default()).expect("calibrate"));
+        hosts.push(calibrate_here());
     }
     drop(kept);
-    println!("| image | network | policy | measured (median of runs) | simulated | error |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| image | network | policy | measured (median of runs) | simulated | error | CPU stolen |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let mut errors = Vec::new();
     for case in &cases {
         let image = from_layout(&layout, &case.image).unwrap();
-        let scenario = Scenario {
-            network: NetworkProfile::load(case.network).unwrap(),
-            host: hosts[case.host].clone(),
-            policy: Policy::Pulltime,
-            max_concurrent_downloads: 3,
-            dockerhub_flow: case.hub,
-            index: false,
-            // `pulltime serve` runs on this host.
-            registry_on_host: true,
+        let simulate_with = |host: usize| {
+            let scenario = Scenario {
+                network: NetworkProfile::load(case.network).unwrap(),
+                host: hosts[host].clone(),
+                policy: Policy::Pulltime,
+                max_concurrent_downloads: 3,
+                dockerhub_flow: case.hub,
+                index: false,
+                // `pulltime serve` runs on this host.
+                registry_on_host: true,
+            };
+            simulate_record(&image, &scenario, vec![]).runs[0].wall_s
         };
         let measured = case.measured;
-        let simulated = simulate_record(&image, &scenario, vec![]).runs[0].wall_s;
+        let (before, after) = case.calibrations;
+        let simulated = (simulate_with(before) + simulate_with(after)) / 2.0;
         let err = (simulated - measured) / measured;
         errors.push(err.abs());
         let name = case
@@ -181,11 +260,12 @@ fn main() {
             .rsplit_once("-x")
             .map_or(&*case.image, |(n, _)| n);
         println!(
-            "| {name} (scale {}) | {} | pulltime streaming | {measured:.3} s ({} runs) | {simulated:.3} s | {:+.1}% |",
+            "| {name} (scale {}) | {} | pulltime streaming | {measured:.3} s ({} runs) | {simulated:.3} s | {:+.1}% | {:.1}% |",
             case.scale,
             case.network,
             case.runs,
-            100.0 * err
+            100.0 * err,
+            100.0 * case.steal
         );
     }
     // How fast is the simulator itself?
@@ -236,21 +316,6 @@ fn main() {
         fleet_s
     );
     for host in &hosts {
-        println!(
-            "calibration: sha256 {:.0} MB/s, gzip {:.0} MB/s, zstd {:.0} MB/s, extract {:.0} MB/s + {:.0} us/file + {:.0} us/dir ({}); start-up {:.1} ms, {:.2} ms per request, loopback {:.0} MB/s, serving {:.2} ns of CPU per byte, spool write {:.0} MB/s, read {:.0} MB/s",
-            host.sha256_bps / 1e6,
-            host.gzip_bps / 1e6,
-            host.zstd_bps / 1e6,
-            host.extract_bps / 1e6,
-            host.extract_per_file_s * 1e6,
-            host.extract_per_dir_s * 1e6,
-            host.filesystem,
-            host.pull.startup_s * 1e3,
-            host.pull.request_s * 1e3,
-            host.pull.loopback_bps / 1e6,
-            host.pull.serve_cpu_s_per_byte * 1e9,
-            host.pull.spool_write_bps / 1e6,
-            host.pull.spool_read_bps / 1e6
-        );
+        println!("calibration: {}", host.summary());
     }
 }

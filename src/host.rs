@@ -40,7 +40,7 @@ pub struct HostProfile {
 
 /// Fixed and per-byte costs of a pull that are not hashing, decompression or
 /// extraction; `pulltime calibrate` measures them against its embedded registry.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PullOverheads {
     /// pulltime's own set-up before its first request (client and TLS roots,
@@ -67,6 +67,31 @@ pub struct PullOverheads {
     /// ...and read back from it.
     #[serde(default)]
     pub spool_read_bps: f64,
+    /// CPU a streaming pull spends per second of its stages' CPU as measured
+    /// alone (hashing, decompression, extraction, spools): what running the
+    /// stages as concurrent threads adds (hand-offs, stages evicting each other's
+    /// caches, the client's socket reads). 1: nothing. `calibrate` takes it from
+    /// the process CPU of real pulls.
+    #[serde(default = "one")]
+    pub stream_cpu_factor: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for PullOverheads {
+    fn default() -> Self {
+        PullOverheads {
+            startup_s: 0.0,
+            request_s: 0.0,
+            loopback_bps: 0.0,
+            serve_cpu_s_per_byte: 0.0,
+            spool_write_bps: 0.0,
+            spool_read_bps: 0.0,
+            stream_cpu_factor: 1.0,
+        }
+    }
 }
 
 impl PullOverheads {
@@ -127,6 +152,10 @@ impl HostProfile {
         {
             return Err(err("costs must be non-negative".into()));
         }
+        let factor = p.pull.stream_cpu_factor;
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(err("pull.stream_cpu_factor must be positive".into()));
+        }
         Ok(p)
     }
 
@@ -147,6 +176,38 @@ impl HostProfile {
         h.pull.spool_write_bps *= factor;
         h.pull.spool_read_bps *= factor;
         h
+    }
+
+    /// One line a person reads: the rates and costs (the pull's only if measured).
+    pub fn summary(&self) -> String {
+        let fs = if self.filesystem.is_empty() {
+            "?"
+        } else {
+            &self.filesystem
+        };
+        let mut line = format!(
+            "sha256 {:.0} MB/s, gzip {:.0} MB/s, zstd {:.0} MB/s (output), extraction {:.0} MB/s + {:.0} us/file + {:.0} us/dir on {fs}",
+            self.sha256_bps / 1e6,
+            self.gzip_bps / 1e6,
+            self.zstd_bps / 1e6,
+            self.extract_bps / 1e6,
+            self.extract_per_file_s * 1e6,
+            self.extract_per_dir_s * 1e6,
+        );
+        let o = &self.pull;
+        if *o != PullOverheads::default() {
+            line.push_str(&format!(
+                "; pull start-up {:.1} ms, {:.2} ms per request, loopback {:.0} MB/s, serving on this host {:.2} ns of CPU per byte, spool write {:.0} MB/s, read {:.0} MB/s, streaming CPU x{:.2} its stages alone",
+                o.startup_s * 1e3,
+                o.request_s * 1e3,
+                o.loopback_bps / 1e6,
+                o.serve_cpu_s_per_byte * 1e9,
+                o.spool_write_bps / 1e6,
+                o.spool_read_bps / 1e6,
+                o.stream_cpu_factor
+            ));
+        }
+        line
     }
 
     /// TOML text of the profile.

@@ -99,6 +99,13 @@ fn simulate_writes_a_record_that_report_and_diff_read() {
         assert!(v.is_finite() && v > 0.0, "{what} = {v}");
     }
     assert!(o.startup_s < 1.0 && o.request_s < 0.1, "{o:?}");
+    // Real pulls cost CPU of their own: the factor was measured (the default is
+    // exactly 1), within its bounds.
+    assert!(
+        o.stream_cpu_factor != 1.0 && (0.5..=4.0).contains(&o.stream_cpu_factor),
+        "stream_cpu_factor = {}",
+        o.stream_cpu_factor
+    );
     let json = work.path().join("sim.json");
     pulltime(home.path())
         .args([

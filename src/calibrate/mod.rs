@@ -198,7 +198,8 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
     // Last, while nothing has been deleted yet: on ext4 without a journal, files
     // created in the minutes after many were deleted cost several times more.
     let in_pull = if o.pull_probe {
-        Some(registry_probes::pull_probe(dir, o.repeats))
+        // Its CPU sets the streaming factor: as many pulls as extraction probes.
+        Some(registry_probes::pull_probe(dir, extraction_repeats))
     } else {
         None
     };
@@ -222,24 +223,21 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
     let real_per_file =
         (t_real - bytes as f64 / extract_bps - dirs as f64 * per_dir) / files.max(1) as f64;
     let per_file = probe_per_file.max(real_per_file);
-    let mut pull = match in_pull {
-        Some(probe) => {
-            let p = probe?;
-            PullOverheads {
-                startup_s: p.startup_s,
-                request_s: p.request_s,
-                ..PullOverheads::default()
-            }
-        }
-        None => PullOverheads::default(),
+    let in_pull = in_pull.transpose()?;
+    let mut pull = PullOverheads {
+        spool_write_bps,
+        spool_read_bps,
+        ..PullOverheads::default()
     };
+    if let Some(p) = &in_pull {
+        pull.startup_s = p.startup_s;
+        pull.request_s = p.request_s;
+    }
     if let Some((bps, cpu)) = loopback {
         pull.loopback_bps = bps;
         pull.serve_cpu_s_per_byte = cpu;
     }
-    pull.spool_write_bps = spool_write_bps;
-    pull.spool_read_bps = spool_read_bps;
-    Ok(HostProfile {
+    let mut host = HostProfile {
         name: "calibrated".into(),
         description: format!(
             "measured by pulltime calibrate {} on {}: sha256 and decompression of {} MB of mixed content, extraction probes of {} directories, {} small files, {} MB in {} files and the layers of {} (scale {})",
@@ -262,5 +260,28 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
         extract_per_file_s: per_file,
         extract_per_dir_s: per_dir,
         pull,
-    })
+    };
+    if let Some(p) = &in_pull {
+        host.pull.stream_cpu_factor = stream_cpu_factor(p, &host);
+    }
+    Ok(host)
+}
+
+/// What a real streaming pull's CPU comes to per second of its stages' CPU as
+/// measured alone: the probe pull's process CPU, less its start-up, requests and
+/// the registry's serving, over the model's stage work for the same image on
+/// `host`. Bounded to 0.5-4: outside that the probe measured noise.
+fn stream_cpu_factor(p: &registry_probes::InPull, host: &HostProfile) -> f64 {
+    let (mut work, mut bytes) = (0.0, 0u64);
+    for l in &p.image.layers {
+        work += crate::sim::model::stream_work(l, host).total();
+        bytes += l.compressed;
+    }
+    let overheads = host.pull.startup_s
+        + p.requests as f64 * host.pull.request_s
+        + bytes as f64 * host.pull.serve_cpu_s_per_byte;
+    if work <= 0.0 {
+        return 1.0;
+    }
+    ((p.cpu_s - overheads) / work).clamp(0.5, 4.0)
 }

@@ -14,19 +14,25 @@ use super::median;
 
 /// The image of the in-pull and realistic-extraction probes: a study profile that
 /// is not among the images `cargo bench --bench fidelity` validates against.
-pub(super) const PULL_PROBE_IMAGE: (&str, f64) = ("sn-text-filter-original", 0.02);
+pub(super) const PULL_PROBE_IMAGE: (&str, f64) = ("sn-text-filter-original", 0.05);
 
 /// Bytes fetched by the loopback probe.
 const LOOPBACK_BYTES: usize = 64 << 20;
 
 /// What the in-pull probe found (medians over its pulls).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct InPull {
     /// Start of the first request: the client's set-up.
     pub startup_s: f64,
     /// Time to first byte of manifest and config requests (no round trip on
     /// loopback, so all of it is processing).
     pub request_s: f64,
+    /// Process CPU seconds of one pull, the registry's serving included.
+    pub cpu_s: f64,
+    /// Requests one pull makes.
+    pub requests: usize,
+    /// The probe image as the pull saw it.
+    pub image: crate::sim::SimImage,
 }
 
 /// The probe image's layers as tar streams (decompressed in memory), for timing
@@ -64,7 +70,8 @@ fn lab_err(what: &'static str) -> impl Fn(LabError) -> io::Error {
 }
 
 /// Cold streaming pulls (after one warm-up) of a synthetic image from the embedded
-/// registry into `dir`: what a pull costs before and around its requests.
+/// registry into `dir`: what a pull costs before and around its requests, and
+/// the CPU of whole pulls.
 pub(super) fn pull_probe(dir: &Path, repeats: usize) -> io::Result<InPull> {
     let err = lab_err("in-pull probe");
     let registry = start_registry(ServeOptions::default()).map_err(&err)?;
@@ -80,12 +87,21 @@ pub(super) fn pull_probe(dir: &Path, repeats: usize) -> io::Result<InPull> {
     )
     .map_err(&err)?;
     let puller = ColdPuller::in_dir(dir).map_err(&err)?;
-    let reference = registry.reference("probe:v1");
-    puller.pull(&reference).map_err(&err)?;
+    probe_pulls(&puller, &registry.reference("probe:v1"), repeats)
+}
+
+/// One warm-up pull of `reference`, then `repeats` measured ones.
+fn probe_pulls(puller: &ColdPuller, reference: &str, repeats: usize) -> io::Result<InPull> {
+    let err = lab_err("in-pull probe");
+    puller.pull(reference).map_err(&err)?;
     let mut startup = Vec::new();
     let mut turnaround = Vec::new();
+    let mut cpu = Vec::new();
+    let mut last = None;
     for _ in 0..repeats.max(1) {
-        let record = puller.pull(&reference).map_err(&err)?;
+        let before = process_cpu_s();
+        let record = puller.pull(reference).map_err(&err)?;
+        cpu.push(process_cpu_s() - before);
         let run = &record.runs[0];
         startup.push(
             run.requests
@@ -99,15 +115,21 @@ pub(super) fn pull_probe(dir: &Path, repeats: usize) -> io::Result<InPull> {
                 .filter(|r| r.kind == "manifest" || r.kind == "config")
                 .map(|r| r.ttfb_s),
         );
+        last = Some(record);
     }
     if turnaround.is_empty() {
         return Err(io::Error::other(
             "in-pull probe: the pull logged no manifest or config request",
         ));
     }
+    let record = last.expect("at least one pull");
     Ok(InPull {
         startup_s: median(startup),
         request_s: median(turnaround),
+        cpu_s: median(cpu),
+        requests: record.runs[0].requests.len(),
+        image: crate::sim::input::from_record(PULL_PROBE_IMAGE.0, &record)
+            .map_err(io::Error::other)?,
     })
 }
 

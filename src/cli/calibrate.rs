@@ -24,7 +24,8 @@ pub struct CalibrateArgs {
     pub quick: bool,
     /// Skip the probes against the embedded registry (cold streaming pulls of a
     /// synthetic image, 64 MiB fetches over loopback): a pull's start-up,
-    /// per-request, loopback and serving costs are then zero in the profile.
+    /// per-request, loopback and serving costs are then zero in the profile, and
+    /// its streaming CPU factor 1.
     #[arg(long)]
     pub no_pull_probe: bool,
 }
@@ -63,31 +64,6 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
         }
         None => print!("{text}"),
     }
-    eprintln!(
-        "sha256 {:.0} MB/s, gzip {:.0} MB/s, zstd {:.0} MB/s (output), extraction {:.0} MB/s + {:.0} us/file + {:.0} us/dir on {}",
-        profile.sha256_bps / 1e6,
-        profile.gzip_bps / 1e6,
-        profile.zstd_bps / 1e6,
-        profile.extract_bps / 1e6,
-        profile.extract_per_file_s * 1e6,
-        profile.extract_per_dir_s * 1e6,
-        if profile.filesystem.is_empty() {
-            "?"
-        } else {
-            &profile.filesystem
-        }
-    );
-    let o = &profile.pull;
-    if *o != Default::default() {
-        eprintln!(
-            "pull start-up {:.1} ms, {:.2} ms per request, loopback {:.0} MB/s, serving on this host {:.2} ns of CPU per byte, spool write {:.0} MB/s, read {:.0} MB/s",
-            o.startup_s * 1e3,
-            o.request_s * 1e3,
-            o.loopback_bps / 1e6,
-            o.serve_cpu_s_per_byte * 1e9,
-            o.spool_write_bps / 1e6,
-            o.spool_read_bps / 1e6
-        );
-    }
+    eprintln!("{}", profile.summary());
     Ok(())
 }

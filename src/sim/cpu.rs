@@ -1,6 +1,7 @@
 //! Processor sharing for pulltime's streaming policy. Decoder threads (one per
 //! core, taking layers in manifest order) and one in-order extractor share the
-//! host's cores with the registry when it serves from the same host. Each stage
+//! host's cores with the transfers (the download tasks hashing and spooling each
+//! blob as it arrives, and the registry when it serves from the same host). Each stage
 //! consumes only what its producer has made: decoding follows the download,
 //! extraction follows decoding. Between events every rate is constant, so the
 //! simulation steps from event to event: a stage finishing or catching up with its
@@ -17,9 +18,10 @@ pub struct StreamLayer {
     pub decode_work: f64,
     /// Seconds of one core to extract it.
     pub extract_work: f64,
-    /// Cores a registry on this host spends while the body is in flight
-    /// (its serving CPU spread over the transfer).
-    pub serve_cores: f64,
+    /// Cores the transfer itself takes while the body is in flight: the download
+    /// task hashing the blob and writing it to its spool, and a registry on this
+    /// host serving it (their CPU spread over the transfer).
+    pub transfer_cores: f64,
 }
 
 /// When each layer finished decoding and extracting.
@@ -92,6 +94,8 @@ pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTime
     let mut decoders: Vec<usize> = Vec::new();
     let mut next_decode = 0usize;
     let mut extracting = 0usize;
+    // Transfer CPU that has arrived but not yet run, in core-seconds.
+    let mut backlog = 0.0f64;
     let mut t = start;
     // Each event finishes a stage, lets a stage catch up with its producer, or
     // passes a body start or download end: a few per layer.
@@ -147,14 +151,21 @@ pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTime
                 share: 0.0,
             });
         }
-        let serving: f64 = layers
+        // The transfers' threads (woken by the network, so the scheduler runs them
+        // first) take what they need, up to nine tenths of the cores; what they
+        // could not run waits in the backlog and runs before anything else later.
+        let arriving: f64 = layers
             .iter()
             .filter(|l| t + EPS >= l.body_s && t < l.download_end_s)
-            .map(|l| l.serve_cores)
+            .map(|l| l.transfer_cores)
             .sum();
-        // The registry's threads compete too: at worst they leave a tenth of the
-        // cores to the pull.
-        let capacity = (cores - serving).max(0.1 * cores);
+        let ceiling = 0.9 * cores;
+        let transferring = if backlog > EPS {
+            ceiling
+        } else {
+            arriving.min(ceiling)
+        };
+        let capacity = cores - transferring;
         // The extractor tails its layer's decoding from the first decoded byte; its
         // cap depends on the decoder's share, so the cores are shared out twice.
         let decoding_x = decoders.contains(&x) && t + EPS >= layers[x].body_s;
@@ -192,6 +203,9 @@ pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTime
                     dt = dt.min(edge - t);
                 }
             }
+        }
+        if backlog > EPS && transferring > arriving + EPS {
+            dt = dt.min(backlog / (transferring - arriving));
         }
         for &(i, j) in &decode_jobs {
             let rate = jobs[j].share / jobs[j].work;
@@ -242,6 +256,7 @@ pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTime
                 extracting += 1;
             }
         }
+        backlog = (backlog + dt * (arriving - transferring)).max(0.0);
         t = landing.unwrap_or(t + dt);
     }
     // Anything left (an event budget exhausted): finish at the latest time seen.
@@ -269,7 +284,7 @@ mod tests {
             download_end_s: end,
             decode_work: decode,
             extract_work: extract,
-            serve_cores: 0.0,
+            transfer_cores: 0.0,
         }
     }
 
@@ -336,13 +351,27 @@ mod tests {
         // needs 0.5 cores to keep up, exactly what is left, so it ends with the
         // last byte.
         let mut slow = layer(0.0, 1.0, 0.5, 0.0);
-        slow.serve_cores = 1.5;
+        slow.transfer_cores = 1.5;
         let t = stream(&[slow], 2, 0.0);
         assert!(close(t[0].decoded_s, 1.0), "{t:?}");
-        slow.serve_cores = 1.75;
+        slow.transfer_cores = 1.75;
         // Only 0.25 cores: 0.25 core-s done by 1 s, the other 0.25 at full speed
         // after: 1.25 s.
         let t = stream(&[slow], 2, 0.0);
         assert!(close(t[0].decoded_s, 1.25), "{t:?}");
+    }
+
+    #[test]
+    fn transfer_cpu_beyond_the_cores_is_not_free() {
+        // Serving wants 2 of 2 cores for 1 s but gets at most 1.8: by 1 s the
+        // decoder has done 0.2 of its 0.5 s and 0.2 core-s of serving wait. They run
+        // first, at 1.8 cores, for b = 0.2 / 1.8 s while the decoder keeps 0.2;
+        // then the decoder has a core for the rest. All 2.5 core-s are done.
+        let mut busy = layer(0.0, 1.0, 0.5, 0.0);
+        busy.transfer_cores = 2.0;
+        let t = stream(&[busy], 2, 0.0);
+        let b = 0.2 / 1.8;
+        let expected = 1.0 + b + (0.5 - 0.2 - 0.2 * b);
+        assert!(close(t[0].decoded_s, expected), "{t:?} vs {expected}");
     }
 }

@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::model::{SimLayerRun, apply_policy, simulate};
+use super::model::{PipelineCpu, SimLayerRun, apply_policy, simulate};
 use super::{Scenario, SimImage};
 use crate::rng::Rng;
 
@@ -204,7 +204,10 @@ pub fn simulate_fleet(image: &SimImage, scenario: &Scenario, o: &FleetOptions) -
             starts[n] + single.resolve_s,
             // Nodes pull from a remote registry: moving bytes costs them no
             // loopback serving.
-            0.0,
+            PipelineCpu {
+                serve_per_byte: 0.0,
+                ..PipelineCpu::of(&scenario.flow(), &scenario.host)
+            },
         );
         let end = run
             .iter()

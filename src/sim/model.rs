@@ -104,13 +104,28 @@ fn blob_bandwidth(flow: &Flow, host: &HostProfile) -> (f64, f64) {
     }
 }
 
-/// CPU seconds per transferred byte that share the pull's cores: a registry on
-/// this host serving it.
-fn transfer_cpu_per_byte(flow: &Flow, host: &HostProfile) -> f64 {
-    if flow.registry_on_host {
-        host.pull.serve_cpu_s_per_byte
-    } else {
-        0.0
+/// What pulltime's streaming pipeline costs on top of its stages' CPU, for one
+/// flow of bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PipelineCpu {
+    /// CPU seconds per transferred byte spent on the pull's cores by someone else:
+    /// a registry on this host serving it.
+    pub serve_per_byte: f64,
+    /// The host's streaming CPU factor.
+    pub factor: f64,
+}
+
+impl PipelineCpu {
+    /// For `flow` on `host`.
+    pub fn of(flow: &Flow, host: &HostProfile) -> PipelineCpu {
+        PipelineCpu {
+            serve_per_byte: if flow.registry_on_host {
+                host.pull.serve_cpu_s_per_byte
+            } else {
+                0.0
+            },
+            factor: host.pull.stream_cpu_factor,
+        }
     }
 }
 
@@ -124,6 +139,43 @@ pub fn cpu_costs(l: &SimLayer, host: &HostProfile) -> (f64, f64, f64) {
         + l.files as f64 * host.extract_per_file_s
         + l.dirs as f64 * host.extract_per_dir_s;
     (verify, decompress, extract)
+}
+
+/// CPU seconds of one layer in a streaming pull, as its stages cost alone (before
+/// `pull.stream_cpu_factor`), by the thread that does them: the download task
+/// (hashing the blob and writing it to its spool as it arrives), the decoder
+/// (reading the spool back, decompressing, hashing the tar stream and writing it
+/// to its own spool) and the extractor (reading that spool, extracting).
+pub fn stream_work(l: &SimLayer, host: &HostProfile) -> StreamWork {
+    let (_, decompress, extract) = cpu_costs(l, host);
+    let o = &host.pull;
+    let hash = |bytes: u64| bytes as f64 / host.sha256_bps;
+    StreamWork {
+        transfer: hash(l.compressed) + o.spool_write_s(l.compressed),
+        decode: o.spool_read_s(l.compressed)
+            + decompress
+            + hash(l.uncompressed)
+            + o.spool_write_s(l.uncompressed),
+        extract: o.spool_read_s(l.uncompressed) + extract,
+    }
+}
+
+/// [`stream_work`]'s result: CPU seconds by thread.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StreamWork {
+    /// The download task, while the body arrives.
+    pub transfer: f64,
+    /// The decoder thread.
+    pub decode: f64,
+    /// The extractor.
+    pub extract: f64,
+}
+
+impl StreamWork {
+    /// All of it.
+    pub fn total(&self) -> f64 {
+        self.transfer + self.decode + self.extract
+    }
 }
 
 /// Simulates one cold pull.
@@ -295,14 +347,13 @@ pub fn simulate(
         }
     }
 
-    let transfer_cpu = transfer_cpu_per_byte(flow, host);
     apply_policy(
         &mut layers,
         image,
         host,
         policy,
         run.resolve_s,
-        transfer_cpu,
+        PipelineCpu::of(flow, host),
     );
     run.wall_s = layers.iter().map(|l| l.end_s).fold(run.resolve_s, f64::max);
     run.layers = layers;
@@ -311,18 +362,18 @@ pub fn simulate(
 }
 
 /// Decides when each layer's CPU work runs and when it is applied, from its
-/// download times; fills in the CPU costs. `transfer_cpu` is CPU seconds per
-/// downloaded byte spent on the same cores (a registry on this host).
+/// download times; fills in the CPU costs. `pipeline` only matters to pulltime's
+/// streaming.
 pub fn apply_policy(
     layers: &mut [SimLayerRun],
     image: &SimImage,
     host: &HostProfile,
     policy: Policy,
     resolve_s: f64,
-    transfer_cpu: f64,
+    pipeline: PipelineCpu,
 ) {
     if policy == Policy::Pulltime {
-        return stream_policy(layers, image, host, resolve_s, transfer_cpu);
+        return stream_policy(layers, image, host, resolve_s, pipeline);
     }
     let mut prev_end = resolve_s;
     let last_download = layers
@@ -366,16 +417,17 @@ pub fn apply_policy(
     }
 }
 
-/// pulltime streaming: decoder threads (one per core) take layers in manifest
-/// order and decompress and hash each as its bytes arrive; one thread extracts in
-/// order as decoded bytes arrive; all of them, and a registry serving from this
-/// host, share the cores (`super::cpu`).
+/// pulltime streaming: each download task hashes and spools its blob as it
+/// arrives; decoder threads (one per core) take layers in manifest order and
+/// decompress and hash each as its bytes arrive; one thread extracts in order as
+/// decoded bytes arrive; all of them, and a registry serving from this host, share
+/// the cores (`super::cpu`).
 fn stream_policy(
     layers: &mut [SimLayerRun],
     image: &SimImage,
     host: &HostProfile,
     resolve_s: f64,
-    transfer_cpu: f64,
+    pipeline: PipelineCpu,
 ) {
     let mut fetched = Vec::new();
     let mut input = Vec::new();
@@ -384,32 +436,29 @@ fn stream_policy(
         if lr.cached {
             continue;
         }
+        let factor = pipeline.factor;
         let (verify, decompress, extract) = cpu_costs(l, host);
-        lr.verify_s = verify;
-        lr.decompress_s = decompress;
-        lr.extract_s = extract;
+        lr.verify_s = verify * factor;
+        lr.decompress_s = decompress * factor;
+        lr.extract_s = extract * factor;
+        let work = stream_work(l, host);
         let body = lr.start_s + lr.ttfb_s;
         let in_flight = lr.download_end_s - body;
-        let serve = l.compressed as f64 * transfer_cpu;
-        // An instantaneous transfer's serving lands on the decoder.
-        let (serve_cores, serve_on_decoder) = if in_flight > 1e-12 {
-            (serve / in_flight, 0.0)
+        // The transfer's own CPU (the download task's, and a registry's on this
+        // host) runs while the body arrives; an instantaneous transfer's lands on
+        // the decoder, which waits for it.
+        let transfer = work.transfer * factor + l.compressed as f64 * pipeline.serve_per_byte;
+        let (transfer_cores, transfer_on_decoder) = if in_flight > 1e-12 {
+            (transfer / in_flight, 0.0)
         } else {
-            (0.0, serve)
+            (0.0, transfer)
         };
-        // The blob goes through a spool (written as it arrives, read by the
-        // decoder), and so does the decoded tar (written by the decoder, read by
-        // the extractor).
-        let o = &host.pull;
-        let spool_decode = o.spool_write_s(l.compressed)
-            + o.spool_read_s(l.compressed)
-            + o.spool_write_s(l.uncompressed);
         input.push(super::cpu::StreamLayer {
             body_s: body,
             download_end_s: lr.download_end_s.max(body),
-            decode_work: verify + decompress + serve_on_decoder + spool_decode,
-            extract_work: extract + o.spool_read_s(l.uncompressed),
-            serve_cores,
+            decode_work: work.decode * factor + transfer_on_decoder,
+            extract_work: work.extract * factor,
+            transfer_cores,
         });
         fetched.push(i);
     }
@@ -590,8 +639,9 @@ mod tests {
     fn a_registry_on_the_host_slows_a_cpu_bound_pull() {
         // 1 s of decoding on one core over a 1 s transfer: alone, decoding keeps up
         // and ends with the last byte; with serving costing a full core for that
-        // second, decoding keeps only the floor of a tenth of the core then and
-        // needs 0.9 s more after the last byte.
+        // second, serving runs first (up to nine tenths of the core, the rest
+        // waiting until it can run) and the core does 2 s of work in all: the
+        // pull ends at 2 s.
         let mut host = instant_host(0.0);
         host.cpus = 1;
         host.gzip_bps = 1e6;
@@ -603,7 +653,28 @@ mod tests {
         here.registry_on_host = true;
         let local = simulate(&img, &here, &host, Policy::Pulltime, 3);
         assert!(close(remote.wall_s, 1.0), "{}", remote.wall_s);
-        assert!(close(local.wall_s, 1.9), "{}", local.wall_s);
+        assert!(close(local.wall_s, 2.0), "{}", local.wall_s);
+    }
+
+    #[test]
+    fn streaming_cpu_factor_scales_the_stages_work() {
+        // 1 MB gzip layer decoded at 1 MB/s on one core: 1 s of decoding, which
+        // ends 1 s after the (instantaneous, loopback) download. A factor of 1.5
+        // makes it 1.5 s, and the layer reports the scaled decompression; docker's
+        // sequential policy is not pulltime's pipeline and stays at 1 s.
+        let mut host = instant_host(0.0);
+        host.cpus = 1;
+        host.gzip_bps = 1e6;
+        let img = image(vec![layer("a", 1_000_000, 0)]);
+        let flow = plain(net(0.0, 0.0, None, None));
+        let base = simulate(&img, &flow, &host, Policy::Pulltime, 3);
+        host.pull.stream_cpu_factor = 1.5;
+        let scaled = simulate(&img, &flow, &host, Policy::Pulltime, 3);
+        let docker = simulate(&img, &flow, &host, Policy::Docker, 3);
+        assert!(close(base.wall_s, 1.0), "{}", base.wall_s);
+        assert!(close(scaled.wall_s, 1.5), "{}", scaled.wall_s);
+        assert!(close(scaled.layers[0].decompress_s, 1.5));
+        assert!(close(docker.wall_s, 1.0), "{}", docker.wall_s);
     }
 
     #[test]
