@@ -155,10 +155,11 @@ fn main() {
             synthesize(&p, options, &layout, &tag(name, *times)).unwrap();
         }
     }
-    // Measure everything first, then calibrate. On a disk, nothing is deleted until
+    // On a disk, measure everything first, then calibrate, and delete nothing until
     // the end (on ext4 without a journal, files created in the minutes after many
     // were deleted cost several times more); tmpfs has no such memory, so each
-    // case's trees go as soon as it is done.
+    // network's trees go as soon as its pulls are done, before the calibration
+    // that follows them.
     let mut kept = Vec::new();
     let mut cases = Vec::new();
     let mut hosts = Vec::new();
@@ -210,20 +211,24 @@ fn main() {
                 }
             }
         }
-        // On tmpfs, the calibrations taken right before and right after bracket
-        // the pulls (the machine's speed drifts from minute to minute).
-        if on_tmpfs {
-            hosts.push(calibrate_here());
-        }
-        let bracket = (hosts.len().saturating_sub(2), hosts.len().saturating_sub(1));
+        let first_case = cases.len();
         for (mut case, puller, _, walls, ticks) in pulling {
-            case.calibrations = bracket;
             case.measured = Stats::of(&walls).median;
             case.steal = ticks.steal_fraction();
             cases.push(case);
             if !on_tmpfs {
                 kept.push(puller);
             }
+        }
+        drop(server);
+        // On tmpfs, the calibrations taken right before and right after bracket
+        // the pulls (the machine's speed drifts from minute to minute).
+        if on_tmpfs {
+            hosts.push(calibrate_here());
+        }
+        let bracket = (hosts.len().saturating_sub(2), hosts.len().saturating_sub(1));
+        for case in &mut cases[first_case..] {
+            case.calibrations = bracket;
         }
     }
     if !on_tmpfs {

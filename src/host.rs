@@ -69,9 +69,10 @@ pub struct PullOverheads {
     pub spool_read_bps: f64,
     /// CPU a streaming pull spends per second of its stages' CPU as measured
     /// alone (hashing, decompression, extraction, spools): what running the
-    /// stages as concurrent threads adds (hand-offs, stages evicting each other's
-    /// caches, the client's socket reads). 1: nothing. `calibrate` takes it from
-    /// the process CPU of real pulls.
+    /// stages as concurrent threads adds (hand-offs, wake-ups, stages evicting
+    /// each other's caches). 1: nothing. `calibrate` takes it from the process CPU
+    /// of real pulls, less the loopback transfer's (`serve_cpu_s_per_byte`, which
+    /// holds the client's socket reads too).
     #[serde(default = "one")]
     pub stream_cpu_factor: f64,
 }

@@ -31,6 +31,9 @@ pub struct CalibrateOptions {
     /// and per-request costs, and loopback's throughput and CPU per byte. Without
     /// it those overheads are left at zero.
     pub pull_probe: bool,
+    /// Scale of the synthetic image (`sn-text-filter-original`) whose layers the
+    /// realistic extraction probe applies and the in-pull probe pulls.
+    pub probe_scale: f64,
 }
 
 impl Default for CalibrateOptions {
@@ -41,6 +44,7 @@ impl Default for CalibrateOptions {
             large_bytes: 256 << 20,
             repeats: 3,
             pull_probe: true,
+            probe_scale: 0.05,
         }
     }
 }
@@ -191,7 +195,7 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
     let timings = (probe(&dirs_tar), probe(&small_tar), probe(&large_tar));
     // Files of realistic sizes in many directories cost more each than thousands
     // of 512-byte files in a few: time a synthetic image's layers alone too.
-    let realistic = registry_probes::realistic_layers().and_then(|layers| {
+    let realistic = registry_probes::realistic_layers(o.probe_scale).and_then(|layers| {
         let layers: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
         probe_layers(&layers)
     });
@@ -199,7 +203,11 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
     // created in the minutes after many were deleted cost several times more.
     let in_pull = if o.pull_probe {
         // Its CPU sets the streaming factor: as many pulls as extraction probes.
-        Some(registry_probes::pull_probe(dir, extraction_repeats))
+        Some(registry_probes::pull_probe(
+            dir,
+            extraction_repeats,
+            o.probe_scale,
+        ))
     } else {
         None
     };
@@ -248,8 +256,8 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
             o.small_files,
             o.large_bytes >> 20,
             large_files,
-            registry_probes::PULL_PROBE_IMAGE.0,
-            registry_probes::PULL_PROBE_IMAGE.1
+            registry_probes::PULL_PROBE_IMAGE,
+            o.probe_scale
         ),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         filesystem: crate::measure::filesystem_type(dir).unwrap_or_default(),
@@ -283,5 +291,14 @@ fn stream_cpu_factor(p: &registry_probes::InPull, host: &HostProfile) -> f64 {
     if work <= 0.0 {
         return 1.0;
     }
-    ((p.cpu_s - overheads) / work).clamp(0.5, 4.0)
+    let factor = (p.cpu_s - overheads) / work;
+    let bounded = factor.clamp(0.5, 4.0);
+    if bounded != factor {
+        tracing::warn!(
+            measured = factor,
+            kept = bounded,
+            "the streaming CPU factor came out of bounds (a busy machine?); calibrate again"
+        );
+    }
+    bounded
 }

@@ -14,7 +14,7 @@ use super::median;
 
 /// The image of the in-pull and realistic-extraction probes: a study profile that
 /// is not among the images `cargo bench --bench fidelity` validates against.
-pub(super) const PULL_PROBE_IMAGE: (&str, f64) = ("sn-text-filter-original", 0.05);
+pub(super) const PULL_PROBE_IMAGE: &str = "sn-text-filter-original";
 
 /// Bytes fetched by the loopback probe.
 const LOOPBACK_BYTES: usize = 64 << 20;
@@ -37,9 +37,9 @@ pub(super) struct InPull {
 
 /// The probe image's layers as tar streams (decompressed in memory), for timing
 /// extraction of realistic files alone.
-pub(super) fn realistic_layers() -> io::Result<Vec<Vec<u8>>> {
+pub(super) fn realistic_layers(scale: f64) -> io::Result<Vec<Vec<u8>>> {
     use std::io::Read;
-    let (name, scale) = PULL_PROBE_IMAGE;
+    let name = PULL_PROBE_IMAGE;
     let profile = crate::synth::ImageProfile::load(name).map_err(io::Error::other)?;
     let dir = tempfile::tempdir()?;
     let image = crate::synth::synthesize(
@@ -72,10 +72,10 @@ fn lab_err(what: &'static str) -> impl Fn(LabError) -> io::Error {
 /// Cold streaming pulls (after one warm-up) of a synthetic image from the embedded
 /// registry into `dir`: what a pull costs before and around its requests, and
 /// the CPU of whole pulls.
-pub(super) fn pull_probe(dir: &Path, repeats: usize) -> io::Result<InPull> {
+pub(super) fn pull_probe(dir: &Path, repeats: usize, scale: f64) -> io::Result<InPull> {
     let err = lab_err("in-pull probe");
     let registry = start_registry(ServeOptions::default()).map_err(&err)?;
-    let (name, scale) = PULL_PROBE_IMAGE;
+    let name = PULL_PROBE_IMAGE;
     synth_and_push(
         name,
         crate::synth::SynthOptions {
@@ -128,7 +128,7 @@ fn probe_pulls(puller: &ColdPuller, reference: &str, repeats: usize) -> io::Resu
         request_s: median(turnaround),
         cpu_s: median(cpu),
         requests: record.runs[0].requests.len(),
-        image: crate::sim::input::from_record(PULL_PROBE_IMAGE.0, &record)
+        image: crate::sim::input::from_record(PULL_PROBE_IMAGE, &record)
             .map_err(io::Error::other)?,
     })
 }

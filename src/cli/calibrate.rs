@@ -43,6 +43,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
             large_bytes: 32 << 20,
             repeats: 1,
             pull_probe: !args.no_pull_probe,
+            probe_scale: 0.02,
         }
     } else {
         CalibrateOptions {

@@ -98,8 +98,8 @@ pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTime
     let mut backlog = 0.0f64;
     let mut t = start;
     // Each event finishes a stage, lets a stage catch up with its producer, or
-    // passes a body start or download end: a few per layer.
-    for _ in 0..(16 * n + 64) {
+    // passes a body start or download end: a few per layer and decoder.
+    for _ in 0..(16 * n * cpus.max(1) + 64) {
         // Free decoder threads take the next layers in order.
         decoders.retain(|&i| !dec_done[i]);
         while decoders.len() < cpus.max(1) && next_decode < n {
@@ -153,7 +153,9 @@ pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTime
         }
         // The transfers' threads (woken by the network, so the scheduler runs them
         // first) take what they need, up to nine tenths of the cores; what they
-        // could not run waits in the backlog and runs before anything else later.
+        // could not run waits in the backlog, which then runs at that ceiling
+        // until it is drained. (Decoders are not held back by it: they may
+        // decode bytes whose hashing is still waiting.)
         let arriving: f64 = layers
             .iter()
             .filter(|l| t + EPS >= l.body_s && t < l.download_end_s)
@@ -271,6 +273,13 @@ pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTime
         o.decoded_s = o.decoded_s.max(t);
         o.extracted_s = o.extracted_s.max(t);
     }
+    // Transfer work still waiting when the last layer is applied (every download
+    // has ended by then) runs at the ceiling: the pull is done when it is (the
+    // blob's digest is checked in it).
+    if backlog > EPS {
+        let last = &mut out[n - 1];
+        last.extracted_s = last.extracted_s.max(t + backlog / (0.9 * cores));
+    }
     out
 }
 
@@ -373,5 +382,13 @@ mod tests {
         let b = 0.2 / 1.8;
         let expected = 1.0 + b + (0.5 - 0.2 - 0.2 * b);
         assert!(close(t[0].decoded_s, expected), "{t:?} vs {expected}");
+        // Serving wants 4 cores over 1 s; the decoder keeps pace with the bytes
+        // and is done at 1 s, with 2.2 core-s of serving still waiting: they run
+        // at 1.8 cores, and the pull ends when they are done.
+        let mut heavy = layer(0.0, 1.0, 0.1, 0.0);
+        heavy.transfer_cores = 4.0;
+        let t = stream(&[heavy], 2, 0.0);
+        assert!(close(t[0].decoded_s, 1.0), "{t:?}");
+        assert!(close(t[0].extracted_s, 1.0 + 2.2 / 1.8), "{t:?}");
     }
 }
