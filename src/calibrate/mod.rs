@@ -292,6 +292,13 @@ fn stream_cpu_factor(p: &registry_probes::InPull, host: &HostProfile) -> f64 {
         return 1.0;
     }
     let factor = (p.cpu_s - overheads) / work;
+    tracing::info!(
+        cpu_s = p.cpu_s,
+        overheads_s = overheads,
+        stage_work_s = work,
+        factor,
+        "streaming CPU factor: median pull CPU less overheads, over the stages' work"
+    );
     let bounded = factor.clamp(0.5, 4.0);
     if bounded != factor {
         tracing::warn!(

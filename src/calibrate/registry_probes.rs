@@ -122,6 +122,7 @@ fn probe_pulls(puller: &ColdPuller, reference: &str, repeats: usize) -> io::Resu
             "in-pull probe: the pull logged no manifest or config request",
         ));
     }
+    tracing::info!(cpu_s = ?cpu, "in-pull probe: process CPU of each pull");
     let record = last.expect("at least one pull");
     Ok(InPull {
         startup_s: median(startup),

@@ -19,7 +19,7 @@ pub struct CalibrateArgs {
     /// Name to put in the profile.
     #[arg(long, default_value = "calibrated")]
     pub name: String,
-    /// Smaller probes (a few seconds; less precise).
+    /// Smaller probes (about 10 s; less precise).
     #[arg(long)]
     pub quick: bool,
     /// Skip the probes against the embedded registry (cold streaming pulls of a
