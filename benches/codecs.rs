@@ -18,7 +18,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sha2::{Digest as _, Sha256};
 
-use pulltime::registry::Compression;
+use pulltime::oci::media_type::Compression;
 use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
 
 /// One layer of ~32 MB of mixed content, a few hundred files.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 
 use pulltime::layer::{ApplyOptions, apply_layer};
-use pulltime::registry::Compression;
+use pulltime::oci::media_type::Compression;
 use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
 
 /// ~3,000 files of a few KB (a /usr tree), 24 MB.

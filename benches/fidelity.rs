@@ -26,11 +26,11 @@ use std::path::PathBuf;
 
 use pulltime::calibrate::{CalibrateOptions, calibrate};
 use pulltime::lab::ColdPuller;
-use pulltime::network::NetworkProfile;
-use pulltime::registry::Compression;
+use pulltime::oci::media_type::Compression;
+use pulltime::oci::stats::Stats;
+use pulltime::profiles::network::NetworkProfile;
 use pulltime::server::{ServeOptions, ServerThread};
 use pulltime::sim::{Policy, Scenario, input::from_layout, simulate_record};
-use pulltime::stats::Stats;
 use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
 
 /// Cold pulls per case: enough for about this many seconds of pulling...
@@ -127,7 +127,8 @@ fn main() {
                 std::env::temp_dir()
             }
         });
-    let on_tmpfs = pulltime::measure::filesystem_type(&dest_dir).as_deref() == Some("tmpfs");
+    let on_tmpfs =
+        pulltime::pipeline::measure::filesystem_type(&dest_dir).as_deref() == Some("tmpfs");
     // `cargo bench --bench fidelity -- lan-1g loopback` measures only those.
     let only: Vec<&str> = NETWORKS
         .iter()

@@ -6,7 +6,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use pulltime::lab::{ColdPuller, start_registry, synth_and_push};
-use pulltime::registry::Compression;
+use pulltime::oci::media_type::Compression;
 use pulltime::server::ServeOptions;
 use pulltime::synth::SynthOptions;
 

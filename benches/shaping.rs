@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use pulltime::network::{NetworkProfile, format_bandwidth};
-use pulltime::registry::manifest::sha256_digest;
+use pulltime::oci::digest::sha256_digest;
+use pulltime::profiles::network::{NetworkProfile, format_bandwidth};
 use pulltime::server::{ServeOptions, ServerThread};
 
 const PROFILES: &[&str] = &[

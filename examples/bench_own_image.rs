@@ -15,7 +15,7 @@
 use criterion::{Criterion, Throughput};
 
 use pulltime::lab::{ColdPuller, start_registry};
-use pulltime::network::NetworkProfile;
+use pulltime::profiles::network::NetworkProfile;
 use pulltime::server::ServeOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -12,7 +12,7 @@
 use std::io::Read;
 use std::time::Instant;
 
-use pulltime::layout::Layout;
+use pulltime::oci::layout::Layout;
 use pulltime::pipeline::readers::decoder;
 use pulltime::sim::input::from_layout;
 

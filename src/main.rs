@@ -10,7 +10,7 @@ fn main() {
     if let Err(e) = cli::run(cli) {
         eprintln!("Error: {}", message(&e));
         // 128 + SIGINT, as shells report a process stopped by Ctrl-C.
-        let code = if pulltime::interrupt::requested() {
+        let code = if e.downcast_ref::<cli::interrupt::Interrupted>().is_some() {
             130
         } else {
             1

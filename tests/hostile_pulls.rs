@@ -11,9 +11,9 @@ use std::path::PathBuf;
 
 use common::{E, Node, Registry, layer, pulltime, snapshot};
 use predicates::prelude::*;
-use pulltime::image::{Blob, BuiltImage, build_image};
-use pulltime::platform::Platform;
-use pulltime::registry::Compression;
+use pulltime::oci::image::{Blob, BuiltImage, build_image};
+use pulltime::oci::media_type::Compression;
+use pulltime::oci::platform::Platform;
 use sha2::{Digest, Sha256};
 
 /// A destination inside a work directory that also holds a sentinel.
@@ -120,7 +120,7 @@ fn zero_bomb(reg: &Registry, repo_tag: &str, files: usize, size: u64) -> BuiltIm
         serde_json::to_vec(&config).unwrap(),
     );
     image.layers = vec![blob];
-    image.rebuild_manifest(pulltime::registry::manifest::OCI_MANIFEST);
+    image.rebuild_manifest(pulltime::oci::media_type::OCI_MANIFEST);
     common::push(&reg.reference(repo_tag), &image, None);
     image
 }
@@ -177,7 +177,7 @@ fn oversized_manifest_and_config_are_refused_naming_the_flag() {
         "application/vnd.oci.image.config.v1+json",
         serde_json::to_vec(&config).unwrap(),
     );
-    padded.rebuild_manifest(pulltime::registry::manifest::OCI_MANIFEST);
+    padded.rebuild_manifest(pulltime::oci::media_type::OCI_MANIFEST);
     common::push(&reg.reference("padded:v1"), &padded, None);
     w.pull(
         &reg.reference("padded:v1"),

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{Registry, pulltime, run, snapshot};
-use pulltime::network::NetworkProfile;
-use pulltime::registry::Compression;
+use pulltime::oci::media_type::Compression;
+use pulltime::profiles::network::NetworkProfile;
 use pulltime::server::{ServeOptions, ServerThread};
 use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
 
@@ -37,7 +37,12 @@ fn serve(layout: &Path, hub: bool) -> ServerThread {
     .unwrap()
 }
 
-fn pull_to(home: &Path, reference: &str, dest: &Path, json: &Path) -> pulltime::record::PullRecord {
+fn pull_to(
+    home: &Path,
+    reference: &str,
+    dest: &Path,
+    json: &Path,
+) -> pulltime::oci::record::PullRecord {
     pulltime(home)
         .args(["pull", reference, "--quiet", "--dest"])
         .arg(dest)
@@ -93,7 +98,7 @@ fn serve_and_distribution_give_the_same_image_to_every_client() {
     let reg = Registry::start();
     let dist_ref = reg.reference("app:v1");
     block_on(async {
-        let r = pulltime::reference::Reference::parse(&dist_ref).unwrap();
+        let r = pulltime::oci::reference::Reference::parse(&dist_ref).unwrap();
         let opts = pulltime::registry::ClientOptions {
             scheme: pulltime::registry::Scheme::Http,
             ..Default::default()
@@ -106,7 +111,7 @@ fn serve_and_distribution_give_the_same_image_to_every_client() {
         )
         .unwrap();
         client.ping().await.unwrap();
-        let layout = pulltime::layout::Layout::open(&layout).unwrap();
+        let layout = pulltime::oci::layout::Layout::open(&layout).unwrap();
         pulltime::registry::push::push_layout(&client, &layout, "v1", "v1")
             .await
             .unwrap();
@@ -166,7 +171,7 @@ fn serve_and_distribution_give_the_same_image_to_every_client() {
             want.iter().map(|s| s.to_string()).collect::<Vec<_>>()
         );
         assert_eq!(
-            pulltime::registry::manifest::sha256_digest(&blob),
+            pulltime::oci::digest::sha256_digest(&blob),
             image.layers[0].digest
         );
     }
@@ -202,7 +207,7 @@ fn skopeo_pulls_from_and_pushes_to_serve_and_umoci_accepts_synthetic_layouts() {
             .args(["copy", "--src-tls-verify=false"])
             .arg(format!("docker://{}", server.reference("app:v1")))
             .arg(format!("oci:{}:v1", copied.display())));
-        let m = pulltime::layout::Layout::open(&copied)
+        let m = pulltime::oci::layout::Layout::open(&copied)
             .unwrap()
             .manifest_for("v1")
             .unwrap();

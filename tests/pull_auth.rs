@@ -7,7 +7,7 @@ mod common;
 use base64::Engine as _;
 use common::{E, Htpasswd, Registry, layer, pulltime};
 use predicates::prelude::*;
-use pulltime::registry::Compression;
+use pulltime::oci::media_type::Compression;
 use pulltime::registry::auth::{Credentials, Secret};
 
 const USER: &str = "alice";
@@ -19,10 +19,10 @@ fn registry_with_image() -> (Registry, String) {
         password: PASSWORD,
     }));
     let reference = reg.reference("private/app:v1");
-    let img = pulltime::image::build_image(
+    let img = pulltime::oci::image::build_image(
         &[layer(&[E::File("hello", 0o644, b"hi".to_vec())])],
         Compression::Gzip,
-        &pulltime::platform::Platform::host(),
+        &pulltime::oci::platform::Platform::host(),
     )
     .unwrap();
     let creds = Credentials {

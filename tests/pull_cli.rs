@@ -6,13 +6,13 @@ mod common;
 
 use common::{E, Registry, layer, many_files_layer, pulltime};
 use predicates::prelude::*;
-use pulltime::registry::Compression;
+use pulltime::oci::media_type::Compression;
 
 fn three_layer_image(
     reg: &Registry,
     name: &str,
     compression: Compression,
-) -> pulltime::image::BuiltImage {
+) -> pulltime::oci::image::BuiltImage {
     let layers = vec![
         many_files_layer(1, 600, 2000),
         many_files_layer(2, 300, 6000),
@@ -64,7 +64,7 @@ fn record_table_and_statistics_over_runs() {
     assert_eq!(v["simulated"], false);
     assert_eq!(v["image"]["reference"], reference);
     assert_eq!(v["image"]["manifest_digest"], image.manifest.digest);
-    let host = pulltime::platform::Platform::host();
+    let host = pulltime::oci::platform::Platform::host();
     assert_eq!(
         v["image"]["platform"],
         format!("{}/{}", host.os, host.architecture)
@@ -289,7 +289,7 @@ fn corrupted_blob_is_a_digest_mismatch_naming_the_layer_and_leaves_no_tree() {
         *b ^= 0x5a;
     }
     std::fs::write(&data_path, &data).unwrap();
-    let actual = pulltime::registry::manifest::sha256_digest(&data);
+    let actual = pulltime::oci::digest::sha256_digest(&data);
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     for mode in ["streaming", "staged"] {
@@ -346,21 +346,21 @@ fn corrupted_blob_is_a_digest_mismatch_naming_the_layer_and_leaves_no_tree() {
 fn wrong_diff_id_in_config_is_reported() {
     let reg = Registry::start();
     let tar = layer(&[E::File("a", 0o644, b"a".to_vec())]);
-    let mut image = pulltime::image::build_image(
+    let mut image = pulltime::oci::image::build_image(
         &[tar],
         Compression::Gzip,
-        &pulltime::platform::Platform::host(),
+        &pulltime::oci::platform::Platform::host(),
     )
     .unwrap();
     // Rebuild config and manifest with a diff_id that does not match the layer.
     let mut config: serde_json::Value = serde_json::from_slice(&image.config.data).unwrap();
-    let wrong = pulltime::registry::manifest::sha256_digest(b"not the layer");
+    let wrong = pulltime::oci::digest::sha256_digest(b"not the layer");
     config["rootfs"]["diff_ids"][0] = serde_json::json!(wrong);
-    image.config = pulltime::image::Blob::new(
+    image.config = pulltime::oci::image::Blob::new(
         &image.config.media_type,
         serde_json::to_vec(&config).unwrap(),
     );
-    image.rebuild_manifest(pulltime::registry::manifest::OCI_MANIFEST);
+    image.rebuild_manifest(pulltime::oci::media_type::OCI_MANIFEST);
     common::push(&reg.reference("diffid:v1"), &image, None);
     let home = tempfile::tempdir().unwrap();
     pulltime(home.path())
@@ -374,14 +374,14 @@ fn wrong_diff_id_in_config_is_reported() {
 fn unsupported_layer_media_type_is_named() {
     let reg = Registry::start();
     let tar = layer(&[E::File("a", 0o644, b"a".to_vec())]);
-    let mut image = pulltime::image::build_image(
+    let mut image = pulltime::oci::image::build_image(
         &[tar],
         Compression::None,
-        &pulltime::platform::Platform::host(),
+        &pulltime::oci::platform::Platform::host(),
     )
     .unwrap();
     image.layers[0].media_type = "application/vnd.example.layer.v1+lz4".into();
-    image.rebuild_manifest(pulltime::registry::manifest::OCI_MANIFEST);
+    image.rebuild_manifest(pulltime::oci::media_type::OCI_MANIFEST);
     common::push(&reg.reference("lz4:v1"), &image, None);
     let home = tempfile::tempdir().unwrap();
     pulltime(home.path())

@@ -4,9 +4,9 @@
 mod common;
 
 use common::{E, Registry, layer, pulltime};
-use pulltime::image::{Blob, BuiltImage};
-use pulltime::platform::Platform;
-use pulltime::registry::Compression;
+use pulltime::oci::image::{Blob, BuiltImage};
+use pulltime::oci::media_type::Compression;
+use pulltime::oci::platform::Platform;
 use serde_json::json;
 
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -16,11 +16,11 @@ const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 fn image_for(platform: &Platform, docker_types: bool) -> BuiltImage {
     let marker = platform.to_string().into_bytes();
     let tar = layer(&[E::File("platform.txt", 0o644, marker)]);
-    let mut img = pulltime::image::build_image(&[tar], Compression::Gzip, platform).unwrap();
+    let mut img = pulltime::oci::image::build_image(&[tar], Compression::Gzip, platform).unwrap();
     if docker_types {
         img.config = Blob::new(DOCKER_CONFIG, img.config.data.clone());
         img.layers[0] = Blob::new(DOCKER_LAYER, img.layers[0].data.clone());
-        img.rebuild_manifest(pulltime::registry::manifest::DOCKER_MANIFEST);
+        img.rebuild_manifest(pulltime::oci::media_type::DOCKER_MANIFEST);
     }
     img
 }
@@ -48,9 +48,9 @@ fn push_index(reg: &Registry, repo: &str, tag: &str, platforms: &[Platform], doc
     attestation["platform"] = json!({"os": "unknown", "architecture": "unknown"});
     entries.insert(0, attestation);
     let media_type = if docker_types {
-        pulltime::registry::manifest::DOCKER_LIST
+        pulltime::oci::media_type::DOCKER_LIST
     } else {
-        pulltime::registry::manifest::OCI_INDEX
+        pulltime::oci::media_type::OCI_INDEX
     };
     let index = json!({"schemaVersion": 2, "mediaType": media_type, "manifests": entries});
     let blob = Blob::new(media_type, serde_json::to_vec(&index).unwrap());
@@ -89,8 +89,8 @@ fn oci_index_and_docker_manifest_list_pick_the_platform() {
         Platform::parse("linux/arm/v6").unwrap(),
     ];
     for (repo, docker_types, expected_type) in [
-        ("oci", false, pulltime::registry::manifest::OCI_INDEX),
-        ("docker", true, pulltime::registry::manifest::DOCKER_LIST),
+        ("oci", false, pulltime::oci::media_type::OCI_INDEX),
+        ("docker", true, pulltime::oci::media_type::DOCKER_LIST),
     ] {
         push_index(&reg, repo, "multi", &platforms, docker_types);
         let reference = reg.reference(&format!("{repo}:multi"));
@@ -143,7 +143,7 @@ fn docker_schema2_manifest_pulls_and_records_its_media_types() {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(
         v["image"]["manifest_media_type"],
-        pulltime::registry::manifest::DOCKER_MANIFEST
+        pulltime::oci::media_type::DOCKER_MANIFEST
     );
     assert_eq!(v["image"]["layers"][0]["media_type"], DOCKER_LAYER);
     assert_eq!(v["image"]["manifest_digest"], img.manifest.digest);

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::{E, Registry, content, layer, pulltime, run, snapshot};
-use pulltime::registry::Compression;
+use pulltime::oci::media_type::Compression;
 
 /// Three layers exercising whiteouts, opaque directories, hard and symbolic links,
 /// a file replaced by a directory and back, and odd modes.
@@ -237,7 +237,7 @@ async fn oci_client_sees_the_same_digests() {
         .await
         .unwrap();
     assert_eq!(
-        pulltime::registry::manifest::sha256_digest(&blob),
+        pulltime::oci::digest::sha256_digest(&blob),
         record.image.layers[0].digest
     );
 }

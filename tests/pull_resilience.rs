@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::pulltime;
-use pulltime::network::NetworkProfile;
-use pulltime::registry::Compression;
+use pulltime::oci::media_type::Compression;
+use pulltime::profiles::network::NetworkProfile;
 use pulltime::server::{ServeOptions, ServerThread};
 use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
 
@@ -223,7 +223,7 @@ fn an_expired_token_mid_pull_runs_the_token_flow_again() {
 }
 
 fn stalling_server(layout: &Path, rules: &str) -> ServerThread {
-    let profile = pulltime::faults::FaultProfile::parse(
+    let profile = pulltime::profiles::faults::FaultProfile::parse(
         "test",
         &format!("name = \"stalls\"\nseed = 1\n{rules}"),
     )

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use common::pulltime;
 use predicates::prelude::*;
-use pulltime::network::NetworkProfile;
-use pulltime::registry::Compression;
+use pulltime::oci::media_type::Compression;
+use pulltime::profiles::network::NetworkProfile;
 use pulltime::server::{ServeOptions, ServerThread};
 use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
 

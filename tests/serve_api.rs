@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 
-use pulltime::registry::manifest::sha256_digest;
+use pulltime::oci::digest::sha256_digest;
 use pulltime::server::{ServeOptions, ServerThread};
 use reqwest::StatusCode;
 
@@ -236,7 +236,7 @@ fn manifests_are_validated_and_tags_listed_and_survive_a_restart() {
                     .body(body),
             )
         };
-        let oci = pulltime::registry::manifest::OCI_MANIFEST;
+        let oci = pulltime::oci::media_type::OCI_MANIFEST;
         let (s, _, b) = put("v1", oci, b"{not json".to_vec());
         assert_eq!(
             (s, error_code(&b).as_str()),
@@ -281,10 +281,7 @@ fn manifests_are_validated_and_tags_listed_and_survive_a_restart() {
     let (s, h, b) = api.get("/v2/m/manifests/v2");
     assert_eq!(s, StatusCode::OK);
     assert_eq!(b, manifest);
-    assert_eq!(
-        h["content-type"],
-        pulltime::registry::manifest::OCI_MANIFEST
-    );
+    assert_eq!(h["content-type"], pulltime::oci::media_type::OCI_MANIFEST);
 }
 
 fn raw_get(addr: std::net::SocketAddr, path: &str) -> String {
@@ -392,11 +389,11 @@ fn dockerhub_emulation_challenges_tokens_redirects_and_rate_limits() {
         )
         .body(config.clone()),
     );
-    let m = serde_json::json!({"schemaVersion": 2, "mediaType": pulltime::registry::manifest::OCI_MANIFEST,
+    let m = serde_json::json!({"schemaVersion": 2, "mediaType": pulltime::oci::media_type::OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": config.len()}, "layers": []});
     let (s, _, _) = api.send(
         auth(api.http.put(api.url("/v2/library/app/manifests/latest")))
-            .header("content-type", pulltime::registry::manifest::OCI_MANIFEST)
+            .header("content-type", pulltime::oci::media_type::OCI_MANIFEST)
             .body(serde_json::to_vec(&m).unwrap()),
     );
     assert_eq!(s, StatusCode::CREATED);

@@ -11,8 +11,8 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pulltime::faults::FaultProfile;
-use pulltime::registry::manifest::sha256_digest;
+use pulltime::oci::digest::sha256_digest;
+use pulltime::profiles::faults::FaultProfile;
 use support::{KillOnDrop, Lab, content, error_code, lab, lab_with, profile, raw_get};
 
 #[test]
@@ -68,7 +68,8 @@ nth = [2]
     );
     // The same summary over HTTP.
     let over_http = raw_get(addr, "/pulltime/faults", &[]);
-    let parsed: pulltime::faults::FaultSummary = serde_json::from_slice(&over_http.body).unwrap();
+    let parsed: pulltime::profiles::faults::FaultSummary =
+        serde_json::from_slice(&over_http.body).unwrap();
     assert_eq!(parsed, lab.server.faults_injected().unwrap());
 }
 
@@ -497,7 +498,7 @@ fn cli_serves_faults_counts_them_and_prints_the_summary_on_ctrl_c() {
         .lines()
         .last()
         .unwrap_or_else(|| panic!("no summary line"));
-    let s: pulltime::faults::FaultSummary = serde_json::from_str(last).unwrap();
+    let s: pulltime::profiles::faults::FaultSummary = serde_json::from_str(last).unwrap();
     assert_eq!((s.profile.as_str(), s.seed), ("hopeless", 9));
     assert_eq!(
         (

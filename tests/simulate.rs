@@ -6,7 +6,7 @@ mod common;
 
 use common::pulltime;
 use predicates::prelude::*;
-use pulltime::registry::Compression;
+use pulltime::oci::media_type::Compression;
 use pulltime::server::{ServeOptions, ServerThread};
 use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
 
@@ -86,7 +86,7 @@ fn simulate_writes_a_record_that_report_and_diff_read() {
         .assert()
         .success();
     // The pull's own costs were measured against the embedded registry.
-    let profile = pulltime::host::HostProfile::load(&host).unwrap();
+    let profile = pulltime::profiles::host::HostProfile::load(&host).unwrap();
     let o = &profile.pull;
     for (what, v) in [
         ("startup_s", o.startup_s),

@@ -17,12 +17,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::{pulltime, snapshot};
-use pulltime::faults::FaultProfile;
-use pulltime::measure::{MeasureOptions, measure};
+use pulltime::oci::media_type::Compression;
+use pulltime::oci::record::PullRecord;
+use pulltime::oci::reference::Reference;
+use pulltime::pipeline::measure::{MeasureOptions, measure};
 use pulltime::pipeline::{Mode, PullOptions};
-use pulltime::record::PullRecord;
-use pulltime::reference::Reference;
-use pulltime::registry::Compression;
+use pulltime::profiles::faults::FaultProfile;
 use pulltime::server::{ServeOptions, ServerThread};
 use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
 
@@ -71,7 +71,7 @@ fn pull(reference: &str, dest: &Path, tmp: &Path, mode: Mode) -> Result<PullReco
         dest: Some(dest.to_path_buf()),
         tmp_dir: tmp.to_path_buf(),
         pull,
-        progress: false,
+        progress: pulltime::pipeline::progress::Progress::none(),
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pulltime::registry::Compression;
+use pulltime::oci::media_type::Compression;
 
 fuzz_target!(|data: &[u8]| {
     pulltime_fuzz::apply_two_layers(data, Compression::None);

@@ -6,10 +6,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pulltime::platform::Platform;
+use pulltime::oci::platform::Platform;
+use pulltime::oci::media_type::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use pulltime::registry::manifest::{
-    DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, layer_descriptors, media_type_of,
-    parse_config, parse_index, parse_manifest, pick_platform,
+    layer_descriptors, media_type_of, parse_config, parse_index, parse_manifest, pick_platform,
 };
 
 /// `Content-Type` values a registry may send; the first input byte picks one.

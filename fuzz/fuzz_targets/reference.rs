@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pulltime::reference::{Reference, is_loopback_host, validate_repository};
+use pulltime::oci::reference::{Reference, is_loopback_host, validate_repository};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(input) = std::str::from_utf8(data) else {

@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 
 use pulltime::layer::{ApplyOptions, apply_layer};
 use pulltime::pipeline::readers::decoder;
-use pulltime::registry::Compression;
+use pulltime::oci::media_type::Compression;
 
 const SENTINEL: &[u8] = b"sentinel: must never change\n";
 const CANARY: &[u8] = b"canary: must never change\n";

@@ -10,10 +10,10 @@ use sha2::{Digest as _, Sha256};
 
 mod registry_probes;
 
-use crate::host::{HostProfile, PullOverheads};
 use crate::layer::{ApplyOptions, apply_layer};
+use crate::oci::media_type::Compression;
 use crate::pipeline::readers::decoder;
-use crate::registry::Compression;
+use crate::profiles::host::{HostProfile, PullOverheads};
 use crate::synth::content::{ContentReader, Kind, Rng, Vocabulary};
 
 /// How much work calibration does.
@@ -175,7 +175,7 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
             let root = tempfile::Builder::new()
                 .prefix("pulltime-calibrate-")
                 .tempdir_in(dir)?;
-            crate::measure::flush_writes(dir);
+            crate::pipeline::measure::flush_writes(dir);
             let t = Instant::now();
             counts = (0, 0, 0);
             let applied = layers.iter().try_for_each(|tar| {
@@ -260,7 +260,7 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
             o.probe_scale
         ),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        filesystem: crate::measure::filesystem_type(dir).unwrap_or_default(),
+        filesystem: crate::pipeline::measure::filesystem_type(dir).unwrap_or_default(),
         sha256_bps: content.len() as f64 / sha,
         gzip_bps,
         zstd_bps,

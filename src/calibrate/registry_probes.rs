@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::lab::{ColdPuller, LabError, start_registry, synth_and_push};
-use crate::registry::Compression;
-use crate::registry::manifest::sha256_digest;
+use crate::oci::digest::sha256_digest;
+use crate::oci::media_type::Compression;
 use crate::server::ServeOptions;
 
 use super::median;
@@ -52,7 +52,7 @@ pub(super) fn realistic_layers(scale: f64) -> io::Result<Vec<Vec<u8>>> {
         "probe",
     )
     .map_err(io::Error::other)?;
-    let layout = crate::layout::Layout::open(dir.path())?;
+    let layout = crate::oci::layout::Layout::open(dir.path())?;
     image
         .layers
         .iter()
@@ -147,8 +147,11 @@ pub(super) fn spool_probe(dir: &Path, content: &[u8], repeats: usize) -> io::Res
     let (mut writes, mut reads) = (Vec::new(), Vec::new());
     let mut buf = vec![0u8; 256 << 10];
     for i in 0..repeats.max(1) {
-        let spool = Spool::new(scratch.path().join(format!("spool-{i}")));
-        crate::measure::flush_writes(dir);
+        let spool = Spool::new(
+            scratch.path().join(format!("spool-{i}")),
+            Default::default(),
+        );
+        crate::pipeline::measure::flush_writes(dir);
         let t = Instant::now();
         let mut f = spool.create()?;
         let mut written = 0u64;

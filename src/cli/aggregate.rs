@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
-use pulltime::aggregate::aggregate;
+use pulltime::report::aggregate::aggregate;
 use pulltime::report::json::read_record;
 use pulltime::report::table::render;
 

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use pulltime::network::format_bandwidth;
-use pulltime::record::PullRecord;
+use pulltime::oci::record::PullRecord;
+use pulltime::profiles::network::format_bandwidth;
 use pulltime::report::compare::{Entry, comparison_table};
 use pulltime::report::{svg, table::render};
 use pulltime::sim::{Scenario, simulate_record, whatif};
@@ -70,7 +70,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     println!(
         "simulated ({}, {} policy, host {}):",
         network.name,
-        args.model.policy.as_str(),
+        pulltime::sim::Policy::from(args.model.policy).as_str(),
         scenario.host.name
     );
     print!("{}", group(&simulated));
@@ -150,7 +150,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         let chart = svg::line_chart(
             &format!(
                 "simulated pull time against bandwidth ({} policy, host {})",
-                args.model.policy.as_str(),
+                pulltime::sim::Policy::from(args.model.policy).as_str(),
                 scenario.host.name
             ),
             "bandwidth (bits per second, log scale)",

@@ -3,8 +3,8 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use pulltime::demo::{DemoOptions, PAIRS, run, table};
-use pulltime::network::NetworkProfile;
+use pulltime::lab::demo::{DemoOptions, PAIRS, run, table};
+use pulltime::profiles::network::NetworkProfile;
 
 use super::synth::CompressionArg;
 
@@ -54,7 +54,11 @@ pub fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         network: NetworkProfile::load(&args.network)?,
         compression: args.compression.into(),
         pairs,
-        progress: std::io::stderr().is_terminal(),
+        progress: if std::io::stderr().is_terminal() {
+            super::progress::bars()
+        } else {
+            pulltime::pipeline::progress::Progress::none()
+        },
     };
     println!(
         "pulltime demo: the study's original vs multi-stage images at scale {}, {} cold pulls each, over {}",

@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use pulltime::record::PullRecord;
-use pulltime::regression::{
+use pulltime::oci::record::PullRecord;
+use pulltime::report::json::read_record;
+use pulltime::report::regression::{
     CompareOptions, PHASES, Verdict, compare_records, parse_fraction, render_comparison,
 };
-use pulltime::report::json::read_record;
 
 /// How two sets of runs are compared.
 #[derive(Debug, Clone, clap::Args)]
@@ -71,7 +71,7 @@ pub fn compare_and_gate(
 ) -> anyhow::Result<()> {
     let o = args.options();
     let too_few =
-        pulltime::regression::too_few_runs(old.runs.len(), new.runs.len(), o.significance);
+        pulltime::report::regression::too_few_runs(old.runs.len(), new.runs.len(), o.significance);
     if let (Some(w), Some(_)) = (too_few, &args.fail_on_regression) {
         bail!("--fail-on-regression cannot work here: {w}");
     }
@@ -108,7 +108,8 @@ pub fn compare_and_gate(
 
 /// Reads baseline `name` from `dir`.
 pub fn load_baseline(dir: &Path, name: &str) -> anyhow::Result<PullRecord> {
-    let path = pulltime::regression::baseline_path(dir, name).map_err(anyhow::Error::msg)?;
+    let path =
+        pulltime::report::regression::baseline_path(dir, name).map_err(anyhow::Error::msg)?;
     if !path.exists() {
         bail!(
             "no baseline named {name:?} in {} (save one with --save-baseline {name})",
@@ -120,7 +121,8 @@ pub fn load_baseline(dir: &Path, name: &str) -> anyhow::Result<PullRecord> {
 
 /// Saves `record` as baseline `name` in `dir`.
 pub fn save_baseline(dir: &Path, name: &str, record: &PullRecord) -> anyhow::Result<PathBuf> {
-    let path = pulltime::regression::baseline_path(dir, name).map_err(anyhow::Error::msg)?;
+    let path =
+        pulltime::report::regression::baseline_path(dir, name).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     pulltime::report::json::write_record(record, &path)?;
     Ok(path)

@@ -2,10 +2,13 @@
 
 mod aggregate;
 mod calibrate;
+mod choices;
 mod compare;
 mod demo;
 mod diff;
+pub mod interrupt;
 mod limits;
+mod progress;
 mod pull;
 mod report;
 mod serve;

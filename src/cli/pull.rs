@@ -7,10 +7,14 @@ use std::time::Duration;
 use anyhow::Context;
 
 use pulltime::layer::ApplyOptions;
-use pulltime::measure::{MeasureOptions, measure};
-use pulltime::pipeline::{Mode, PullOptions};
-use pulltime::platform::Platform;
-use pulltime::reference::Reference;
+use pulltime::pipeline::measure::{MeasureOptions, measure};
+use tokio_util::sync::CancellationToken;
+
+use super::choices::ModeArg;
+use pulltime::oci::platform::Platform;
+use pulltime::oci::reference::Reference;
+use pulltime::pipeline::PullOptions;
+use pulltime::pipeline::progress::Progress;
 use pulltime::registry::auth::{Credentials, docker_config_credentials, docker_config_path};
 use pulltime::registry::retry::RetryPolicy;
 use pulltime::registry::{ClientOptions, Scheme};
@@ -28,8 +32,8 @@ pub struct PullArgs {
     #[arg(long, default_value_t = 0)]
     pub warmup: u32,
     /// `streaming` overlaps stages like a real puller; `staged` finishes each phase before the next.
-    #[arg(long, value_enum, default_value_t = Mode::Streaming)]
-    pub mode: Mode,
+    #[arg(long, value_enum, default_value_t = ModeArg::Streaming)]
+    pub mode: ModeArg,
     /// Layer downloads in flight at once (docker's default is 3).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_concurrent_downloads: u32,
@@ -106,14 +110,14 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         None => None,
     };
     if let Some(name) = &args.save_baseline {
-        pulltime::regression::baseline_path(&args.baseline_dir, name)
+        pulltime::report::regression::baseline_path(&args.baseline_dir, name)
             .map_err(anyhow::Error::msg)?;
     }
     if args.compare.fail_on_regression.is_some() {
         let Some(old) = &baseline else {
             anyhow::bail!("--fail-on-regression needs --baseline NAME to compare with");
         };
-        if let Some(w) = pulltime::regression::too_few_runs(
+        if let Some(w) = pulltime::report::regression::too_few_runs(
             old.runs.len(),
             args.runs as usize,
             args.compare.significance,
@@ -124,7 +128,7 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         anyhow::bail!("--timeout must be a positive number of seconds");
     }
-    pulltime::pipeline::readers::set_stage_timing(!args.no_stage_timing);
+    let stop = CancellationToken::new();
     let json_to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
     let options = MeasureOptions {
         runs: args.runs as usize,
@@ -132,7 +136,7 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         dest: args.dest.clone(),
         tmp_dir: args.tmp_dir.clone().unwrap_or_else(std::env::temp_dir),
         pull: PullOptions {
-            mode: args.mode,
+            mode: args.mode.into(),
             max_concurrent_downloads: args.max_concurrent_downloads as usize,
             platform,
             platform_explicit: args.platform.is_some(),
@@ -144,26 +148,35 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
                     attempts: args.retries,
                     ..RetryPolicy::default()
                 },
+                cancel: stop.clone(),
             },
             apply: ApplyOptions::default(),
             limits: args.limits.limits(),
+            stage_timing: !args.no_stage_timing,
         },
-        progress: !args.quiet && !json_to_stdout && std::io::stdout().is_terminal(),
+        progress: if !args.quiet && !json_to_stdout && std::io::stdout().is_terminal() {
+            super::progress::bars()
+        } else {
+            Progress::none()
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let result = runtime.block_on(async {
-        pulltime::interrupt::install();
+        super::interrupt::install(stop.clone());
         measure(&reference, &options).await
     });
-    if result.is_err() && pulltime::interrupt::requested() {
+    if result.is_err() && stop.is_cancelled() {
         let kept = match &args.dest {
             Some(d) if d.exists() => format!("{} was emptied", d.display()),
             _ => "nothing was kept".into(),
         };
-        anyhow::bail!("interrupted: the pull of {reference} was stopped and {kept}");
+        return Err(super::interrupt::Interrupted(format!(
+            "the pull of {reference} was stopped and {kept}"
+        ))
+        .into());
     }
     let record = result.with_context(|| format!("pulling {reference}"))?;
     if let Some(path) = &args.json {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use pulltime::faults::FaultProfile;
-use pulltime::network::NetworkProfile;
+use pulltime::profiles::faults::FaultProfile;
+use pulltime::profiles::network::NetworkProfile;
 use pulltime::server::{ServeOptions, start};
 
 /// Arguments of `pulltime serve`.

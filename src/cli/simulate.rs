@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use pulltime::host::HostProfile;
-use pulltime::network::{NetworkProfile, format_bandwidth, parse_bandwidth};
-use pulltime::platform::Platform;
-use pulltime::record::PullRecord;
-use pulltime::reference::Reference;
-use pulltime::registry::{ClientOptions, Compression, Scheme};
+use super::choices::PolicyArg;
+use pulltime::oci::media_type::Compression;
+use pulltime::oci::platform::Platform;
+use pulltime::oci::record::PullRecord;
+use pulltime::oci::reference::Reference;
+use pulltime::profiles::host::HostProfile;
+use pulltime::profiles::network::{NetworkProfile, format_bandwidth, parse_bandwidth};
+use pulltime::registry::{ClientOptions, Scheme};
 use pulltime::report::{human_bytes, table::render};
 use pulltime::sim::{Policy, Scenario, SimImage, bounding_phase, input, simulate_record, whatif};
 use pulltime::synth::ImageProfile;
@@ -31,8 +33,8 @@ pub struct ModelArgs {
     #[arg(long)]
     pub host: Option<PathBuf>,
     /// How the puller schedules its stages.
-    #[arg(long, value_enum, default_value_t = Policy::Pulltime)]
-    pub policy: Policy,
+    #[arg(long, value_enum, default_value_t = PolicyArg::Pulltime)]
+    pub policy: PolicyArg,
     /// Downloads in flight at once.
     #[arg(long, default_value_t = 3)]
     pub max_concurrent_downloads: usize,
@@ -69,7 +71,7 @@ impl ModelArgs {
         Ok(Scenario {
             network,
             host,
-            policy: self.policy,
+            policy: self.policy.into(),
             max_concurrent_downloads: self.max_concurrent_downloads.max(1),
             dockerhub_flow,
             index: false,
@@ -185,7 +187,7 @@ pub fn load_image(
         let r = pulltime::report::json::read_record(Path::new(spec))?;
         return Ok(input::from_record(spec, &r)?);
     }
-    if spec.ends_with(".toml") || pulltime::synth::profile::builtin_names().contains(&spec) {
+    if spec.ends_with(".toml") || pulltime::profiles::image::builtin_names().contains(&spec) {
         let p = ImageProfile::load(spec)?;
         return Ok(input::from_profile(&p, scale, compression));
     }
@@ -199,7 +201,7 @@ pub fn load_image(
         scheme: Scheme::for_reference(&reference, plain_http),
         credentials: None,
         timeout: Duration::from_secs(30),
-        retry: Default::default(),
+        ..ClientOptions::default()
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -305,7 +307,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         let title = format!(
             "{}: simulated pull time against bandwidth ({} policy)",
             image.name,
-            args.model.policy.as_str()
+            Policy::from(args.model.policy).as_str()
         );
         let chart = pulltime::report::svg::line_chart(
             &title,
@@ -334,7 +336,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         } else {
             ""
         },
-        args.model.policy.as_str(),
+        Policy::from(args.model.policy).as_str(),
         scenario.host.name
     );
     for e in &image.estimated {

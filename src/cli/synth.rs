@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use pulltime::reference::Reference;
+use pulltime::oci::media_type::Compression;
+use pulltime::oci::reference::Reference;
 use pulltime::registry::auth::Credentials;
 use pulltime::registry::transport::RunClock;
-use pulltime::registry::{ClientOptions, Compression, RegistryClient, Scheme};
+use pulltime::registry::{ClientOptions, RegistryClient, Scheme};
 use pulltime::report::{human_bytes, short_digest, table};
 use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
 
@@ -68,7 +69,7 @@ impl From<CompressionArg> for Compression {
 /// Runs `pulltime synth`.
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
     if args.list {
-        for name in pulltime::synth::profile::builtin_names() {
+        for name in pulltime::profiles::image::builtin_names() {
             let p = ImageProfile::load(name)?;
             println!(
                 "{name:32} {:>9} {:>7} files  {}",
@@ -145,9 +146,9 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
             scheme: Scheme::for_reference(&reference, args.plain_http),
             credentials,
             timeout: Duration::from_secs(60),
-            retry: Default::default(),
+            ..ClientOptions::default()
         };
-        let layout = pulltime::layout::Layout::open(&dir)?;
+        let layout = pulltime::oci::layout::Layout::open(&dir)?;
         let dest_tag = reference.manifest_reference().to_string();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -10,10 +10,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
+use super::bounded::bounded_decoder;
 use super::readers::{Busy, Hashing, Timed};
 use super::spool::Spool;
 use crate::layer::LayerError;
-use crate::limits::{Limits, bounded_decoder};
+use crate::limits::Limits;
 use crate::registry::LayerDescriptor;
 
 /// What decoding one layer measured.
@@ -37,21 +40,24 @@ pub struct DecodeStage {
     outcomes: Mutex<Vec<Option<Result<Decoded, LayerError>>>>,
     next: AtomicUsize,
     stop: AtomicBool,
+    timed: bool,
 }
 
 /// Size of the blocks moved from the decoder to the tar spool.
 const BLOCK: usize = 256 << 10;
 
 impl DecodeStage {
-    /// A stage for `n` layers whose tar spools live in `scratch`.
-    pub fn new(scratch: &Path, n: usize) -> Self {
+    /// A stage for `n` layers whose tar spools live in `scratch`; `timed`: measure
+    /// each stage's busy time; `interrupt`: the user's stop.
+    pub fn new(scratch: &Path, n: usize, timed: bool, interrupt: &CancellationToken) -> Self {
         DecodeStage {
             tars: (0..n)
-                .map(|i| Spool::new(scratch.join(format!("layer-{i}.tar"))))
+                .map(|i| Spool::new(scratch.join(format!("layer-{i}.tar")), interrupt.clone()))
                 .collect(),
             outcomes: Mutex::new((0..n).map(|_| None).collect()),
             next: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
+            timed,
         }
     }
 
@@ -116,10 +122,10 @@ impl DecodeStage {
         limits: &Limits,
     ) -> Result<Decoded, LayerError> {
         let (input, decoded, hashed, stall) = (
-            Busy::default(),
-            Busy::default(),
-            Busy::default(),
-            Busy::default(),
+            Busy::new(self.timed),
+            Busy::new(self.timed),
+            Busy::new(self.timed),
+            Busy::new(self.timed),
         );
         let source = Timed::new(
             Stoppable {

@@ -15,11 +15,10 @@ use reqwest::StatusCode;
 use reqwest::header::CONTENT_RANGE;
 use sha2::{Digest as _, Sha256};
 
+use super::progress::{LayerProgress, Phase};
 use super::spool::Spool;
-use crate::interrupt;
 use crate::registry::client::{Faults, strip_query};
 use crate::registry::{BlobResponse, LayerDescriptor, RegistryClient, RegistryError};
-use crate::report::progress::LayerBar;
 
 /// Timing of one blob download.
 #[derive(Debug, Clone)]
@@ -64,14 +63,15 @@ pub async fn download(
     layer: &LayerDescriptor,
     sink: Sink<'_>,
     cancel: &Arc<AtomicBool>,
-    bar: &LayerBar,
+    progress: &LayerProgress,
+    stage_timing: bool,
 ) -> Result<Downloaded, RegistryError> {
     let io_err = |source| RegistryError::Io {
         what: format!("layer {index} spool"),
         source,
     };
     let blob = client.open_blob("blob", &layer.digest).await?;
-    bar.downloading();
+    progress.phase(Phase::Downloading);
     let (file, spool, hashing) = match sink {
         Sink::Spool(s) => (s.create().map_err(io_err)?, Some(s), true),
         Sink::File(p) => (std::fs::File::create(p).map_err(io_err)?, None, false),
@@ -86,7 +86,8 @@ pub async fn download(
         bytes: 0,
         last_byte: Instant::now(),
         cancel,
-        bar,
+        progress,
+        stage_timing,
     };
     let mut done = Downloaded {
         started: blob.started,
@@ -139,7 +140,7 @@ pub async fn download(
         );
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = interrupt::wait() => return Err(RegistryError::Cancelled("interrupted".into())),
+            _ = client.cancel_token().cancelled() => return Err(RegistryError::Cancelled("interrupted".into())),
         }
         current = match client
             .open_blob_from("blob-resume", &layer.digest, body.bytes)
@@ -229,7 +230,8 @@ struct Body<'a> {
     bytes: u64,
     last_byte: Instant,
     cancel: &'a AtomicBool,
-    bar: &'a LayerBar,
+    progress: &'a LayerProgress,
+    stage_timing: bool,
 }
 
 impl Body<'_> {
@@ -248,7 +250,7 @@ impl Body<'_> {
         loop {
             let next = tokio::select! {
                 n = stream.next() => n,
-                _ = interrupt::wait() => {
+                _ = client.cancel_token().cancelled() => {
                     return Err(Cut::Fatal(RegistryError::Cancelled("interrupted".into())));
                 }
             };
@@ -300,7 +302,7 @@ impl Body<'_> {
             }));
         }
         if let Some(h) = self.hasher.as_mut() {
-            if super::readers::stage_timing() {
+            if self.stage_timing {
                 let t = Instant::now();
                 h.update(chunk);
                 self.hash += t.elapsed();
@@ -317,7 +319,7 @@ impl Body<'_> {
         if let Some(s) = self.spool {
             s.advance(self.bytes);
         }
-        self.bar.advance(chunk.len() as u64);
+        self.progress.bytes(chunk.len() as u64);
         Ok(())
     }
 }

@@ -5,39 +5,30 @@
 use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::registry::Compression;
-
-static STAGE_TIMING: AtomicBool = AtomicBool::new(true);
-
-/// Switches per-stage timing (the clock reads around every read and hash call) on
-/// or off for the whole process. Off, stage busy times read zero: this exists to
-/// measure what the instrumentation itself costs (`pull --no-stage-timing`).
-pub fn set_stage_timing(on: bool) {
-    STAGE_TIMING.store(on, Ordering::Relaxed);
-}
-
-/// Whether per-stage timing is on (the default).
-pub fn stage_timing() -> bool {
-    STAGE_TIMING.load(Ordering::Relaxed)
-}
+use crate::oci::media_type::Compression;
 
 /// An accumulator of busy time, shared between a reader and whoever reads the total.
-/// Created off when stage timing is switched off: then nothing reads the clock.
+/// Created off when stage timing is switched off (`PullOptions::stage_timing`, the
+/// CLI's `--no-stage-timing`): then nothing reads the clock and totals read zero,
+/// which is how the instrumentation's own cost is measured. [`Busy::default`] is on.
 #[derive(Debug, Clone)]
 pub struct Busy(Option<Rc<Cell<Duration>>>);
 
 impl Default for Busy {
     fn default() -> Self {
-        Busy(stage_timing().then(Rc::default))
+        Busy::new(true)
     }
 }
 
 impl Busy {
+    /// An accumulator that times (`timed`) or one that reads no clock.
+    pub fn new(timed: bool) -> Self {
+        Busy(timed.then(Rc::default))
+    }
     /// Adds `d`.
     pub fn add(&self, d: Duration) {
         if let Some(c) = &self.0 {
@@ -149,9 +140,10 @@ pub fn decode_buffered<'a, B: BufRead + 'a>(
     })
 }
 
-/// sha256 of a whole reader, e.g. a blob file: the verify phase of staged mode.
+/// sha256 of a whole reader, e.g. a blob file: the verify phase of staged mode
+/// (timed as a whole by its caller, so the hasher itself reads no clock).
 pub fn hash_all(mut r: impl Read) -> io::Result<(String, u64)> {
-    let mut h = Hashing::new(&mut r, Busy::default());
+    let mut h = Hashing::new(&mut r, Busy::new(false));
     let mut buf = vec![0u8; INPUT_BUFFER];
     while h.read(&mut buf)? > 0 {}
     Ok((h.digest(), h.byte_count()))

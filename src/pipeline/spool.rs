@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
 use super::readers::Busy;
 
 #[derive(Debug, Default)]
@@ -24,15 +26,18 @@ pub struct Spool {
     path: PathBuf,
     state: Mutex<State>,
     cond: Condvar,
+    stop: CancellationToken,
 }
 
 impl Spool {
-    /// A spool backed by `path` (created by [`Spool::create`]).
-    pub fn new(path: PathBuf) -> Self {
+    /// A spool backed by `path` (created by [`Spool::create`]). Once `stop` is
+    /// cancelled (the user asked the pull to stop), reads fail as interrupted.
+    pub fn new(path: PathBuf, stop: CancellationToken) -> Self {
         Spool {
             path,
             state: Mutex::new(State::default()),
             cond: Condvar::new(),
+            stop,
         }
     }
 
@@ -132,7 +137,7 @@ impl Read for SpoolReader<'_> {
                 if s.failed {
                     return Err(io::Error::other("the layer's download failed"));
                 }
-                if crate::interrupt::requested() {
+                if self.spool.stop.is_cancelled() {
                     return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
                 }
                 if s.written > self.pos {
@@ -178,7 +183,10 @@ mod tests {
     #[test]
     fn reader_tails_the_writer_and_sees_failure() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Arc::new(Spool::new(dir.path().join("blob")));
+        let spool = Arc::new(Spool::new(
+            dir.path().join("blob"),
+            CancellationToken::new(),
+        ));
         let writer = {
             let spool = spool.clone();
             std::thread::spawn(move || {
@@ -203,7 +211,7 @@ mod tests {
 
         // A writer that panics with its guard armed fails the spool for its readers
         // instead of leaving them waiting.
-        let orphan = Arc::new(Spool::new(dir.path().join("b3")));
+        let orphan = Arc::new(Spool::new(dir.path().join("b3"), CancellationToken::new()));
         let w = {
             let orphan = orphan.clone();
             std::thread::spawn(move || {
@@ -214,7 +222,7 @@ mod tests {
         assert!(w.join().is_err());
         assert!(orphan.reader(Busy::default()).read(&mut [0; 10]).is_err());
 
-        let failed = Spool::new(dir.path().join("b2"));
+        let failed = Spool::new(dir.path().join("b2"), CancellationToken::new());
         failed.finish(false);
         assert!(failed.reader(Busy::default()).read(&mut [0; 10]).is_err());
     }

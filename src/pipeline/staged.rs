@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+use super::bounded::bounded_decoder;
 use super::download::{Downloaded, Sink, download};
+use super::progress::Phase;
 use super::readers::hash_all;
 use super::{Extracted, Job, PullError, check_diff_id, pick_error};
 use crate::layer::{ApplyOptions, LayerError, apply_layer_limited};
-use crate::limits::{Limits, bounded_decoder};
+use crate::limits::Limits;
 use crate::registry::{LayerDescriptor, RegistryError};
 
 /// Runs the staged pipeline; results in manifest order.
@@ -29,8 +31,10 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
         max_concurrent_downloads,
         apply,
         limits,
-        bars,
+        stage_timing,
+        progress,
     } = job;
+    let interrupt = client.cancel_token().clone();
     let n = layers.len();
     let blob_path = |i: usize| scratch.join(format!("layer-{i}.blob"));
     let semaphore = Arc::new(Semaphore::new(max_concurrent_downloads.max(1)));
@@ -45,15 +49,16 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
         if cancel.load(Ordering::Relaxed) {
             break;
         }
-        let (client, cancel, layer, bar, path) = (
+        let (client, cancel, layer, progress, path) = (
             client.clone(),
             cancel.clone(),
             layer.clone(),
-            bars[i].clone(),
+            progress[i].clone(),
             blob_path(i),
         );
         handles.push(tokio::spawn(async move {
-            let r = download(&client, i, &layer, Sink::File(&path), &cancel, &bar).await;
+            let sink = Sink::File(&path);
+            let r = download(&client, i, &layer, sink, &cancel, &progress, stage_timing).await;
             if r.is_err() {
                 cancel.store(true, Ordering::Relaxed);
             }
@@ -72,9 +77,15 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
         return pick_error(downloads, Ok(Vec::new()), n);
     }
     let extracted = {
-        let (layers, bars, root, apply, scratch): (Vec<_>, Vec<_>, PathBuf, ApplyOptions, PathBuf) = (
+        let (layers, progress, root, apply, scratch): (
+            Vec<_>,
+            Vec<_>,
+            PathBuf,
+            ApplyOptions,
+            PathBuf,
+        ) = (
             layers.to_vec(),
-            bars.to_vec(),
+            progress.to_vec(),
             root.into(),
             apply.clone(),
             scratch.into(),
@@ -85,12 +96,12 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
                 .iter()
                 .enumerate()
                 .map(|(i, layer)| {
-                    if crate::interrupt::requested() {
+                    if interrupt.is_cancelled() {
                         return Err(RegistryError::Cancelled("interrupted".into()).into());
                     }
-                    bars[i].extracting();
+                    progress[i].phase(Phase::Extracting);
                     let r = process_layer(i, layer, &scratch, &root, (&apply, &limits));
-                    bars[i].done();
+                    progress[i].phase(Phase::Done);
                     r
                 })
                 .collect::<Result<Vec<_>, _>>()

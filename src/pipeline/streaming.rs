@@ -14,13 +14,13 @@ use tokio::sync::Semaphore;
 
 use super::decode::DecodeStage;
 use super::download::{Downloaded, Sink, download};
+use super::progress::{LayerProgress, Phase};
 use super::readers::Busy;
 use super::spool::Spool;
 use super::{Extracted, Job, PullError, check_diff_id, pick_error};
 use crate::layer::{ApplyOptions, apply_layer_limited};
 use crate::limits::Limits;
 use crate::registry::{LayerDescriptor, RegistryError};
-use crate::report::progress::LayerBar;
 
 /// Read-side buffer for tar streams being applied.
 const TAR_BUFFER: usize = 256 << 10;
@@ -36,22 +36,25 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
         max_concurrent_downloads,
         apply,
         limits,
-        bars,
+        stage_timing,
+        progress,
     } = job;
     let n = layers.len();
+    let interrupt = client.cancel_token().clone();
     let spools: Arc<Vec<Spool>> = Arc::new(
         (0..n)
-            .map(|i| Spool::new(scratch.join(format!("layer-{i}.blob"))))
+            .map(|i| Spool::new(scratch.join(format!("layer-{i}.blob")), interrupt.clone()))
             .collect(),
     );
     let cancel = Arc::new(AtomicBool::new(false));
     let extraction = {
-        let (layers, spools, cancel, bars) = (
+        let (layers, spools, cancel, progress) = (
             layers.to_vec(),
             spools.clone(),
             cancel.clone(),
-            bars.to_vec(),
+            progress.to_vec(),
         );
+        let stage = (stage_timing, interrupt.clone());
         let (root, scratch) = (root.to_path_buf(), scratch.to_path_buf());
         let (apply, limits): (ApplyOptions, Limits) = (apply.clone(), limits.clone());
         tokio::task::spawn_blocking(move || {
@@ -61,7 +64,8 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
                 (&root, &scratch),
                 (&apply, &limits),
                 &cancel,
-                &bars,
+                &progress,
+                stage,
             );
             if r.is_err() {
                 cancel.store(true, Ordering::Relaxed);
@@ -77,19 +81,20 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
             .acquire_owned()
             .await
             .expect("semaphore is never closed");
-        if cancel.load(Ordering::Relaxed) || crate::interrupt::requested() {
+        if cancel.load(Ordering::Relaxed) || interrupt.is_cancelled() {
             break;
         }
-        let (client, spools, cancel, layer, bar) = (
+        let (client, spools, cancel, layer, progress) = (
             client.clone(),
             spools.clone(),
             cancel.clone(),
             layer.clone(),
-            bars[i].clone(),
+            progress[i].clone(),
         );
         handles.push(tokio::spawn(async move {
             let guard = spools[i].guard();
-            let r = download(&client, i, &layer, Sink::Spool(&spools[i]), &cancel, &bar).await;
+            let sink = Sink::Spool(&spools[i]);
+            let r = download(&client, i, &layer, sink, &cancel, &progress, stage_timing).await;
             if r.is_err() {
                 cancel.store(true, Ordering::Relaxed);
             }
@@ -121,14 +126,23 @@ fn extract_in_order(
     (root, scratch): (&Path, &Path),
     (apply, limits): (&ApplyOptions, &Limits),
     cancel: &AtomicBool,
-    bars: &[LayerBar],
+    progress: &[LayerProgress],
+    (stage_timing, interrupt): (bool, tokio_util::sync::CancellationToken),
 ) -> Result<Vec<Extracted>, PullError> {
-    let stage = DecodeStage::new(scratch, layers.len());
+    let stage = DecodeStage::new(scratch, layers.len(), stage_timing, &interrupt);
     std::thread::scope(|scope| {
         for _ in 0..DecodeStage::workers(layers.len()) {
             scope.spawn(|| stage.work(layers, spools, limits));
         }
-        let r = apply_in_order(layers, spools, &stage, root, (apply, limits), cancel, bars);
+        let r = apply_in_order(
+            layers,
+            spools,
+            &stage,
+            root,
+            (apply, limits),
+            cancel,
+            (progress, stage_timing),
+        );
         if r.is_err() {
             // Stop the downloads (their spools then fail the decoders' reads) and
             // the decoders, so the scope can end.
@@ -146,7 +160,7 @@ fn apply_in_order(
     root: &Path,
     (apply, limits): (&ApplyOptions, &Limits),
     cancel: &AtomicBool,
-    bars: &[LayerBar],
+    (progress, stage_timing): (&[LayerProgress], bool),
 ) -> Result<Vec<Extracted>, PullError> {
     let mut out = Vec::with_capacity(layers.len());
     for (i, layer) in layers.iter().enumerate() {
@@ -156,8 +170,8 @@ fn apply_in_order(
             )));
         }
         let started = Instant::now();
-        let waited = Busy::default();
-        bars[i].extracting();
+        let waited = Busy::new(stage_timing);
+        progress[i].phase(Phase::Extracting);
         // Buffered: the tar reader asks for every 512-byte header on its own, and
         // each read of the spool is a lock and a system call.
         let mut tar = BufReader::with_capacity(TAR_BUFFER, stage.tar(i).reader(waited.clone()));
@@ -184,7 +198,7 @@ fn apply_in_order(
             spools[i].wait_done();
         }
         let (stats, d) = result?;
-        bars[i].done();
+        progress[i].phase(Phase::Done);
         out.push(Extracted {
             started,
             finished: Instant::now(),

@@ -245,7 +245,7 @@ pub fn docker_config_credentials(
 }
 
 fn config_keys(registry: &str) -> Vec<String> {
-    if registry == crate::reference::DOCKER_HUB_DOMAIN {
+    if registry == crate::oci::reference::DOCKER_HUB_DOMAIN {
         vec![
             "index.docker.io".into(),
             "docker.io".into(),

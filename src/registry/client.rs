@@ -13,12 +13,13 @@ use reqwest::header::{
 use reqwest::{Method, Response, StatusCode, Url};
 
 use super::auth::{Challenge, Credentials, Secret, parse_challenge, repository_scope};
+use tokio_util::sync::CancellationToken;
+
 use super::error::RegistryError;
 use super::retry::{Jitter, RetryPolicy, retriable_status, retry_after};
 use super::transport::{RunClock, client};
-use crate::interrupt;
-use crate::record::{RateLimit, RequestRecord};
-use crate::reference::Reference;
+use crate::oci::record::{RateLimit, RequestRecord};
+use crate::oci::reference::Reference;
 
 /// `http` or `https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,9 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Retries of failed requests and cut-off bodies.
     pub retry: RetryPolicy,
+    /// The user's stop (Ctrl-C in the CLI): once cancelled, requests in flight and
+    /// retry waits end with [`RegistryError::Cancelled`].
+    pub cancel: CancellationToken,
 }
 
 impl Default for ClientOptions {
@@ -68,6 +72,7 @@ impl Default for ClientOptions {
             credentials: None,
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
+            cancel: CancellationToken::new(),
         }
     }
 }
@@ -138,6 +143,7 @@ pub struct RegistryClient {
     retry: RetryPolicy,
     jitter: Jitter,
     faults: std::sync::Mutex<Faults>,
+    cancel: CancellationToken,
 }
 
 impl RegistryClient {
@@ -172,7 +178,13 @@ impl RegistryClient {
             retry: options.retry.clone(),
             jitter: Jitter::default(),
             faults: std::sync::Mutex::new(Faults::default()),
+            cancel: options.cancel.clone(),
         })
+    }
+
+    /// The stop this client obeys ([`ClientOptions::cancel`]).
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
     }
 
     /// The run clock requests are logged on.
@@ -332,7 +344,7 @@ impl RegistryClient {
             let started = Instant::now();
             let outcome = tokio::select! {
                 r = attempt() => r,
-                _ = interrupt::wait() => return Err(RegistryError::Cancelled("interrupted".into())),
+                _ = self.cancel.cancelled() => return Err(RegistryError::Cancelled("interrupted".into())),
             };
             let (delay, why) = match outcome {
                 Ok(resp) => {
@@ -395,7 +407,7 @@ impl RegistryClient {
             );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = interrupt::wait() => return Err(RegistryError::Cancelled("interrupted".into())),
+                _ = self.cancel.cancelled() => return Err(RegistryError::Cancelled("interrupted".into())),
             }
             let lost = Faults {
                 retries: 1,
@@ -473,7 +485,7 @@ impl RegistryClient {
                     tracing::info!(what, reason, attempt = n, "body cut off; fetching again");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = interrupt::wait() => return Err(RegistryError::Cancelled("interrupted".into())),
+                        _ = self.cancel.cancelled() => return Err(RegistryError::Cancelled("interrupted".into())),
                     }
                     let counted = self.faults().lost.saturating_sub(counted_before);
                     self.note_fault(Faults {

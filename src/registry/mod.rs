@@ -11,4 +11,4 @@ pub mod transport;
 
 pub use client::{BlobResponse, ClientOptions, RegistryClient, Scheme};
 pub use error::RegistryError;
-pub use manifest::{Compression, LayerDescriptor, ResolvedImage, resolve, resolve_limited};
+pub use manifest::{LayerDescriptor, ResolvedImage, resolve, resolve_limited};

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 
 use super::client::RegistryClient;
 use super::error::RegistryError;
-use crate::image::{Blob, BuiltImage};
+use crate::oci::image::{Blob, BuiltImage};
 
 /// Pushes `image` under `tag` (or a digest) and returns the manifest digest.
 pub async fn push_image(
@@ -120,7 +120,7 @@ pub async fn push_blob(client: &RegistryClient, blob: &Blob) -> Result<(), Regis
 /// under `dest_tag`. Blobs are read one at a time.
 pub async fn push_layout(
     client: &RegistryClient,
-    layout: &crate::layout::Layout,
+    layout: &crate::oci::layout::Layout,
     tag: &str,
     dest_tag: &str,
 ) -> Result<String, RegistryError> {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::record::{ConnectionRecord, RequestRecord};
+use crate::oci::record::{ConnectionRecord, RequestRecord};
 
 /// Shared, append-only logs of one run.
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use crate::record::PullRecord;
-use crate::stats::Stats;
+use crate::oci::record::PullRecord;
+use crate::oci::stats::Stats;
 
 use super::{human_bytes, table::render};
 

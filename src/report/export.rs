@@ -1,7 +1,7 @@
 //! Machine-friendly tables (as hyperfine exports them): the per-layer table of a
 //! record as CSV and Markdown.
 
-use crate::record::PullRecord;
+use crate::oci::record::PullRecord;
 
 const HEADERS: [&str; 12] = [
     "layer",

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::record::{PullRecord, SCHEMA_VERSION};
+use crate::oci::record::{PullRecord, SCHEMA_VERSION};
 
 /// Errors reading or writing records.
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,10 @@
 //! Output for people and machines: tables, JSON, progress bars.
 
+pub mod aggregate;
 pub mod compare;
 pub mod export;
 pub mod json;
-pub mod progress;
+pub mod regression;
 pub mod svg;
 pub mod table;
 

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::record::PullRecord;
+use crate::oci::record::PullRecord;
 
 const WIDTH: f64 = 960.0;
 const LABEL_W: f64 = 220.0;

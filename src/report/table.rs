@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::record::{LayerRun, PullRecord};
-use crate::stats::Stats;
+use crate::oci::record::{LayerRun, PullRecord};
+use crate::oci::stats::Stats;
 
 use super::{human_bytes, secs, short_digest};
 

@@ -76,3 +76,13 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// A JSON response with the right content type.
+pub fn json_response(status: StatusCode, body: &str) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}

@@ -20,7 +20,7 @@ use super::api::ApiError;
 use super::blobs::set_header;
 use super::conn::{ConnControl, Peer};
 use super::routes::{Target, parse};
-use crate::faults::{
+use crate::profiles::faults::{
     Decision, Fault, FaultEvent, FaultProfile, FaultSummary, MAX_EVENTS, RequestInfo, RequestKind,
 };
 

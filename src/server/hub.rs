@@ -13,9 +13,8 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest as _, Sha256};
 
 use super::AppState;
-use super::api::ApiError;
+use super::api::{ApiError, json_response};
 use super::blobs::{serve_blob, set_header};
-use super::routes::json_response;
 
 /// The service name in challenges and token requests.
 pub const SERVICE: &str = "registry.pulltime.test";
@@ -155,7 +154,7 @@ impl Hub {
         repo: &str,
         digest: &str,
     ) -> Result<Response, ApiError> {
-        crate::reference::validate_digest(digest).map_err(ApiError::digest_invalid)?;
+        crate::oci::digest::validate_digest(digest).map_err(ApiError::digest_invalid)?;
         if state.store.blob_path(repo, digest).is_none() {
             return Err(ApiError::blob_unknown(digest));
         }
@@ -241,7 +240,7 @@ pub async fn cdn_blob(
         return StatusCode::NOT_FOUND.into_response();
     };
     let expires: u64 = q.get("expires").and_then(|e| e.parse().ok()).unwrap_or(0);
-    let valid = crate::reference::validate_digest(&digest).is_ok()
+    let valid = crate::oci::digest::validate_digest(&digest).is_ok()
         && q.get("sig")
             .is_some_and(|s| *s == hub.sign(&digest, expires))
         && expires >= now_s();

@@ -9,9 +9,9 @@ use futures_util::StreamExt;
 use super::AppState;
 use super::api::ApiError;
 use super::store::media_type_of;
-use crate::registry::manifest::{
-    DOCKER_LIST, DOCKER_MANIFEST, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST, sha256_digest,
-};
+use crate::limits::Limits;
+use crate::oci::digest::sha256_digest;
+use crate::oci::media_type::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 
 /// PUT /v2/<repo>/manifests/<reference>.
 pub async fn put(
@@ -26,11 +26,14 @@ pub async fn put(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::manifest_invalid(format!("reading body: {e}")))?;
         bytes.extend_from_slice(&chunk);
-        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        if bytes.len() as u64 > Limits::DEFAULT.max_manifest_bytes {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "SIZE_INVALID",
-                format!("manifest larger than {MAX_MANIFEST_BYTES} bytes"),
+                format!(
+                    "manifest larger than {} bytes",
+                    Limits::DEFAULT.max_manifest_bytes
+                ),
             ));
         }
     }
@@ -96,7 +99,7 @@ pub async fn put(
         }
         None
     } else {
-        crate::reference::Reference::parse(&format!("x:{reference}"))
+        crate::oci::reference::Reference::parse(&format!("x:{reference}"))
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "TAG_INVALID", e.reason))?;
         Some(reference)
     };
@@ -140,6 +143,6 @@ fn descriptor_digest(d: &serde_json::Value) -> Result<&str, ApiError> {
     let digest = d["digest"]
         .as_str()
         .ok_or_else(|| ApiError::manifest_invalid("descriptor without a digest"))?;
-    crate::reference::validate_digest(digest).map_err(ApiError::manifest_invalid)?;
+    crate::oci::digest::validate_digest(digest).map_err(ApiError::manifest_invalid)?;
     Ok(digest)
 }

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 
-use crate::faults::{FaultProfile, FaultSummary};
-use crate::network::NetworkProfile;
+use crate::profiles::faults::{FaultProfile, FaultSummary};
+use crate::profiles::network::NetworkProfile;
 use faults::Faults;
 use shaping::Shaper;
 use store::Store;
@@ -249,7 +249,7 @@ async fn faults_summary(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     match &state.faults {
-        Some(f) => routes::json_response(
+        Some(f) => api::json_response(
             axum::http::StatusCode::OK,
             &serde_json::to_string(&f.summary()).unwrap_or_default(),
         ),

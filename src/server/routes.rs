@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::api::ApiError;
+use super::api::{ApiError, json_response};
 use super::blobs::{serve_blob, serve_manifest};
 use super::hub::Access;
 use super::{AppState, manifests, uploads};
@@ -104,7 +104,7 @@ async fn handle(
         }
     };
     if let Some(r) = repo {
-        crate::reference::validate_repository(r)
+        crate::oci::reference::validate_repository(r)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "NAME_INVALID", e))?;
     }
     if let Some(hub) = &state.hub {
@@ -193,16 +193,6 @@ fn tags(state: &AppState, repo: &str, query: &str) -> Result<Response, ApiError>
     }
     let body = serde_json::json!({"name": repo, "tags": tags});
     Ok(json_response(StatusCode::OK, &body.to_string()))
-}
-
-/// A JSON response with the right content type.
-pub fn json_response(status: StatusCode, body: &str) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use crate::network::NetworkProfile;
+use crate::profiles::network::NetworkProfile;
 
 /// Bytes per second with a small burst; callers go into debt and sleep it off, so
 /// concurrent users of one bucket share its rate.

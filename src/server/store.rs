@@ -9,8 +9,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use crate::reference::validate_digest;
-use crate::registry::manifest::{OCI_INDEX, OCI_MANIFEST};
+use crate::oci::digest::validate_digest;
+use crate::oci::layout::write_atomically;
+use crate::oci::media_type::{OCI_INDEX, OCI_MANIFEST};
 
 /// A repository's view.
 #[derive(Debug, Default, Clone)]
@@ -78,7 +79,7 @@ impl Store {
             path: dir.display().to_string(),
             reason,
         };
-        crate::reference::validate_repository(name)
+        crate::oci::reference::validate_repository(name)
             .map_err(|e| bad(format!("repository name: {e}")))?;
         let index_text =
             std::fs::read(dir.join("index.json")).map_err(|e| bad(format!("index.json: {e}")))?;
@@ -329,7 +330,7 @@ impl Store {
                 .strip_prefix(&root)
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if crate::reference::validate_repository(&name).is_err() {
+            if crate::oci::reference::validate_repository(&name).is_err() {
                 continue;
             }
             let r = repos.entry(name).or_default();
@@ -373,13 +374,4 @@ pub fn media_type_of(doc: &serde_json::Value) -> String {
         _ if doc.get("manifests").is_some() => OCI_INDEX.into(),
         _ => OCI_MANIFEST.into(),
     }
-}
-
-/// Writes `data` to `dest` through a temporary file in `tmp_dir` and a rename.
-pub fn write_atomically(tmp_dir: &Path, dest: &Path, data: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)?;
-    tmp.write_all(data)?;
-    tmp.persist(dest).map_err(|e| e.error)?;
-    Ok(())
 }

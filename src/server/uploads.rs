@@ -83,7 +83,7 @@ pub async fn start(
         .into_owned()
         .collect();
     if let (Some(digest), Some(from)) = (q.get("mount"), q.get("from")) {
-        crate::reference::validate_digest(digest).map_err(ApiError::digest_invalid)?;
+        crate::oci::digest::validate_digest(digest).map_err(ApiError::digest_invalid)?;
         if state.store.blob_path(from, digest).is_some() {
             state
                 .store
@@ -208,7 +208,7 @@ async fn append(session: &mut Session, body: Body) -> Result<(), ApiError> {
 
 async fn complete(state: &AppState, session: Session, digest: &str) -> Result<Response, ApiError> {
     let actual = format!("sha256:{}", hex::encode(session.hasher.finalize()));
-    if crate::reference::validate_digest(digest).is_err() || actual != digest {
+    if crate::oci::digest::validate_digest(digest).is_err() || actual != digest {
         let _ = tokio::fs::remove_file(&session.path).await;
         return Err(ApiError::digest_invalid(format!(
             "content digest is {actual}, not {digest}"

@@ -230,9 +230,9 @@ pub fn simulate_fleet(image: &SimImage, scenario: &Scenario, o: &FleetOptions) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::HostProfile;
-    use crate::network::NetworkProfile;
-    use crate::registry::Compression;
+    use crate::oci::media_type::Compression;
+    use crate::profiles::host::HostProfile;
+    use crate::profiles::network::NetworkProfile;
     use crate::sim::{Policy, SimLayer};
 
     fn scenario(per_conn: f64) -> Scenario {

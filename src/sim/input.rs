@@ -7,9 +7,9 @@ use std::io::Read;
 use std::path::Path;
 
 use super::{SimImage, SimLayer};
+use crate::oci::media_type::Compression;
+use crate::oci::record::PullRecord;
 use crate::pipeline::readers::decoder;
-use crate::record::PullRecord;
-use crate::registry::Compression;
 use crate::synth::{ImageProfile, Mix};
 
 /// Could not build the image to simulate.
@@ -25,7 +25,7 @@ pub enum InputError {
 
 /// The compression a layer media type implies (gzip when unknown).
 fn compression_of(media_type: &str) -> Compression {
-    crate::registry::Compression::of_media_type(media_type).unwrap_or(Compression::Gzip)
+    crate::oci::media_type::Compression::of_media_type(media_type).unwrap_or(Compression::Gzip)
 }
 
 /// Bytes of tar headers and padding per entry, roughly (512-byte header, half a block of padding).
@@ -34,7 +34,9 @@ const TAR_OVERHEAD_PER_ENTRY: u64 = 768;
 /// From a pull record: sizes and counts exactly as the pull saw them.
 pub fn from_record(name: &str, r: &PullRecord) -> Result<SimImage, InputError> {
     if let Some(sim) = &r.simulation {
-        return Ok(sim.image.clone());
+        let sim: super::SimulationInfo = serde_json::from_value(sim.clone())
+            .map_err(|e| InputError::Record(name.into(), format!("simulation inputs: {e}")))?;
+        return Ok(sim.image);
     }
     let run = r
         .runs
@@ -82,7 +84,7 @@ pub fn from_record(name: &str, r: &PullRecord) -> Result<SimImage, InputError> {
 /// From an OCI layout: reads each layer's tar to count files, directories and bytes.
 pub fn from_layout(dir: &Path, tag: &str) -> Result<SimImage, InputError> {
     let bad = |e: String| InputError::Layout(dir.display().to_string(), e);
-    let layout = crate::layout::Layout::open(dir).map_err(|e| bad(e.to_string()))?;
+    let layout = crate::oci::layout::Layout::open(dir).map_err(|e| bad(e.to_string()))?;
     let manifest = layout.manifest_for(tag).map_err(|e| bad(e.to_string()))?;
     let doc: serde_json::Value =
         serde_json::from_slice(&manifest.data).map_err(|e| bad(e.to_string()))?;
@@ -219,9 +221,9 @@ const ASSUMED_FILE_BYTES: u64 = 24 * 1024;
 /// pulled) for exact compressed sizes; uncompressed sizes and file counts are
 /// estimated (2.5x, 24 KB per file, 30 files per directory).
 pub async fn from_registry(
-    reference: &crate::reference::Reference,
+    reference: &crate::oci::reference::Reference,
     options: &crate::registry::ClientOptions,
-    platform: &crate::platform::Platform,
+    platform: &crate::oci::platform::Platform,
 ) -> Result<SimImage, crate::registry::RegistryError> {
     let client = crate::registry::RegistryClient::new(
         reference,

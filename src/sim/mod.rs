@@ -11,17 +11,17 @@ pub mod whatif;
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::HostProfile;
-use crate::network::NetworkProfile;
-use crate::record::{
+use crate::oci::media_type::Compression;
+use crate::oci::record::{
     HostInfo, ImageInfo, LayerInfo, LayerRun, PullRecord, RequestRecord, RunRecord, SCHEMA_VERSION,
     Settings, Summary, ToolInfo,
 };
-use crate::registry::Compression;
+use crate::profiles::host::HostProfile;
+use crate::profiles::network::NetworkProfile;
 pub use model::{Flow, SimRun, simulate};
 
 /// How a puller schedules its stages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     /// Docker: downloads in parallel, each layer extracted after its download, one
@@ -223,7 +223,7 @@ fn to_record(
         connections: run
             .connections
             .iter()
-            .map(|(t, s, c)| crate::record::ConnectionRecord {
+            .map(|(t, s, c)| crate::oci::record::ConnectionRecord {
                 target: t.clone(),
                 start_s: *s,
                 connect_s: *c,
@@ -279,15 +279,18 @@ fn to_record(
         },
         summary: Summary::of(&runs),
         runs,
-        simulation: Some(SimulationInfo {
-            image: image.clone(),
-            network: scenario.network.clone(),
-            host: scenario.host.clone(),
-            policy: scenario.policy,
-            dockerhub_flow: scenario.dockerhub_flow,
-            registry_on_host: scenario.flow().registry_on_host,
-            what_if,
-        }),
+        simulation: Some(
+            serde_json::to_value(SimulationInfo {
+                image: image.clone(),
+                network: scenario.network.clone(),
+                host: scenario.host.clone(),
+                policy: scenario.policy,
+                dockerhub_flow: scenario.dockerhub_flow,
+                registry_on_host: scenario.flow().registry_on_host,
+                what_if,
+            })
+            .expect("simulation inputs are plain data with string keys"),
+        ),
     }
 }
 

@@ -3,8 +3,8 @@
 //! each capped per connection and all together by the link; CPU stages cost what
 //! the host profile says; a policy decides when each layer's processing may start.
 
-use crate::host::HostProfile;
-use crate::network::NetworkProfile;
+use crate::profiles::host::HostProfile;
+use crate::profiles::network::NetworkProfile;
 
 use super::{Policy, SimImage, SimLayer};
 
@@ -525,7 +525,7 @@ fn transfer_alone(bytes: u64, flow: &Flow, host: &HostProfile) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::Compression;
+    use crate::oci::media_type::Compression;
 
     fn net(
         rtt_ms: f64,

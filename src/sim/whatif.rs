@@ -2,8 +2,8 @@
 //! simulating. Each says in words what it did.
 
 use super::{SimImage, SimLayer};
-use crate::network::NetworkProfile;
-use crate::registry::Compression;
+use crate::oci::media_type::Compression;
+use crate::profiles::network::NetworkProfile;
 
 /// gzip ratio assumed when a layer has never been compressed.
 const DEFAULT_GZIP_RATIO: f64 = 2.5;
@@ -119,7 +119,7 @@ pub fn with_bandwidth(network: &NetworkProfile, bytes_per_s: f64) -> NetworkProf
     n.name = format!(
         "{} at {}",
         network.name,
-        crate::network::format_bandwidth(bytes_per_s)
+        crate::profiles::network::format_bandwidth(bytes_per_s)
     );
     n
 }

@@ -8,10 +8,10 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use super::content::{ContentReader, Kind, Rng, Vocabulary};
-use super::profile::LayerProfile;
 use super::{SynthLayer, SynthOptions};
-use crate::layout::Layout;
-use crate::registry::Compression;
+use crate::oci::layout::Layout;
+use crate::oci::media_type::Compression;
+use crate::profiles::image::LayerProfile;
 
 /// A fixed mtime so that layers are reproducible.
 const MTIME: u64 = 1_600_000_000;

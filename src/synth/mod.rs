@@ -3,19 +3,18 @@
 
 pub mod content;
 mod layer;
-pub mod profile;
 
 use std::path::Path;
 
 use serde_json::json;
 
-use crate::image::Blob;
-use crate::layout::Layout;
-use crate::platform::Platform;
-use crate::registry::Compression;
-use crate::registry::manifest::OCI_MANIFEST;
+use crate::oci::image::Blob;
+use crate::oci::layout::Layout;
+use crate::oci::media_type::Compression;
+use crate::oci::media_type::OCI_MANIFEST;
+use crate::oci::platform::Platform;
+pub use crate::profiles::image::{ImageProfile, LayerProfile, Mix};
 pub use layer::write_layer;
-pub use profile::{ImageProfile, LayerProfile, Mix};
 
 /// How to synthesise.
 #[derive(Debug, Clone, Copy)]

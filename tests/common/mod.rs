@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pulltime::image::BuiltImage;
-use pulltime::platform::Platform;
-use pulltime::reference::Reference;
+use pulltime::oci::image::BuiltImage;
+use pulltime::oci::media_type::Compression;
+use pulltime::oci::platform::Platform;
+use pulltime::oci::reference::Reference;
 use pulltime::registry::transport::RunClock;
-use pulltime::registry::{ClientOptions, Compression, RegistryClient, Scheme};
+use pulltime::registry::{ClientOptions, RegistryClient, Scheme};
 use sha2::{Digest, Sha256};
 
 /// A `docker-registry serve` child process with its own storage, stopped on drop.
@@ -191,7 +192,7 @@ pub fn push(
 }
 
 /// Pushes only a manifest or index (its blobs must be there already).
-pub fn push_manifest(reference: &str, manifest: &pulltime::image::Blob) -> String {
+pub fn push_manifest(reference: &str, manifest: &pulltime::oci::image::Blob) -> String {
     with_push_client(reference, None, |client, tag| async move {
         pulltime::registry::push::push_manifest(&client, manifest, &tag)
             .await
@@ -229,7 +230,7 @@ where
 
 /// Builds and pushes an image from layer tars; returns the image.
 pub fn build_and_push(reference: &str, layers: &[Vec<u8>], compression: Compression) -> BuiltImage {
-    let image = pulltime::image::build_image(layers, compression, &Platform::host()).unwrap();
+    let image = pulltime::oci::image::build_image(layers, compression, &Platform::host()).unwrap();
     push(reference, &image, None);
     image
 }

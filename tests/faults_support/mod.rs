@@ -6,8 +6,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use pulltime::faults::FaultProfile;
-use pulltime::registry::manifest::sha256_digest;
+use pulltime::oci::digest::sha256_digest;
+use pulltime::profiles::faults::FaultProfile;
 use pulltime::server::{ServeOptions, ServerThread};
 
 /// How a raw GET ended.

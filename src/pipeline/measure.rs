@@ -5,18 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::interrupt;
 use crate::registry::RegistryError;
 use crate::registry::retry::Jitter;
 
-use crate::pipeline::destination::Destination;
-use crate::pipeline::{PullError, PullOptions, PullOutcome, pull_once};
-use crate::record::{
+use crate::oci::record::{
     HostInfo, ImageInfo, LayerInfo, PullRecord, RunRecord, SCHEMA_VERSION, Settings, Summary,
     ToolInfo,
 };
-use crate::reference::Reference;
-use crate::report::progress::Progress;
+use crate::oci::reference::Reference;
+use crate::pipeline::destination::Destination;
+use crate::pipeline::progress::Progress;
+use crate::pipeline::{PullError, PullOptions, PullOutcome, pull_once};
 
 /// How many runs, and where.
 #[derive(Debug, Clone)]
@@ -31,8 +30,8 @@ pub struct MeasureOptions {
     pub tmp_dir: PathBuf,
     /// The pull itself.
     pub pull: PullOptions,
-    /// Draw progress bars.
-    pub progress: bool,
+    /// Where progress events go ([`Progress::none`]: nowhere).
+    pub progress: Progress,
 }
 
 /// Pulls `reference` `warmup + runs` times, cold each time, and returns the record.
@@ -47,7 +46,7 @@ pub async fn measure(
         None => Destination::temporary(&options.tmp_dir)?,
     };
     let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let progress = Progress::new(options.progress);
+    let progress = &options.progress;
     let mut counted: Vec<RunRecord> = Vec::with_capacity(runs);
     let mut last: Option<PullOutcome> = None;
     // Without --dest every run gets a new temporary root and the old ones are
@@ -66,7 +65,7 @@ pub async fn measure(
             format!("run {}/{}", k - options.warmup + 1, runs)
         };
         let clear_first = k > 0 && options.dest.is_some();
-        match one_run(reference, &dest, options, &progress, &label, clear_first).await {
+        match one_run(reference, &dest, options, progress, &label, clear_first).await {
             Ok(outcome) => {
                 if let Some(Err(e)) = last.as_ref().map(|prev| same_image(prev, &outcome)) {
                     dest.abandon();
@@ -167,14 +166,14 @@ async fn one_run(
             Err(e @ PullError::Registry(RegistryError::DigestMismatch { .. }))
                 if restarts < 2 * policy.attempts
                     && retry_blob(&e, &mut mismatches, policy.attempts)
-                    && !interrupt::requested() =>
+                    && !options.pull.client.cancel.is_cancelled() =>
             {
                 restarts += 1;
                 let delay = policy.backoff(restarts, &jitter);
                 tracing::warn!(error = %e, restart = restarts, "restarting the pull from scratch");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = interrupt::wait() => return Err(e),
+                    _ = options.pull.client.cancel.cancelled() => return Err(e),
                 }
                 lost += started.elapsed();
             }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::stats::Stats;
+use super::stats::Stats;
 
 /// Bumped when a field changes meaning or disappears; new fields do not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -29,9 +29,12 @@ pub struct PullRecord {
     pub runs: Vec<RunRecord>,
     /// Statistics over `runs`.
     pub summary: Summary,
-    /// For simulated records: the inputs the simulation used.
+    /// For simulated records: the inputs the simulation used, as the simulator
+    /// wrote them (`sim::SimulationInfo`; `sim::input` reads them back). They stay
+    /// untyped here so that the record, like all of `oci`, knows nothing of the
+    /// simulator's profiles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub simulation: Option<crate::sim::SimulationInfo>,
+    pub simulation: Option<serde_json::Value>,
 }
 
 /// Name and version of the writer.

@@ -5,8 +5,8 @@ use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read};
 use std::rc::Rc;
 
-use super::{LimitError, Limits};
-use crate::registry::Compression;
+use crate::limits::{LimitError, Limits};
+use crate::oci::media_type::Compression;
 
 /// Compressed bytes a decoder has consumed (not merely buffered), shared with the
 /// [`Bounded`] reader that judges the ratio.

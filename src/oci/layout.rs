@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::image::Blob;
-use crate::reference::validate_digest;
+use super::digest::validate_digest;
+use super::image::Blob;
 
 /// The annotation that names a tag in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -27,7 +27,7 @@ impl Layout {
             std::fs::write(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         }
         if !dir.join("index.json").exists() {
-            let empty = json!({"schemaVersion": 2, "mediaType": crate::registry::manifest::OCI_INDEX, "manifests": []});
+            let empty = json!({"schemaVersion": 2, "mediaType": super::media_type::OCI_INDEX, "manifests": []});
             std::fs::write(dir.join("index.json"), serde_json::to_vec_pretty(&empty)?)?;
         }
         Ok(Layout {
@@ -97,7 +97,7 @@ impl Layout {
         entries.push(d);
         index["manifests"] = json!(entries);
         let text = serde_json::to_vec_pretty(&index)?;
-        crate::server::store::write_atomically(&self.dir, &path, &text)
+        write_atomically(&self.dir, &path, &text)
     }
 
     /// The manifest that `tag` names, with its media type.
@@ -118,7 +118,7 @@ impl Layout {
         let digest = entry["digest"].as_str().unwrap_or("");
         let media_type = entry["mediaType"]
             .as_str()
-            .unwrap_or(crate::registry::manifest::OCI_MANIFEST);
+            .unwrap_or(super::media_type::OCI_MANIFEST);
         let data = std::fs::read(self.blob_path(digest)?)?;
         let blob = Blob::new(media_type, data);
         if blob.digest != digest {
@@ -129,4 +129,13 @@ impl Layout {
         }
         Ok(blob)
     }
+}
+
+/// Writes `data` to `dest` through a temporary file in `tmp_dir` and a rename.
+pub fn write_atomically(tmp_dir: &Path, dest: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)?;
+    tmp.write_all(data)?;
+    tmp.persist(dest).map_err(|e| e.error)?;
+    Ok(())
 }

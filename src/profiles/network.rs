@@ -10,28 +10,28 @@ use serde::{Deserialize, Serialize};
 pub const BUILTIN: &[(&str, &str)] = &[
     (
         "loopback",
-        include_str!("../profiles/network/loopback.toml"),
+        include_str!("../../profiles/network/loopback.toml"),
     ),
-    ("lan-1g", include_str!("../profiles/network/lan-1g.toml")),
+    ("lan-1g", include_str!("../../profiles/network/lan-1g.toml")),
     (
         "datacenter-10g",
-        include_str!("../profiles/network/datacenter-10g.toml"),
+        include_str!("../../profiles/network/datacenter-10g.toml"),
     ),
     (
         "dockerhub-100m",
-        include_str!("../profiles/network/dockerhub-100m.toml"),
+        include_str!("../../profiles/network/dockerhub-100m.toml"),
     ),
     (
         "home-50m",
-        include_str!("../profiles/network/home-50m.toml"),
+        include_str!("../../profiles/network/home-50m.toml"),
     ),
     (
         "edge-20m",
-        include_str!("../profiles/network/edge-20m.toml"),
+        include_str!("../../profiles/network/edge-20m.toml"),
     ),
     (
         "mobile-10m",
-        include_str!("../profiles/network/mobile-10m.toml"),
+        include_str!("../../profiles/network/mobile-10m.toml"),
     ),
 ];
 
@@ -96,7 +96,7 @@ impl NetworkProfile {
 
     /// A built-in name (`dockerhub-100m`) or a path to a TOML file.
     pub fn load(name_or_path: &str) -> Result<Self, ProfileError> {
-        use crate::profile_source::{Source, lookup};
+        use crate::profiles::source::{Source, lookup};
         match lookup(name_or_path, BUILTIN) {
             Ok(Source::Builtin(text)) => Self::parse(name_or_path, text),
             Ok(Source::File(text)) => Self::parse(name_or_path, &text),

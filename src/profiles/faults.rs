@@ -14,24 +14,33 @@ mod raw;
 
 /// The profiles shipped with pulltime, embedded so the binary needs no files.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("reset", include_str!("../profiles/faults/reset.toml")),
+    ("reset", include_str!("../../profiles/faults/reset.toml")),
     (
         "ratelimit",
-        include_str!("../profiles/faults/ratelimit.toml"),
+        include_str!("../../profiles/faults/ratelimit.toml"),
     ),
     (
         "server-errors",
-        include_str!("../profiles/faults/server-errors.toml"),
+        include_str!("../../profiles/faults/server-errors.toml"),
     ),
-    ("stall", include_str!("../profiles/faults/stall.toml")),
-    ("truncate", include_str!("../profiles/faults/truncate.toml")),
-    ("corrupt", include_str!("../profiles/faults/corrupt.toml")),
+    ("stall", include_str!("../../profiles/faults/stall.toml")),
+    (
+        "truncate",
+        include_str!("../../profiles/faults/truncate.toml"),
+    ),
+    (
+        "corrupt",
+        include_str!("../../profiles/faults/corrupt.toml"),
+    ),
     (
         "slow-token",
-        include_str!("../profiles/faults/slow-token.toml"),
+        include_str!("../../profiles/faults/slow-token.toml"),
     ),
-    ("mixed", include_str!("../profiles/faults/mixed.toml")),
-    ("hopeless", include_str!("../profiles/faults/hopeless.toml")),
+    ("mixed", include_str!("../../profiles/faults/mixed.toml")),
+    (
+        "hopeless",
+        include_str!("../../profiles/faults/hopeless.toml"),
+    ),
 ];
 
 /// The kinds of request a fault can be injected into (GETs only).
@@ -307,7 +316,7 @@ impl FaultProfile {
 
     /// A built-in name (`mixed`) or a path to a TOML file.
     pub fn load(name_or_path: &str) -> Result<Self, FaultProfileError> {
-        use crate::profile_source::{Source, lookup};
+        use crate::profiles::source::{Source, lookup};
         match lookup(name_or_path, BUILTIN) {
             Ok(Source::Builtin(text)) => Self::parse(name_or_path, text),
             Ok(Source::File(text)) => Self::parse(name_or_path, &text),

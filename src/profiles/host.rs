@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::registry::Compression;
+use crate::oci::media_type::Compression;
 
 /// What a machine can do per second, and what a file or directory costs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,9 +4,10 @@
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::platform::Platform;
-use crate::registry::Compression;
-use crate::registry::manifest::{OCI_MANIFEST, sha256_digest};
+use super::digest::sha256_digest;
+use super::media_type::Compression;
+use super::media_type::OCI_MANIFEST;
+use super::platform::Platform;
 
 /// A content-addressed blob.
 #[derive(Debug, Clone)]

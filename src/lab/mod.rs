@@ -15,11 +15,13 @@
 //! # Ok::<(), pulltime::lab::LabError>(())
 //! ```
 
-use crate::layout::Layout;
-use crate::measure::{MeasureOptions, measure};
+pub mod demo;
+
+use crate::oci::layout::Layout;
+use crate::oci::record::PullRecord;
+use crate::oci::reference::Reference;
 use crate::pipeline::PullOptions;
-use crate::record::PullRecord;
-use crate::reference::Reference;
+use crate::pipeline::measure::{MeasureOptions, measure};
 use crate::registry::transport::RunClock;
 use crate::registry::{ClientOptions, RegistryClient, Scheme};
 use crate::server::{ServeOptions, ServerThread};
@@ -33,7 +35,7 @@ pub enum LabError {
     Serve(#[from] crate::server::ServeError),
     /// Loading a profile.
     #[error(transparent)]
-    Profile(#[from] crate::synth::profile::ImageProfileError),
+    Profile(#[from] crate::profiles::image::ImageProfileError),
     /// Synthesising.
     #[error(transparent)]
     Synth(#[from] crate::synth::SynthError),
@@ -45,7 +47,7 @@ pub enum LabError {
     Pull(#[from] crate::pipeline::PullError),
     /// A reference.
     #[error(transparent)]
-    Reference(#[from] crate::reference::ReferenceError),
+    Reference(#[from] crate::oci::reference::ReferenceError),
     /// Local I/O.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -138,7 +140,7 @@ impl ColdPuller {
             dest: Some(self.roots.path().join(format!("pull-{n}"))),
             tmp_dir: self.roots.path().to_path_buf(),
             pull: self.options.clone(),
-            progress: false,
+            progress: crate::pipeline::progress::Progress::none(),
         };
         Ok(self.runtime.block_on(measure(&reference, &options))?)
     }

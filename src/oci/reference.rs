@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use super::digest::validate_digest;
+
 /// The registry host docker uses for the short name `docker.io`.
 pub const DOCKER_HUB_DOMAIN: &str = "docker.io";
 /// Where Docker Hub's registry API actually lives.
@@ -209,24 +211,6 @@ fn validate_tag(tag: &str) -> Result<(), String> {
             "tag {tag:?} must be 1-128 characters of [A-Za-z0-9_.-], not starting with '.' or '-'"
         ))
     }
-}
-
-/// Checks `algorithm:hex` with a sha256/sha512 length check.
-pub fn validate_digest(digest: &str) -> Result<(), String> {
-    let (alg, hex) = digest
-        .split_once(':')
-        .ok_or_else(|| format!("digest {digest:?} must look like sha256:<64 hex digits>"))?;
-    let want = match alg {
-        "sha256" => 64,
-        "sha512" => 128,
-        _ => return Err(format!("digest algorithm {alg:?} is not supported")),
-    };
-    if hex.len() != want || !hex.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) {
-        return Err(format!(
-            "digest {digest:?} must have {want} lowercase hex digits"
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

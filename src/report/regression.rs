@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::record::{PullRecord, RunRecord};
+use crate::oci::record::{PullRecord, RunRecord};
 use crate::report::{human_bytes, short_digest, table::render};
 use crate::rng::Rng;
 

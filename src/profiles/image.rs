@@ -153,7 +153,7 @@ pub enum ImageProfileError {
 impl ImageProfile {
     /// A built-in name or a TOML file.
     pub fn load(name_or_path: &str) -> Result<Self, ImageProfileError> {
-        use crate::profile_source::{Source, lookup};
+        use crate::profiles::source::{Source, lookup};
         match lookup(name_or_path, BUILTIN) {
             Ok(Source::Builtin(text)) => Self::parse(name_or_path, text),
             Ok(Source::File(text)) => Self::parse(name_or_path, &text),

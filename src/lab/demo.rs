@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::measure::{MeasureOptions, measure};
-use crate::network::NetworkProfile;
+use crate::oci::media_type::Compression;
+use crate::oci::record::PullRecord;
+use crate::oci::reference::Reference;
 use crate::pipeline::PullOptions;
-use crate::record::PullRecord;
-use crate::reference::Reference;
-use crate::registry::Compression;
+use crate::pipeline::measure::{MeasureOptions, measure};
+use crate::profiles::network::NetworkProfile;
 use crate::server::{ServeOptions, ServerThread};
 use crate::synth::{ImageProfile, SynthOptions, synthesize};
 
@@ -37,8 +37,8 @@ pub struct DemoOptions {
     pub compression: Compression,
     /// Which pairs.
     pub pairs: Vec<String>,
-    /// Progress bars.
-    pub progress: bool,
+    /// Where the pulls' progress events go.
+    pub progress: crate::pipeline::progress::Progress,
 }
 
 /// One function's two records.
@@ -57,7 +57,7 @@ pub struct PairResult {
 pub enum DemoError {
     /// Unknown pair or profile.
     #[error(transparent)]
-    Profile(#[from] crate::synth::profile::ImageProfileError),
+    Profile(#[from] crate::profiles::image::ImageProfileError),
     /// Synthesis.
     #[error(transparent)]
     Synth(#[from] crate::synth::SynthError),
@@ -139,7 +139,7 @@ pub fn run(options: &DemoOptions, say: &mut dyn FnMut(&str)) -> Result<Vec<PairR
                 dest: None,
                 tmp_dir: std::env::temp_dir(),
                 pull: PullOptions::lab_defaults(),
-                progress: options.progress,
+                progress: options.progress.clone(),
             };
             let record = runtime.block_on(measure(&reference, &measure_options))?;
             let path = options

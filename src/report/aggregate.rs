@@ -4,8 +4,8 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::record::PullRecord;
-use crate::regression::PHASES;
+use crate::oci::record::PullRecord;
+use crate::report::regression::PHASES;
 
 /// Distribution of one phase over every run of every record.
 #[derive(Debug, Clone, Serialize)]

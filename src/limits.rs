@@ -8,10 +8,6 @@ use std::fmt;
 use std::io;
 use std::str::FromStr;
 
-mod bounded;
-
-pub use bounded::{Bounded, bounded_decoder};
-
 /// Limits applied to one pull. [`Limits::default`] is [`Limits::DEFAULT`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
