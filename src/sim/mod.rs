@@ -208,25 +208,25 @@ fn to_record(
         requests: run
             .requests
             .iter()
-            .map(|(kind, host, start, ttfb, body, bytes)| RequestRecord {
-                kind: kind.clone(),
+            .map(|q| RequestRecord {
+                kind: q.kind.as_str().into(),
                 method: "GET".into(),
-                host: host.clone(),
+                host: q.host.as_str().into(),
                 path: String::new(),
                 status: 0,
-                start_s: *start,
-                ttfb_s: *ttfb,
-                body_s: *body,
-                bytes: *bytes,
+                start_s: q.start_s,
+                ttfb_s: q.ttfb_s,
+                body_s: q.body_s,
+                bytes: q.bytes,
             })
             .collect(),
         connections: run
             .connections
             .iter()
-            .map(|(t, s, c)| crate::record::ConnectionRecord {
-                target: t.clone(),
-                start_s: *s,
-                connect_s: *c,
+            .map(|c| crate::record::ConnectionRecord {
+                target: c.target.as_str().into(),
+                start_s: c.start_s,
+                connect_s: c.setup_s,
             })
             .collect(),
         ratelimit: None,

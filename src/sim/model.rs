@@ -17,10 +17,93 @@ pub struct SimRun {
     pub resolve_s: f64,
     /// Per layer.
     pub layers: Vec<SimLayerRun>,
-    /// Requests: (kind, host label, start, ttfb, body).
-    pub requests: Vec<(String, String, f64, f64, f64, u64)>,
-    /// New connections: (target, start, setup).
-    pub connections: Vec<(String, f64, f64)>,
+    /// Requests, in the order they were sent.
+    pub requests: Vec<SimRequest>,
+    /// New connections, in the order they were opened.
+    pub connections: Vec<SimConnection>,
+}
+
+/// What a simulated request is for. The record names it as a measured pull does
+/// ([`RequestKind::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// `GET /v2/`, on a new connection.
+    Ping,
+    /// The bearer token (Docker Hub's flow).
+    Token,
+    /// The manifest.
+    Manifest,
+    /// The index the tag names.
+    Index,
+    /// The config blob.
+    Config,
+    /// A layer blob.
+    Blob,
+    /// A blob GET after the registry's redirect, to the blob source.
+    Redirect,
+}
+
+impl RequestKind {
+    /// The name records use: `ping`, `token`, `manifest`, `index`, `config`,
+    /// `blob`, `redirect`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Ping => "ping",
+            RequestKind::Token => "token",
+            RequestKind::Manifest => "manifest",
+            RequestKind::Index => "index",
+            RequestKind::Config => "config",
+            RequestKind::Blob => "blob",
+            RequestKind::Redirect => "redirect",
+        }
+    }
+}
+
+/// Which end of the [`Flow`] a request or connection goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The registry.
+    Registry,
+    /// The blob source (the CDN under Docker Hub emulation).
+    Blobs,
+}
+
+impl Endpoint {
+    /// The label records use as the host: `registry` or `blobs`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Registry => "registry",
+            Endpoint::Blobs => "blobs",
+        }
+    }
+}
+
+/// One simulated request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimRequest {
+    /// What it is for.
+    pub kind: RequestKind,
+    /// Where it goes.
+    pub host: Endpoint,
+    /// Sent at, from the pull's start.
+    pub start_s: f64,
+    /// Start to response headers (a new connection's set-up included).
+    pub ttfb_s: f64,
+    /// Headers to last body byte (0: the model times bodies per layer).
+    pub body_s: f64,
+    /// Body bytes.
+    pub bytes: u64,
+}
+
+/// One new connection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimConnection {
+    /// Where it goes.
+    pub target: Endpoint,
+    /// Opened at, from the pull's start.
+    pub start_s: f64,
+    /// Time to set it up (its handshake round trips).
+    pub setup_s: f64,
 }
 
 /// Times of one layer.
@@ -66,17 +149,21 @@ pub struct Flow {
 /// A pool of connections to one host: idle ones are reused, others cost a handshake.
 struct Pool {
     idle: usize,
-    label: &'static str,
+    endpoint: Endpoint,
 }
 
 impl Pool {
-    fn take(&mut self, net: &NetworkProfile, at: f64, conns: &mut Vec<(String, f64, f64)>) -> f64 {
+    fn take(&mut self, net: &NetworkProfile, at: f64, conns: &mut Vec<SimConnection>) -> f64 {
         if self.idle > 0 {
             self.idle -= 1;
             0.0
         } else {
             let setup = net.connect_rtts * net.rtt_ms / 1e3;
-            conns.push((self.label.to_string(), at, setup));
+            conns.push(SimConnection {
+                target: self.endpoint,
+                start_s: at,
+                setup_s: setup,
+            });
             setup
         }
     }
@@ -190,11 +277,11 @@ pub fn simulate(
     let mut conns = Vec::new();
     let mut reg = Pool {
         idle: 0,
-        label: "registry",
+        endpoint: Endpoint::Registry,
     };
     let mut cdn = Pool {
         idle: 0,
-        label: "blobs",
+        endpoint: Endpoint::Blobs,
     };
     let r = turnaround(&flow.registry, host);
     // pulltime sets up its client and scratch space first; daemons have done so.
@@ -203,44 +290,40 @@ pub fn simulate(
         Policy::Docker | Policy::Containerd => 0.0,
     };
     // Resolve: ping (new connection), token, manifest(s), config.
-    let request =
-        |run: &mut SimRun, kind: &str, host: &str, start: f64, ttfb: f64, body: f64, bytes: u64| {
-            run.requests
-                .push((kind.into(), host.into(), start, ttfb, body, bytes));
-        };
+    let request = |run: &mut SimRun, kind: RequestKind, start_s: f64, ttfb_s: f64, bytes: u64| {
+        run.requests.push(SimRequest {
+            kind,
+            host: Endpoint::Registry,
+            start_s,
+            ttfb_s,
+            body_s: 0.0,
+            bytes,
+        });
+    };
     let setup = reg.take(&flow.registry, t, &mut conns);
-    request(&mut run, "ping", "registry", t, setup + r, 0.0, 0);
+    request(&mut run, RequestKind::Ping, t, setup + r, 0);
     t += setup + r;
     reg.idle += 1;
     if flow.token {
-        request(&mut run, "token", "registry", t, r, 0.0, 1024);
+        request(&mut run, RequestKind::Token, t, r, 1024);
         t += r;
     }
-    request(
-        &mut run,
-        "manifest",
-        "registry",
-        t,
-        r,
-        0.0,
-        image.manifest_bytes,
-    );
+    request(&mut run, RequestKind::Manifest, t, r, image.manifest_bytes);
     t += r;
     if flow.index {
-        request(
-            &mut run,
-            "index",
-            "registry",
-            t,
-            r,
-            0.0,
-            image.manifest_bytes,
-        );
+        request(&mut run, RequestKind::Index, t, r, image.manifest_bytes);
         t += r;
     }
     // The config is a blob: same path as layers, but alone.
     let (cfg_ttfb, cfg_redirect) = blob_request(
-        flow, host, &mut reg, &mut cdn, t, &mut conns, &mut run, "config",
+        flow,
+        host,
+        &mut reg,
+        &mut cdn,
+        t,
+        &mut conns,
+        &mut run,
+        RequestKind::Config,
     );
     t += cfg_ttfb + transfer_alone(image.config_bytes, flow, host);
     let _ = cfg_redirect;
@@ -279,7 +362,14 @@ pub fn simulate(
                 continue;
             }
             let (ttfb, redirect) = blob_request(
-                flow, host, &mut reg, &mut cdn, now, &mut conns, &mut run, "blob",
+                flow,
+                host,
+                &mut reg,
+                &mut cdn,
+                now,
+                &mut conns,
+                &mut run,
+                RequestKind::Blob,
             );
             started[next] = true;
             layers[next].start_s = now;
@@ -483,9 +573,9 @@ fn blob_request(
     reg: &mut Pool,
     cdn: &mut Pool,
     at: f64,
-    conns: &mut Vec<(String, f64, f64)>,
+    conns: &mut Vec<SimConnection>,
     run: &mut SimRun,
-    kind: &str,
+    kind: RequestKind,
 ) -> (f64, f64) {
     let r = turnaround(&flow.registry, host);
     let setup = reg.take(&flow.registry, at, conns);
@@ -494,20 +584,32 @@ fn blob_request(
         reg.idle += 1;
         let cdn_setup = cdn.take(&flow.blobs, at + hop, conns);
         let ttfb = hop + cdn_setup + turnaround(&flow.blobs, host);
-        run.requests
-            .push((kind.into(), "registry".into(), at, hop, 0.0, 0));
-        run.requests.push((
-            "redirect".into(),
-            "blobs".into(),
-            at + hop,
-            cdn_setup + turnaround(&flow.blobs, host),
-            0.0,
-            0,
-        ));
+        run.requests.push(SimRequest {
+            kind,
+            host: Endpoint::Registry,
+            start_s: at,
+            ttfb_s: hop,
+            body_s: 0.0,
+            bytes: 0,
+        });
+        run.requests.push(SimRequest {
+            kind: RequestKind::Redirect,
+            host: Endpoint::Blobs,
+            start_s: at + hop,
+            ttfb_s: cdn_setup + turnaround(&flow.blobs, host),
+            body_s: 0.0,
+            bytes: 0,
+        });
         (ttfb, hop)
     } else {
-        run.requests
-            .push((kind.into(), "registry".into(), at, setup + r, 0.0, 0));
+        run.requests.push(SimRequest {
+            kind,
+            host: Endpoint::Registry,
+            start_s: at,
+            ttfb_s: setup + r,
+            body_s: 0.0,
+            bytes: 0,
+        });
         (setup + r, 0.0)
     }
 }
@@ -617,7 +719,11 @@ mod tests {
             Policy::Pulltime,
             3,
         );
-        assert!(close(run.requests[0].2, 0.005), "{:?}", run.requests[0]);
+        assert!(
+            close(run.requests[0].start_s, 0.005),
+            "{:?}",
+            run.requests[0]
+        );
         assert!(close(run.resolve_s, 0.008), "{}", run.resolve_s);
         assert!(
             close(run.layers[0].download_end_s, 0.019),
