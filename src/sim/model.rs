@@ -169,6 +169,139 @@ impl Pool {
     }
 }
 
+/// The puller's side of the network: its connection pools, and the requests and
+/// connections it has made so far.
+struct Client<'a> {
+    flow: &'a Flow,
+    host: &'a HostProfile,
+    registry: Pool,
+    blobs: Pool,
+    requests: Vec<SimRequest>,
+    connections: Vec<SimConnection>,
+}
+
+/// A blob request's response: when its body starts, and its redirect hop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct BlobResponse {
+    /// Start to the body's first byte (the redirect hop included).
+    ttfb_s: f64,
+    /// The registry's part when redirected, else 0.
+    redirect_s: f64,
+}
+
+impl<'a> Client<'a> {
+    fn new(flow: &'a Flow, host: &'a HostProfile) -> Self {
+        Client {
+            flow,
+            host,
+            registry: Pool {
+                idle: 0,
+                endpoint: Endpoint::Registry,
+            },
+            blobs: Pool {
+                idle: 0,
+                endpoint: Endpoint::Blobs,
+            },
+            requests: Vec::new(),
+            connections: Vec::new(),
+        }
+    }
+
+    /// Logs a request with no body timing.
+    fn request(
+        &mut self,
+        kind: RequestKind,
+        host: Endpoint,
+        start_s: f64,
+        ttfb_s: f64,
+        bytes: u64,
+    ) {
+        self.requests.push(SimRequest {
+            kind,
+            host,
+            start_s,
+            ttfb_s,
+            body_s: 0.0,
+            bytes,
+        });
+    }
+
+    /// Resolves the image from `start`: ping (new connection), token, manifest(s),
+    /// config. Returns when the config has arrived.
+    fn resolve(&mut self, image: &SimImage, start: f64) -> f64 {
+        let (flow, host) = (self.flow, self.host);
+        let r = turnaround(&flow.registry, host);
+        let mut t = start;
+        let setup = self.registry.take(&flow.registry, t, &mut self.connections);
+        self.request(RequestKind::Ping, Endpoint::Registry, t, setup + r, 0);
+        t += setup + r;
+        self.registry.idle += 1;
+        if flow.token {
+            self.request(RequestKind::Token, Endpoint::Registry, t, r, 1024);
+            t += r;
+        }
+        let manifest = image.manifest_bytes;
+        self.request(RequestKind::Manifest, Endpoint::Registry, t, r, manifest);
+        t += r;
+        if flow.index {
+            self.request(RequestKind::Index, Endpoint::Registry, t, r, manifest);
+            t += r;
+        }
+        // The config is a blob: same path as layers, but alone.
+        let config = self.blob_request(t, RequestKind::Config);
+        t += config.ttfb_s + transfer_alone(image.config_bytes, flow, host);
+        self.blobs.idle += usize::from(flow.redirect);
+        self.registry.idle += usize::from(!flow.redirect);
+        self.registry.idle = self.registry.idle.max(1);
+        t
+    }
+
+    /// A blob GET sent at `at`: to the registry, then (redirected) to the blob
+    /// source.
+    fn blob_request(&mut self, at: f64, kind: RequestKind) -> BlobResponse {
+        let (flow, host) = (self.flow, self.host);
+        let r = turnaround(&flow.registry, host);
+        let setup = self
+            .registry
+            .take(&flow.registry, at, &mut self.connections);
+        if flow.redirect {
+            let hop = setup + r;
+            self.registry.idle += 1;
+            let cdn_setup = self
+                .blobs
+                .take(&flow.blobs, at + hop, &mut self.connections);
+            let ttfb = hop + cdn_setup + turnaround(&flow.blobs, host);
+            self.request(kind, Endpoint::Registry, at, hop, 0);
+            self.request(
+                RequestKind::Redirect,
+                Endpoint::Blobs,
+                at + hop,
+                cdn_setup + turnaround(&flow.blobs, host),
+                0,
+            );
+            BlobResponse {
+                ttfb_s: ttfb,
+                redirect_s: hop,
+            }
+        } else {
+            self.request(kind, Endpoint::Registry, at, setup + r, 0);
+            BlobResponse {
+                ttfb_s: setup + r,
+                redirect_s: 0.0,
+            }
+        }
+    }
+
+    /// A blob's last byte has arrived: its connection is idle again.
+    fn release_blob_connection(&mut self) {
+        if self.flow.redirect {
+            self.blobs.idle += 1;
+        } else {
+            self.registry.idle += 1;
+        }
+    }
+}
+
 fn rtt(n: &NetworkProfile) -> f64 {
     n.rtt_ms / 1e3
 }
@@ -179,15 +312,41 @@ fn turnaround(n: &NetworkProfile, host: &HostProfile) -> f64 {
     rtt(n) + host.pull.request_s
 }
 
-/// Per-connection and link bandwidth of blob transfers (infinite: unlimited). An
-/// unshaped profile is the registry on this host: loopback's ceiling applies.
-fn blob_bandwidth(flow: &Flow, host: &HostProfile) -> (f64, f64) {
-    let per_conn = flow.blobs.connection_bandwidth.unwrap_or(f64::INFINITY);
+/// Bandwidth of blob transfers, bytes per second (infinite: unlimited).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bandwidth {
+    /// Each connection's cap.
+    per_connection: f64,
+    /// The link's, shared by all transfers.
+    link: f64,
+}
+
+/// Blob transfers' bandwidth under `flow`. An unshaped profile is the registry on
+/// this host: loopback's ceiling applies.
+fn blob_bandwidth(flow: &Flow, host: &HostProfile) -> Bandwidth {
+    let per_connection = flow.blobs.connection_bandwidth.unwrap_or(f64::INFINITY);
     let link = flow.blobs.link_bandwidth.unwrap_or(f64::INFINITY);
     if flow.blobs.is_unshaped() && host.pull.loopback_bps > 0.0 {
-        (per_conn, host.pull.loopback_bps)
+        Bandwidth {
+            per_connection,
+            link: host.pull.loopback_bps,
+        }
     } else {
-        (per_conn, link)
+        Bandwidth {
+            per_connection,
+            link,
+        }
+    }
+}
+
+/// Seconds to move `bytes` with nothing else on the link.
+fn transfer_alone(bytes: u64, flow: &Flow, host: &HostProfile) -> f64 {
+    let bw = blob_bandwidth(flow, host);
+    let rate = bw.per_connection.min(bw.link);
+    if rate.is_infinite() {
+        0.0
+    } else {
+        bytes as f64 / rate
     }
 }
 
@@ -216,8 +375,19 @@ impl PipelineCpu {
     }
 }
 
-/// CPU costs of one layer on `host`: (verify, decompress, extract).
-pub fn cpu_costs(l: &SimLayer, host: &HostProfile) -> (f64, f64, f64) {
+/// [`cpu_costs`]' result: CPU seconds of one layer's stages, each done alone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuCosts {
+    /// Hashing the blob and the tar stream.
+    pub verify: f64,
+    /// Decompressing (0 for an uncompressed layer).
+    pub decompress: f64,
+    /// Extracting: file content, then per file and per directory.
+    pub extract: f64,
+}
+
+/// CPU costs of one layer on `host`.
+pub fn cpu_costs(l: &SimLayer, host: &HostProfile) -> CpuCosts {
     let verify = (l.compressed + l.uncompressed) as f64 / host.sha256_bps;
     let decompress = host
         .decompress_bps(l.compression)
@@ -225,7 +395,11 @@ pub fn cpu_costs(l: &SimLayer, host: &HostProfile) -> (f64, f64, f64) {
     let extract = l.file_bytes as f64 / host.extract_bps
         + l.files as f64 * host.extract_per_file_s
         + l.dirs as f64 * host.extract_per_dir_s;
-    (verify, decompress, extract)
+    CpuCosts {
+        verify,
+        decompress,
+        extract,
+    }
 }
 
 /// CPU seconds of one layer in a streaming pull, as its stages cost alone (before
@@ -234,16 +408,16 @@ pub fn cpu_costs(l: &SimLayer, host: &HostProfile) -> (f64, f64, f64) {
 /// (reading the spool back, decompressing, hashing the tar stream and writing it
 /// to its own spool) and the extractor (reading that spool, extracting).
 pub fn stream_work(l: &SimLayer, host: &HostProfile) -> StreamWork {
-    let (_, decompress, extract) = cpu_costs(l, host);
+    let costs = cpu_costs(l, host);
     let o = &host.pull;
     let hash = |bytes: u64| bytes as f64 / host.sha256_bps;
     StreamWork {
         transfer: hash(l.compressed) + o.spool_write_s(l.compressed),
         decode: o.spool_read_s(l.compressed)
-            + decompress
+            + costs.decompress
             + hash(l.uncompressed)
             + o.spool_write_s(l.uncompressed),
-        extract: o.spool_read_s(l.uncompressed) + extract,
+        extract: o.spool_read_s(l.uncompressed) + costs.extract,
     }
 }
 
@@ -273,132 +447,130 @@ pub fn simulate(
     policy: Policy,
     max_downloads: usize,
 ) -> SimRun {
-    let mut run = SimRun::default();
-    let mut conns = Vec::new();
-    let mut reg = Pool {
-        idle: 0,
-        endpoint: Endpoint::Registry,
-    };
-    let mut cdn = Pool {
-        idle: 0,
-        endpoint: Endpoint::Blobs,
-    };
-    let r = turnaround(&flow.registry, host);
+    let mut client = Client::new(flow, host);
     // pulltime sets up its client and scratch space first; daemons have done so.
-    let mut t = match policy {
+    let start = match policy {
         Policy::Pulltime | Policy::Staged => host.pull.startup_s,
         Policy::Docker | Policy::Containerd => 0.0,
     };
-    // Resolve: ping (new connection), token, manifest(s), config.
-    let request = |run: &mut SimRun, kind: RequestKind, start_s: f64, ttfb_s: f64, bytes: u64| {
-        run.requests.push(SimRequest {
-            kind,
-            host: Endpoint::Registry,
-            start_s,
-            ttfb_s,
-            body_s: 0.0,
-            bytes,
-        });
-    };
-    let setup = reg.take(&flow.registry, t, &mut conns);
-    request(&mut run, RequestKind::Ping, t, setup + r, 0);
-    t += setup + r;
-    reg.idle += 1;
-    if flow.token {
-        request(&mut run, RequestKind::Token, t, r, 1024);
-        t += r;
-    }
-    request(&mut run, RequestKind::Manifest, t, r, image.manifest_bytes);
-    t += r;
-    if flow.index {
-        request(&mut run, RequestKind::Index, t, r, image.manifest_bytes);
-        t += r;
-    }
-    // The config is a blob: same path as layers, but alone.
-    let (cfg_ttfb, cfg_redirect) = blob_request(
-        flow,
+    let resolve_s = client.resolve(image, start);
+    let mut layers = download(image, &mut client, resolve_s, max_downloads);
+    apply_policy(
+        &mut layers,
+        image,
         host,
-        &mut reg,
-        &mut cdn,
-        t,
-        &mut conns,
-        &mut run,
-        RequestKind::Config,
+        policy,
+        resolve_s,
+        PipelineCpu::of(flow, host),
     );
-    t += cfg_ttfb + transfer_alone(image.config_bytes, flow, host);
-    let _ = cfg_redirect;
-    cdn.idle += usize::from(flow.redirect);
-    reg.idle += usize::from(!flow.redirect);
-    reg.idle = reg.idle.max(1);
-    run.resolve_s = t;
-
-    // Downloads: up to max_downloads in flight; bandwidth shared among them.
-    let n = image.layers.len();
-    let mut layers: Vec<SimLayerRun> = vec![SimLayerRun::default(); n];
-    let mut remaining: Vec<f64> = image.layers.iter().map(|l| l.compressed as f64).collect();
-    let mut started = vec![false; n];
-    let mut body_from = vec![f64::INFINITY; n];
-    let mut done = vec![false; n];
-    let mut next = 0usize;
-    let mut now = t;
-    for (i, l) in image.layers.iter().enumerate() {
-        if l.cached {
-            layers[i].cached = true;
-            done[i] = true;
-            started[i] = true;
-            layers[i].start_s = now;
-            layers[i].download_end_s = now;
-        }
+    SimRun {
+        wall_s: layers.iter().map(|l| l.end_s).fold(resolve_s, f64::max),
+        resolve_s,
+        layers,
+        requests: client.requests,
+        connections: client.connections,
     }
-    let (per_conn, link) = blob_bandwidth(flow, host);
+}
+
+/// Where one layer's download stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// Not requested yet.
+    Queued,
+    /// Requested; its body arrives from `body_from` on.
+    InFlight {
+        /// When the body's first byte arrives.
+        body_from: f64,
+    },
+    /// Its last byte has arrived (or it was cached: never requested).
+    Done,
+}
+
+/// One layer during the downloads.
+struct LayerState {
+    /// Its times so far.
+    run: SimLayerRun,
+    /// Bytes still to arrive.
+    remaining: f64,
+    phase: Phase,
+}
+
+/// Downloads every layer from `start`: up to `max_downloads` in flight, sharing
+/// the bandwidth fairly. Returns the layers' download times.
+fn download(
+    image: &SimImage,
+    client: &mut Client<'_>,
+    start: f64,
+    max_downloads: usize,
+) -> Vec<SimLayerRun> {
+    let n = image.layers.len();
+    let mut now = start;
+    let mut layers: Vec<LayerState> = image
+        .layers
+        .iter()
+        .map(|l| LayerState {
+            run: if l.cached {
+                SimLayerRun {
+                    cached: true,
+                    start_s: now,
+                    download_end_s: now,
+                    ..SimLayerRun::default()
+                }
+            } else {
+                SimLayerRun::default()
+            },
+            remaining: l.compressed as f64,
+            phase: if l.cached { Phase::Done } else { Phase::Queued },
+        })
+        .collect();
+    let mut next = 0usize;
+    let bandwidth = blob_bandwidth(client.flow, client.host);
     // Each step starts a request, ends a transfer or lets a body begin: bounded.
     for _ in 0..(8 * n + 16) {
         // Start requests while there is room.
-        let in_flight = (0..n).filter(|&i| started[i] && !done[i]).count();
+        let in_flight = layers
+            .iter()
+            .filter(|l| matches!(l.phase, Phase::InFlight { .. }))
+            .count();
         let mut room = max_downloads.max(1).saturating_sub(in_flight);
         while room > 0 && next < n {
-            if started[next] {
+            if layers[next].phase != Phase::Queued {
                 next += 1;
                 continue;
             }
-            let (ttfb, redirect) = blob_request(
-                flow,
-                host,
-                &mut reg,
-                &mut cdn,
-                now,
-                &mut conns,
-                &mut run,
-                RequestKind::Blob,
-            );
-            started[next] = true;
-            layers[next].start_s = now;
-            layers[next].ttfb_s = ttfb;
-            layers[next].redirect_s = redirect;
-            body_from[next] = now + ttfb;
-            if remaining[next] <= 0.0 {
-                body_from[next] = now + ttfb;
-            }
+            let response = client.blob_request(now, RequestKind::Blob);
+            let l = &mut layers[next];
+            l.run.start_s = now;
+            l.run.ttfb_s = response.ttfb_s;
+            l.run.redirect_s = response.redirect_s;
+            l.phase = Phase::InFlight {
+                body_from: now + response.ttfb_s,
+            };
             next += 1;
             room -= 1;
         }
+        let body_from = |l: &LayerState| match l.phase {
+            Phase::InFlight { body_from } => Some(body_from),
+            Phase::Queued | Phase::Done => None,
+        };
         let active: Vec<usize> = (0..n)
-            .filter(|&i| started[i] && !done[i] && body_from[i] <= now + 1e-12)
+            .filter(|&i| body_from(&layers[i]).is_some_and(|b| b <= now + 1e-12))
             .collect();
-        let waiting: Vec<f64> = (0..n)
-            .filter(|&i| started[i] && !done[i] && body_from[i] > now + 1e-12)
-            .map(|i| body_from[i])
+        let waiting: Vec<f64> = layers
+            .iter()
+            .filter_map(body_from)
+            .filter(|&b| b > now + 1e-12)
             .collect();
+        // Nothing in flight: there was room, so every layer has been requested.
         if active.is_empty() && waiting.is_empty() {
-            if next >= n {
-                break;
-            }
-            continue;
+            break;
         }
         let rate = if active.is_empty() {
             0.0
         } else {
-            per_conn.min(link / active.len() as f64)
+            bandwidth
+                .per_connection
+                .min(bandwidth.link / active.len() as f64)
         };
         // Next event: a transfer finishing, or a response starting its body.
         let finish = active
@@ -407,7 +579,7 @@ pub fn simulate(
                 if rate.is_infinite() {
                     0.0
                 } else {
-                    remaining[i] / rate
+                    layers[i].remaining / rate
                 }
             })
             .fold(f64::INFINITY, f64::min);
@@ -417,38 +589,24 @@ pub fn simulate(
             .fold(f64::INFINITY, f64::min);
         let dt = finish.min(arrival).max(0.0);
         for &i in &active {
-            remaining[i] -= if rate.is_infinite() {
-                remaining[i]
+            let l = &mut layers[i];
+            l.remaining -= if rate.is_infinite() {
+                l.remaining
             } else {
                 rate * dt
             };
         }
         now += dt;
         for &i in &active {
-            if remaining[i] <= 1e-6 {
-                done[i] = true;
-                layers[i].download_end_s = now;
-                if flow.redirect {
-                    cdn.idle += 1;
-                } else {
-                    reg.idle += 1;
-                }
+            let l = &mut layers[i];
+            if l.remaining <= 1e-6 {
+                l.phase = Phase::Done;
+                l.run.download_end_s = now;
+                client.release_blob_connection();
             }
         }
     }
-
-    apply_policy(
-        &mut layers,
-        image,
-        host,
-        policy,
-        run.resolve_s,
-        PipelineCpu::of(flow, host),
-    );
-    run.wall_s = layers.iter().map(|l| l.end_s).fold(run.resolve_s, f64::max);
-    run.layers = layers;
-    run.connections = conns;
-    run
+    layers.into_iter().map(|l| l.run).collect()
 }
 
 /// Decides when each layer's CPU work runs and when it is applied, from its
@@ -476,7 +634,11 @@ pub fn apply_policy(
             lr.end_s = prev_end;
             continue;
         }
-        let (verify, decompress, extract) = cpu_costs(l, host);
+        let CpuCosts {
+            verify,
+            decompress,
+            extract,
+        } = cpu_costs(l, host);
         lr.verify_s = verify;
         lr.decompress_s = decompress;
         lr.extract_s = extract;
@@ -519,6 +681,7 @@ fn stream_policy(
     resolve_s: f64,
     pipeline: PipelineCpu,
 ) {
+    let factor = pipeline.factor;
     let mut fetched = Vec::new();
     let mut input = Vec::new();
     for (i, l) in image.layers.iter().enumerate() {
@@ -526,11 +689,10 @@ fn stream_policy(
         if lr.cached {
             continue;
         }
-        let factor = pipeline.factor;
-        let (verify, decompress, extract) = cpu_costs(l, host);
-        lr.verify_s = verify * factor;
-        lr.decompress_s = decompress * factor;
-        lr.extract_s = extract * factor;
+        let costs = cpu_costs(l, host);
+        lr.verify_s = costs.verify * factor;
+        lr.decompress_s = costs.decompress * factor;
+        lr.extract_s = costs.extract * factor;
         let work = stream_work(l, host);
         let body = lr.start_s + lr.ttfb_s;
         let in_flight = lr.download_end_s - body;
@@ -562,65 +724,6 @@ fn stream_policy(
             None => prev_end,
         };
         prev_end = lr.end_s;
-    }
-}
-
-/// A blob request's time to first byte of the body, and its redirect hop.
-#[allow(clippy::too_many_arguments)]
-fn blob_request(
-    flow: &Flow,
-    host: &HostProfile,
-    reg: &mut Pool,
-    cdn: &mut Pool,
-    at: f64,
-    conns: &mut Vec<SimConnection>,
-    run: &mut SimRun,
-    kind: RequestKind,
-) -> (f64, f64) {
-    let r = turnaround(&flow.registry, host);
-    let setup = reg.take(&flow.registry, at, conns);
-    if flow.redirect {
-        let hop = setup + r;
-        reg.idle += 1;
-        let cdn_setup = cdn.take(&flow.blobs, at + hop, conns);
-        let ttfb = hop + cdn_setup + turnaround(&flow.blobs, host);
-        run.requests.push(SimRequest {
-            kind,
-            host: Endpoint::Registry,
-            start_s: at,
-            ttfb_s: hop,
-            body_s: 0.0,
-            bytes: 0,
-        });
-        run.requests.push(SimRequest {
-            kind: RequestKind::Redirect,
-            host: Endpoint::Blobs,
-            start_s: at + hop,
-            ttfb_s: cdn_setup + turnaround(&flow.blobs, host),
-            body_s: 0.0,
-            bytes: 0,
-        });
-        (ttfb, hop)
-    } else {
-        run.requests.push(SimRequest {
-            kind,
-            host: Endpoint::Registry,
-            start_s: at,
-            ttfb_s: setup + r,
-            body_s: 0.0,
-            bytes: 0,
-        });
-        (setup + r, 0.0)
-    }
-}
-
-fn transfer_alone(bytes: u64, flow: &Flow, host: &HostProfile) -> f64 {
-    let (per_conn, link) = blob_bandwidth(flow, host);
-    let rate = per_conn.min(link);
-    if rate.is_infinite() {
-        0.0
-    } else {
-        bytes as f64 / rate
     }
 }
 
