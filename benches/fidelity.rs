@@ -253,7 +253,7 @@ fn main() {
                 // `pulltime serve` runs on this host.
                 registry_on_host: true,
             };
-            simulate_record(&image, &scenario, vec![]).runs[0].wall_s
+            simulate_record(&image, &scenario, vec![]).unwrap().runs[0].wall_s
         };
         let measured = case.measured;
         let (before, after) = case.calibrations;
@@ -287,7 +287,7 @@ fn main() {
     let n = 10_000;
     let t = std::time::Instant::now();
     for _ in 0..n {
-        std::hint::black_box(simulate_record(&image, &scenario, vec![]));
+        std::hint::black_box(simulate_record(&image, &scenario, vec![]).unwrap());
     }
     let per_sim = t.elapsed().as_secs_f64() / n as f64;
     let fleet_opts = pulltime::sim::fleet::FleetOptions {
@@ -299,7 +299,7 @@ fn main() {
         seed: 1,
     };
     let t = std::time::Instant::now();
-    let fleet = pulltime::sim::fleet::simulate_fleet(&image, &scenario, &fleet_opts);
+    let fleet = pulltime::sim::fleet::simulate_fleet(&image, &scenario, &fleet_opts).unwrap();
     let fleet_s = t.elapsed().as_secs_f64();
     assert_eq!(fleet.completions.len(), 10_000);
     let within10 = errors.iter().filter(|e| **e <= 0.10).count();

@@ -4,6 +4,7 @@
 //! `"simulated": true`, so every report reads measured and simulated pulls alike.
 
 pub mod cpu;
+mod error;
 pub mod fleet;
 pub mod input;
 pub mod model;
@@ -18,6 +19,7 @@ use crate::record::{
     Settings, Summary, ToolInfo,
 };
 use crate::registry::Compression;
+pub use error::{SimError, SimLoop};
 pub use model::{Flow, SimRun, simulate};
 
 /// How a puller schedules its stages.
@@ -147,15 +149,19 @@ impl Scenario {
 }
 
 /// Simulates `image` under `scenario` and returns a record shaped like a measured one.
-pub fn simulate_record(image: &SimImage, scenario: &Scenario, what_if: Vec<String>) -> PullRecord {
+pub fn simulate_record(
+    image: &SimImage,
+    scenario: &Scenario,
+    what_if: Vec<String>,
+) -> Result<PullRecord, SimError> {
     let run = simulate(
         image,
         &scenario.flow(),
         &scenario.host,
         scenario.policy,
         scenario.max_concurrent_downloads,
-    );
-    to_record(image, scenario, &run, what_if)
+    )?;
+    Ok(to_record(image, scenario, &run, what_if))
 }
 
 fn to_record(

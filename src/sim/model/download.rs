@@ -5,7 +5,7 @@
 
 use super::SimLayerRun;
 use super::network::{Client, RequestKind, blob_bandwidth};
-use crate::sim::SimImage;
+use crate::sim::{SimError, SimImage, SimLoop};
 
 /// Where one layer's download stands.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,7 +37,20 @@ pub(super) fn run(
     client: &mut Client<'_>,
     start: f64,
     max_downloads: usize,
-) -> Vec<SimLayerRun> {
+) -> Result<Vec<SimLayerRun>, SimError> {
+    // Each step starts a request, ends a transfer or lets a body begin: bounded.
+    let budget = 8 * image.layers.len() + 16;
+    run_within(image, client, start, max_downloads, budget)
+}
+
+/// [`run`] in at most `budget` steps.
+pub(super) fn run_within(
+    image: &SimImage,
+    client: &mut Client<'_>,
+    start: f64,
+    max_downloads: usize,
+    budget: usize,
+) -> Result<Vec<SimLayerRun>, SimError> {
     let n = image.layers.len();
     let mut now = start;
     let mut layers: Vec<LayerState> = image
@@ -60,8 +73,7 @@ pub(super) fn run(
         .collect();
     let mut next = 0usize;
     let bandwidth = blob_bandwidth(client.flow, client.host);
-    // Each step starts a request, ends a transfer or lets a body begin: bounded.
-    for _ in 0..(8 * n + 16) {
+    for _ in 0..budget {
         // Start requests while there is room.
         let in_flight = layers
             .iter()
@@ -141,5 +153,14 @@ pub(super) fn run(
             }
         }
     }
-    layers.into_iter().map(|l| l.run).collect()
+    let done = layers.iter().filter(|l| l.phase == Phase::Done).count();
+    if done < n {
+        return Err(SimError::EventBudget {
+            stage: SimLoop::Download,
+            budget,
+            done,
+            total: n,
+        });
+    }
+    Ok(layers.into_iter().map(|l| l.run).collect())
 }

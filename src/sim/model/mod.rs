@@ -10,7 +10,7 @@
 use crate::host::HostProfile;
 use crate::network::NetworkProfile;
 
-use super::{Policy, SimImage};
+use super::{Policy, SimError, SimImage};
 use network::Client;
 
 mod download;
@@ -77,14 +77,14 @@ pub struct Flow {
     pub registry_on_host: bool,
 }
 
-/// Simulates one cold pull.
+/// Simulates one cold pull. Fails if an event loop cannot finish ([`SimError`]).
 pub fn simulate(
     image: &SimImage,
     flow: &Flow,
     host: &HostProfile,
     policy: Policy,
     max_downloads: usize,
-) -> SimRun {
+) -> Result<SimRun, SimError> {
     let mut client = Client::new(flow, host);
     // pulltime sets up its client and scratch space first; daemons have done so.
     let start = match policy {
@@ -92,7 +92,7 @@ pub fn simulate(
         Policy::Docker | Policy::Containerd => 0.0,
     };
     let resolve_s = client.resolve(image, start);
-    let mut layers = download::run(image, &mut client, resolve_s, max_downloads);
+    let mut layers = download::run(image, &mut client, resolve_s, max_downloads)?;
     apply_policy(
         &mut layers,
         image,
@@ -100,12 +100,12 @@ pub fn simulate(
         policy,
         resolve_s,
         PipelineCpu::of(flow, host),
-    );
-    SimRun {
+    )?;
+    Ok(SimRun {
         wall_s: layers.iter().map(|l| l.end_s).fold(resolve_s, f64::max),
         resolve_s,
         layers,
         requests: client.requests,
         connections: client.connections,
-    }
+    })
 }

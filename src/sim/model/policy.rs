@@ -4,7 +4,7 @@
 use crate::host::HostProfile;
 
 use super::{Flow, SimLayerRun};
-use crate::sim::{Policy, SimImage, SimLayer};
+use crate::sim::{Policy, SimError, SimImage, SimLayer};
 
 /// What pulltime's streaming pipeline costs on top of its stages' CPU, for one
 /// flow of bytes.
@@ -97,7 +97,7 @@ impl StreamWork {
 
 /// Decides when each layer's CPU work runs and when it is applied, from its
 /// download times; fills in the CPU costs. `pipeline` only matters to pulltime's
-/// streaming.
+/// streaming, whose CPU simulation may fail ([`SimError`]).
 pub fn apply_policy(
     layers: &mut [SimLayerRun],
     image: &SimImage,
@@ -105,7 +105,7 @@ pub fn apply_policy(
     policy: Policy,
     resolve_s: f64,
     pipeline: PipelineCpu,
-) {
+) -> Result<(), SimError> {
     if policy == Policy::Pulltime {
         return stream_policy(layers, image, host, resolve_s, pipeline);
     }
@@ -153,6 +153,7 @@ pub fn apply_policy(
         };
         prev_end = lr.end_s;
     }
+    Ok(())
 }
 
 /// pulltime streaming: each download task hashes and spools its blob as it
@@ -166,7 +167,7 @@ fn stream_policy(
     host: &HostProfile,
     resolve_s: f64,
     pipeline: PipelineCpu,
-) {
+) -> Result<(), SimError> {
     let factor = pipeline.factor;
     let mut fetched = Vec::new();
     let mut input = Vec::new();
@@ -200,7 +201,7 @@ fn stream_policy(
         });
         fetched.push(i);
     }
-    let times = crate::sim::cpu::stream(&input, host.cpus, resolve_s);
+    let times = crate::sim::cpu::stream(&input, host.cpus, resolve_s)?;
     let mut prev_end = resolve_s;
     let mut done = fetched.into_iter().zip(times).peekable();
     for (i, lr) in layers.iter_mut().enumerate() {
@@ -211,4 +212,5 @@ fn stream_policy(
         };
         prev_end = lr.end_s;
     }
+    Ok(())
 }

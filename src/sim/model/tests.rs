@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::registry::Compression;
-use crate::sim::SimLayer;
+use crate::sim::{SimError, SimLayer, SimLoop};
 
 fn net(rtt_ms: f64, connect_rtts: f64, per_conn: Option<f64>, link: Option<f64>) -> NetworkProfile {
     NetworkProfile {
@@ -89,7 +89,8 @@ fn start_up_request_processing_and_loopback_ceiling() {
         &host,
         Policy::Pulltime,
         3,
-    );
+    )
+    .unwrap();
     assert!(
         close(run.requests[0].start_s, 0.005),
         "{:?}",
@@ -108,7 +109,8 @@ fn start_up_request_processing_and_loopback_ceiling() {
         &host,
         Policy::Docker,
         3,
-    );
+    )
+    .unwrap();
     assert!(close(docker.resolve_s, 0.003), "{}", docker.resolve_s);
 }
 
@@ -125,10 +127,10 @@ fn a_registry_on_the_host_slows_a_cpu_bound_pull() {
     host.pull.serve_cpu_s_per_byte = 1e-6;
     let img = image(vec![layer("a", 1_000_000, 0)]);
     let n = net(0.0, 0.0, Some(1e6), None);
-    let remote = simulate(&img, &plain(n.clone()), &host, Policy::Pulltime, 3);
+    let remote = simulate(&img, &plain(n.clone()), &host, Policy::Pulltime, 3).unwrap();
     let mut here = plain(n);
     here.registry_on_host = true;
-    let local = simulate(&img, &here, &host, Policy::Pulltime, 3);
+    let local = simulate(&img, &here, &host, Policy::Pulltime, 3).unwrap();
     assert!(close(remote.wall_s, 1.0), "{}", remote.wall_s);
     assert!(close(local.wall_s, 2.0), "{}", local.wall_s);
 }
@@ -144,10 +146,10 @@ fn streaming_cpu_factor_scales_the_stages_work() {
     host.gzip_bps = 1e6;
     let img = image(vec![layer("a", 1_000_000, 0)]);
     let flow = plain(net(0.0, 0.0, None, None));
-    let base = simulate(&img, &flow, &host, Policy::Pulltime, 3);
+    let base = simulate(&img, &flow, &host, Policy::Pulltime, 3).unwrap();
     host.pull.stream_cpu_factor = 1.5;
-    let scaled = simulate(&img, &flow, &host, Policy::Pulltime, 3);
-    let docker = simulate(&img, &flow, &host, Policy::Docker, 3);
+    let scaled = simulate(&img, &flow, &host, Policy::Pulltime, 3).unwrap();
+    let docker = simulate(&img, &flow, &host, Policy::Docker, 3).unwrap();
     assert!(close(base.wall_s, 1.0), "{}", base.wall_s);
     assert!(close(scaled.wall_s, 1.5), "{}", scaled.wall_s);
     assert!(close(scaled.layers[0].decompress_s, 1.5));
@@ -165,7 +167,8 @@ fn one_layer_known_bandwidth_and_rtt() {
         &instant_host(0.0),
         Policy::Pulltime,
         3,
-    );
+    )
+    .unwrap();
     assert!(close(run.resolve_s, 0.040), "{}", run.resolve_s);
     assert!(close(run.layers[0].ttfb_s, 0.010));
     assert!(
@@ -192,7 +195,8 @@ fn concurrent_downloads_share_the_link() {
         &instant_host(0.0),
         Policy::Pulltime,
         3,
-    );
+    )
+    .unwrap();
     assert!(
         close(run.layers[0].download_end_s, 0.040 + 0.010 + 0.010 + 1.98),
         "{:?}",
@@ -211,7 +215,8 @@ fn concurrent_downloads_share_the_link() {
         &instant_host(0.0),
         Policy::Pulltime,
         1,
-    );
+    )
+    .unwrap();
     assert!(
         close(
             run.layers[1].download_end_s,
@@ -229,13 +234,13 @@ fn docker_extracts_in_order_after_each_download() {
     let n = net(0.0, 0.0, Some(1e6), None);
     let img = image(vec![layer("a", 1_000_000, 100), layer("b", 1_000, 10)]);
     let host = instant_host(0.001);
-    let run = simulate(&img, &plain(n.clone()), &host, Policy::Docker, 3);
+    let run = simulate(&img, &plain(n.clone()), &host, Policy::Docker, 3).unwrap();
     let (a, b) = (&run.layers[0], &run.layers[1]);
     assert!(b.download_end_s < a.download_end_s);
     assert!(close(a.end_s, a.download_end_s + 0.100));
     assert!(close(b.end_s, a.end_s + 0.010));
     // containerd waits for every download before unpacking anything.
-    let run = simulate(&img, &plain(n), &host, Policy::Containerd, 3);
+    let run = simulate(&img, &plain(n), &host, Policy::Containerd, 3).unwrap();
     assert!(close(
         run.layers[0].end_s,
         run.layers[0]
@@ -256,7 +261,7 @@ fn pulltime_decodes_ahead_on_other_cores_and_extracts_in_order() {
     ]);
     let mut host = instant_host(0.001);
     host.gzip_bps = 2e6;
-    let run = simulate(&img, &plain(n.clone()), &host, Policy::Pulltime, 3);
+    let run = simulate(&img, &plain(n.clone()), &host, Policy::Pulltime, 3).unwrap();
     let (a, b) = (&run.layers[0], &run.layers[1]);
     // Two decoders (a and b) and the extractor (tailing a) share 2 cores at 2/3
     // each: a is decoded and extracted 1.5 s after its bytes start.
@@ -267,7 +272,7 @@ fn pulltime_decodes_ahead_on_other_cores_and_extracts_in_order() {
     assert!(close(b.end_s, a.end_s + 1.0), "{} vs {}", b.end_s, a.end_s);
     // One core: the decoders queue behind each other and share with extraction.
     host.cpus = 1;
-    let one = simulate(&img, &plain(n), &host, Policy::Pulltime, 3);
+    let one = simulate(&img, &plain(n), &host, Policy::Pulltime, 3).unwrap();
     assert!(one.wall_s >= 4.0 - 1e-6, "{}", one.wall_s);
 }
 
@@ -282,7 +287,8 @@ fn cached_layers_cost_nothing() {
         &instant_host(0.0),
         Policy::Pulltime,
         3,
-    );
+    )
+    .unwrap();
     assert!(close(run.wall_s, 0.040 + 0.010 + 0.5), "{}", run.wall_s);
 }
 
@@ -304,10 +310,31 @@ fn dockerhub_flow_adds_token_and_redirect_hops() {
         &instant_host(0.0),
         Policy::Pulltime,
         3,
-    );
+    )
+    .unwrap();
     // ping 90 + token 30 + manifest 30 + config (30 + CDN 20 + 10) = 210 ms.
     assert!(close(run.resolve_s, 0.210), "{}", run.resolve_s);
     // The blob: registry 30 ms (reused) + CDN 10 ms (reused connection).
     assert!(close(run.layers[0].ttfb_s, 0.040), "{:?}", run.layers[0]);
     assert!(close(run.layers[0].redirect_s, 0.030));
+}
+
+#[test]
+fn a_download_loop_out_of_budget_is_an_error() {
+    // Two layers' bodies start at 20 ms and end at 1.02 s: one step only sends
+    // the requests and reaches the bodies' start.
+    let img = image(vec![layer("a", 1_000_000, 1), layer("b", 1_000_000, 1)]);
+    let flow = plain(net(10.0, 1.0, Some(1e6), None));
+    let host = instant_host(0.0);
+    let mut client = network::Client::new(&flow, &host);
+    let err = download::run_within(&img, &mut client, 0.0, 3, 1).unwrap_err();
+    assert_eq!(
+        err,
+        SimError::EventBudget {
+            stage: SimLoop::Download,
+            budget: 1,
+            done: 0,
+            total: 2
+        }
+    );
 }
