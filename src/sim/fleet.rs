@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::model::{PipelineCpu, SimLayerRun, apply_policy, simulate};
-use super::{Scenario, SimError, SimImage};
+use super::{Scenario, SimError, SimImage, SimLoop};
 use crate::rng::Rng;
 
 /// The burst.
@@ -156,8 +156,12 @@ pub fn simulate_fleet(
         }
     };
     let mut egress_end = 0.0f64;
-    // Every event is one arrival or one finish of a (node, layer): bounded.
-    for _ in 0..(2 * nodes * n_layers + 1) {
+    let transfers = runs.iter().flatten().filter(|l| !l.cached).count();
+    let mut finished = 0usize;
+    // Every event is one arrival or one finish of a (node, layer), and one more
+    // step sees that none is left: bounded.
+    let budget = 2 * nodes * n_layers + 1;
+    for _ in 0..budget {
         let r = rate(active);
         let next_finish = finishes.peek().map(|Reverse((v, _, _))| {
             if r > 0.0 {
@@ -179,6 +183,7 @@ pub fn simulate_fleet(
         now = t;
         if is_finish {
             let Reverse((_, n, i)) = finishes.pop().expect("peeked");
+            finished += 1;
             active -= 1;
             in_flight[n] -= 1;
             runs[n][i].download_end_s = now;
@@ -196,6 +201,14 @@ pub fn simulate_fleet(
                 finishes.push(Reverse((T(virt + size), n, i)));
             }
         }
+    }
+    if finished < transfers {
+        return Err(SimError::EventBudget {
+            stage: SimLoop::Fleet,
+            budget,
+            done: finished,
+            total: transfers,
+        });
     }
     let mut completions = Vec::with_capacity(nodes);
     let mut durations = Vec::with_capacity(nodes);
