@@ -5,6 +5,7 @@
 
 pub mod cpu;
 mod error;
+pub mod fidelity;
 pub mod fleet;
 pub mod input;
 pub mod model;
