@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use sha2::{Digest as _, Sha256};
 
+pub mod fidelity;
 mod registry_probes;
 
 use crate::layer::{ApplyOptions, apply_layer};

@@ -49,7 +49,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
                 measured.push((spec.clone(), r));
             }
         }
-        simulated.push((spec.clone(), simulate_record(&image, &scenario, vec![])));
+        simulated.push((spec.clone(), simulate_record(&image, &scenario, vec![])?));
         images.push((spec.clone(), image));
     }
     let group = |rows: &[(String, PullRecord)]| -> String {
@@ -110,7 +110,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         for (i, (_, image)) in images.iter().enumerate() {
             series[i]
                 .1
-                .push((bps, simulate_record(image, &s, vec![]).runs[0].wall_s));
+                .push((bps, simulate_record(image, &s, vec![])?.runs[0].wall_s));
         }
     }
     let base_size = images[0].1.layers.iter().map(|l| l.compressed).sum::<u64>() as f64;

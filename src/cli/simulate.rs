@@ -225,14 +225,14 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         .image(&args.image, args.platform.as_deref(), args.plain_http)?;
     let network = scenario.network.clone();
     let dockerhub_flow = scenario.dockerhub_flow;
-    let base = simulate_record(&image, &scenario, vec![]);
+    let base = simulate_record(&image, &scenario, vec![])?;
     let mut rows: Vec<(String, PullRecord)> = vec![("as is".into(), base.clone())];
     if let Some(c) = args.recompress {
         let c: Compression = c.into();
         let label = format!("recompressed to {c:?}").to_lowercase();
         rows.push((
             label.clone(),
-            simulate_record(&whatif::recompress(&image, c), &scenario, vec![label]),
+            simulate_record(&whatif::recompress(&image, c), &scenario, vec![label])?,
         ));
     }
     if !args.cached_layers.is_empty() {
@@ -251,7 +251,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
                 &whatif::cache(&image, first, &digests),
                 &scenario,
                 vec![label],
-            ),
+            )?,
         ));
     }
     if args.merge_layers {
@@ -261,14 +261,14 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
                 &whatif::merge(&image),
                 &scenario,
                 vec!["layers merged".into()],
-            ),
+            )?,
         ));
     }
     if let Some(n) = args.split_layers {
         let label = format!("largest layer split in {n}");
         rows.push((
             label.clone(),
-            simulate_record(&whatif::split(&image, n), &scenario, vec![label]),
+            simulate_record(&whatif::split(&image, n), &scenario, vec![label])?,
         ));
     }
     if let Some(f) = args.cpu_speed {
@@ -280,7 +280,10 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             host: scenario.host.with_cpu_speed(f),
             ..scenario.clone()
         };
-        rows.push((label.clone(), simulate_record(&image, &faster, vec![label])));
+        rows.push((
+            label.clone(),
+            simulate_record(&image, &faster, vec![label])?,
+        ));
     }
     if let Some(nodes) = args.fleet {
         return run_fleet(&args, &image, &scenario, nodes);
@@ -295,7 +298,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             ..scenario.clone()
         };
         let label = format!("at {}", format_bandwidth(bps));
-        let record = simulate_record(&image, &s, vec![label.clone()]);
+        let record = simulate_record(&image, &s, vec![label.clone()])?;
         sweep.push((bps, record.runs[0].wall_s));
         rows.push((label, record));
     }
@@ -423,7 +426,7 @@ fn run_fleet(
         cached_layers,
         seed: 1,
     };
-    let r = simulate_fleet(image, scenario, &o);
+    let r = simulate_fleet(image, scenario, &o)?;
     println!(
         "fleet burst: {nodes} nodes pulling {} ({} each) over {} per node, {} registry egress, starts spread over {} s, {:.0}% of nodes holding the first {cached_layers} layers",
         image.name,

@@ -7,6 +7,8 @@
 //! simulation steps from event to event: a stage finishing or catching up with its
 //! producer, a body starting or a download ending.
 
+use super::{SimError, SimLoop};
+
 /// One layer as the CPU sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StreamLayer {
@@ -79,13 +81,30 @@ fn water_fill(jobs: &mut [Job], capacity: f64) {
 }
 
 /// Runs the decoders and the extractor over `layers` (in manifest order) on
-/// `cpus` cores, starting at `start`.
-pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTimes> {
+/// `cpus` cores, starting at `start`. Fails if the simulation cannot finish.
+pub fn stream(
+    layers: &[StreamLayer],
+    cpus: usize,
+    start: f64,
+) -> Result<Vec<StreamTimes>, SimError> {
+    // Each event finishes a stage, lets a stage catch up with its producer, or
+    // passes a body start or download end: a few per layer and decoder.
+    let budget = 16 * layers.len() * cpus.max(1) + 64;
+    stream_within(layers, cpus, start, budget)
+}
+
+/// [`stream`] in at most `budget` steps.
+fn stream_within(
+    layers: &[StreamLayer],
+    cpus: usize,
+    start: f64,
+    budget: usize,
+) -> Result<Vec<StreamTimes>, SimError> {
     let n = layers.len();
     let cores = cpus.max(1) as f64;
     let mut out = vec![StreamTimes::default(); n];
     if n == 0 {
-        return out;
+        return Ok(out);
     }
     // Progress of each layer's decoding and extraction, as fractions.
     let mut dec = vec![0.0f64; n];
@@ -97,9 +116,7 @@ pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTime
     // Transfer CPU that has arrived but not yet run, in core-seconds.
     let mut backlog = 0.0f64;
     let mut t = start;
-    // Each event finishes a stage, lets a stage catch up with its producer, or
-    // passes a body start or download end: a few per layer and decoder.
-    for _ in 0..(16 * n * cpus.max(1) + 64) {
+    for _ in 0..budget {
         // Free decoder threads take the next layers in order.
         decoders.retain(|&i| !dec_done[i]);
         while decoders.len() < cpus.max(1) && next_decode < n {
@@ -231,7 +248,11 @@ pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTime
         }
         if !dt.is_finite() {
             // Nothing can move: a stage waits on input that never comes.
-            break;
+            return Err(SimError::Stalled {
+                at_s: t,
+                done: extracting,
+                total: n,
+            });
         }
         let dt = dt.max(EPS);
         // Land exactly on a body start or download end that this step reaches:
@@ -261,17 +282,13 @@ pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTime
         backlog = (backlog + dt * (arriving - transferring)).max(0.0);
         t = landing.unwrap_or(t + dt);
     }
-    // Anything left (an event budget exhausted): finish at the latest time seen.
     if extracting < n {
-        tracing::warn!(
-            layers = n,
-            done = extracting,
-            "CPU simulation stopped before every layer was extracted; their times are a lower bound"
-        );
-    }
-    for o in out.iter_mut().skip(extracting) {
-        o.decoded_s = o.decoded_s.max(t);
-        o.extracted_s = o.extracted_s.max(t);
+        return Err(SimError::EventBudget {
+            stage: SimLoop::Cpu,
+            budget,
+            done: extracting,
+            total: n,
+        });
     }
     // Transfer work still waiting when the last layer is applied (every download
     // has ended by then) runs at the ceiling: the pull is done when it is (the
@@ -280,7 +297,7 @@ pub fn stream(layers: &[StreamLayer], cpus: usize, start: f64) -> Vec<StreamTime
         let last = &mut out[n - 1];
         last.extracted_s = last.extracted_s.max(t + backlog / (0.9 * cores));
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -304,7 +321,7 @@ mod tests {
     #[test]
     fn decoding_and_extraction_overlap_on_two_cores() {
         // Both stages of 1 s, bytes already here: each gets a core.
-        let t = stream(&[layer(0.0, 0.0, 1.0, 1.0)], 2, 0.0);
+        let t = stream(&[layer(0.0, 0.0, 1.0, 1.0)], 2, 0.0).unwrap();
         assert!(close(t[0].decoded_s, 1.0), "{t:?}");
         assert!(close(t[0].extracted_s, 1.0), "{t:?}");
     }
@@ -312,7 +329,7 @@ mod tests {
     #[test]
     fn one_core_is_shared_by_both_stages() {
         // 2 s of work on one core: each stage at half speed, both done at 2 s.
-        let t = stream(&[layer(0.0, 0.0, 1.0, 1.0)], 1, 0.0);
+        let t = stream(&[layer(0.0, 0.0, 1.0, 1.0)], 1, 0.0).unwrap();
         assert!(close(t[0].extracted_s, 2.0), "{t:?}");
     }
 
@@ -320,7 +337,7 @@ mod tests {
     fn decoding_cannot_outrun_the_download() {
         // 0.1 s of decoding over a 4 s download ends with the last byte; extraction
         // (0.2 s) follows decoding and ends with it too.
-        let t = stream(&[layer(1.0, 5.0, 0.1, 0.2)], 2, 0.0);
+        let t = stream(&[layer(1.0, 5.0, 0.1, 0.2)], 2, 0.0).unwrap();
         assert!(close(t[0].decoded_s, 5.0), "{t:?}");
         assert!(close(t[0].extracted_s, 5.0), "{t:?}");
     }
@@ -333,7 +350,7 @@ mod tests {
         // 0 with them. Then decoder 2 and the extractor on layer 1 get a core each:
         // layer 1 extracted at 2.5, layer 2 decoded at 2.5 and extracted at 3.5.
         let l = layer(0.0, 0.0, 1.0, 1.0);
-        let t = stream(&[l, l, l], 2, 0.0);
+        let t = stream(&[l, l, l], 2, 0.0).unwrap();
         assert!(close(t[0].decoded_s, 1.5), "{t:?}");
         assert!(close(t[0].extracted_s, 1.5), "{t:?}");
         assert!(close(t[1].extracted_s, 2.5), "{t:?}");
@@ -346,10 +363,10 @@ mod tests {
         // `start + (body - start)` rounds to just below `body` for these values:
         // the decoder must still start at the body, not wait for a later event.
         let (start, body) = (0.34841455114238506, 19.354585206576193);
-        let instant = stream(&[layer(body, body, 0.5, 0.5)], 2, start);
+        let instant = stream(&[layer(body, body, 0.5, 0.5)], 2, start).unwrap();
         assert!(close(instant[0].decoded_s, body + 0.5), "{instant:?}");
         assert!(close(instant[0].extracted_s, body + 0.5), "{instant:?}");
-        let paced = stream(&[layer(body, body + 1.0, 0.5, 0.1)], 2, start);
+        let paced = stream(&[layer(body, body + 1.0, 0.5, 0.1)], 2, start).unwrap();
         assert!(close(paced[0].decoded_s, body + 1.0), "{paced:?}");
         assert!(close(paced[0].extracted_s, body + 1.0), "{paced:?}");
     }
@@ -361,12 +378,12 @@ mod tests {
         // last byte.
         let mut slow = layer(0.0, 1.0, 0.5, 0.0);
         slow.transfer_cores = 1.5;
-        let t = stream(&[slow], 2, 0.0);
+        let t = stream(&[slow], 2, 0.0).unwrap();
         assert!(close(t[0].decoded_s, 1.0), "{t:?}");
         slow.transfer_cores = 1.75;
         // Only 0.25 cores: 0.25 core-s done by 1 s, the other 0.25 at full speed
         // after: 1.25 s.
-        let t = stream(&[slow], 2, 0.0);
+        let t = stream(&[slow], 2, 0.0).unwrap();
         assert!(close(t[0].decoded_s, 1.25), "{t:?}");
     }
 
@@ -378,7 +395,7 @@ mod tests {
         // then the decoder has a core for the rest. All 2.5 core-s are done.
         let mut busy = layer(0.0, 1.0, 0.5, 0.0);
         busy.transfer_cores = 2.0;
-        let t = stream(&[busy], 2, 0.0);
+        let t = stream(&[busy], 2, 0.0).unwrap();
         let b = 0.2 / 1.8;
         let expected = 1.0 + b + (0.5 - 0.2 - 0.2 * b);
         assert!(close(t[0].decoded_s, expected), "{t:?} vs {expected}");
@@ -387,8 +404,41 @@ mod tests {
         // at 1.8 cores, and the pull ends when they are done.
         let mut heavy = layer(0.0, 1.0, 0.1, 0.0);
         heavy.transfer_cores = 4.0;
-        let t = stream(&[heavy], 2, 0.0);
+        let t = stream(&[heavy], 2, 0.0).unwrap();
         assert!(close(t[0].decoded_s, 1.0), "{t:?}");
         assert!(close(t[0].extracted_s, 1.0 + 2.2 / 1.8), "{t:?}");
+    }
+
+    #[test]
+    fn running_out_of_events_is_an_error() {
+        // Three layers need more than two steps.
+        let l = layer(0.0, 0.0, 1.0, 1.0);
+        let err = stream_within(&[l, l, l], 2, 0.0, 2).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SimError::EventBudget {
+                    stage: SimLoop::Cpu,
+                    budget: 2,
+                    total: 3,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_stage_that_cannot_progress_is_an_error() {
+        // Infinite decoding never produces anything to extract.
+        let err = stream(&[layer(0.0, 0.0, f64::INFINITY, 1.0)], 1, 0.0).unwrap_err();
+        assert_eq!(
+            err,
+            SimError::Stalled {
+                at_s: 0.0,
+                done: 0,
+                total: 1
+            }
+        );
     }
 }

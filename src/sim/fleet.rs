@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::model::{PipelineCpu, SimLayerRun, apply_policy, simulate};
-use super::{Scenario, SimImage};
+use super::{Scenario, SimError, SimImage, SimLoop};
 use crate::rng::Rng;
 
 /// The burst.
@@ -68,8 +68,12 @@ impl Ord for T {
     }
 }
 
-/// Simulates the burst.
-pub fn simulate_fleet(image: &SimImage, scenario: &Scenario, o: &FleetOptions) -> FleetResult {
+/// Simulates the burst. Fails if a node's simulation cannot finish.
+pub fn simulate_fleet(
+    image: &SimImage,
+    scenario: &Scenario,
+    o: &FleetOptions,
+) -> Result<FleetResult, SimError> {
     let flow = scenario.flow();
     let single = simulate(
         image,
@@ -77,7 +81,7 @@ pub fn simulate_fleet(image: &SimImage, scenario: &Scenario, o: &FleetOptions) -
         &scenario.host,
         scenario.policy,
         scenario.max_concurrent_downloads,
-    );
+    )?;
     let n_layers = image.layers.len();
     let per_flow_cap = flow
         .blobs
@@ -152,8 +156,12 @@ pub fn simulate_fleet(image: &SimImage, scenario: &Scenario, o: &FleetOptions) -
         }
     };
     let mut egress_end = 0.0f64;
-    // Every event is one arrival or one finish of a (node, layer): bounded.
-    for _ in 0..(2 * nodes * n_layers + 1) {
+    let transfers = runs.iter().flatten().filter(|l| !l.cached).count();
+    let mut finished = 0usize;
+    // Every event is one arrival or one finish of a (node, layer), and one more
+    // step sees that none is left: bounded.
+    let budget = 2 * nodes * n_layers + 1;
+    for _ in 0..budget {
         let r = rate(active);
         let next_finish = finishes.peek().map(|Reverse((v, _, _))| {
             if r > 0.0 {
@@ -175,6 +183,7 @@ pub fn simulate_fleet(image: &SimImage, scenario: &Scenario, o: &FleetOptions) -
         now = t;
         if is_finish {
             let Reverse((_, n, i)) = finishes.pop().expect("peeked");
+            finished += 1;
             active -= 1;
             in_flight[n] -= 1;
             runs[n][i].download_end_s = now;
@@ -193,6 +202,14 @@ pub fn simulate_fleet(image: &SimImage, scenario: &Scenario, o: &FleetOptions) -
             }
         }
     }
+    if finished < transfers {
+        return Err(SimError::EventBudget {
+            stage: SimLoop::Fleet,
+            budget,
+            done: finished,
+            total: transfers,
+        });
+    }
     let mut completions = Vec::with_capacity(nodes);
     let mut durations = Vec::with_capacity(nodes);
     for (n, run) in runs.iter_mut().enumerate() {
@@ -208,7 +225,7 @@ pub fn simulate_fleet(image: &SimImage, scenario: &Scenario, o: &FleetOptions) -
                 serve_per_byte: 0.0,
                 ..PipelineCpu::of(&scenario.flow(), &scenario.host)
             },
-        );
+        )?;
         let end = run
             .iter()
             .map(|l| l.end_s)
@@ -218,13 +235,13 @@ pub fn simulate_fleet(image: &SimImage, scenario: &Scenario, o: &FleetOptions) -
     }
     completions.sort_by(f64::total_cmp);
     durations.sort_by(f64::total_cmp);
-    FleetResult {
+    Ok(FleetResult {
         completions,
         durations,
         bytes,
         egress_end_s: egress_end,
         single_node_s: single.wall_s,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -300,7 +317,7 @@ mod tests {
     #[test]
     fn egress_bound_burst_takes_total_bytes_over_egress() {
         // 100 nodes x 10 MB over 100 MB/s of egress: 10 s, every node at once.
-        let r = simulate_fleet(&image(&[10]), &scenario(1e9), &opts(100, 1e8));
+        let r = simulate_fleet(&image(&[10]), &scenario(1e9), &opts(100, 1e8)).unwrap();
         assert!((r.egress_end_s - 10.0).abs() < 1e-6, "{}", r.egress_end_s);
         assert!((quantile(&r.completions, 0.5) - 10.0).abs() < 1e-6);
         assert_eq!(r.bytes, 100 * 10_000_000);
@@ -309,7 +326,7 @@ mod tests {
     #[test]
     fn ample_egress_leaves_nodes_at_single_node_speed() {
         let img = image(&[5, 5]);
-        let r = simulate_fleet(&img, &scenario(1e6), &opts(10, 1e12));
+        let r = simulate_fleet(&img, &scenario(1e6), &opts(10, 1e12)).unwrap();
         let max = *r.completions.last().unwrap();
         assert!(
             (max - r.single_node_s).abs() < 1e-6,
@@ -321,7 +338,7 @@ mod tests {
     #[test]
     fn cached_base_layers_cut_the_burst() {
         let img = image(&[80, 20]);
-        let cold = simulate_fleet(&img, &scenario(1e9), &opts(50, 1e8));
+        let cold = simulate_fleet(&img, &scenario(1e9), &opts(50, 1e8)).unwrap();
         let warm = simulate_fleet(
             &img,
             &scenario(1e9),
@@ -330,7 +347,8 @@ mod tests {
                 cached_layers: 1,
                 ..opts(50, 1e8)
             },
-        );
+        )
+        .unwrap();
         assert!(
             (cold.egress_end_s - 50.0).abs() < 1e-6 && (warm.egress_end_s - 10.0).abs() < 1e-6,
             "{} {}",
@@ -350,7 +368,8 @@ mod tests {
                 spread_s: 2.0,
                 ..opts(10_000, 1.25e9)
             },
-        );
+        )
+        .unwrap();
         assert_eq!((r.completions.len(), r.durations.len()), (10_000, 10_000));
         assert!(
             r.durations[0] >= r.single_node_s - 1e-9,

@@ -4,6 +4,7 @@
 //! `"simulated": true`, so every report reads measured and simulated pulls alike.
 
 pub mod cpu;
+mod error;
 pub mod fleet;
 pub mod input;
 pub mod model;
@@ -18,6 +19,7 @@ use crate::oci::record::{
 };
 use crate::profiles::host::HostProfile;
 use crate::profiles::network::NetworkProfile;
+pub use error::{SimError, SimLoop};
 pub use model::{Flow, SimRun, simulate};
 
 /// How a puller schedules its stages.
@@ -147,15 +149,19 @@ impl Scenario {
 }
 
 /// Simulates `image` under `scenario` and returns a record shaped like a measured one.
-pub fn simulate_record(image: &SimImage, scenario: &Scenario, what_if: Vec<String>) -> PullRecord {
+pub fn simulate_record(
+    image: &SimImage,
+    scenario: &Scenario,
+    what_if: Vec<String>,
+) -> Result<PullRecord, SimError> {
     let run = simulate(
         image,
         &scenario.flow(),
         &scenario.host,
         scenario.policy,
         scenario.max_concurrent_downloads,
-    );
-    to_record(image, scenario, &run, what_if)
+    )?;
+    Ok(to_record(image, scenario, &run, what_if))
 }
 
 fn to_record(
@@ -208,25 +214,25 @@ fn to_record(
         requests: run
             .requests
             .iter()
-            .map(|(kind, host, start, ttfb, body, bytes)| RequestRecord {
-                kind: kind.clone(),
+            .map(|q| RequestRecord {
+                kind: q.kind.as_str().into(),
                 method: "GET".into(),
-                host: host.clone(),
+                host: q.host.as_str().into(),
                 path: String::new(),
                 status: 0,
-                start_s: *start,
-                ttfb_s: *ttfb,
-                body_s: *body,
-                bytes: *bytes,
+                start_s: q.start_s,
+                ttfb_s: q.ttfb_s,
+                body_s: q.body_s,
+                bytes: q.bytes,
             })
             .collect(),
         connections: run
             .connections
             .iter()
-            .map(|(t, s, c)| crate::oci::record::ConnectionRecord {
-                target: t.clone(),
-                start_s: *s,
-                connect_s: *c,
+            .map(|c| crate::oci::record::ConnectionRecord {
+                target: c.target.as_str().into(),
+                start_s: c.start_s,
+                connect_s: c.setup_s,
             })
             .collect(),
         ratelimit: None,
