@@ -19,21 +19,11 @@ fn main() {
     }
 }
 
-/// The error and its causes, each cause once: library errors often quote their
-/// cause in their own message already, so a cause whose text the message before it
-/// contains is not repeated.
+/// The error and its causes, joined as `what failed: why: why`. Each error's text
+/// says what failed in its own words and leaves its cause to `source()`.
 fn message(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    let mut previous = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !previous.contains(&text) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&text);
-        }
-        previous = text;
-    }
-    out
+    e.chain()
+        .map(|cause| cause.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }

@@ -71,7 +71,7 @@ pub enum DemoError {
     #[error(transparent)]
     Record(#[from] crate::report::json::RecordError),
     /// Output directory.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// Path.
         path: String,

@@ -49,7 +49,7 @@ pub enum LabError {
     #[error(transparent)]
     Reference(#[from] crate::oci::reference::ReferenceError),
     /// Local I/O.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

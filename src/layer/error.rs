@@ -16,7 +16,7 @@ pub enum LayerError {
         reason: String,
     },
     /// A filesystem operation failed.
-    #[error("tar entry {entry:?}: {op} failed: {source}")]
+    #[error("tar entry {entry:?}: {op} failed")]
     Io {
         /// Entry name.
         entry: String,
@@ -28,7 +28,7 @@ pub enum LayerError {
     },
     /// The tar stream itself could not be read (corrupt, truncated, or the bytes
     /// under it failed: download error, bad compression).
-    #[error("reading the layer's tar stream: {0}")]
+    #[error("reading the layer's tar stream")]
     Read(#[source] io::Error),
     /// A limit was exceeded: too many entries, a path too long or deep, or a
     /// decompression bomb.

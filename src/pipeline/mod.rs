@@ -100,7 +100,7 @@ pub enum PullError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     /// A layer could not be applied (unsafe entry, corrupt stream, I/O).
-    #[error("layer {index} ({digest}): {source}")]
+    #[error("layer {index} ({digest})")]
     Layer {
         /// Position in the manifest.
         index: usize,
@@ -111,7 +111,7 @@ pub enum PullError {
         source: LayerError,
     },
     /// Local files (destination, scratch space).
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         /// What was being done.
         what: String,

@@ -10,7 +10,7 @@ use crate::oci::record::{PullRecord, SCHEMA_VERSION};
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     /// I/O.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// File.
         path: String,

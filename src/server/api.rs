@@ -55,13 +55,15 @@ impl ApiError {
     pub fn manifest_invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message)
     }
-    /// 500 for local I/O problems.
-    pub fn internal(e: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "UNKNOWN",
-            format!("storage error: {e}"),
-        )
+    /// 500 for local I/O problems; the message holds the error and its causes.
+    pub fn internal(e: impl std::error::Error) -> Self {
+        let mut message = format!("storage error: {e}");
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            message.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", message)
     }
 }
 

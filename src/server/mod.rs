@@ -75,7 +75,7 @@ pub enum ServeError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     /// Bind failures.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// Address.
         addr: SocketAddr,
@@ -84,7 +84,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     /// Temp dir creation.
-    #[error("creating temporary storage: {0}")]
+    #[error("creating temporary storage")]
     Temp(#[source] std::io::Error),
 }
 

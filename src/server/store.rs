@@ -38,7 +38,7 @@ pub enum StoreError {
         reason: String,
     },
     /// I/O on the storage directory.
-    #[error("storage {path}: {source}")]
+    #[error("storage {path}")]
     Io {
         /// Path.
         path: String,

@@ -82,7 +82,7 @@ pub enum SynthError {
     #[error("--scale must be a positive number, got {0}")]
     Scale(f64),
     /// Writing the layout.
-    #[error("writing the OCI layout at {path}: {source}")]
+    #[error("writing the OCI layout at {path}")]
     Io {
         /// Layout directory.
         path: String,

@@ -144,7 +144,7 @@ pub enum FidelityError {
     #[error("no networks to measure")]
     NoNetworks,
     /// The scratch directory for the images.
-    #[error("scratch directory: {0}")]
+    #[error("scratch directory")]
     Scratch(#[source] std::io::Error),
     /// An image profile.
     #[error(transparent)]
@@ -156,7 +156,7 @@ pub enum FidelityError {
     #[error(transparent)]
     Network(#[from] ProfileError),
     /// Calibrating this host.
-    #[error("calibrating: {0}")]
+    #[error("calibrating")]
     Calibrate(#[source] std::io::Error),
     /// Starting the registry.
     #[error(transparent)]
