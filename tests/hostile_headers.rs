@@ -90,7 +90,7 @@ fn bad_header_checksum_is_a_read_error() {
     let mut h = H::new("f", b'0', 0o644);
     h.break_checksum = true;
     match c.apply(Tar::new().raw(&h, b"x")) {
-        Err(e @ LayerError::Read(_)) => assert!(e.to_string().contains("checksum"), "{e}"),
+        Err(LayerError::Read(cause)) => assert!(cause.to_string().contains("checksum"), "{cause}"),
         other => panic!("{other:?}"),
     }
     c.assert_tree(&[]);
