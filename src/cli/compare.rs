@@ -6,7 +6,7 @@ use pulltime::oci::record::PullRecord;
 use pulltime::profiles::network::format_bandwidth;
 use pulltime::report::compare::{Entry, comparison_table};
 use pulltime::report::{svg, table::render};
-use pulltime::sim::{Scenario, simulate_record, whatif};
+use pulltime::sim::{simulate_at_bandwidth, simulate_record};
 
 /// Bandwidths of the sweep, Mbit/s.
 const SWEEP_MBIT: &[f64] = &[
@@ -23,12 +23,9 @@ pub struct CompareArgs {
     /// Network, host, policy and image-profile settings of the simulation.
     #[command(flatten)]
     pub model: super::simulate::ModelArgs,
-    /// Write the simulated comparison table as CSV.
-    #[arg(long)]
-    pub csv: Option<PathBuf>,
-    /// Write the simulated comparison table as Markdown.
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
+    /// The simulated comparison table, for machines.
+    #[command(flatten)]
+    pub export: super::export::TableExport,
     /// Draw pull time against bandwidth to this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
@@ -83,12 +80,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             })
             .collect();
         let (headers, rows) = pulltime::report::compare::comparison_rows(&[entries]);
-        super::export_tables(
-            args.csv.as_deref(),
-            args.markdown.as_deref(),
-            &headers,
-            &rows,
-        )?;
+        args.export.write_table(&headers, &rows)?;
     }
     for (name, image) in &images {
         for e in &image.estimated {
@@ -103,14 +95,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         .collect();
     for mbit in SWEEP_MBIT {
         let bps = mbit * 1e6 / 8.0;
-        let s = Scenario {
-            network: whatif::with_bandwidth(&network, bps),
-            ..scenario.clone()
-        };
         for (i, (_, image)) in images.iter().enumerate() {
-            series[i]
-                .1
-                .push((bps, simulate_record(image, &s, vec![])?.runs[0].wall_s));
+            let record = simulate_at_bandwidth(image, &scenario, bps, vec![])?;
+            series[i].1.push((bps, record.runs[0].wall_s));
         }
     }
     let base_size = images[0].1.layers.iter().map(|l| l.compressed).sum::<u64>() as f64;
@@ -158,7 +145,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             &series,
             true,
         );
-        std::fs::write(p, chart)?;
+        super::export::write_file(p, chart)?;
         println!("chart: {}", p.display());
     }
     Ok(())

@@ -10,9 +10,9 @@ use pulltime::report::regression::{
     CompareOptions, PHASES, Verdict, compare_records, parse_fraction, render_comparison,
 };
 
-/// How two sets of runs are compared.
+/// How two sets of runs are compared, and which regressions fail the command.
 #[derive(Debug, Clone, clap::Args)]
-pub struct CompareArgs {
+pub struct GateArgs {
     /// Relative changes below this are noise: `5%` or `0.05`.
     #[arg(long, default_value = "5%", value_parser = parse_fraction)]
     pub noise_threshold: f64,
@@ -49,7 +49,7 @@ fn parse_phase(s: &str) -> Result<String, String> {
     }
 }
 
-impl CompareArgs {
+impl GateArgs {
     fn options(&self) -> CompareOptions {
         CompareOptions {
             noise_threshold: self.noise_threshold,
@@ -66,7 +66,7 @@ pub fn compare_and_gate(
     old_label: &str,
     new: &PullRecord,
     new_label: &str,
-    args: &CompareArgs,
+    args: &GateArgs,
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<()> {
     let o = args.options();
@@ -137,7 +137,7 @@ pub struct DiffArgs {
     pub new: PathBuf,
     /// Comparison settings.
     #[command(flatten)]
-    pub compare: CompareArgs,
+    pub gate: GateArgs,
 }
 
 /// Runs `pulltime diff`.
@@ -156,7 +156,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<()> {
         &label(&args.old, &old),
         &new,
         &label(&args.new, &new),
-        &args.compare,
+        &args.gate,
         &mut std::io::stdout(),
     )
 }

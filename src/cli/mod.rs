@@ -6,6 +6,7 @@ mod choices;
 mod compare;
 mod demo;
 mod diff;
+mod export;
 pub mod interrupt;
 mod limits;
 mod progress;
@@ -87,24 +88,4 @@ fn init_logging(verbose: u8) {
         // Colour codes only for a person at a terminal, not in captured logs.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-}
-
-/// Writes a table as CSV and/or Markdown when asked.
-fn export_tables(
-    csv: Option<&std::path::Path>,
-    markdown: Option<&std::path::Path>,
-    headers: &[&str],
-    rows: &[Vec<String>],
-) -> anyhow::Result<()> {
-    use anyhow::Context;
-    use pulltime::report::table::{to_csv, to_markdown};
-    if let Some(p) = csv {
-        std::fs::write(p, to_csv(headers, rows))
-            .with_context(|| format!("writing {}", p.display()))?;
-    }
-    if let Some(p) = markdown {
-        std::fs::write(p, to_markdown(headers, rows))
-            .with_context(|| format!("writing {}", p.display()))?;
-    }
-    Ok(())
 }

@@ -84,7 +84,7 @@ pub struct PullArgs {
     pub baseline_dir: PathBuf,
     /// How runs are compared with a baseline.
     #[command(flatten)]
-    pub compare: super::diff::CompareArgs,
+    pub gate: super::diff::GateArgs,
     /// Limits against hostile registries and images.
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
@@ -113,14 +113,14 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         pulltime::report::regression::baseline_path(&args.baseline_dir, name)
             .map_err(anyhow::Error::msg)?;
     }
-    if args.compare.fail_on_regression.is_some() {
+    if args.gate.fail_on_regression.is_some() {
         let Some(old) = &baseline else {
             anyhow::bail!("--fail-on-regression needs --baseline NAME to compare with");
         };
         if let Some(w) = pulltime::report::regression::too_few_runs(
             old.runs.len(),
             args.runs as usize,
-            args.compare.significance,
+            args.gate.significance,
         ) {
             anyhow::bail!("--fail-on-regression cannot work with these run counts: {w}");
         }
@@ -204,7 +204,7 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
                 &format!("baseline {name:?}"),
                 &record,
                 "this pull",
-                &args.compare,
+                &args.gate,
                 &mut out,
             )
         }

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+
+use super::export::write_file;
 
 use pulltime::report::{export, json::read_record, svg, table};
 
@@ -17,12 +19,9 @@ pub struct ReportArgs {
     /// Which run to draw and export (1-based; default: the last).
     #[arg(long)]
     pub run: Option<usize>,
-    /// Write the per-layer table as CSV.
-    #[arg(long)]
-    pub csv: Option<PathBuf>,
-    /// Write the per-layer table as Markdown.
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
+    /// The per-layer table of that run, for machines.
+    #[command(flatten)]
+    pub export: super::export::TableExport,
 }
 
 /// Runs `pulltime report`.
@@ -40,18 +39,15 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         None => record.runs.len() - 1,
     };
     print!("{}", table::pull_table(&record));
-    let write = |path: &PathBuf, text: String| {
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-    };
     if let Some(p) = &args.out {
-        write(p, svg::waterfall(&record, run))?;
+        write_file(p, svg::waterfall(&record, run))?;
         println!("waterfall: {}", p.display());
     }
-    if let Some(p) = &args.csv {
-        write(p, export::csv(&record, run))?;
+    if let Some(p) = &args.export.csv {
+        write_file(p, export::csv(&record, run))?;
     }
-    if let Some(p) = &args.markdown {
-        write(p, export::markdown(&record, run))?;
+    if let Some(p) = &args.export.markdown {
+        write_file(p, export::markdown(&record, run))?;
     }
     Ok(())
 }

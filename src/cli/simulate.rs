@@ -14,7 +14,10 @@ use pulltime::profiles::host::HostProfile;
 use pulltime::profiles::network::{NetworkProfile, format_bandwidth, parse_bandwidth};
 use pulltime::registry::{ClientOptions, Scheme};
 use pulltime::report::{human_bytes, table::render};
-use pulltime::sim::{Policy, Scenario, SimImage, bounding_phase, input, simulate_record, whatif};
+use pulltime::sim::{
+    Policy, Scenario, SimImage, bounding_phase, input, simulate_at_bandwidth, simulate_record,
+    whatif,
+};
 use pulltime::synth::ImageProfile;
 
 use super::synth::CompressionArg;
@@ -140,12 +143,9 @@ pub struct SimulateArgs {
     /// Share of fleet nodes (0..1) that already hold the first --cached-layers N layers.
     #[arg(long, default_value_t = 0.0)]
     pub fleet_cached_fraction: f64,
-    /// Write the scenario table as CSV.
-    #[arg(long)]
-    pub csv: Option<PathBuf>,
-    /// Write the scenario table as Markdown.
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
+    /// The scenario table, for machines.
+    #[command(flatten)]
+    pub export: super::export::TableExport,
     /// Draw the --bandwidth sweep as a line chart to this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
@@ -293,12 +293,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         let bps = parse_bandwidth(b)
             .map_err(anyhow::Error::msg)?
             .context("--bandwidth needs a rate, not unlimited")?;
-        let s = Scenario {
-            network: whatif::with_bandwidth(&network, bps),
-            ..scenario.clone()
-        };
         let label = format!("at {}", format_bandwidth(bps));
-        let record = simulate_record(&image, &s, vec![label.clone()])?;
+        let record = simulate_at_bandwidth(&image, &scenario, bps, vec![label.clone()])?;
         sweep.push((bps, record.runs[0].wall_s));
         rows.push((label, record));
     }
@@ -319,7 +315,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             &[(image.name.clone(), sweep)],
             true,
         );
-        std::fs::write(p, chart).with_context(|| format!("writing {}", p.display()))?;
+        super::export::write_file(p, chart)?;
     }
     if let Some(path) = &args.json {
         pulltime::report::json::write_record(&base, path)?;
@@ -347,12 +343,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     }
     let (headers, body) = scenario_rows(&rows);
     print!("{}", render(&headers, &body, 1));
-    super::export_tables(
-        args.csv.as_deref(),
-        args.markdown.as_deref(),
-        &headers,
-        &body,
-    )
+    args.export.write_table(&headers, &body)
 }
 
 /// One row per scenario: times, the bounding phase, and the saving against the first row.

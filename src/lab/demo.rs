@@ -57,7 +57,7 @@ pub struct PairResult {
 pub enum DemoError {
     /// Unknown pair or profile.
     #[error(transparent)]
-    Profile(#[from] crate::profiles::image::ImageProfileError),
+    Profile(#[from] crate::profiles::ProfileError),
     /// Synthesis.
     #[error(transparent)]
     Synth(#[from] crate::synth::SynthError),

@@ -35,7 +35,7 @@ pub enum LabError {
     Serve(#[from] crate::server::ServeError),
     /// Loading a profile.
     #[error(transparent)]
-    Profile(#[from] crate::profiles::image::ImageProfileError),
+    Profile(#[from] crate::profiles::ProfileError),
     /// Synthesising.
     #[error(transparent)]
     Synth(#[from] crate::synth::SynthError),

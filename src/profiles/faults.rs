@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::source::ProfileError;
+
 use crate::rng::Rng;
 
 mod raw;
@@ -315,46 +317,16 @@ impl FaultProfile {
     }
 
     /// A built-in name (`mixed`) or a path to a TOML file.
-    pub fn load(name_or_path: &str) -> Result<Self, FaultProfileError> {
-        use crate::profiles::source::{Source, lookup};
-        match lookup(name_or_path, BUILTIN) {
-            Ok(Source::Builtin(text)) => Self::parse(name_or_path, text),
-            Ok(Source::File(text)) => Self::parse(name_or_path, &text),
-            Ok(Source::Unknown(names)) => {
-                Err(FaultProfileError::Unknown(name_or_path.into(), names))
-            }
-            Err(reason) => Err(FaultProfileError::Invalid {
-                path: name_or_path.into(),
-                reason,
-            }),
-        }
+    pub fn load(name_or_path: &str) -> Result<Self, ProfileError> {
+        crate::profiles::source::load("fault", name_or_path, BUILTIN, Self::parse)
     }
 
     /// Parses TOML text; `origin` names it in errors.
-    pub fn parse(origin: &str, text: &str) -> Result<Self, FaultProfileError> {
-        let invalid = |reason: String| FaultProfileError::Invalid {
-            path: origin.into(),
-            reason,
-        };
+    pub fn parse(origin: &str, text: &str) -> Result<Self, ProfileError> {
+        let invalid = |reason: String| ProfileError::invalid("fault", origin, reason);
         let raw: raw::RawProfile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         raw.validate().map_err(invalid)
     }
-}
-
-/// A fault profile could not be found or read.
-#[derive(Debug, thiserror::Error)]
-pub enum FaultProfileError {
-    /// Neither a built-in name nor a readable file.
-    #[error("unknown fault profile {0:?}: use one of {1} or a path to a TOML file")]
-    Unknown(String, String),
-    /// Not a valid profile.
-    #[error("fault profile {path}: {reason}")]
-    Invalid {
-        /// File or built-in name.
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
 }
 
 /// One injected fault.

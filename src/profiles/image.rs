@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::source::ProfileError;
+
 /// The image profiles shipped with pulltime, embedded so the binary needs no files.
 pub const BUILTIN: &[(&str, &str)] = &[
     (
@@ -134,45 +136,15 @@ impl Default for Mix {
     }
 }
 
-/// A profile could not be found or read.
-#[derive(Debug, thiserror::Error)]
-pub enum ImageProfileError {
-    /// Not built in, not a file.
-    #[error("unknown image profile {0:?}: use one of {1} or a path to a TOML file")]
-    Unknown(String, String),
-    /// Invalid TOML or values.
-    #[error("image profile {path}: {reason}")]
-    Invalid {
-        /// File or built-in name.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-}
-
 impl ImageProfile {
     /// A built-in name or a TOML file.
-    pub fn load(name_or_path: &str) -> Result<Self, ImageProfileError> {
-        use crate::profiles::source::{Source, lookup};
-        match lookup(name_or_path, BUILTIN) {
-            Ok(Source::Builtin(text)) => Self::parse(name_or_path, text),
-            Ok(Source::File(text)) => Self::parse(name_or_path, &text),
-            Ok(Source::Unknown(names)) => {
-                Err(ImageProfileError::Unknown(name_or_path.into(), names))
-            }
-            Err(reason) => Err(ImageProfileError::Invalid {
-                path: name_or_path.into(),
-                reason,
-            }),
-        }
+    pub fn load(name_or_path: &str) -> Result<Self, ProfileError> {
+        crate::profiles::source::load("image", name_or_path, BUILTIN, Self::parse)
     }
 
     /// Parses TOML text.
-    pub fn parse(origin: &str, text: &str) -> Result<Self, ImageProfileError> {
-        let invalid = |reason: String| ImageProfileError::Invalid {
-            path: origin.into(),
-            reason,
-        };
+    pub fn parse(origin: &str, text: &str) -> Result<Self, ProfileError> {
+        let invalid = |reason: String| ProfileError::invalid("image", origin, reason);
         let p: ImageProfile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         if p.layers.is_empty() {
             return Err(invalid("an image needs at least one layer".into()));

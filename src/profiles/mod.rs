@@ -7,3 +7,5 @@ pub mod host;
 pub mod image;
 pub mod network;
 pub mod source;
+
+pub use source::ProfileError;

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::source::ProfileError;
+
 /// The profiles shipped with pulltime, embedded so the binary needs no files.
 pub const BUILTIN: &[(&str, &str)] = &[
     (
@@ -67,22 +69,6 @@ pub struct NetworkProfile {
     pub cdn: Option<Box<NetworkProfile>>,
 }
 
-/// A profile could not be found or read.
-#[derive(Debug, thiserror::Error)]
-pub enum ProfileError {
-    /// Neither a built-in name nor a readable file.
-    #[error("unknown network profile {0:?}: use one of {1} or a path to a TOML file")]
-    Unknown(String, String),
-    /// The file exists but is not a valid profile.
-    #[error("network profile {path}: {reason}")]
-    Invalid {
-        /// File or built-in name.
-        path: String,
-        /// Parse error.
-        reason: String,
-    },
-}
-
 impl NetworkProfile {
     /// No shaping at all.
     pub fn unshaped() -> Self {
@@ -96,28 +82,14 @@ impl NetworkProfile {
 
     /// A built-in name (`dockerhub-100m`) or a path to a TOML file.
     pub fn load(name_or_path: &str) -> Result<Self, ProfileError> {
-        use crate::profiles::source::{Source, lookup};
-        match lookup(name_or_path, BUILTIN) {
-            Ok(Source::Builtin(text)) => Self::parse(name_or_path, text),
-            Ok(Source::File(text)) => Self::parse(name_or_path, &text),
-            Ok(Source::Unknown(names)) => Err(ProfileError::Unknown(name_or_path.into(), names)),
-            Err(reason) => Err(ProfileError::Invalid {
-                path: name_or_path.into(),
-                reason,
-            }),
-        }
+        crate::profiles::source::load("network", name_or_path, BUILTIN, Self::parse)
     }
 
     /// Parses TOML text.
     pub fn parse(origin: &str, text: &str) -> Result<Self, ProfileError> {
-        let p: NetworkProfile = toml::from_str(text).map_err(|e| ProfileError::Invalid {
-            path: origin.into(),
-            reason: e.to_string(),
-        })?;
-        p.validate().map_err(|reason| ProfileError::Invalid {
-            path: origin.into(),
-            reason,
-        })?;
+        let invalid = |reason: String| ProfileError::invalid("network", origin, reason);
+        let p: NetworkProfile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        p.validate().map_err(invalid)?;
         Ok(p)
     }
 

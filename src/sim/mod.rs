@@ -164,6 +164,21 @@ pub fn simulate_record(
     Ok(to_record(image, scenario, &run, what_if))
 }
 
+/// [`simulate_record`] with the scenario's network at another bandwidth
+/// (`bytes_per_s`), as the bandwidth sweeps of `simulate` and `compare` ask.
+pub fn simulate_at_bandwidth(
+    image: &SimImage,
+    scenario: &Scenario,
+    bytes_per_s: f64,
+    what_if: Vec<String>,
+) -> Result<PullRecord, SimError> {
+    let at = Scenario {
+        network: whatif::with_bandwidth(&scenario.network, bytes_per_s),
+        ..scenario.clone()
+    };
+    simulate_record(image, &at, what_if)
+}
+
 fn to_record(
     image: &SimImage,
     scenario: &Scenario,

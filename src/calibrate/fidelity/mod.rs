@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 use crate::lab::LabError;
 use crate::oci::media_type::Compression;
 use crate::oci::stats::Stats;
+use crate::profiles::ProfileError;
 use crate::profiles::host::HostProfile;
-use crate::profiles::image::ImageProfileError;
-use crate::profiles::network::{NetworkProfile, ProfileError};
+use crate::profiles::network::NetworkProfile;
 use crate::server::ServeError;
 use crate::sim::fleet::{FleetOptions, simulate_fleet};
 use crate::sim::input::{InputError, from_layout};
@@ -146,15 +146,12 @@ pub enum FidelityError {
     /// The scratch directory for the images.
     #[error("scratch directory")]
     Scratch(#[source] std::io::Error),
-    /// An image profile.
+    /// An image or network profile.
     #[error(transparent)]
-    ImageProfile(#[from] ImageProfileError),
+    Profile(#[from] ProfileError),
     /// Synthesizing an image.
     #[error(transparent)]
     Synth(#[from] SynthError),
-    /// A network profile.
-    #[error(transparent)]
-    Network(#[from] ProfileError),
     /// Calibrating this host.
     #[error("calibrating")]
     Calibrate(#[source] std::io::Error),
