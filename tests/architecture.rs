@@ -16,13 +16,6 @@ use std::path::{Path, PathBuf};
 
 const MAX_LINES: usize = 600;
 
-/// Files allowed over [`MAX_LINES`] for now, each with why. The test fails when one
-/// of them no longer needs it, so the list only shrinks.
-const OVER_THE_LIMIT: &[(&str, &str)] = &[(
-    "registry/client.rs",
-    "five jobs in one file (URLs, retries, tokens, logging, error bodies): to be split by job (issue 14)",
-)];
-
 /// A source file and the module path it defines (`src/oci/record.rs` -> `oci::record`).
 struct SourceFile {
     path: PathBuf,
@@ -392,17 +385,9 @@ fn the_library_knows_no_terminal_or_argument_parser() {
 
 #[test]
 fn no_source_file_is_over_the_limit() {
-    let allowed = |f: &SourceFile| OVER_THE_LIMIT.iter().any(|(p, _)| f.path.ends_with(p));
-    for (p, why) in OVER_THE_LIMIT {
-        let f = source_files().into_iter().find(|f| f.path.ends_with(p));
-        assert!(
-            f.is_some_and(|f| f.lines > MAX_LINES),
-            "{p} is allowed over {MAX_LINES} lines ({why}) but no longer needs it: drop it from OVER_THE_LIMIT"
-        );
-    }
     let long: Vec<String> = source_files()
         .iter()
-        .filter(|f| f.lines > MAX_LINES && !allowed(f))
+        .filter(|f| f.lines > MAX_LINES)
         .map(|f| format!("{}: {} lines", f.path.display(), f.lines))
         .collect();
     assert!(

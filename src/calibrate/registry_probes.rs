@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::lab::{ColdPuller, LabError, start_registry, synth_and_push};
 use crate::oci::digest::sha256_digest;
 use crate::oci::media_type::Compression;
+use crate::oci::record::RequestKind;
 use crate::server::ServeOptions;
 
 use super::median;
@@ -112,7 +113,7 @@ fn probe_pulls(puller: &ColdPuller, reference: &str, repeats: usize) -> io::Resu
         turnaround.extend(
             run.requests
                 .iter()
-                .filter(|r| r.kind == "manifest" || r.kind == "config")
+                .filter(|r| r.kind == RequestKind::Manifest || r.kind == RequestKind::Config)
                 .map(|r| r.ttfb_s),
         );
         last = Some(record);

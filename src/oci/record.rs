@@ -219,7 +219,8 @@ pub struct LayerRun {
 /// One HTTP request. Queries are never recorded (CDN URLs carry signatures).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestRecord {
-    /// `ping`, `token`, `manifest`, `index`, `config`, `blob`, `redirect`.
+    /// What the request was for: a [`RequestKind`]'s name (`ping`, `token`,
+    /// `manifest`, `index`, `config`, `blob`, `blob-resume`, `redirect`, `push-*`).
     pub kind: String,
     /// HTTP method.
     pub method: String,
@@ -237,6 +238,68 @@ pub struct RequestRecord {
     pub body_s: f64,
     /// Body bytes read.
     pub bytes: u64,
+}
+
+/// What a request is for, as measured pulls and simulations name it in
+/// [`RequestRecord::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    /// `GET /v2/`: does the registry speak the API, and how does it authenticate?
+    Ping,
+    /// A bearer token from the registry's token service.
+    Token,
+    /// The manifest the reference names (or the platform's, after an index).
+    Manifest,
+    /// The index the tag names.
+    Index,
+    /// The config blob.
+    Config,
+    /// A layer blob.
+    Blob,
+    /// The rest of a layer blob whose body was cut off (`Range`, or from the start).
+    BlobResume,
+    /// A blob GET after the registry's redirect, to the blob source (a CDN).
+    Redirect,
+    /// `HEAD` of a blob before pushing it.
+    PushHead,
+    /// Opening an upload session.
+    PushStart,
+    /// Uploading a blob.
+    PushBlob,
+    /// Putting a manifest.
+    PushManifest,
+}
+
+impl RequestKind {
+    /// The name records use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Ping => "ping",
+            RequestKind::Token => "token",
+            RequestKind::Manifest => "manifest",
+            RequestKind::Index => "index",
+            RequestKind::Config => "config",
+            RequestKind::Blob => "blob",
+            RequestKind::BlobResume => "blob-resume",
+            RequestKind::Redirect => "redirect",
+            RequestKind::PushHead => "push-head",
+            RequestKind::PushStart => "push-start",
+            RequestKind::PushBlob => "push-blob",
+            RequestKind::PushManifest => "push-manifest",
+        }
+    }
+}
+
+impl std::fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<RequestKind> for String {
+    fn eq(&self, kind: &RequestKind) -> bool {
+        self == kind.as_str()
+    }
 }
 
 /// A new connection and how long it took to set up (TCP, plus TLS for https).

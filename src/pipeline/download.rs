@@ -17,7 +17,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::progress::{LayerProgress, Phase};
 use super::spool::Spool;
-use crate::registry::client::{Faults, strip_query};
+use crate::oci::record::RequestKind;
+use crate::registry::client::strip_query;
+use crate::registry::retry::RetryCost;
 use crate::registry::{BlobResponse, LayerDescriptor, RegistryClient, RegistryError};
 
 /// Timing of one blob download.
@@ -36,7 +38,7 @@ pub struct Downloaded {
     /// Time spent hashing while receiving (zero when not hashing).
     pub hash: Duration,
     /// Retried requests and resumed bodies, and the time they cost.
-    pub faults: Faults,
+    pub retry_cost: RetryCost,
     /// Bodies cut off and continued.
     pub resumes: u32,
     /// Bytes not fetched again thanks to `Range` resumption.
@@ -70,7 +72,7 @@ pub async fn download(
         what: format!("layer {index} spool"),
         source,
     };
-    let blob = client.open_blob("blob", &layer.digest).await?;
+    let blob = client.open_blob(RequestKind::Blob, &layer.digest).await?;
     progress.phase(Phase::Downloading);
     let (file, spool, hashing) = match sink {
         Sink::Spool(s) => (s.create().map_err(io_err)?, Some(s), true),
@@ -96,7 +98,7 @@ pub async fn download(
         redirect: blob.redirect,
         bytes: 0,
         hash: Duration::ZERO,
-        faults: blob.faults,
+        retry_cost: blob.retry_cost,
         resumes: 0,
         resumed_bytes: 0,
         discarded_bytes: 0,
@@ -143,7 +145,7 @@ pub async fn download(
             _ = client.cancel_token().cancelled() => return Err(RegistryError::Cancelled("interrupted".into())),
         }
         current = match client
-            .open_blob_from("blob-resume", &layer.digest, body.bytes)
+            .open_blob_from(RequestKind::BlobResume, &layer.digest, body.bytes)
             .await
         {
             Ok(c) => c,
@@ -151,15 +153,15 @@ pub async fn download(
             Err(e) => return Err(e),
         };
         // Lost: from the last byte received to the resumed response's headers.
-        let lost = Faults {
-            retries: 1 + current.faults.retries,
+        let lost = RetryCost {
+            retries: 1 + current.retry_cost.retries,
             lost: body.last_byte.elapsed(),
         };
-        client.note_fault(Faults {
+        client.note_retry(RetryCost {
             retries: 1,
-            lost: lost.lost - current.faults.lost,
+            lost: lost.lost - current.retry_cost.lost,
         });
-        done.faults.add(lost);
+        done.retry_cost.add(lost);
         // The next loss, if any, counts from here, not again from the last byte.
         body.last_byte = Instant::now();
         if current.response.status() == StatusCode::PARTIAL_CONTENT {

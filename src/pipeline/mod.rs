@@ -255,8 +255,8 @@ pub async fn pull_once(
             requests: clock.requests(),
             connections: clock.connections(),
             ratelimit: client.ratelimit(),
-            retries: client.faults().retries,
-            fault_s: client.faults().lost.as_secs_f64(),
+            retries: client.retry_cost().retries,
+            fault_s: client.retry_cost().lost.as_secs_f64(),
             restarts: 0,
             restart_s: 0.0,
         },
@@ -278,8 +278,8 @@ fn layer_run(
     let transfer = (d.finished - d.started)
         .saturating_sub(d.ttfb)
         .saturating_sub(d.hash)
-        .saturating_sub(d.faults.lost);
-    let download = d.ttfb + transfer + d.faults.lost;
+        .saturating_sub(d.retry_cost.lost);
+    let download = d.ttfb + transfer + d.retry_cost.lost;
     let transfer = transfer.as_secs_f64();
     LayerRun {
         index,
@@ -310,11 +310,11 @@ fn layer_run(
             .started
             .saturating_duration_since(d.finished)
             .as_secs_f64(),
-        retries: d.faults.retries,
+        retries: d.retry_cost.retries,
         resumes: d.resumes,
         resumed_bytes: d.resumed_bytes,
         discarded_bytes: d.discarded_bytes,
-        fault_s: d.faults.lost.as_secs_f64(),
+        fault_s: d.retry_cost.lost.as_secs_f64(),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use oci_spec::image::{ImageIndex, ImageManifest, RootFs};
 
-use super::client::RegistryClient;
+use super::client::{FetchedManifest, RegistryClient};
 use super::error::RegistryError;
 use crate::limits::{LimitError, Limits};
 use crate::oci::digest::sha256_digest;
@@ -10,6 +10,7 @@ use crate::oci::media_type::{
     ACCEPT_MANIFESTS, Compression, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
 };
 use crate::oci::platform::{self, Platform};
+use crate::oci::record::RequestKind;
 
 /// A layer to pull.
 #[derive(Debug, Clone)]
@@ -67,8 +68,12 @@ pub async fn resolve_limited(
     limits: &Limits,
 ) -> Result<ResolvedImage, RegistryError> {
     let max = limits.max_manifest_bytes;
-    let (body, declared, header_digest) = client
-        .get_manifest("manifest", manifest_ref, ACCEPT_MANIFESTS, max)
+    let FetchedManifest {
+        body,
+        media_type: declared,
+        digest: header_digest,
+    } = client
+        .get_manifest(RequestKind::Manifest, manifest_ref, ACCEPT_MANIFESTS, max)
         .await
         .map_err(named_limit)?;
     let digest = checked_digest("manifest", manifest_ref, header_digest.as_deref(), &body)?;
@@ -77,8 +82,12 @@ pub async fn resolve_limited(
         OCI_INDEX | DOCKER_LIST => {
             let index = parse_index(&body)?;
             let (entry_digest, name) = pick_platform(&index, want, client.repository())?;
-            let (mbody, mdeclared, mheader) = client
-                .get_manifest("index", &entry_digest, ACCEPT_MANIFESTS, max)
+            let FetchedManifest {
+                body: mbody,
+                media_type: mdeclared,
+                digest: mheader,
+            } = client
+                .get_manifest(RequestKind::Index, &entry_digest, ACCEPT_MANIFESTS, max)
                 .await
                 .map_err(named_limit)?;
             checked_digest(
@@ -203,7 +212,7 @@ async fn fetch_config(
 ) -> Result<bytes::Bytes, RegistryError> {
     let body = client
         .retry_body(|| async {
-            let blob = client.open_blob("config", digest).await?;
+            let blob = client.open_blob(RequestKind::Config, digest).await?;
             client
                 .read_body(blob.response, blob.log_index, "image config", max)
                 .await

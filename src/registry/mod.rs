@@ -5,10 +5,12 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod manifest;
+pub mod options;
 pub mod push;
 pub mod retry;
 pub mod transport;
 
-pub use client::{BlobResponse, ClientOptions, RegistryClient, Scheme};
+pub use client::{BlobResponse, FetchedManifest, RegistryClient};
 pub use error::RegistryError;
 pub use manifest::{LayerDescriptor, ResolvedImage, resolve, resolve_limited};
+pub use options::{ClientOptions, Scheme};

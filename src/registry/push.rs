@@ -7,6 +7,7 @@ use reqwest::{Method, StatusCode};
 use super::client::RegistryClient;
 use super::error::RegistryError;
 use crate::oci::image::{Blob, BuiltImage};
+use crate::oci::record::RequestKind;
 
 /// Pushes `image` under `tag` (or a digest) and returns the manifest digest.
 pub async fn push_image(
@@ -41,7 +42,7 @@ pub async fn push_manifest(
     );
     let resp = client
         .send(
-            "push-manifest",
+            RequestKind::PushManifest,
             Method::PUT,
             url.clone(),
             headers,
@@ -59,7 +60,13 @@ pub async fn push_manifest(
 pub async fn push_blob(client: &RegistryClient, blob: &Blob) -> Result<(), RegistryError> {
     let head = client.repo_url(&format!("blobs/{}", blob.digest))?;
     let resp = client
-        .send("push-head", Method::HEAD, head, HeaderMap::new(), None)
+        .send(
+            RequestKind::PushHead,
+            Method::HEAD,
+            head,
+            HeaderMap::new(),
+            None,
+        )
         .await?
         .response;
     if resp.status().is_success() {
@@ -68,7 +75,7 @@ pub async fn push_blob(client: &RegistryClient, blob: &Blob) -> Result<(), Regis
     let start = client.repo_url("blobs/uploads/")?;
     let resp = client
         .send(
-            "push-start",
+            RequestKind::PushStart,
             Method::POST,
             start.clone(),
             HeaderMap::new(),
@@ -102,7 +109,7 @@ pub async fn push_blob(client: &RegistryClient, blob: &Blob) -> Result<(), Regis
     );
     let resp = client
         .send(
-            "push-blob",
+            RequestKind::PushBlob,
             Method::PUT,
             url.clone(),
             headers,

@@ -56,6 +56,24 @@ impl RetryPolicy {
     }
 }
 
+/// What failed attempts cost one request, one blob over its resumptions, or a
+/// whole run: the record's `retries` and `fault_s`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RetryCost {
+    /// Attempts after the first.
+    pub retries: u32,
+    /// Time spent in failed attempts and waiting before the next one.
+    pub lost: Duration,
+}
+
+impl RetryCost {
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: RetryCost) {
+        self.retries += other.retries;
+        self.lost += other.lost;
+    }
+}
+
 /// Statuses a registry or CDN returns for trouble that may pass.
 pub fn retriable_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::{SimImage, SimLayer};
 use crate::oci::media_type::Compression;
-use crate::oci::record::PullRecord;
+use crate::oci::record::{PullRecord, RequestKind};
 use crate::pipeline::readers::decoder;
 use crate::synth::{ImageProfile, Mix};
 
@@ -70,12 +70,12 @@ pub fn from_record(name: &str, r: &PullRecord) -> Result<SimImage, InputError> {
         manifest_bytes: run
             .requests
             .iter()
-            .find(|q| q.kind == "manifest")
+            .find(|q| q.kind == RequestKind::Manifest)
             .map_or(1500, |q| q.bytes),
         config_bytes: run
             .requests
             .iter()
-            .find(|q| q.kind == "config" || q.kind == "redirect")
+            .find(|q| q.kind == RequestKind::Config || q.kind == RequestKind::Redirect)
             .map_or(2000, |q| q.bytes.max(1)),
         estimated: Vec::new(),
     })

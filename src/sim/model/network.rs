@@ -2,47 +2,12 @@
 //! kind and endpoint), its connection pools (idle connections are reused, new ones
 //! cost a handshake), the resolve phase, and the bandwidth blob transfers get.
 
+pub use crate::oci::record::RequestKind;
 use crate::profiles::host::HostProfile;
 use crate::profiles::network::NetworkProfile;
 
 use super::Flow;
 use crate::sim::SimImage;
-
-/// What a simulated request is for. The record names it as a measured pull does
-/// ([`RequestKind::as_str`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestKind {
-    /// `GET /v2/`, on a new connection.
-    Ping,
-    /// The bearer token (Docker Hub's flow).
-    Token,
-    /// The manifest.
-    Manifest,
-    /// The index the tag names.
-    Index,
-    /// The config blob.
-    Config,
-    /// A layer blob.
-    Blob,
-    /// A blob GET after the registry's redirect, to the blob source.
-    Redirect,
-}
-
-impl RequestKind {
-    /// The name records use: `ping`, `token`, `manifest`, `index`, `config`,
-    /// `blob`, `redirect`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RequestKind::Ping => "ping",
-            RequestKind::Token => "token",
-            RequestKind::Manifest => "manifest",
-            RequestKind::Index => "index",
-            RequestKind::Config => "config",
-            RequestKind::Blob => "blob",
-            RequestKind::Redirect => "redirect",
-        }
-    }
-}
 
 /// Which end of the [`Flow`] a request or connection goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
