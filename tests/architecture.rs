@@ -430,3 +430,44 @@ fn the_reader_sees_what_the_rules_need() {
         Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
     );
 }
+
+/// Test files in a folder of `tests/` are modules of a test binary: one that its
+/// folder's `mod.rs` does not declare would silently never run.
+#[test]
+fn every_test_module_is_declared() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut undeclared = Vec::new();
+    let mut folders = 0;
+    for entry in std::fs::read_dir(&tests).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        folders += 1;
+        let root = std::fs::read_to_string(dir.join("mod.rs"))
+            .unwrap_or_else(|e| panic!("{}: no mod.rs ({e})", dir.display()));
+        let declared: BTreeSet<&str> = root
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("mod ")?.strip_suffix(';'))
+            .collect();
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let path = file.unwrap().path();
+            let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+            if path.extension().is_some_and(|e| e == "rs")
+                && stem != "mod"
+                && !declared.contains(stem.as_str())
+            {
+                undeclared.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        folders >= 4,
+        "found {folders} test folders: is this tests/?"
+    );
+    assert!(
+        undeclared.is_empty(),
+        "test files no mod.rs declares (they never run):\n{}",
+        undeclared.join("\n")
+    );
+}

@@ -2,7 +2,7 @@
 //! the record, the table, statistics, staged timing, and every error a user can
 //! act on.
 
-mod common;
+use crate::common;
 
 use common::{E, Registry, layer, many_files_layer, pulltime};
 use predicates::prelude::*;

@@ -1,7 +1,7 @@
 //! Manifest negotiation against the real registry: OCI index, Docker manifest list,
 //! Docker schema 2 and OCI manifests, and platform selection from an index.
 
-mod common;
+use crate::common;
 
 use common::{E, Registry, layer, pulltime};
 use pulltime::oci::image::{Blob, BuiltImage};

@@ -2,7 +2,7 @@
 //! and hostile entries that must be refused or contained, with a check that
 //! nothing outside the root changed.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

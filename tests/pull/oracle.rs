@@ -2,7 +2,7 @@
 //! independent tools: `umoci unpack` (root filesystem), `skopeo` (pushing images no
 //! code here produced) and `oci-client` (digests).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

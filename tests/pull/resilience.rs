@@ -2,7 +2,7 @@
 //! and no scratch files; Basic credentials and bearer tokens never reach stdout,
 //! stderr, tracing at any level, or the JSON record.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

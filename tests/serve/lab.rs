@@ -1,7 +1,7 @@
 //! The lab: `pulltime serve` (plain and as Docker Hub) and `pulltime synth`,
 //! checked against the real distribution registry, skopeo, umoci and oci-client.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! or with wrong credentials, accepted from `--user` and from the docker config
 //! file, and never printed, logged or recorded.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use common::{E, Htpasswd, Registry, layer, pulltime};

@@ -1,4 +1,4 @@
-//! Helpers for tests/serve_faults.rs: a raw HTTP/1.1 client that tells a TCP
+//! Helpers for the fault tests (serve/faults.rs): a raw HTTP/1.1 client that tells a TCP
 //! reset from a clean close, and a registry with a small image behind a fault
 //! profile.
 

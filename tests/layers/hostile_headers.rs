@@ -2,17 +2,13 @@
 //! duplicates, privileges, and the limits enforced while applying (see
 //! tests/hostile_layers.rs for the harness and docs/limits.md for the list).
 
-#[path = "hostile/case.rs"]
-mod case;
-mod common;
-#[path = "hostile/rawtar.rs"]
-mod rawtar;
+use crate::common;
 
-use case::{case, dir, file, over_limit, refused};
+use super::case::{case, dir, file, over_limit, refused};
+use super::rawtar::{H, Tar};
 use common::{Node, snapshot};
 use pulltime::layer::LayerError;
 use pulltime::limits::{LimitError, Limits};
-use rawtar::{H, Tar};
 
 // ---- headers that disagree, unusual headers ----
 

@@ -2,7 +2,7 @@
 //! measured records' shape, reports draw both, compare shows the expected size
 //! differences between two images measured from the embedded registry.
 
-mod common;
+use crate::common;
 
 use common::pulltime;
 use predicates::prelude::*;

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::rawtar::Tar;
 use crate::common::{self, Node, snapshot};
-use crate::rawtar::Tar;
 use pulltime::layer::{ApplyOptions, LayerError, LayerStats, apply_layer_limited};
 use pulltime::limits::{LimitError, Limits};
 use sha2::{Digest, Sha256};

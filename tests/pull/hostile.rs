@@ -3,7 +3,7 @@
 //! registry and pulled with `pulltime pull` and its limit flags, in both modes. Each
 //! case asserts the named error and that nothing outside the destination changed.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -1,23 +1,19 @@
 //! The hostile-layer corpus, part one: names, links, symlinks and whiteouts that try
 //! to reach outside the root, applied with the library's `apply_layer_limited` as a
 //! rootless puller would (no owners, no device nodes). Every layer is generated here
-//! byte by byte (tests/hostile/rawtar.rs). Each case asserts the exact outcome, a
+//! byte by byte (layers/rawtar.rs). Each case asserts the exact outcome, a
 //! named refusal or the exact resulting tree, and (in `Case`'s drop,
 //! tests/hostile/case.rs) that nothing next to the root changed: a sentinel
 //! directory, a fake `etc/passwd`, the root's parent. Part two is
 //! tests/hostile_headers.rs, part three tests/hostile_pulls.rs; docs/limits.md lists
 //! every case and `docs_list_every_corpus_case` keeps the two in sync.
 
-#[path = "hostile/case.rs"]
-mod case;
-mod common;
-#[path = "hostile/rawtar.rs"]
-mod rawtar;
+use crate::common;
 
-use case::{case, dir, file, link, refused};
+use super::case::{case, dir, file, link, refused};
+use super::rawtar::Tar;
 use common::{Node, snapshot};
 use pulltime::limits::Limits;
-use rawtar::Tar;
 
 // ---- names that climb out, absolute names ----
 
@@ -303,9 +299,9 @@ fn docs_list_every_corpus_case() {
         .collect();
     let mut tests = Vec::new();
     for file in [
-        "tests/hostile_layers.rs",
-        "tests/hostile_headers.rs",
-        "tests/hostile_pulls.rs",
+        "tests/layers/hostile_entries.rs",
+        "tests/layers/hostile_headers.rs",
+        "tests/pull/hostile.rs",
     ] {
         let src = std::fs::read_to_string(dir.join(file)).unwrap();
         let mut lines = src.lines();

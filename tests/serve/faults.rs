@@ -3,17 +3,15 @@
 //! Content-Length, a flipped byte, stalls), rules that hit only their kind,
 //! seeded determinism, the counters, and bad profiles.
 
-mod common;
-#[path = "faults_support/mod.rs"]
-mod support;
+use crate::common;
 
 use std::io::Read;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::raw::{KillOnDrop, Lab, content, error_code, lab, lab_with, profile, raw_get};
 use pulltime::oci::digest::sha256_digest;
 use pulltime::profiles::faults::FaultProfile;
-use support::{KillOnDrop, Lab, content, error_code, lab, lab_with, profile, raw_get};
 
 #[test]
 fn status_faults_send_the_status_retry_after_and_an_error_body() {

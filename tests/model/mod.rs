@@ -1,0 +1,3 @@
+//! The model's commands end to end: calibrate, simulate, report and compare.
+
+mod simulate;
