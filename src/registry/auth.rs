@@ -3,7 +3,6 @@
 //! docker config file. Secrets live in [`Secret`], whose `Debug` and `Display` never
 //! print the value, so they cannot reach logs or output by accident.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -100,77 +99,33 @@ pub enum Challenge {
     Basic,
 }
 
-/// Parses a `WWW-Authenticate` header value. Unknown schemes give `None`.
+/// Parses a `WWW-Authenticate` header value (RFC 7235, which allows several
+/// challenges in one value, as docker's parser does). Gives the challenge pulltime
+/// answers, bearer before Basic; `None` when there is none, or the value does not
+/// parse.
 pub fn parse_challenge(header: &str) -> Option<Challenge> {
-    let header = header.trim();
-    let (scheme, rest) = header
-        .split_once(char::is_whitespace)
-        .unwrap_or((header, ""));
-    let params = parse_auth_params(rest);
-    match scheme.to_ascii_lowercase().as_str() {
-        "bearer" => Some(Challenge::Bearer {
-            realm: params.get("realm")?.clone(),
-            service: params.get("service").cloned(),
-            scope: params.get("scope").cloned(),
-        }),
-        "basic" => Some(Challenge::Basic),
-        _ => None,
-    }
-}
-
-/// `k="v", k2=v2` -> map with lower-case keys; quoted values may contain commas and
-/// backslash escapes.
-fn parse_auth_params(s: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
-            chars.next();
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c == ',' {
-                break;
+    http_auth::parser::ChallengeParser::new(header)
+        .map_while(Result::ok)
+        .filter_map(|c| {
+            let param = |name: &str| {
+                c.params
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.to_unescaped())
+            };
+            if c.scheme.eq_ignore_ascii_case("bearer") {
+                Some(Challenge::Bearer {
+                    realm: param("realm")?,
+                    service: param("service"),
+                    scope: param("scope"),
+                })
+            } else if c.scheme.eq_ignore_ascii_case("basic") {
+                Some(Challenge::Basic)
+            } else {
+                None
             }
-            key.push(c);
-            chars.next();
-        }
-        if key.is_empty() {
-            break;
-        }
-        if chars.next() != Some('=') {
-            continue;
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some(n) = chars.next() {
-                            value.push(n)
-                        }
-                    }
-                    '"' => break,
-                    c => value.push(c),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == ',' {
-                    break;
-                }
-                value.push(c);
-                chars.next();
-            }
-            value = value.trim().to_string();
-        }
-        out.insert(key.trim().to_ascii_lowercase(), value);
-    }
-    out
+        })
+        .min_by_key(|c| matches!(c, Challenge::Basic))
 }
 
 /// The scope string for pulling (and optionally pushing) a repository.
@@ -317,6 +272,76 @@ mod tests {
         );
         assert_eq!(parse_challenge(""), None);
         assert_eq!(parse_challenge("Bearer realm"), None);
+    }
+
+    /// The fuzz target's round trip (fuzz/fuzz_targets/www_authenticate.rs) on
+    /// seeded random values, so CI checks it too: any realm, service and scope a
+    /// header can carry, quoted, in any order, scheme case and spacing.
+    #[test]
+    fn bearer_challenges_round_trip() {
+        let mut rng = crate::rng::Rng::new(14);
+        let value = |rng: &mut crate::rng::Rng| -> String {
+            let len = rng.below(12) as usize;
+            (0..len)
+                .map(|_| match rng.below(20) {
+                    0 => '"',
+                    1 => '\\',
+                    2 => ',',
+                    3 => '\t',
+                    _ => (0x20 + rng.below(0x5f) as u8) as char,
+                })
+                .collect()
+        };
+        let quote = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+        for _ in 0..2000 {
+            let realm = value(&mut rng);
+            let service = (rng.below(2) == 0).then(|| value(&mut rng));
+            let scope = (rng.below(2) == 0).then(|| value(&mut rng));
+            let mut params = vec![("realm", realm.clone())];
+            params.extend(service.clone().map(|s| ("service", s)));
+            params.extend(scope.clone().map(|s| ("scope", s)));
+            let n = params.len();
+            params.rotate_left(rng.below(n as u64) as usize);
+            let (eq, comma) = if rng.below(2) == 0 {
+                ("=", ",")
+            } else {
+                (" = ", " , ")
+            };
+            let joined: Vec<String> = params
+                .iter()
+                .map(|(k, v)| format!("{k}{eq}{}", quote(v)))
+                .collect();
+            let scheme = ["Bearer", "bearer", "BEARER", "bEaReR"][rng.below(4) as usize];
+            let header = format!("{scheme} {}", joined.join(comma));
+            assert_eq!(
+                parse_challenge(&header),
+                Some(Challenge::Bearer {
+                    realm,
+                    service,
+                    scope
+                }),
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn several_challenges_in_one_value_prefer_bearer() {
+        let c = parse_challenge(
+            r#"Basic realm="r", Newauth type=1, Bearer realm="https://a/token",scope="repository:x:pull""#,
+        );
+        assert_eq!(
+            c,
+            Some(Challenge::Bearer {
+                realm: "https://a/token".into(),
+                service: None,
+                scope: Some("repository:x:pull".into()),
+            })
+        );
+        assert_eq!(
+            parse_challenge(r#"Newauth realm="x", Basic realm="y""#),
+            Some(Challenge::Basic)
+        );
     }
 
     #[test]

@@ -197,26 +197,18 @@ pub fn render(headers: &[&str], rows: &[Vec<String>], left: usize) -> String {
     out
 }
 
-/// The same table as CSV (cells with commas or quotes are quoted).
+/// The same table as CSV (RFC 4180: cells with commas, quotes or line breaks are
+/// quoted).
 pub fn to_csv(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let cell = |c: &str| {
-        if c.contains([',', '"', '\n']) {
-            format!("\"{}\"", c.replace('"', "\"\""))
-        } else {
-            c.to_string()
-        }
-    };
-    let mut out = headers
-        .iter()
-        .map(|h| cell(h))
-        .collect::<Vec<_>>()
-        .join(",")
-        + "\n";
-    for r in rows {
-        out.push_str(&r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
-        out.push('\n');
-    }
-    out
+    let mut w = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
+    let written = std::iter::once(w.write_record(headers))
+        .chain(rows.iter().map(|r| w.write_record(r)))
+        .collect::<Result<(), _>>();
+    // Flexible rows into memory: nothing here can fail.
+    written.expect("CSV into memory");
+    String::from_utf8(w.into_inner().expect("CSV into memory")).expect("CSV of UTF-8 cells")
 }
 
 /// The same table as GitHub-flavoured Markdown.
@@ -303,6 +295,11 @@ mod tests {
     fn csv_and_markdown() {
         let rows = vec![vec!["a,b".to_string(), "1 | 2".to_string()]];
         assert_eq!(to_csv(&["x", "y"], &rows), "x,y\n\"a,b\",1 | 2\n");
+        let awkward = vec![vec!["say \"hi\"".to_string(), "two\rlines".to_string()]];
+        assert_eq!(
+            to_csv(&["x", "y"], &awkward),
+            "x,y\n\"say \"\"hi\"\"\",\"two\rlines\"\n"
+        );
         assert_eq!(
             to_markdown(&["x", "y"], &rows),
             "| x | y |\n|---|---|\n| a,b | 1 \\| 2 |\n"

@@ -248,8 +248,8 @@ pub fn simulate_fleet(
 mod tests {
     use super::*;
     use crate::oci::media_type::Compression;
-    use crate::profiles::host::HostProfile;
     use crate::profiles::network::NetworkProfile;
+    use crate::sim::model::tests::instant_host;
     use crate::sim::{Policy, SimLayer};
 
     fn scenario(per_conn: f64) -> Scenario {
@@ -259,19 +259,7 @@ mod tests {
                 link_bandwidth: Some(per_conn * 3.0),
                 ..NetworkProfile::unshaped()
             },
-            host: HostProfile {
-                name: "t".into(),
-                description: String::new(),
-                cpus: 2,
-                filesystem: String::new(),
-                sha256_bps: 1e30,
-                gzip_bps: 1e30,
-                zstd_bps: 1e30,
-                extract_bps: 1e30,
-                extract_per_file_s: 0.0,
-                extract_per_dir_s: 0.0,
-                pull: Default::default(),
-            },
+            host: instant_host(0.0),
             policy: Policy::Pulltime,
             max_concurrent_downloads: 3,
             dockerhub_flow: false,

@@ -17,7 +17,7 @@ mod download;
 mod network;
 mod policy;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use network::{Endpoint, RequestKind, SimConnection, SimRequest};
 pub use policy::{CpuCosts, PipelineCpu, StreamWork, apply_policy, cpu_costs, stream_work};

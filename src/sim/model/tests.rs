@@ -15,8 +15,9 @@ fn net(rtt_ms: f64, connect_rtts: f64, per_conn: Option<f64>, link: Option<f64>)
     }
 }
 
-/// A host whose CPU stages cost nothing unless per-file costs are set.
-fn instant_host(per_file_s: f64) -> HostProfile {
+/// A host whose CPU stages cost nothing unless per-file costs are set (the
+/// fleet's tests use it too).
+pub(crate) fn instant_host(per_file_s: f64) -> HostProfile {
     HostProfile {
         name: "t".into(),
         description: String::new(),
