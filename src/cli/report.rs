@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use super::export::write_file;
 
@@ -40,14 +40,15 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     };
     print!("{}", table::pull_table(&record));
     if let Some(p) = &args.out {
-        write_file(p, svg::waterfall(&record, run))?;
+        let chart = svg::waterfall(&record, run).context("the run was checked above")?;
+        write_file(p, chart)?;
         println!("waterfall: {}", p.display());
     }
     if let Some(p) = &args.export.csv {
-        write_file(p, export::csv(&record, run))?;
+        write_file(p, export::csv(&record.runs[run]))?;
     }
     if let Some(p) = &args.export.markdown {
-        write_file(p, export::markdown(&record, run))?;
+        write_file(p, export::markdown(&record.runs[run]))?;
     }
     Ok(())
 }

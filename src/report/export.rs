@@ -1,7 +1,7 @@
 //! Machine-friendly tables (as hyperfine exports them): the per-layer table of a
 //! record as CSV and Markdown.
 
-use crate::oci::record::PullRecord;
+use crate::oci::record::RunRecord;
 
 const HEADERS: [&str; 12] = [
     "layer",
@@ -18,9 +18,8 @@ const HEADERS: [&str; 12] = [
     "extract_s",
 ];
 
-fn rows(record: &PullRecord, run: usize) -> Vec<[String; 12]> {
-    let r = &record.runs[run.min(record.runs.len() - 1)];
-    r.layers
+fn rows(run: &RunRecord) -> Vec<[String; 12]> {
+    run.layers
         .iter()
         .map(|l| {
             [
@@ -41,14 +40,14 @@ fn rows(record: &PullRecord, run: usize) -> Vec<[String; 12]> {
         .collect()
 }
 
-/// CSV of the per-layer table.
-pub fn csv(record: &PullRecord, run: usize) -> String {
-    let body: Vec<Vec<String>> = rows(record, run).into_iter().map(Vec::from).collect();
+/// CSV of one run's per-layer table.
+pub fn csv(run: &RunRecord) -> String {
+    let body: Vec<Vec<String>> = rows(run).into_iter().map(Vec::from).collect();
     super::table::to_csv(&HEADERS, &body)
 }
 
-/// The per-layer table as GitHub-flavoured Markdown.
-pub fn markdown(record: &PullRecord, run: usize) -> String {
-    let body: Vec<Vec<String>> = rows(record, run).into_iter().map(Vec::from).collect();
+/// One run's per-layer table as GitHub-flavoured Markdown.
+pub fn markdown(run: &RunRecord) -> String {
+    let body: Vec<Vec<String>> = rows(run).into_iter().map(Vec::from).collect();
     super::table::to_markdown(&HEADERS, &body)
 }

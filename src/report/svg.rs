@@ -49,9 +49,10 @@ fn tick_step(span: f64) -> f64 {
 
 /// The waterfall of run `run` of `record`: a `<g class="layer">` per layer with a
 /// network bar (time to first byte, then transfer) and, beneath it, the CPU work
-/// (verify, decompress, extract) ending when the layer was applied.
-pub fn waterfall(record: &PullRecord, run: usize) -> String {
-    let r = &record.runs[run.min(record.runs.len() - 1)];
+/// (verify, decompress, extract) ending when the layer was applied. `None` when
+/// the record has no run `run` (0-based).
+pub fn waterfall(record: &PullRecord, run: usize) -> Option<String> {
+    let r = record.runs.get(run)?;
     let span = r.wall_s.max(1e-6);
     let plot_w = WIDTH - LABEL_W - 20.0;
     let x = |t: f64| LABEL_W + plot_w * (t / span).clamp(0.0, 1.0);
@@ -163,7 +164,7 @@ pub fn waterfall(record: &PullRecord, run: usize) -> String {
         s.push_str(&g);
     }
     s.push_str("</svg>\n");
-    s
+    Some(s)
 }
 
 fn bar(x0: f64, x1: f64, y: f64, h: f64, phase: &str, seconds: f64) -> String {
@@ -333,6 +334,32 @@ mod tests {
         assert_eq!(tick_step(1.0), 0.2);
         assert_eq!(tick_step(60.0), 10.0);
         assert!((tick_step(0.05) - 0.01).abs() < 1e-12);
+    }
+
+    #[test]
+    fn waterfall_draws_a_row_per_layer_and_refuses_a_missing_run() {
+        use crate::oci::media_type::Compression;
+        use crate::sim::{Policy, Scenario, input::from_profile, simulate_record};
+        let profile = crate::synth::ImageProfile::load("sn-compose-post-original").unwrap();
+        let image = from_profile(&profile, 0.01, Compression::Gzip);
+        let scenario = Scenario {
+            network: crate::profiles::network::NetworkProfile::load("lan-1g").unwrap(),
+            host: crate::sim::model::tests::instant_host(0.0),
+            policy: Policy::Pulltime,
+            max_concurrent_downloads: 3,
+            dockerhub_flow: false,
+            index: false,
+            registry_on_host: false,
+        };
+        let mut record = simulate_record(&image, &scenario, vec![]).unwrap();
+        let svg = waterfall(&record, 0).unwrap();
+        assert_eq!(svg.matches("class=\"layer\"").count(), image.layers.len());
+        assert!(waterfall(&record, 1).is_none());
+        record.runs.clear();
+        assert!(
+            waterfall(&record, 0).is_none(),
+            "no runs: no chart, no panic"
+        );
     }
 
     #[test]
