@@ -15,6 +15,8 @@ const SWEEP_MBIT: &[f64] = &[
 
 /// Arguments of `pulltime compare`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("csv", |a| a.help("Write the simulated comparison table as CSV to this file")))]
+#[command(mut_arg("markdown", |a| a.help("Write the simulated comparison table as Markdown to this file")))]
 pub struct CompareArgs {
     /// Two or more images (the first is the baseline): registry references,
     /// `oci:DIR[:TAG]`, record `.json` files, or image profiles.

@@ -10,6 +10,8 @@ use pulltime::report::{export, json::read_record, svg, table};
 
 /// Arguments of `pulltime report`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("csv", |a| a.help("Write the per-layer table of that run as CSV to this file")))]
+#[command(mut_arg("markdown", |a| a.help("Write the per-layer table of that run as Markdown to this file")))]
 pub struct ReportArgs {
     /// A record from `pull --json` or `simulate --json`.
     pub record: PathBuf,

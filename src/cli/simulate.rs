@@ -101,6 +101,8 @@ impl ModelArgs {
 
 /// Arguments of `pulltime simulate`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("csv", |a| a.help("Write the scenario table as CSV to this file")))]
+#[command(mut_arg("markdown", |a| a.help("Write the scenario table as Markdown to this file")))]
 pub struct SimulateArgs {
     /// The image: a registry reference, `oci:DIR[:TAG]`, a record `.json`, or an
     /// image profile (built-in name or `.toml`).
