@@ -242,7 +242,7 @@ pub struct RequestRecord {
 
 /// What a request is for, as measured pulls and simulations name it in
 /// [`RequestRecord::kind`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {
     /// `GET /v2/`: does the registry speak the API, and how does it authenticate?
     Ping,
@@ -287,12 +287,6 @@ impl RequestKind {
             RequestKind::PushBlob => "push-blob",
             RequestKind::PushManifest => "push-manifest",
         }
-    }
-}
-
-impl std::fmt::Display for RequestKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
