@@ -82,6 +82,20 @@ pub fn compare_and_gate(
         render_comparison(&comparison, old_label, new_label, &o)
     )?;
     if let Some(phases) = &args.fail_on_regression {
+        let blind: Vec<&String> = phases
+            .iter()
+            .filter(|p| comparison.not_compared.contains(p))
+            .collect();
+        if !blind.is_empty() {
+            bail!(
+                "--fail-on-regression cannot gate on {}: not observed in the runs of {old_label} or {new_label} (see runs[].unobserved)",
+                blind
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         let regressed: Vec<String> = comparison
             .changes
             .iter()

@@ -364,9 +364,9 @@ pub fn scenario_rows(rows: &[(String, PullRecord)]) -> (Vec<&'static str>, Vec<V
                 label.clone(),
                 format!("{:.3} s", run.wall_s),
                 format!("{:.3} s", run.resolve_s),
-                format!("{:.3} s", run.layer_sum(|l| l.download_s)),
-                format!("{:.3} s", run.layer_sum(|l| l.decompress_s)),
-                format!("{:.3} s", run.layer_sum(|l| l.extract_s)),
+                format!("{:.3} s", run.layer_sum(|l| l.download_s).unwrap_or(0.0)),
+                format!("{:.3} s", run.layer_sum(|l| l.decompress_s).unwrap_or(0.0)),
+                format!("{:.3} s", run.layer_sum(|l| l.extract_s).unwrap_or(0.0)),
                 bounding_phase(r).into(),
                 saving,
             ]

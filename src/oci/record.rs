@@ -6,7 +6,14 @@ use serde::{Deserialize, Serialize};
 use super::stats::Stats;
 
 /// Bumped when a field changes meaning or disappears; new fields do not bump it.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2: a phase that could not be observed (a puller other than pulltime
+/// does not report it) is `null` and `runs[].unobserved` says why; in version 1
+/// every phase was a number. Version 1 records are still read (see
+/// [`READS_SCHEMA_VERSIONS`]).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The record versions this build reads: version 1 is version 2 with every phase observed.
+pub const READS_SCHEMA_VERSIONS: [u32; 2] = [1, 2];
 
 /// Everything known about one `pulltime pull` invocation (all of its runs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,6 +32,9 @@ pub struct PullRecord {
     pub image: ImageInfo,
     /// How it was pulled.
     pub settings: Settings,
+    /// The program that pulled (pulltime itself, docker, containerd, ...).
+    #[serde(default)]
+    pub puller: PullerInfo,
     /// The counted runs, in order (warm-up runs are not kept).
     pub runs: Vec<RunRecord>,
     /// Statistics over `runs`.
@@ -44,6 +54,49 @@ pub struct ToolInfo {
     pub name: String,
     /// Crate version.
     pub version: String,
+}
+
+/// The program that did the pull, and how it was set up.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PullerInfo {
+    /// `pulltime`, `docker`, `containerd`, `podman` or `skopeo-umoci`.
+    pub name: String,
+    /// Its version as it reports it (the daemon's, for docker and containerd).
+    pub version: String,
+    /// What decides its pull: storage driver or snapshotter, download concurrency,
+    /// where it keeps its state; each value as the puller reports it or as it
+    /// was started.
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for PullerInfo {
+    /// pulltime itself: what every version 1 record was.
+    fn default() -> PullerInfo {
+        PullerInfo {
+            name: "pulltime".into(),
+            version: String::new(),
+            settings: Default::default(),
+        }
+    }
+}
+
+impl PullerInfo {
+    /// pulltime itself, in this build, with its mode and download concurrency.
+    pub fn pulltime(mode: &str, max_concurrent_downloads: usize) -> PullerInfo {
+        PullerInfo {
+            name: "pulltime".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            settings: [
+                ("mode".to_string(), mode.to_string()),
+                (
+                    "max_concurrent_downloads".to_string(),
+                    max_concurrent_downloads.to_string(),
+                ),
+            ]
+            .into(),
+        }
+    }
 }
 
 /// The machine a measurement ran on.
@@ -103,9 +156,9 @@ pub struct LayerInfo {
 /// How the pull was run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
-    /// `streaming` or `staged`.
+    /// `streaming` or `staged` for pulltime; the puller's name for other pullers.
     pub mode: String,
-    /// Downloads in flight at once.
+    /// Downloads in flight at once (0: the puller sets no limit).
     pub max_concurrent_downloads: usize,
     /// Counted runs.
     pub runs: usize,
@@ -148,10 +201,60 @@ pub struct RunRecord {
     /// Wall time of the attempts thrown away by restarts (not in `wall_s`).
     #[serde(default)]
     pub restart_s: f64,
+    /// The phases this run could not observe (they are `null`), each with the reason.
+    #[serde(default)]
+    pub unobserved: Vec<Unobserved>,
+    /// For pullers observed through pulltime's recording proxy: whether the run
+    /// fetched every byte of every blob, i.e. was really cold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold: Option<ColdCheck>,
+    /// CPU used by the puller's processes over the run (for other pullers: the
+    /// daemon, its children and the client command, read from `/proc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuUsage>,
+}
+
+/// A phase a run could not observe, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Unobserved {
+    /// The key that is `null`, e.g. `decompress_s`, in every layer of the run.
+    pub phase: String,
+    /// Why it could not be seen, e.g. "docker decompresses inside extraction".
+    pub reason: String,
+}
+
+/// What the recording proxy saw of the blobs: was the run cold?
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColdCheck {
+    /// Every layer blob and the config were fetched in full.
+    pub all_bytes_fetched: bool,
+    /// Blob body bytes the proxy passed to the puller (layers and config).
+    pub fetched_bytes: u64,
+    /// Sum of the layers' and the config's sizes in the manifest.
+    pub expected_bytes: u64,
+    /// Layers (digests) the puller did not fetch in full: it had them already.
+    #[serde(default)]
+    pub not_fetched: Vec<String>,
+}
+
+/// User and system CPU seconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CpuUsage {
+    /// User-mode CPU seconds.
+    pub user_s: f64,
+    /// Kernel-mode CPU seconds.
+    pub system_s: f64,
+    /// The processes counted (command names, with their children).
+    #[serde(default)]
+    pub processes: Vec<String>,
 }
 
 /// Times and counts for one layer in one run. Times are seconds; `start_s`/`end_s`
-/// are offsets from the start of the run.
+/// are offsets from the start of the run (for other pullers: the first and the last
+/// sign of the layer, from the proxy or the puller's events). A phase is `None`
+/// (`null`) when the puller could not be observed doing it; `RunRecord::unobserved`
+/// says why. For other pullers the counts (`files`, `dirs`, ...) and
+/// `uncompressed_bytes` are the layer tar's own, read by pulltime from the blob.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LayerRun {
     /// Position in the manifest.
@@ -180,24 +283,24 @@ pub struct LayerRun {
     pub end_s: f64,
     /// Blob request start to last byte received (redirect hop and TTFB included),
     /// minus the time spent hashing inline (counted in `verify_s`).
-    pub download_s: f64,
+    pub download_s: Option<f64>,
     /// Request start to the response headers of the request that carried the body.
-    pub ttfb_s: f64,
+    pub ttfb_s: Option<f64>,
     /// Time spent on a redirect hop (registry 307 to a CDN), 0 when none.
-    pub redirect_s: f64,
+    pub redirect_s: Option<f64>,
     /// Compressed bytes per second over `download_s - ttfb_s`.
-    pub throughput_bps: f64,
+    pub throughput_bps: Option<f64>,
     /// Time hashing (compressed digest and uncompressed diff_id).
-    pub verify_s: f64,
+    pub verify_s: Option<f64>,
     /// Time inside the decompressor.
-    pub decompress_s: f64,
+    pub decompress_s: Option<f64>,
     /// Time applying tar entries to the root filesystem.
-    pub extract_s: f64,
+    pub extract_s: Option<f64>,
     /// Streaming mode: time extraction waited for bytes from the network.
-    pub stall_s: f64,
+    pub stall_s: Option<f64>,
     /// Streaming mode: time between the download finishing and the layer's turn to be
     /// applied (layers are applied in order).
-    pub queued_s: f64,
+    pub queued_s: Option<f64>,
     /// Requests for this blob retried after a transient failure, plus bodies resumed.
     #[serde(default)]
     pub retries: u32,
@@ -316,7 +419,8 @@ pub struct RateLimit {
     pub remaining: String,
 }
 
-/// Statistics over the counted runs.
+/// Statistics over the counted runs. A phase's statistics are `None` (`null`) when
+/// some run did not observe it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
     /// Number of counted runs.
@@ -326,13 +430,13 @@ pub struct Summary {
     /// Resolve phase.
     pub resolve_s: Stats,
     /// Per run, the sum over layers of `download_s`.
-    pub download_s: Stats,
+    pub download_s: Option<Stats>,
     /// Per run, the sum over layers of `verify_s`.
-    pub verify_s: Stats,
+    pub verify_s: Option<Stats>,
     /// Per run, the sum over layers of `decompress_s`.
-    pub decompress_s: Stats,
+    pub decompress_s: Option<Stats>,
     /// Per run, the sum over layers of `extract_s`.
-    pub extract_s: Stats,
+    pub extract_s: Option<Stats>,
     /// The same per layer.
     pub layers: Vec<LayerSummary>,
 }
@@ -343,22 +447,29 @@ pub struct LayerSummary {
     /// Blob digest.
     pub digest: String,
     /// Download.
-    pub download_s: Stats,
+    pub download_s: Option<Stats>,
     /// Time to first byte.
-    pub ttfb_s: Stats,
+    pub ttfb_s: Option<Stats>,
     /// Verify.
-    pub verify_s: Stats,
+    pub verify_s: Option<Stats>,
     /// Decompress.
-    pub decompress_s: Stats,
+    pub decompress_s: Option<Stats>,
     /// Extract.
-    pub extract_s: Stats,
+    pub extract_s: Option<Stats>,
 }
 
 impl RunRecord {
-    /// Sum of one per-layer time over all layers.
-    pub fn layer_sum(&self, phase: impl Fn(&LayerRun) -> f64) -> f64 {
+    /// Sum of one per-layer time over all layers; `None` when some layer did not
+    /// observe it (a partial sum would look like a whole one).
+    pub fn layer_sum(&self, phase: impl Fn(&LayerRun) -> Option<f64>) -> Option<f64> {
         self.layers.iter().map(phase).sum()
     }
+}
+
+/// Statistics of a value that every run may or may not have: `None` unless all do.
+fn stats_of_observed(values: impl Iterator<Item = Option<f64>>) -> Option<Stats> {
+    let values: Option<Vec<f64>> = values.collect();
+    values.map(|v| Stats::of(&v))
 }
 
 impl Summary {
@@ -366,19 +477,22 @@ impl Summary {
     pub fn of(runs: &[RunRecord]) -> Summary {
         let over =
             |f: &dyn Fn(&RunRecord) -> f64| Stats::of(&runs.iter().map(f).collect::<Vec<_>>());
+        let sum = |f: fn(&LayerRun) -> Option<f64>| {
+            stats_of_observed(runs.iter().map(|r| r.layer_sum(f)))
+        };
         let layer_count = runs.first().map_or(0, |r| r.layers.len());
         let layers = (0..layer_count)
             .map(|i| {
-                let per = |f: &dyn Fn(&LayerRun) -> f64| {
-                    Stats::of(&runs.iter().map(|r| f(&r.layers[i])).collect::<Vec<_>>())
+                let per = |f: fn(&LayerRun) -> Option<f64>| {
+                    stats_of_observed(runs.iter().map(|r| f(&r.layers[i])))
                 };
                 LayerSummary {
                     digest: runs[0].layers[i].digest.clone(),
-                    download_s: per(&|l| l.download_s),
-                    ttfb_s: per(&|l| l.ttfb_s),
-                    verify_s: per(&|l| l.verify_s),
-                    decompress_s: per(&|l| l.decompress_s),
-                    extract_s: per(&|l| l.extract_s),
+                    download_s: per(|l| l.download_s),
+                    ttfb_s: per(|l| l.ttfb_s),
+                    verify_s: per(|l| l.verify_s),
+                    decompress_s: per(|l| l.decompress_s),
+                    extract_s: per(|l| l.extract_s),
                 }
             })
             .collect();
@@ -386,10 +500,10 @@ impl Summary {
             runs: runs.len(),
             wall_s: over(&|r| r.wall_s),
             resolve_s: over(&|r| r.resolve_s),
-            download_s: over(&|r| r.layer_sum(|l| l.download_s)),
-            verify_s: over(&|r| r.layer_sum(|l| l.verify_s)),
-            decompress_s: over(&|r| r.layer_sum(|l| l.decompress_s)),
-            extract_s: over(&|r| r.layer_sum(|l| l.extract_s)),
+            download_s: sum(|l| l.download_s),
+            verify_s: sum(|l| l.verify_s),
+            decompress_s: sum(|l| l.decompress_s),
+            extract_s: sum(|l| l.extract_s),
             layers,
         }
     }

@@ -9,8 +9,8 @@ use crate::registry::RegistryError;
 use crate::registry::retry::Jitter;
 
 use crate::oci::record::{
-    HostInfo, ImageInfo, LayerInfo, PullRecord, RunRecord, SCHEMA_VERSION, Settings, Summary,
-    ToolInfo,
+    HostInfo, ImageInfo, LayerInfo, PullRecord, PullerInfo, RunRecord, SCHEMA_VERSION, Settings,
+    Summary, ToolInfo,
 };
 use crate::oci::reference::Reference;
 use crate::pipeline::destination::Destination;
@@ -95,6 +95,10 @@ pub async fn measure(
         created,
         host: host_info(dest.path()),
         image: image_info(reference, &last),
+        puller: PullerInfo::pulltime(
+            options.pull.mode.as_str(),
+            options.pull.max_concurrent_downloads,
+        ),
         settings: Settings {
             mode: options.pull.mode.as_str().into(),
             max_concurrent_downloads: options.pull.max_concurrent_downloads,

@@ -259,6 +259,7 @@ pub async fn pull_once(
             fault_s: client.retry_cost().lost.as_secs_f64(),
             restarts: 0,
             restart_s: 0.0,
+            ..RunRecord::default()
         },
         image,
         layer_stats,
@@ -294,22 +295,23 @@ fn layer_run(
         skipped_devices: x.stats.skipped_devices,
         start_s: clock.offset(d.started),
         end_s: clock.offset(x.finished),
-        download_s: download.as_secs_f64(),
-        ttfb_s: d.ttfb.as_secs_f64(),
-        redirect_s: d.redirect.as_secs_f64(),
-        throughput_bps: if transfer > 0.0 {
+        download_s: Some(download.as_secs_f64()),
+        ttfb_s: Some(d.ttfb.as_secs_f64()),
+        redirect_s: Some(d.redirect.as_secs_f64()),
+        throughput_bps: Some(if transfer > 0.0 {
             d.bytes as f64 / transfer
         } else {
             0.0
-        },
-        verify_s: (d.hash + x.verify).as_secs_f64(),
-        decompress_s: x.decompress.as_secs_f64(),
-        extract_s: x.extract.as_secs_f64(),
-        stall_s: x.stall.as_secs_f64(),
-        queued_s: x
-            .started
-            .saturating_duration_since(d.finished)
-            .as_secs_f64(),
+        }),
+        verify_s: Some((d.hash + x.verify).as_secs_f64()),
+        decompress_s: Some(x.decompress.as_secs_f64()),
+        extract_s: Some(x.extract.as_secs_f64()),
+        stall_s: Some(x.stall.as_secs_f64()),
+        queued_s: Some(
+            x.started
+                .saturating_duration_since(d.finished)
+                .as_secs_f64(),
+        ),
         retries: d.retry_cost.retries,
         resumes: d.resumes,
         resumed_bytes: d.resumed_bytes,

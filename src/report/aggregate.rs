@@ -64,8 +64,8 @@ pub fn aggregate(records: &[PullRecord]) -> Aggregate {
             let (mut min, mut max, mut sum, mut n) = (f64::INFINITY, 0f64, 0f64, 0u64);
             for r in records {
                 let mut h = histogram();
-                for run in &r.runs {
-                    let v = f(run).max(0.0);
+                for run in r.runs.iter().filter_map(f) {
+                    let v = run.max(0.0);
                     h.saturating_record(((v * 1e6).round() as u64).max(1));
                     min = min.min(v);
                     max = max.max(v);

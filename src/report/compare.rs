@@ -21,6 +21,23 @@ fn median(s: &Stats) -> f64 {
     if s.n == 1 { s.mean } else { s.median }
 }
 
+/// The median of a phase that may not have been observed.
+fn phase_median(s: &Option<Stats>) -> Option<f64> {
+    s.as_ref().map(median)
+}
+
+/// Seconds, or `-` for a phase the puller did not let us see.
+fn phase_cell(s: &Option<Stats>) -> String {
+    phase_median(s).map_or_else(|| "-".into(), |v| format!("{v:.2} s"))
+}
+
+fn phase_pct(new: &Option<Stats>, old: &Option<Stats>) -> String {
+    match (phase_median(new), phase_median(old)) {
+        (Some(n), Some(o)) => pct(n, o),
+        _ => "-".into(),
+    }
+}
+
 fn files(r: &PullRecord) -> u64 {
     r.runs
         .last()
@@ -42,7 +59,7 @@ pub fn comparison_table(groups: &[Vec<Entry<'_>>]) -> String {
     let mut out = render(&headers, &rows, 1);
     let _ = writeln!(
         out,
-        "size = uncompressed tar bytes; phases are per-run sums over layers (busy time when stages overlap)"
+        "size = uncompressed tar bytes; phases are per-run sums over layers (busy time when stages overlap); - = not observable for that puller"
     );
     out
 }
@@ -75,9 +92,9 @@ pub fn comparison_rows(groups: &[Vec<Entry<'_>>]) -> (Vec<&'static str>, Vec<Vec
                 r.image.layers.len().to_string(),
                 format!("{:.2} s", median(&s.wall_s)),
                 format!("{:.2} s", median(&s.resolve_s)),
-                format!("{:.2} s", median(&s.download_s)),
-                format!("{:.2} s", median(&s.decompress_s)),
-                format!("{:.2} s", median(&s.extract_s)),
+                phase_cell(&s.download_s),
+                phase_cell(&s.decompress_s),
+                phase_cell(&s.extract_s),
             ]);
             if i > 0 {
                 let (b, bs) = (base.record, &base.record.summary);
@@ -95,9 +112,9 @@ pub fn comparison_rows(groups: &[Vec<Entry<'_>>]) -> (Vec<&'static str>, Vec<Vec
                     pct(r.image.layers.len() as f64, b.image.layers.len() as f64),
                     pct(median(&s.wall_s), median(&bs.wall_s)),
                     pct(median(&s.resolve_s), median(&bs.resolve_s)),
-                    pct(median(&s.download_s), median(&bs.download_s)),
-                    pct(median(&s.decompress_s), median(&bs.decompress_s)),
-                    pct(median(&s.extract_s), median(&bs.extract_s)),
+                    phase_pct(&s.download_s, &bs.download_s),
+                    phase_pct(&s.decompress_s, &bs.decompress_s),
+                    phase_pct(&s.extract_s, &bs.extract_s),
                 ]);
             }
         }

@@ -30,11 +30,12 @@ fn rows(run: &RunRecord) -> Vec<[String; 12]> {
                 l.files.to_string(),
                 format!("{:.6}", l.start_s),
                 format!("{:.6}", l.end_s),
-                format!("{:.6}", l.download_s),
-                format!("{:.6}", l.ttfb_s),
-                format!("{:.6}", l.verify_s),
-                format!("{:.6}", l.decompress_s),
-                format!("{:.6}", l.extract_s),
+                l.download_s.map_or_else(String::new, |v| format!("{v:.6}")),
+                l.ttfb_s.map_or_else(String::new, |v| format!("{v:.6}")),
+                l.verify_s.map_or_else(String::new, |v| format!("{v:.6}")),
+                l.decompress_s
+                    .map_or_else(String::new, |v| format!("{v:.6}")),
+                l.extract_s.map_or_else(String::new, |v| format!("{v:.6}")),
             ]
         })
         .collect()

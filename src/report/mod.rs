@@ -49,3 +49,22 @@ mod tests {
         assert_eq!(secs(1.23456), "1.235 s");
     }
 }
+
+/// `docker 20.10.24 (storage_driver overlay2, ...)`: who pulled, for headings.
+pub fn puller_line(puller: &crate::oci::record::PullerInfo) -> String {
+    let settings: Vec<String> = puller
+        .settings
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    if settings.is_empty() {
+        format!("{} {}", puller.name, puller.version)
+    } else {
+        format!(
+            "{} {} ({})",
+            puller.name,
+            puller.version,
+            settings.join(", ")
+        )
+    }
+}

@@ -132,23 +132,22 @@ pub fn waterfall(record: &PullRecord, run: usize) -> Option<String> {
             esc(crate::report::short_digest(&l.digest)),
             esc(&crate::report::human_bytes(l.compressed_bytes))
         );
-        let ttfb_end = l.start_s + l.ttfb_s;
-        g.push_str(&bar(
-            x(l.start_s),
-            x(ttfb_end),
-            y + 3.0,
-            9.0,
-            "ttfb",
-            l.ttfb_s,
-        ));
-        g.push_str(&bar(
-            x(ttfb_end),
-            x(l.start_s + l.download_s),
-            y + 3.0,
-            9.0,
-            "download",
-            l.download_s - l.ttfb_s,
-        ));
+        // Phases a puller did not let us observe are not drawn.
+        let ttfb = l.ttfb_s.unwrap_or(0.0);
+        let ttfb_end = l.start_s + ttfb;
+        if l.ttfb_s.is_some() {
+            g.push_str(&bar(x(l.start_s), x(ttfb_end), y + 3.0, 9.0, "ttfb", ttfb));
+        }
+        if let Some(download) = l.download_s {
+            g.push_str(&bar(
+                x(ttfb_end),
+                x(l.start_s + download),
+                y + 3.0,
+                9.0,
+                "download",
+                download - ttfb,
+            ));
+        }
         // CPU work, stacked to end where the layer was applied.
         let mut end = l.end_s;
         for (name, d) in [
@@ -156,6 +155,7 @@ pub fn waterfall(record: &PullRecord, run: usize) -> Option<String> {
             ("decompress", l.decompress_s),
             ("verify", l.verify_s),
         ] {
+            let Some(d) = d else { continue };
             let start = (end - d).max(l.start_s);
             g.push_str(&bar(x(start), x(end), y + 13.0, 9.0, name, d));
             end = start;

@@ -13,14 +13,21 @@ pub fn pull_table(record: &PullRecord) -> String {
     let mut out = String::new();
     let runs = record.runs.len();
     let img = &record.image;
+    let how = if record.puller.name == "pulltime" {
+        format!(
+            "{} mode, {} concurrent downloads",
+            record.settings.mode, record.settings.max_concurrent_downloads
+        )
+    } else {
+        super::puller_line(&record.puller)
+    };
     let _ = writeln!(
         out,
-        "{}  {}  manifest {}  {} mode, {} concurrent downloads, {} run{}{}",
+        "{}  {}  manifest {}  {}, {} run{}{}",
         img.reference,
         img.platform,
         short_digest(&img.platform_manifest_digest),
-        record.settings.mode,
-        record.settings.max_concurrent_downloads,
+        how,
         runs,
         if runs == 1 { "" } else { "s" },
         if record.settings.warmup > 0 {
@@ -52,12 +59,12 @@ pub fn pull_table(record: &PullRecord) -> String {
         headers.push("faults (last run)");
     }
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let pick = |i: usize, f: fn(&LayerRun) -> f64| -> f64 {
-        if runs == 1 {
-            f(&record.runs[0].layers[i])
-        } else {
-            let v: Vec<f64> = record.runs.iter().map(|r| f(&r.layers[i])).collect();
-            Stats::of(&v).median
+    let pick = |i: usize, f: fn(&LayerRun) -> Option<f64>| -> String {
+        let v: Option<Vec<f64>> = record.runs.iter().map(|r| f(&r.layers[i])).collect();
+        match v {
+            Some(v) if v.len() == 1 => secs(v[0]),
+            Some(v) => secs(Stats::of(&v).median),
+            None => "-".into(),
         }
     };
     let last = record.runs.last().expect("a record has runs");
@@ -67,11 +74,11 @@ pub fn pull_table(record: &PullRecord) -> String {
             human_bytes(l.compressed_bytes),
             human_bytes(l.uncompressed_bytes),
             l.files.to_string(),
-            secs(pick(i, |l| l.download_s)),
-            secs(pick(i, |l| l.ttfb_s)),
-            secs(pick(i, |l| l.verify_s)),
-            secs(pick(i, |l| l.decompress_s)),
-            secs(pick(i, |l| l.extract_s)),
+            pick(i, |l| l.download_s),
+            pick(i, |l| l.ttfb_s),
+            pick(i, |l| l.verify_s),
+            pick(i, |l| l.decompress_s),
+            pick(i, |l| l.extract_s),
         ]);
         if faulty {
             rows.last_mut().expect("pushed").push(layer_faults(l));
@@ -79,35 +86,33 @@ pub fn pull_table(record: &PullRecord) -> String {
     }
     let s = &record.summary;
     let med = |st: &Stats| if runs == 1 { st.mean } else { st.median };
+    let phase = |st: &Option<Stats>| st.as_ref().map_or_else(|| "-".into(), |st| secs(med(st)));
     let wall = med(&s.wall_s);
     rows.push(vec![
         "total".into(),
         human_bytes(img.compressed_bytes),
         human_bytes(img.uncompressed_bytes),
         last.layers.iter().map(|l| l.files).sum::<u64>().to_string(),
-        secs(med(&s.download_s)),
+        phase(&s.download_s),
         String::new(),
-        secs(med(&s.verify_s)),
-        secs(med(&s.decompress_s)),
-        secs(med(&s.extract_s)),
+        phase(&s.verify_s),
+        phase(&s.decompress_s),
+        phase(&s.extract_s),
     ]);
-    let share = |v: f64| {
-        if wall > 0.0 {
-            format!("{:.0}%", 100.0 * v / wall)
-        } else {
-            "-".into()
-        }
+    let share = |st: &Option<Stats>| match st {
+        Some(st) if wall > 0.0 => format!("{:.0}%", 100.0 * med(st) / wall),
+        _ => "-".into(),
     };
     rows.push(vec![
         "share of wall".into(),
         String::new(),
         String::new(),
         String::new(),
-        share(med(&s.download_s)),
+        share(&s.download_s),
         String::new(),
-        share(med(&s.verify_s)),
-        share(med(&s.decompress_s)),
-        share(med(&s.extract_s)),
+        share(&s.verify_s),
+        share(&s.decompress_s),
+        share(&s.extract_s),
     ]);
     if faulty {
         for r in rows.iter_mut().skip(last.layers.len()) {
@@ -132,6 +137,29 @@ pub fn pull_table(record: &PullRecord) -> String {
     if faulty {
         let _ = writeln!(out, "{}", run_faults(record));
     }
+    for u in &last.unobserved {
+        let _ = writeln!(out, "{} not observed: {}", u.phase, u.reason);
+    }
+    if let Some(cold) = &last.cold {
+        if !cold.all_bytes_fetched {
+            let _ = writeln!(
+                out,
+                "NOT COLD: the puller fetched {} of {} blob bytes (it already had {} layer(s))",
+                cold.fetched_bytes,
+                cold.expected_bytes,
+                cold.not_fetched.len()
+            );
+        }
+    }
+    if let Some(cpu) = &last.cpu {
+        let _ = writeln!(
+            out,
+            "puller CPU (last run): user {}  system {}  ({})",
+            secs(cpu.user_s),
+            secs(cpu.system_s),
+            cpu.processes.join(", ")
+        );
+    }
     if let Some(rl) = &last.ratelimit {
         let _ = writeln!(
             out,
@@ -143,14 +171,15 @@ pub fn pull_table(record: &PullRecord) -> String {
         out.push('\n');
         let headers = ["phase", "min", "median", "mean", "p95", "max", "stddev"];
         let rows: Vec<Vec<String>> = [
-            ("wall", &s.wall_s),
-            ("resolve", &s.resolve_s),
-            ("download", &s.download_s),
-            ("verify", &s.verify_s),
-            ("decompress", &s.decompress_s),
-            ("extract", &s.extract_s),
+            ("wall", Some(s.wall_s)),
+            ("resolve", Some(s.resolve_s)),
+            ("download", s.download_s),
+            ("verify", s.verify_s),
+            ("decompress", s.decompress_s),
+            ("extract", s.extract_s),
         ]
         .iter()
+        .filter_map(|(name, st)| st.map(|st| (name, st)))
         .map(|(name, st)| {
             vec![
                 name.to_string(),

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::oci::media_type::Compression;
 use crate::oci::record::{
-    HostInfo, ImageInfo, LayerInfo, LayerRun, PullRecord, RequestRecord, RunRecord, SCHEMA_VERSION,
-    Settings, Summary, ToolInfo,
+    HostInfo, ImageInfo, LayerInfo, LayerRun, PullRecord, PullerInfo, RequestRecord, RunRecord,
+    SCHEMA_VERSION, Settings, Summary, ToolInfo,
 };
 use crate::profiles::host::HostProfile;
 use crate::profiles::network::NetworkProfile;
@@ -206,17 +206,17 @@ fn to_record(
                 dirs: l.dirs,
                 start_s: r.start_s,
                 end_s: r.end_s,
-                download_s: download,
-                ttfb_s: r.ttfb_s,
-                redirect_s: r.redirect_s,
-                throughput_bps: if transfer > 0.0 {
+                download_s: Some(download),
+                ttfb_s: Some(r.ttfb_s),
+                redirect_s: Some(r.redirect_s),
+                throughput_bps: Some(if transfer > 0.0 {
                     l.compressed as f64 / transfer
                 } else {
                     0.0
-                },
-                verify_s: r.verify_s,
-                decompress_s: r.decompress_s,
-                extract_s: r.extract_s,
+                }),
+                verify_s: Some(r.verify_s),
+                decompress_s: Some(r.decompress_s),
+                extract_s: Some(r.extract_s),
                 ..LayerRun::default()
             }
         })
@@ -290,6 +290,14 @@ fn to_record(
             uncompressed_bytes: info_layers.iter().map(|l| l.uncompressed_bytes).sum(),
             layers: info_layers,
         },
+        puller: PullerInfo {
+            name: match scenario.policy {
+                Policy::Staged => "pulltime".into(),
+                p => p.as_str().into(),
+            },
+            version: "model".into(),
+            settings: [("policy".to_string(), scenario.policy.as_str().to_string())].into(),
+        },
         settings: Settings {
             mode: scenario.policy.as_str().into(),
             max_concurrent_downloads: scenario.max_concurrent_downloads,
@@ -321,11 +329,12 @@ pub fn bounding_phase(record: &PullRecord) -> &'static str {
     let network = run
         .layers
         .iter()
-        .map(|l| l.start_s + l.download_s)
+        .map(|l| l.start_s + l.download_s.unwrap_or(0.0))
         .fold(run.resolve_s, f64::max)
         - run.resolve_s;
-    let decompress = run.layer_sum(|l| l.decompress_s);
-    let extract = run.layer_sum(|l| l.extract_s);
+    // Simulated records observe every phase.
+    let decompress = run.layer_sum(|l| l.decompress_s).unwrap_or(0.0);
+    let extract = run.layer_sum(|l| l.extract_s).unwrap_or(0.0);
     if network >= decompress + extract {
         "network"
     } else if decompress >= extract {

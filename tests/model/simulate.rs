@@ -36,7 +36,7 @@ fn layout_with_pair(
 
 /// The keys `docs/json.md` promises for every record, measured or simulated.
 fn assert_record_shape(v: &serde_json::Value) {
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     for k in [
         "reference",
         "layers",

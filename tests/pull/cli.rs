@@ -60,7 +60,7 @@ fn record_table_and_statistics_over_runs() {
     }
 
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     assert_eq!(v["simulated"], false);
     assert_eq!(v["image"]["reference"], reference);
     assert_eq!(v["image"]["manifest_digest"], image.manifest.digest);
@@ -192,8 +192,10 @@ fn staged_phases_add_up_to_wall_time() {
         .success();
     let record = pulltime::report::json::read_record(&json).unwrap();
     let run = &record.runs[0];
-    let phases: f64 =
-        run.resolve_s + run.layer_sum(|l| l.download_s + l.verify_s + l.decompress_s + l.extract_s);
+    let phases: f64 = run.resolve_s
+        + run
+            .layer_sum(|l| Some(l.download_s? + l.verify_s? + l.decompress_s? + l.extract_s?))
+            .expect("pulltime observes every phase");
     let gap = (run.wall_s - phases).abs() / run.wall_s;
     assert!(
         gap < 0.05,
@@ -201,7 +203,10 @@ fn staged_phases_add_up_to_wall_time() {
         run.wall_s,
         gap * 100.0
     );
-    assert!(run.layer_sum(|l| l.extract_s) > 0.0 && run.layer_sum(|l| l.decompress_s) > 0.0);
+    assert!(run.layer_sum(|l| l.extract_s) > Some(0.0));
+    assert!(run.layer_sum(|l| l.decompress_s) > Some(0.0));
+    assert!(run.unobserved.is_empty(), "{:?}", run.unobserved);
+    assert_eq!(record.puller.name, "pulltime");
 }
 
 #[test]
@@ -500,7 +505,7 @@ fn blob_redirects_to_another_host_are_followed_and_timed() {
         "{first:?}"
     );
     for (l, b) in run.layers.iter().zip(&image.layers) {
-        assert!(l.redirect_s > 0.0 && l.redirect_s < l.ttfb_s, "{l:?}");
+        assert!(l.redirect_s > Some(0.0) && l.redirect_s < l.ttfb_s, "{l:?}");
         assert_eq!(l.compressed_bytes, b.data.len() as u64);
     }
     assert!(

@@ -87,13 +87,13 @@ pub struct Change {
     pub verdict: Verdict,
 }
 
-/// Reads one phase's value from a run.
-pub type PhaseOf = fn(&RunRecord) -> f64;
+/// Reads one phase's value from a run: `None` when the run did not observe it.
+pub type PhaseOf = fn(&RunRecord) -> Option<f64>;
 
 /// The phases compared, with how to read each from a run.
 pub const PHASES: &[(&str, PhaseOf)] = &[
-    ("wall", |r| r.wall_s),
-    ("resolve", |r| r.resolve_s),
+    ("wall", |r| Some(r.wall_s)),
+    ("resolve", |r| Some(r.resolve_s)),
     ("download", |r| r.layer_sum(|l| l.download_s)),
     ("verify", |r| r.layer_sum(|l| l.verify_s)),
     ("decompress", |r| r.layer_sum(|l| l.decompress_s)),
@@ -111,19 +111,29 @@ pub struct Comparison {
     pub runs: (usize, usize),
     /// Set when the run counts cannot reach significance.
     pub warning: Option<String>,
+    /// Phases some run on either side did not observe (another puller), so not compared.
+    pub not_compared: Vec<String>,
 }
 
 /// Compares every phase of `new` with `old`.
 pub fn compare_records(old: &PullRecord, new: &PullRecord, o: &CompareOptions) -> Comparison {
+    let mut not_compared = Vec::new();
     let changes = PHASES
         .iter()
-        .map(|(name, f)| {
-            let a: Vec<f64> = old.runs.iter().map(f).collect();
-            let b: Vec<f64> = new.runs.iter().map(f).collect();
-            compare_samples(name, &a, &b, o)
+        .filter_map(|(name, f)| {
+            let a: Option<Vec<f64>> = old.runs.iter().map(f).collect();
+            let b: Option<Vec<f64>> = new.runs.iter().map(f).collect();
+            match (a, b) {
+                (Some(a), Some(b)) => Some(compare_samples(name, &a, &b, o)),
+                _ => {
+                    not_compared.push(name.to_string());
+                    None
+                }
+            }
         })
         .collect();
     Comparison {
+        not_compared,
         changes,
         image_changes: image_changes(old, new),
         runs: (old.runs.len(), new.runs.len()),

@@ -53,6 +53,13 @@ pub fn render_comparison(
             ""
         }
     );
+    if !c.not_compared.is_empty() {
+        let _ = writeln!(
+            out,
+            "not compared (a puller did not let these be observed): {}",
+            c.not_compared.join(", ")
+        );
+    }
     if let Some(w) = &c.warning {
         let _ = writeln!(out, "warning: {w}");
     }
