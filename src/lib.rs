@@ -22,6 +22,7 @@ pub mod lab;
 pub mod layer;
 pub mod limits;
 pub mod oci;
+pub mod peers;
 pub mod pipeline;
 pub mod profiles;
 pub mod registry;

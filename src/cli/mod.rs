@@ -11,6 +11,7 @@ pub mod interrupt;
 mod limits;
 mod progress;
 mod pull;
+mod puller;
 mod report;
 mod serve;
 mod simulate;

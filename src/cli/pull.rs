@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::choices::ModeArg;
 use pulltime::oci::platform::Platform;
 use pulltime::oci::reference::Reference;
+use pulltime::peers::{PullerKind, SessionOptions, measure_puller};
 use pulltime::pipeline::PullOptions;
 use pulltime::pipeline::progress::Progress;
 use pulltime::registry::auth::{Credentials, docker_config_credentials, docker_config_path};
@@ -25,6 +26,16 @@ use pulltime::report::{json, table};
 pub struct PullArgs {
     /// Image reference: `python:3.9-slim`, `127.0.0.1:5000/app:v1`, `host/ns/name@sha256:...`.
     pub reference: String,
+    /// Which program pulls: `pulltime`, or `docker`, `containerd`, `podman`,
+    /// `skopeo-umoci`, each pulling through pulltime's recording proxy and
+    /// decomposed from outside (see docs/peers.md). pulltime's own options
+    /// (--mode, --max-concurrent-downloads, ...) then apply to the one uncounted
+    /// pull by which pulltime learns the image's layers.
+    #[arg(long, default_value = "pulltime", value_parser = super::puller::parse_puller)]
+    pub puller: PullerKind,
+    /// Where the other pullers' daemons are.
+    #[command(flatten)]
+    pub daemons: super::puller::DaemonArgs,
     /// Counted cold runs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub runs: u32,
@@ -128,6 +139,12 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         anyhow::bail!("--timeout must be a positive number of seconds");
     }
+    if args.puller != PullerKind::Pulltime && args.dest.is_some() {
+        anyhow::bail!(
+            "--dest keeps pulltime's root filesystem; with --puller {} the image stays in that puller's store only until the next run",
+            args.puller.as_str()
+        );
+    }
     let stop = CancellationToken::new();
     let json_to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
     let options = MeasureOptions {
@@ -164,9 +181,35 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let quiet = args.quiet;
     let result = runtime.block_on(async {
         super::interrupt::install(stop.clone());
-        measure(&reference, &options).await
+        match args.puller {
+            PullerKind::Pulltime => measure(&reference, &options)
+                .await
+                .map_err(anyhow::Error::from),
+            kind => {
+                let session = SessionOptions {
+                    peers: args.daemons.options(Duration::from_secs_f64(args.timeout)),
+                    pulltime: options.clone(),
+                };
+                let report = |label: &str, wall: f64| {
+                    if !quiet {
+                        eprintln!("{} {label}: {wall:.2} s", kind.as_str());
+                    }
+                };
+                measure_puller(
+                    kind,
+                    &reference,
+                    &session,
+                    options.runs,
+                    options.warmup,
+                    report,
+                )
+                .await
+                .map_err(anyhow::Error::from)
+            }
+        }
     });
     if result.is_err() && stop.is_cancelled() {
         let kept = match &args.dest {

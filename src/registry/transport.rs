@@ -28,6 +28,11 @@ impl RunClock {
         }
     }
 
+    /// When the run started.
+    pub fn started(&self) -> Instant {
+        self.start
+    }
+
     /// Seconds from the run start to `t`.
     pub fn offset(&self, t: Instant) -> f64 {
         t.saturating_duration_since(self.start).as_secs_f64()

@@ -36,20 +36,6 @@ pub fn secs(s: f64) -> String {
     format!("{s:.3} s")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formatting() {
-        assert_eq!(short_digest("sha256:0123456789abcdef"), "0123456789ab");
-        assert_eq!(short_digest("abc"), "abc");
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(177_900_000), "177.9 MB");
-        assert_eq!(secs(1.23456), "1.235 s");
-    }
-}
-
 /// `docker 20.10.24 (storage_driver overlay2, ...)`: who pulled, for headings.
 pub fn puller_line(puller: &crate::oci::record::PullerInfo) -> String {
     let settings: Vec<String> = puller
@@ -66,5 +52,19 @@ pub fn puller_line(puller: &crate::oci::record::PullerInfo) -> String {
             puller.version,
             settings.join(", ")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formatting() {
+        assert_eq!(short_digest("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_digest("abc"), "abc");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(177_900_000), "177.9 MB");
+        assert_eq!(secs(1.23456), "1.235 s");
     }
 }

@@ -140,16 +140,14 @@ pub fn pull_table(record: &PullRecord) -> String {
     for u in &last.unobserved {
         let _ = writeln!(out, "{} not observed: {}", u.phase, u.reason);
     }
-    if let Some(cold) = &last.cold {
-        if !cold.all_bytes_fetched {
-            let _ = writeln!(
-                out,
-                "NOT COLD: the puller fetched {} of {} blob bytes (it already had {} layer(s))",
-                cold.fetched_bytes,
-                cold.expected_bytes,
-                cold.not_fetched.len()
-            );
-        }
+    if let Some(cold) = last.cold.as_ref().filter(|c| !c.all_bytes_fetched) {
+        let _ = writeln!(
+            out,
+            "NOT COLD: the puller fetched {} of {} blob bytes (it already had {} layer(s))",
+            cold.fetched_bytes,
+            cold.expected_bytes,
+            cold.not_fetched.len()
+        );
     }
     if let Some(cpu) = &last.cpu {
         let _ = writeln!(

@@ -8,7 +8,7 @@ pub mod conn;
 pub mod faults;
 mod hub;
 mod manifests;
-mod routes;
+pub mod routes;
 pub mod shaping;
 pub mod store;
 mod uploads;

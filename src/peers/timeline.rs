@@ -1,0 +1,128 @@
+//! From what was seen (the proxy's blobs, the puller's events) to a run record:
+//! per-layer download windows from the proxy, extraction windows from the puller,
+//! nothing where neither saw anything.
+
+use crate::oci::record::{ColdCheck, ImageInfo, LayerRun, RequestKind, RunRecord};
+
+use super::Observed;
+use super::proxy::ProxyLog;
+
+/// One run of another puller, assembled. `counts` are the layers' entry counts as
+/// pulltime read them from the blobs (per layer, manifest order).
+pub fn run_record(
+    image: &ImageInfo,
+    config_size: u64,
+    counts: &[LayerRun],
+    log: &ProxyLog,
+    observed: &Observed,
+) -> RunRecord {
+    let mut requests = log.requests.clone();
+    for r in &mut requests {
+        if r.kind == RequestKind::Blob
+            && r.path.ends_with(&format!("/blobs/{}", image.config_digest))
+        {
+            r.kind = RequestKind::Config.as_str().into();
+        }
+    }
+    let layers: Vec<LayerRun> = image
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, info)| {
+            let seen = log.blobs.get(&info.digest);
+            let count = counts.get(i).cloned().unwrap_or_default();
+            let extract = observed.extract[i];
+            let started = observed.extract_started[i].or(extract.map(|w| w.0));
+            let download_end = seen.map(|b| b.end_s).or(observed.download_done[i]);
+            let transfer = seen.map(|b| b.end_s - b.headers_s).unwrap_or(0.0);
+            LayerRun {
+                index: i,
+                digest: info.digest.clone(),
+                compressed_bytes: seen.map_or(0, |b| b.bytes),
+                uncompressed_bytes: info.uncompressed_bytes,
+                files: count.files,
+                dirs: count.dirs,
+                symlinks: count.symlinks,
+                hardlinks: count.hardlinks,
+                whiteouts: count.whiteouts,
+                skipped_devices: 0,
+                start_s: seen.map(|b| b.start_s).or(started).unwrap_or(0.0),
+                end_s: extract
+                    .map(|w| w.1)
+                    .or(started)
+                    .or(download_end)
+                    .unwrap_or(0.0),
+                download_s: seen.map(|b| b.end_s - b.start_s),
+                ttfb_s: seen.map(|b| b.headers_s - b.start_s),
+                redirect_s: seen.map(|b| b.redirect_s),
+                throughput_bps: seen.map(|b| {
+                    if transfer > 0.0 {
+                        b.bytes as f64 / transfer
+                    } else {
+                        0.0
+                    }
+                }),
+                verify_s: None,
+                decompress_s: None,
+                extract_s: extract.map(|(a, b)| b - a),
+                stall_s: None,
+                queued_s: match (started, download_end) {
+                    (Some(s), Some(d)) => Some((s - d).max(0.0)),
+                    _ => None,
+                },
+                retries: seen.map_or(0, |b| {
+                    b.requests.saturating_sub(1 + u32::from(b.redirect_s > 0.0))
+                }),
+                ..LayerRun::default()
+            }
+        })
+        .collect();
+    let first_layer = layers
+        .iter()
+        .filter(|l| l.download_s.is_some())
+        .map(|l| l.start_s)
+        .fold(f64::INFINITY, f64::min);
+    let wall_s = observed.window.1;
+    let mut unobserved = observed.unobserved.clone();
+    if layers.iter().any(|l| l.download_s.is_none()) {
+        unobserved.push(crate::oci::record::Unobserved {
+            phase: "download_s".into(),
+            reason: "the proxy saw no download of some layers: the puller already had them".into(),
+        });
+    }
+    RunRecord {
+        index: 0,
+        wall_s,
+        resolve_s: if first_layer.is_finite() {
+            first_layer
+        } else {
+            wall_s
+        },
+        layers,
+        requests,
+        connections: log.connections.clone(),
+        cold: Some(cold_check(image, config_size, log)),
+        cpu: observed.cpu.clone(),
+        unobserved,
+        ..RunRecord::default()
+    }
+}
+
+/// Did the puller fetch every byte of every layer and of the config?
+pub fn cold_check(image: &ImageInfo, config_size: u64, log: &ProxyLog) -> ColdCheck {
+    let fetched = |digest: &str| log.blobs.get(digest).map_or(0, |b| b.bytes);
+    let not_fetched: Vec<String> = image
+        .layers
+        .iter()
+        .filter(|l| fetched(&l.digest) < l.compressed_bytes)
+        .map(|l| l.digest.clone())
+        .collect();
+    let config_fetched = fetched(&image.config_digest);
+    ColdCheck {
+        all_bytes_fetched: not_fetched.is_empty() && config_fetched >= config_size,
+        fetched_bytes: image.layers.iter().map(|l| fetched(&l.digest)).sum::<u64>()
+            + config_fetched,
+        expected_bytes: image.compressed_bytes + config_size,
+        not_fetched,
+    }
+}
