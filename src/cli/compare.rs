@@ -15,13 +15,17 @@ const SWEEP_MBIT: &[f64] = &[
 
 /// Arguments of `pulltime compare`.
 #[derive(Debug, clap::Args)]
-#[command(mut_arg("csv", |a| a.help("Write the simulated comparison table as CSV to this file")))]
-#[command(mut_arg("markdown", |a| a.help("Write the simulated comparison table as Markdown to this file")))]
+#[command(mut_arg("csv", |a| a.help("Write the simulated comparison table (with --puller: the measured one) as CSV to this file")))]
+#[command(mut_arg("markdown", |a| a.help("Write the simulated comparison table (with --puller: the measured one) as Markdown to this file")))]
 pub struct CompareArgs {
     /// Two or more images (the first is the baseline): registry references,
-    /// `oci:DIR[:TAG]`, record `.json` files, or image profiles.
-    #[arg(num_args = 2.., required = true)]
+    /// `oci:DIR[:TAG]`, record `.json` files, or image profiles. With --puller:
+    /// one registry reference, pulled by each puller.
+    #[arg(num_args = 1.., required = true)]
     pub images: Vec<String>,
+    /// Pullers measured side by side on one image (with --runs, --records, ...).
+    #[command(flatten)]
+    pub pullers: super::compare_pullers::PullerCompareArgs,
     /// Network, host, policy and image-profile settings of the simulation.
     #[command(flatten)]
     pub model: super::simulate::ModelArgs,
@@ -35,13 +39,25 @@ pub struct CompareArgs {
 
 /// Runs `pulltime compare`.
 pub fn run(args: CompareArgs) -> anyhow::Result<()> {
+    if !args.pullers.puller.is_empty() {
+        let [image] = args.images.as_slice() else {
+            anyhow::bail!(
+                "compare --puller takes one image reference, pulled by each puller ({} given)",
+                args.images.len()
+            );
+        };
+        return super::compare_pullers::run(image, &args.pullers, &args.export);
+    }
+    if args.images.len() < 2 {
+        anyhow::bail!("compare needs two or more images (or --puller LIST and one image)");
+    }
     let scenario = args.model.scenario()?;
     let network = scenario.network.clone();
     let mut measured: Vec<(String, PullRecord)> = Vec::new();
     let mut simulated: Vec<(String, PullRecord)> = Vec::new();
     let mut images = Vec::new();
     for spec in &args.images {
-        let image = args.model.image(spec, None, false)?;
+        let image = args.model.image(spec, None, args.pullers.plain_http)?;
         if spec.ends_with(".json") && Path::new(spec).is_file() {
             let r = pulltime::report::json::read_record(Path::new(spec))?;
             if !r.simulated {

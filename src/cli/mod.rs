@@ -4,6 +4,7 @@ mod aggregate;
 mod calibrate;
 mod choices;
 mod compare;
+mod compare_pullers;
 mod demo;
 mod diff;
 mod export;
