@@ -10,5 +10,6 @@
 mod common;
 mod layers;
 mod model;
+mod peers;
 mod pull;
 mod serve;

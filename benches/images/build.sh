@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Builds real images from Debian packages into OCI layouts, cached outside the
+# repository (default /var/cache/pulltime-images; override with
+# PULLTIME_IMAGE_CACHE). Each image is built once; delete its directory to rebuild.
+#
+#   benches/images/build.sh [small|toolchain|all]
+#
+# small     bookworm minbase (one layer) + one layer with a few packages
+#           (~30 MB compressed): the real image the tests pull with every puller.
+# toolchain small + build-essential (~180 MB compressed, ~12,000 entries): many
+#           small files, the image of docs/performance.md and docs/peers.md.
+#
+# Needs root, debootstrap and umoci, and the Debian mirror (deb.debian.org).
+set -euo pipefail
+cache="${PULLTIME_IMAGE_CACHE:-/var/cache/pulltime-images}"
+suite=bookworm
+mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+want="${1:-small}"
+mkdir -p "$cache"
+
+# One layer per call: unpack the tag's current state, change the rootfs, repack.
+add_layer() { # layout tag from_tag command...
+  local layout=$1 tag=$2 from=$3; shift 3
+  local work; work=$(mktemp -d "$cache/.work.XXXXXX")
+  if [ "$from" != "$tag" ]; then umoci tag --image "$layout:$from" "$tag"; fi
+  umoci unpack --image "$layout:$tag" "$work/bundle" >/dev/null
+  "$@" "$work/bundle/rootfs"
+  umoci repack --image "$layout:$tag" "$work/bundle" >/dev/null
+  rm -rf "$work"
+}
+
+in_chroot() { # rootfs command...
+  local root=$1 rc=0; shift
+  mount -t proc proc "$root/proc"
+  DEBIAN_FRONTEND=noninteractive chroot "$root" "$@" || rc=$?
+  umount "$root/proc"
+  return $rc
+}
+
+minbase() { # rootfs
+  local root=$1 tmp; tmp=$(mktemp -d "$cache/.deboot.XXXXXX")
+  debootstrap --variant=minbase "$suite" "$tmp" "$mirror" >/dev/null
+  # As Debian's official images: no package lists, no downloaded packages.
+  rm -rf "$tmp/var/lib/apt/lists/"* "$tmp/var/cache/apt/archives/"*.deb
+  # umoci unpacked an empty rootfs here: fill it from the bootstrap.
+  cp -a "$tmp/." "$root/"
+  rm -rf "$tmp"
+}
+
+apt_install() { # packages... then rootfs last
+  local root=${*: -1} pkgs=("${@:1:$#-1}")
+  in_chroot "$root" apt-get update -qq 2>/dev/null
+  in_chroot "$root" apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null 2>&1
+  in_chroot "$root" apt-get clean
+  rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/apt/archives/"*.deb
+}
+
+build_small() {
+  local layout="$cache/debian-small"
+  [ -f "$layout/index.json" ] && grep -q '"v1"' "$layout/index.json" && return
+  rm -rf "$layout"
+  umoci init --layout "$layout"
+  umoci new --image "$layout:v1"
+  add_layer "$layout" v1 v1 minbase
+  add_layer "$layout" v1 v1 apt_install ca-certificates netbase
+  echo "built $layout:v1"
+}
+
+build_toolchain() {
+  build_small
+  local layout="$cache/debian-small"
+  grep -q '"toolchain"' "$layout/index.json" && return
+  add_layer "$layout" toolchain v1 apt_install build-essential
+  echo "built $layout:toolchain"
+}
+
+case "$want" in
+  small) build_small ;;
+  toolchain|all) build_toolchain ;;
+  *) echo "usage: $0 [small|toolchain|all]" >&2; exit 2 ;;
+esac
