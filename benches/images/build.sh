@@ -18,12 +18,12 @@ mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 want="${1:-small}"
 mkdir -p "$cache"
 
-# One layer per call: unpack the tag's current state, change the rootfs, repack.
+# One layer per call: unpack tag `from`, change the rootfs, repack as `tag` (the
+# tag moves only when the repack succeeded).
 add_layer() { # layout tag from_tag command...
   local layout=$1 tag=$2 from=$3; shift 3
   local work; work=$(mktemp -d "$cache/.work.XXXXXX")
-  if [ "$from" != "$tag" ]; then umoci tag --image "$layout:$from" "$tag"; fi
-  umoci unpack --image "$layout:$tag" "$work/bundle" >/dev/null
+  umoci unpack --image "$layout:$from" "$work/bundle" >/dev/null
   "$@" "$work/bundle/rootfs"
   umoci repack --image "$layout:$tag" "$work/bundle" >/dev/null
   rm -rf "$work"
@@ -58,11 +58,14 @@ apt_install() { # packages... then rootfs last
 build_small() {
   local layout="$cache/debian-small"
   [ -f "$layout/index.json" ] && grep -q '"v1"' "$layout/index.json" && return
-  rm -rf "$layout"
-  umoci init --layout "$layout"
-  umoci new --image "$layout:v1"
-  add_layer "$layout" v1 v1 minbase
-  add_layer "$layout" v1 v1 apt_install ca-certificates netbase
+  # Built aside and renamed when complete: a failed build leaves no half image.
+  local partial="$layout.partial"
+  rm -rf "$partial" "$layout"
+  umoci init --layout "$partial"
+  umoci new --image "$partial:v1"
+  add_layer "$partial" v1 v1 minbase
+  add_layer "$partial" v1 v1 apt_install ca-certificates netbase
+  mv "$partial" "$layout"
   echo "built $layout:v1"
 }
 

@@ -226,12 +226,15 @@ pub struct Unobserved {
 /// What the recording proxy saw of the blobs: was the run cold?
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ColdCheck {
-    /// Every layer blob and the config were fetched in full.
+    /// Every layer blob was fetched in full.
     pub all_bytes_fetched: bool,
-    /// Blob body bytes the proxy passed to the puller (layers and config).
+    /// Layer blob bytes the proxy passed to the puller.
     pub fetched_bytes: u64,
-    /// Sum of the layers' and the config's sizes in the manifest.
+    /// Sum of the layers' sizes in the manifest.
     pub expected_bytes: u64,
+    /// The config blob was fetched too (containerd keeps it between runs: see docs/peers.md).
+    #[serde(default)]
+    pub config_fetched: bool,
     /// Layers (digests) the puller did not fetch in full: it had them already.
     #[serde(default)]
     pub not_fetched: Vec<String>,

@@ -3,6 +3,14 @@
 //! ends with the layer's chain ID) and a `/snapshot/commit` (named by the chain ID).
 //! Downloads are seen by the recording proxy (containerd publishes no content
 //! events during a pull).
+//!
+//! Every run pulls into a namespace of its own (`NS-1`, `NS-2`, ...), so that no
+//! run finds another's snapshots (containerd skips layers whose snapshot exists,
+//! containerd#8973). Between runs only the layer blobs are removed (a few files;
+//! content is shared between namespaces, so a blob left anywhere would not be
+//! downloaded again); the snapshots, thousands of files, are removed with the
+//! namespaces at the end, so that no run pays for the one before's deletions (on
+//! ext4, file creation is slow for minutes after many deletions; docs/performance.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,11 +25,14 @@ use super::{Observed, PeerError, ProxiedImage};
 /// A containerd reached with `ctr`.
 pub struct Containerd {
     address: PathBuf,
+    /// The prefix of the runs' namespaces.
     namespace: String,
+    /// Namespaces used so far (the last one holds the last run's image).
+    used: Vec<String>,
     snapshotter: String,
     pid: Option<u32>,
-    /// `ctr events` for the namespace, subscribed for the whole session so that no
-    /// run pays for (or misses events during) the subscription.
+    /// `ctr events`, subscribed for the whole session so that no run pays for (or
+    /// misses events during) the subscription.
     events: Background,
 }
 
@@ -40,35 +51,37 @@ impl Containerd {
             });
         }
         let mut events = Command::new("ctr");
-        events
-            .arg("--address")
-            .arg(address)
-            .arg("events")
-            .arg(format!("namespace=={namespace}"));
+        events.arg("--address").arg(address).arg("events");
         let events = Background::start(&mut events, &RunClock::start())?;
         // Let the subscription settle: a missed prepare would lose a layer's window.
         std::thread::sleep(std::time::Duration::from_millis(300));
         Ok(Containerd {
             address: address.to_path_buf(),
             namespace: namespace.into(),
+            used: Vec::new(),
             snapshotter: snapshotter.into(),
             pid: socket_owner(address),
             events,
         })
     }
 
-    fn ctr(&self) -> Command {
+    fn ctr(&self, namespace: &str) -> Command {
         let mut c = Command::new("ctr");
         c.arg("--address")
             .arg(&self.address)
             .arg("--namespace")
-            .arg(&self.namespace);
+            .arg(namespace);
         c
+    }
+
+    /// The namespace of the run in progress, or of the last one.
+    fn current(&self) -> Option<&str> {
+        self.used.last().map(String::as_str)
     }
 
     /// The daemon's version, the snapshotter and the namespace.
     pub fn info(&self) -> Result<PullerInfo, PeerError> {
-        let out = command::output(self.ctr().arg("version"), "ctr version")?;
+        let out = command::output(self.ctr(&self.namespace).arg("version"), "ctr version")?;
         // "Server:\n  Version:  1.6.20~ds1\n ..."
         let version = out
             .split("Server:")
@@ -79,7 +92,7 @@ impl Containerd {
         let unpigz = super::docker::which("unpigz").is_some();
         let settings = [
             ("snapshotter", self.snapshotter.clone()),
-            ("namespace", self.namespace.clone()),
+            ("namespace", format!("{}-N (one per run)", self.namespace)),
             ("address", self.address.display().to_string()),
             ("client", "ctr images pull".into()),
             ("max_concurrent_downloads", "unlimited (ctr default)".into()),
@@ -103,20 +116,38 @@ impl Containerd {
         })
     }
 
-    /// Digests of content the daemon holds, and snapshot keys of the snapshotter.
+    /// Digests of the content the daemon holds in any namespace (content is
+    /// shared between namespaces: a blob held anywhere is not downloaded again),
+    /// and the snapshot names of the namespace the next run will use.
     pub fn holdings(&self) -> Result<Vec<String>, PeerError> {
-        let content = command::output(self.ctr().args(["content", "ls", "-q"]), "ctr content ls")?;
+        let namespaces = command::output(
+            self.ctr(&self.namespace).args(["namespaces", "ls", "-q"]),
+            "ctr namespaces ls",
+        )?;
+        let mut held = Vec::new();
+        for ns in namespaces.lines().map(str::trim).filter(|n| !n.is_empty()) {
+            let content =
+                command::output(self.ctr(ns).args(["content", "ls", "-q"]), "ctr content ls")?;
+            held.extend(content.lines().map(|l| l.trim().to_string()));
+        }
+        let next = self.next_namespace();
         let snapshots = command::output(
-            self.ctr()
+            self.ctr(&next)
                 .args(["snapshots", "--snapshotter", &self.snapshotter, "ls"]),
             "ctr snapshots ls",
         )?;
-        Ok(content
-            .lines()
-            .chain(snapshots.lines().skip(1))
-            .filter_map(|l| l.split_whitespace().next())
-            .map(String::from)
-            .collect())
+        held.extend(
+            snapshots
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().next())
+                .map(String::from),
+        );
+        Ok(held)
+    }
+
+    fn next_namespace(&self) -> String {
+        format!("{}-{}", self.namespace, self.used.len() + 1)
     }
 
     fn cpu_sample(&self) -> Option<TreeSample> {
@@ -124,10 +155,12 @@ impl Containerd {
     }
 
     /// Pulls `image` through the proxy, watching the snapshot events.
-    pub fn pull(&self, image: &ProxiedImage, clock: &RunClock) -> Result<Observed, PeerError> {
+    pub fn pull(&mut self, image: &ProxiedImage, clock: &RunClock) -> Result<Observed, PeerError> {
+        let namespace = self.next_namespace();
+        self.used.push(namespace.clone());
         let before = self.cpu_sample();
         let finished = command::run(
-            self.ctr().args([
+            self.ctr(&namespace).args([
                 "images",
                 "pull",
                 "--plain-http",
@@ -141,7 +174,13 @@ impl Containerd {
         // The last commit may still be in the pipe (it was published before ctr
         // exited; only its delivery to us can lag).
         std::thread::sleep(std::time::Duration::from_millis(100));
-        let lines = self.events.lines_since(clock);
+        let tag = format!(" {namespace} /snapshot/");
+        let lines: Vec<Line> = self
+            .events
+            .lines_since(clock)
+            .into_iter()
+            .filter(|l| l.text.contains(&tag))
+            .collect();
         let finished = finished.check("ctr images pull")?;
         let mut cpu_used = finished.cpu.clone();
         if let (Some(b), Some(a)) = (before, after) {
@@ -150,15 +189,72 @@ impl Containerd {
         Ok(observe(image, &lines, finished.window, Some(cpu_used)))
     }
 
-    /// Removes the image and lets the garbage collector take its content and
-    /// snapshots at once (`ctr images rm --sync`).
+    /// Makes the next run cold: removes the last run's layer blobs and has the
+    /// garbage collector delete their files at once (by removing a second tag of
+    /// the image with `--sync`). The image, its config and its snapshots stay in
+    /// their namespace until [`Containerd::finish`]; the next run, in a new
+    /// namespace, finds the config in the shared content store and does not fetch
+    /// it again (the record's cold check says so).
     pub fn remove(&self, image: &ProxiedImage) -> Result<(), PeerError> {
+        let Some(ns) = self.current() else {
+            return Ok(());
+        };
+        let held = command::output(self.ctr(ns).args(["content", "ls", "-q"]), "ctr content ls")?;
+        let layers: Vec<&str> = held
+            .lines()
+            .map(str::trim)
+            .filter(|d| image.layers.iter().any(|l| l == d))
+            .collect();
+        if !layers.is_empty() {
+            command::output(
+                self.ctr(ns).args(["content", "rm"]).args(&layers),
+                "ctr content rm",
+            )?;
+        }
+        let reference = image.proxied_reference();
+        let collect = format!("{reference}-pulltime-gc");
         command::output(
-            self.ctr()
-                .args(["images", "rm", "--sync", &image.proxied_reference()]),
-            "ctr images rm",
+            self.ctr(ns)
+                .args(["images", "tag", "--force", &reference, &collect]),
+            "ctr images tag",
+        )?;
+        command::output(
+            self.ctr(ns).args(["images", "rm", "--sync", &collect]),
+            "ctr images rm --sync",
         )?;
         Ok(())
+    }
+
+    /// Removes every run's image, content and snapshots, and the namespaces.
+    /// Tries every namespace even when one fails, and reports the first failure.
+    pub fn finish(&mut self, image: &ProxiedImage) -> Result<(), PeerError> {
+        let mut first = None;
+        for ns in std::mem::take(&mut self.used) {
+            let removed = (|| {
+                let images =
+                    command::output(self.ctr(&ns).args(["images", "ls", "-q"]), "ctr images ls")?;
+                if images
+                    .lines()
+                    .any(|l| l.trim() == image.proxied_reference())
+                {
+                    // The synchronous garbage collection takes the content and the
+                    // snapshots with it.
+                    command::output(
+                        self.ctr(&ns)
+                            .args(["images", "rm", "--sync", &image.proxied_reference()]),
+                        "ctr images rm",
+                    )?;
+                }
+                command::output(
+                    self.ctr(&ns).args(["namespaces", "rm", &ns]),
+                    "ctr namespaces rm",
+                )
+            })();
+            if let Err(e) = removed {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 }
 

@@ -286,6 +286,10 @@ impl Session {
     /// Removes what is left and every file the session wrote.
     pub async fn close(mut self) -> Result<(), PeerError> {
         self.remove().await?;
+        if let Driver::Containerd(c) = &mut self.driver {
+            let image = self.image.clone();
+            tokio::task::block_in_place(|| c.finish(&image))?;
+        }
         let work = self.work;
         let _ = tokio::task::spawn_blocking(move || drop(work)).await;
         Ok(())

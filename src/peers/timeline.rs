@@ -108,7 +108,7 @@ pub fn run_record(
     }
 }
 
-/// Did the puller fetch every byte of every layer and of the config?
+/// Did the puller fetch every byte of every layer (and the config)?
 pub fn cold_check(image: &ImageInfo, config_size: u64, log: &ProxyLog) -> ColdCheck {
     let fetched = |digest: &str| log.blobs.get(digest).map_or(0, |b| b.bytes);
     let not_fetched: Vec<String> = image
@@ -117,12 +117,11 @@ pub fn cold_check(image: &ImageInfo, config_size: u64, log: &ProxyLog) -> ColdCh
         .filter(|l| fetched(&l.digest) < l.compressed_bytes)
         .map(|l| l.digest.clone())
         .collect();
-    let config_fetched = fetched(&image.config_digest);
     ColdCheck {
-        all_bytes_fetched: not_fetched.is_empty() && config_fetched >= config_size,
-        fetched_bytes: image.layers.iter().map(|l| fetched(&l.digest)).sum::<u64>()
-            + config_fetched,
-        expected_bytes: image.compressed_bytes + config_size,
+        all_bytes_fetched: not_fetched.is_empty(),
+        fetched_bytes: image.layers.iter().map(|l| fetched(&l.digest)).sum::<u64>(),
+        expected_bytes: image.compressed_bytes,
+        config_fetched: config_size > 0 && fetched(&image.config_digest) >= config_size,
         not_fetched,
     }
 }

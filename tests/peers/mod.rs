@@ -30,5 +30,6 @@ pub fn debian_image() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/pulltime-images"));
     let layout = cache.join("debian-small");
-    layout.join("index.json").is_file().then_some(layout)
+    let index = std::fs::read_to_string(layout.join("index.json")).unwrap_or_default();
+    index.contains("\"v1\"").then_some(layout)
 }
