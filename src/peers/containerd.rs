@@ -89,7 +89,7 @@ impl Containerd {
             .and_then(|s| s.lines().find_map(|l| l.trim().strip_prefix("Version:")))
             .map(|v| v.trim().to_string())
             .unwrap_or_default();
-        let unpigz = super::docker::which("unpigz").is_some();
+        let unpigz = command::which("unpigz").is_some();
         let settings = [
             ("snapshotter", self.snapshotter.clone()),
             ("namespace", format!("{}-N (one per run)", self.namespace)),

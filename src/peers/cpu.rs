@@ -161,6 +161,23 @@ pub fn socket_owner(path: &Path) -> Option<u32> {
     None
 }
 
+/// This process's CPU so far (all its threads).
+pub fn own_usage() -> CpuUsage {
+    // SAFETY: rusage is plain old data; getrusage fills it.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut r) };
+    from_rusage(&r, "pulltime")
+}
+
+/// The CPU used between two readings of the same processes.
+pub fn since(before: &CpuUsage, after: &CpuUsage) -> CpuUsage {
+    CpuUsage {
+        user_s: (after.user_s - before.user_s).max(0.0),
+        system_s: (after.system_s - before.system_s).max(0.0),
+        processes: after.processes.clone(),
+    }
+}
+
 /// CPU from a `wait4` resource usage.
 pub fn from_rusage(r: &libc::rusage, name: &str) -> CpuUsage {
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;

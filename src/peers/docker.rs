@@ -4,7 +4,7 @@
 //! stamped as they arrive; each message's `id` is the first 12 hex digits of a
 //! layer blob's digest.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -157,7 +157,7 @@ impl Docker {
         let info = self.get_json("/info").await?;
         let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("").to_string();
         let root = text(&info, "DockerRootDir");
-        let unpigz = which("unpigz").is_some();
+        let unpigz = super::command::which("unpigz").is_some();
         let settings = [
             ("storage_driver", text(&info, "Driver")),
             ("data_root", root.clone()),
@@ -340,13 +340,4 @@ pub fn short_id(digest: &str) -> String {
 
 fn url_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// The path of `program` on `PATH`, if it is there.
-pub fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(program))
-            .find(|p| Path::new(p).is_file())
-    })
 }

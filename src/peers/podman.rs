@@ -21,7 +21,7 @@ pub struct Podman {
 impl Podman {
     /// podman with `--root`/`--runroot` when given (else its defaults).
     pub fn new(root: Option<PathBuf>, runroot: Option<PathBuf>) -> Result<Podman, PeerError> {
-        if super::docker::which("podman").is_none() {
+        if command::which("podman").is_none() {
             return Err(PeerError::Unreachable {
                 daemon: "podman",
                 address: "PATH".into(),

@@ -155,8 +155,13 @@ impl Session {
             Driver::Pulltime => {
                 let dest = self.work.path().join(format!("run-{}", self.pulltime_runs));
                 self.pulltime_runs += 1;
+                let before = super::cpu::own_usage();
                 let record = pulltime_once(&self.reference, &self.options.pulltime, &dest).await?;
-                record.runs.into_iter().next().expect("one run")
+                let mut run = record.runs.into_iter().next().expect("one run");
+                // This process did nothing else meanwhile (the other pullers'
+                // proxies idle), so its CPU is the pull's, as the others' is theirs.
+                run.cpu = Some(super::cpu::since(&before, &super::cpu::own_usage()));
+                run
             }
             _ => {
                 if let Some(dir) = self

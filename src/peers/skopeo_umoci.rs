@@ -24,7 +24,7 @@ impl SkopeoUmoci {
     /// Both tools on `PATH`, working under `work`.
     pub fn new(work: &Path) -> Result<SkopeoUmoci, PeerError> {
         for tool in ["skopeo", "umoci"] {
-            if super::docker::which(tool).is_none() {
+            if command::which(tool).is_none() {
                 return Err(PeerError::Unreachable {
                     daemon: "skopeo-umoci",
                     address: "PATH".into(),
