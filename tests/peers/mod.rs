@@ -7,6 +7,7 @@
 
 mod daemons;
 mod pullers;
+mod records;
 
 use std::io::Write;
 use std::path::PathBuf;

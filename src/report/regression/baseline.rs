@@ -26,7 +26,9 @@ pub fn parse_fraction(s: &str) -> Result<f64, String> {
     }
     .map_err(|_| format!("{s:?} is not a fraction like 0.05 or a percentage like 5%"))?;
     if !(0.0..1.0).contains(&v) {
-        return Err(format!("{s:?} must be between 0 and 1 (or 0% and 100%)"));
+        return Err(format!(
+            "{s:?} must be at least 0 and below 1 (or at least 0% and below 100%)"
+        ));
     }
     Ok(v)
 }
