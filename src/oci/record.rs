@@ -212,6 +212,22 @@ pub struct RunRecord {
     /// daemon, its children and the client command, read from `/proc`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<CpuUsage>,
+    /// Other pullers: every per-layer signal the puller gave (docker's progress
+    /// statuses but "Downloading" and "Extracting" after the first, containerd's
+    /// snapshot events, podman's and umoci's log lines), in order of arrival.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub puller_events: Vec<PullerEvent>,
+}
+
+/// One signal from another puller about one layer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PullerEvent {
+    /// The layer's position in the manifest.
+    pub layer: usize,
+    /// What it said (`Download complete`, `snapshot commit`, ...).
+    pub event: String,
+    /// When it arrived, from the run start.
+    pub at_s: f64,
 }
 
 /// A phase a run could not observe, and why.

@@ -278,8 +278,8 @@ pub fn observe(
         });
         if let (Some(p), Some(c)) = (prepare, commit) {
             observed.extract[i] = Some((p.at_s, c.at_s));
-            observed.events.push((i, "snapshot prepare".into(), p.at_s));
-            observed.events.push((i, "snapshot commit".into(), c.at_s));
+            observed.event(i, "snapshot prepare", p.at_s);
+            observed.event(i, "snapshot commit", c.at_s);
         }
     }
     observed.unobserved = vec![

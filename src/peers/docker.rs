@@ -307,14 +307,20 @@ pub fn observe(
             (None, Some(b)) => Some((b, b)),
             _ => None,
         };
-        observed.already_present[i] = of(Status::AlreadyExists).next().is_some();
-        observed.events.extend(
-            messages
-                .iter()
-                .filter(|m| &m.id == id && status_of(&m.status) != Status::Downloading)
-                .map(|m| (i, m.status.clone(), m.at_s)),
-        );
+        // Every status once ("Downloading" and "Extracting" repeat with progress).
+        let mut seen: Vec<&str> = Vec::new();
+        for m in messages.iter().filter(|m| &m.id == id) {
+            let repeats = matches!(
+                status_of(&m.status),
+                Status::Downloading | Status::Extracting
+            );
+            if !repeats || !seen.contains(&m.status.as_str()) {
+                seen.push(&m.status);
+                observed.event(i, &m.status, m.at_s);
+            }
+        }
     }
+    observed.events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     observed.unobserved = vec![
         Unobserved {
             phase: "verify_s".into(),

@@ -27,7 +27,7 @@ pub mod timeline;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::oci::record::{CpuUsage, Unobserved};
+use crate::oci::record::{CpuUsage, PullerEvent, Unobserved};
 use crate::pipeline::PullError;
 
 pub use session::{Session, SessionOptions, measure_puller};
@@ -74,6 +74,15 @@ pub enum PeerError {
         puller: &'static str,
         /// Its words.
         message: String,
+    },
+    /// A file or directory pulltime needs could not be made.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
     },
     /// A run would not be cold.
     #[error("{0}")]
@@ -229,10 +238,8 @@ pub struct Observed {
     pub extract_started: Vec<Option<f64>>,
     /// Per layer: when the puller said its download was done.
     pub download_done: Vec<Option<f64>>,
-    /// Per layer: the puller said it already had it.
-    pub already_present: Vec<bool>,
-    /// Every per-layer signal: layer, what, when.
-    pub events: Vec<(usize, String, f64)>,
+    /// Every per-layer signal, in order of arrival.
+    pub events: Vec<PullerEvent>,
     /// CPU of the puller's processes over the run.
     pub cpu: Option<CpuUsage>,
     /// Phases this puller does not show, and why.
@@ -240,6 +247,15 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// Records a signal about `layer`.
+    pub fn event(&mut self, layer: usize, event: &str, at_s: f64) {
+        self.events.push(PullerEvent {
+            layer,
+            event: event.into(),
+            at_s,
+        });
+    }
+
     /// Nothing seen yet of `layers` layers.
     pub fn new(layers: usize, window: (f64, f64)) -> Observed {
         Observed {
@@ -247,7 +263,6 @@ impl Observed {
             extract: vec![None; layers],
             extract_started: vec![None; layers],
             download_done: vec![None; layers],
-            already_present: vec![false; layers],
             ..Observed::default()
         }
     }

@@ -133,7 +133,7 @@ pub fn observe(
     let applies = lines.iter().filter(|l| l.text.contains("Applying tar in"));
     for (i, line) in applies.take(image.layers.len()).enumerate() {
         observed.extract_started[i] = Some(line.at_s);
-        observed.events.push((i, "applying tar".into(), line.at_s));
+        observed.event(i, "applying tar", line.at_s);
     }
     observed.unobserved = vec![
         Unobserved {

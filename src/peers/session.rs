@@ -73,16 +73,15 @@ impl Session {
         let work = tempfile::Builder::new()
             .prefix(&format!("pulltime-{}-", kind.as_str()))
             .tempdir_in(&options.pulltime.tmp_dir)
-            .map_err(|e| PeerError::Proxy(format!("creating a work directory: {e}")))?;
+            .map_err(|source| PeerError::Io {
+                what: format!(
+                    "creating a work directory in {}",
+                    options.pulltime.tmp_dir.display()
+                ),
+                source,
+            })?;
         let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        let facts = pulltime_once(reference, &options.pulltime, &work.path().join("facts")).await?;
-        let config_size = facts.runs[0]
-            .requests
-            .iter()
-            .filter(|r| r.kind == crate::oci::record::RequestKind::Config)
-            .map(|r| r.bytes)
-            .max()
-            .unwrap_or(0);
+        // The puller first: a daemon that is not there fails before any pull.
         let (driver, proxy) = match kind {
             PullerKind::Pulltime => (Driver::Pulltime, None),
             other => {
@@ -96,6 +95,14 @@ impl Session {
                 (connect(other, &options.peers, work.path())?, Some(proxy))
             }
         };
+        let facts = pulltime_once(reference, &options.pulltime, &work.path().join("facts")).await?;
+        let config_size = facts.runs[0]
+            .requests
+            .iter()
+            .filter(|r| r.kind == crate::oci::record::RequestKind::Config)
+            .map(|r| r.bytes)
+            .max()
+            .unwrap_or(0);
         let diff_ids: Vec<String> = facts
             .image
             .layers
@@ -282,6 +289,7 @@ impl Session {
         };
         if self.kind == PullerKind::Pulltime {
             record.settings.mode = self.facts.settings.mode.clone();
+            record.settings.max_concurrent_downloads = self.facts.settings.max_concurrent_downloads;
             record.settings.scheme = self.facts.settings.scheme.clone();
             record.host = self.facts.host.clone();
         }

@@ -77,9 +77,9 @@ impl SkopeoUmoci {
         let (layout, rootfs) = self.run_dirs();
         self.runs += 1;
         let parent = layout.parent().expect("run directory");
-        std::fs::create_dir_all(parent).map_err(|e| PeerError::Puller {
-            puller: "skopeo-umoci",
-            message: format!("creating {}: {e}", parent.display()),
+        std::fs::create_dir_all(parent).map_err(|source| PeerError::Io {
+            what: format!("creating {}", parent.display()),
+            source,
         })?;
         let target = format!("{}:{}", layout.display(), "pulled");
         let copy = command::run(
@@ -146,7 +146,7 @@ pub fn observe(
         };
         if let Some(i) = image.layers.iter().position(|d| d == digest) {
             observed.extract[i] = Some((*at, *end));
-            observed.events.push((i, "unpack layer".into(), *at));
+            observed.event(i, "unpack layer", *at);
         }
     }
     observed.unobserved = vec![

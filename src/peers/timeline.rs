@@ -103,6 +103,7 @@ pub fn run_record(
         connections: log.connections.clone(),
         cold: Some(cold_check(image, config_size, log)),
         cpu: observed.cpu.clone(),
+        puller_events: observed.events.clone(),
         unobserved,
         ..RunRecord::default()
     }

@@ -383,7 +383,34 @@ fn docker_pulls_are_decomposed_from_its_progress_stream() {
         check_wall("docker", &record, &windows);
         assert_eq!(record.puller.settings["storage_driver"], "overlay2");
         for run in &record.runs {
-            // docker 20.10 extracts one layer at a time, in manifest order.
+            // docker 20.10 extracts one layer at a time, in manifest order: in its
+            // own events, each "Extracting" comes after the layer before's "Pull
+            // complete", and "Pull complete" comes layer by layer.
+            let when = |layer: usize, status: &str| {
+                run.puller_events
+                    .iter()
+                    .find(|e| e.layer == layer && e.event == status)
+                    .map(|e| e.at_s)
+            };
+            let n = run.layers.len();
+            let completes: Vec<f64> = (0..n)
+                .map(|i| when(i, "Pull complete").expect("Pull complete per layer"))
+                .collect();
+            assert!(
+                completes.windows(2).all(|w| w[0] <= w[1]),
+                "{:?}",
+                run.puller_events
+            );
+            for i in 1..n {
+                if let Some(extracting) = when(i, "Extracting") {
+                    assert!(extracting >= completes[i - 1], "{:?}", run.puller_events);
+                }
+                assert!(
+                    when(i, "Download complete").is_some(),
+                    "{:?}",
+                    run.puller_events
+                );
+            }
             let mut previous_end = 0.0;
             for l in &run.layers {
                 let extract = l.extract_s.expect("Extracting .. Pull complete");

@@ -96,3 +96,48 @@ fn other_pullers_records_gate_ci_as_baselines() {
         .failure()
         .stderr(predicates::str::contains("cannot gate on decompress"));
 }
+
+#[test]
+fn a_missing_daemon_or_puller_is_named_before_any_pull() {
+    let home = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    pulltime(home.path())
+        .args(["pull", "127.0.0.1:1/none/app:v1", "--puller", "docker"])
+        .args(["--docker-host", "unix:///nonexistent/docker.sock"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "dockerd is not reachable at /nonexistent/docker.sock",
+        ));
+    pulltime(home.path())
+        .args(["pull", "127.0.0.1:1/none/app:v1", "--puller", "containerd"])
+        .args(["--containerd-address", "/nonexistent/c.sock"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("containerd is not reachable"));
+    // Nothing was pulled (port 1 has no registry): both failed on the daemon.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    pulltime(home.path())
+        .args(["pull", "127.0.0.1:1/none/app:v1", "--puller", "cri-o"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "use pulltime, docker, containerd, podman, skopeo-umoci",
+        ));
+    pulltime(home.path())
+        .args(["pull", "127.0.0.1:1/none/app:v1", "--puller", "podman"])
+        .arg("--dest")
+        .arg(home.path().join("rootfs"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "--dest keeps pulltime's root filesystem",
+        ));
+    pulltime(home.path())
+        .args(["compare", "--puller", "pulltime,docker", "a:v1", "b:v1"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "compare --puller takes one image reference",
+        ));
+}
