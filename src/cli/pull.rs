@@ -139,6 +139,12 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         anyhow::bail!("--timeout must be a positive number of seconds");
     }
+    if args.puller != PullerKind::Pulltime && args.platform.is_some() {
+        anyhow::bail!(
+            "--platform applies to --puller pulltime only: {} pulls its own host's platform",
+            args.puller.as_str()
+        );
+    }
     if args.puller != PullerKind::Pulltime && args.dest.is_some() {
         anyhow::bail!(
             "--dest keeps pulltime's root filesystem; with --puller {} the image stays in that puller's store only until the next run",
@@ -232,6 +238,19 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         } else {
             print!("{text}");
         }
+    }
+    // A run that was not cold measures something else: never a baseline, never a gate.
+    let warm: Vec<usize> = record
+        .runs
+        .iter()
+        .filter(|r| r.cold.as_ref().is_some_and(|c| !c.all_bytes_fetched))
+        .map(|r| r.index + 1)
+        .collect();
+    if !warm.is_empty() && (args.save_baseline.is_some() || args.baseline.is_some()) {
+        anyhow::bail!(
+            "run(s) {warm:?} were not cold ({} already had some layers, see runs[].cold): not saved as a baseline, not compared",
+            args.puller.as_str()
+        );
     }
     let compared = match (&baseline, &args.baseline) {
         (Some(old), Some(name)) => {

@@ -193,9 +193,10 @@ impl Background {
         self.lines.lock().expect("line log lock").clone()
     }
 
-    /// The lines that arrived since `clock` started, stamped with it.
-    pub fn lines_since(&self, clock: &RunClock) -> Vec<Line> {
-        self.lines()
+    /// Takes the lines that arrived since `clock` started, stamped with it, and
+    /// forgets every line so far (a long session keeps no history).
+    pub fn take_since(&self, clock: &RunClock) -> Vec<Line> {
+        std::mem::take(&mut *self.lines.lock().expect("line log lock"))
             .into_iter()
             .filter(|l| l.at >= clock.started())
             .map(|l| Line {
@@ -203,6 +204,25 @@ impl Background {
                 ..l
             })
             .collect()
+    }
+
+    /// The lines so far that satisfy `done`, waiting for them up to `limit`.
+    pub fn wait_for(&self, limit: std::time::Duration, done: impl Fn(&[Line]) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if done(&self.lines.lock().expect("line log lock")) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Its exit status if it has ended.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Stops it and returns every line it printed.

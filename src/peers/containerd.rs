@@ -51,10 +51,30 @@ impl Containerd {
             });
         }
         let mut events = Command::new("ctr");
-        events.arg("--address").arg(address).arg("events");
-        let events = Background::start(&mut events, &RunClock::start())?;
+        // Only the runs' namespaces (NS-1, NS-2, ...): a busy node publishes more.
+        events
+            .arg("--address")
+            .arg(address)
+            .arg("events")
+            .arg(format!(
+                "namespace~=\"^{}-[0-9]+$\"",
+                regex_escape(namespace)
+            ));
+        let mut events = Background::start(&mut events, &RunClock::start())?;
         // Let the subscription settle: a missed prepare would lose a layer's window.
         std::thread::sleep(std::time::Duration::from_millis(300));
+        if let Some(status) = events.exited() {
+            return Err(PeerError::Command {
+                what: "ctr events".into(),
+                status: status.to_string(),
+                output: events
+                    .stop()
+                    .into_iter()
+                    .map(|l| l.text)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            });
+        }
         Ok(Containerd {
             address: address.to_path_buf(),
             namespace: namespace.into(),
@@ -171,13 +191,23 @@ impl Containerd {
             clock,
         )?;
         let after = self.cpu_sample();
-        // The last commit may still be in the pipe (it was published before ctr
-        // exited; only its delivery to us can lag).
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        // The last commit was published before ctr exited; only its delivery to
+        // us can lag. Wait for it (bounded; a layer without one says so).
         let tag = format!(" {namespace} /snapshot/");
+        if finished.status.success()
+            && let Some(top) = image.chain_ids.last()
+        {
+            let commit = format!("\"name\":\"{top}\"");
+            self.events
+                .wait_for(std::time::Duration::from_secs(2), |lines| {
+                    lines
+                        .iter()
+                        .any(|l| l.text.contains(&tag) && l.text.contains(&commit))
+                });
+        }
         let lines: Vec<Line> = self
             .events
-            .lines_since(clock)
+            .take_since(clock)
             .into_iter()
             .filter(|l| l.text.contains(&tag))
             .collect();
@@ -211,21 +241,75 @@ impl Containerd {
                 "ctr content rm",
             )?;
         }
+        // A second name for the image, removed with --sync: the synchronous
+        // garbage collection deletes the layer files now. (Without the image, a
+        // failed pull, there is nothing to tag: its leftovers go in `finish`.)
         let reference = image.proxied_reference();
-        let collect = format!("{reference}-pulltime-gc");
-        command::output(
-            self.ctr(ns)
-                .args(["images", "tag", "--force", &reference, &collect]),
-            "ctr images tag",
-        )?;
-        command::output(
-            self.ctr(ns).args(["images", "rm", "--sync", &collect]),
-            "ctr images rm --sync",
-        )?;
+        let images = command::output(self.ctr(ns).args(["images", "ls", "-q"]), "ctr images ls")?;
+        if images.lines().any(|l| l.trim() == reference) {
+            let collect = "pulltime.invalid/gc:collect";
+            command::output(
+                self.ctr(ns)
+                    .args(["images", "tag", "--force", &reference, collect]),
+                "ctr images tag",
+            )?;
+            command::output(
+                self.ctr(ns).args(["images", "rm", "--sync", collect]),
+                "ctr images rm --sync",
+            )?;
+        }
         Ok(())
     }
 
     /// Removes every run's image, content and snapshots, and the namespaces.
+    /// What a failed pull can leave in a namespace without an image: content and
+    /// snapshots, removed directly (children before parents, bounded passes).
+    fn clear_namespace(&self, ns: &str) -> Result<(), PeerError> {
+        let content =
+            command::output(self.ctr(ns).args(["content", "ls", "-q"]), "ctr content ls")?;
+        let digests: Vec<&str> = content
+            .lines()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .collect();
+        if !digests.is_empty() {
+            command::output(
+                self.ctr(ns).args(["content", "rm"]).args(&digests),
+                "ctr content rm",
+            )?;
+        }
+        for _ in 0..64 {
+            let listed = command::output(
+                self.ctr(ns)
+                    .args(["snapshots", "--snapshotter", &self.snapshotter, "ls"]),
+                "ctr snapshots ls",
+            )?;
+            let rows: Vec<(&str, &str)> = listed
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let mut cols = l.split_whitespace();
+                    Some((cols.next()?, cols.next().unwrap_or("")))
+                })
+                .collect();
+            if rows.is_empty() {
+                return Ok(());
+            }
+            // Leaves: snapshots nobody names as parent.
+            for (key, _) in rows
+                .iter()
+                .filter(|(k, _)| !rows.iter().any(|(_, p)| p == k))
+            {
+                let _ = command::output(
+                    self.ctr(ns)
+                        .args(["snapshots", "--snapshotter", &self.snapshotter, "rm", key]),
+                    "ctr snapshots rm",
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Tries every namespace even when one fails, and reports the first failure.
     pub fn finish(&mut self, image: &ProxiedImage) -> Result<(), PeerError> {
         let mut first = None;
@@ -245,6 +329,7 @@ impl Containerd {
                         "ctr images rm",
                     )?;
                 }
+                self.clear_namespace(&ns)?;
                 command::output(
                     self.ctr(&ns).args(["namespaces", "rm", &ns]),
                     "ctr namespaces rm",
@@ -256,6 +341,19 @@ impl Containerd {
         }
         first.map_or(Ok(()), Err)
     }
+}
+
+/// `s` with the characters a regular expression gives meaning to escaped.
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect()
 }
 
 /// Per layer, the unpack window: from the `/snapshot/prepare` whose key ends with

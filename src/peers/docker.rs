@@ -301,12 +301,9 @@ pub fn observe(
         observed.download_done[i] = of(Status::DownloadComplete).map(|m| m.at_s).next();
         let first_extract = of(Status::Extracting).map(|m| m.at_s).next();
         let complete = of(Status::PullComplete).map(|m| m.at_s).next();
-        observed.extract[i] = match (first_extract, complete) {
-            (Some(a), Some(b)) => Some((a, b)),
-            // A layer small enough to need no "Extracting" message.
-            (None, Some(b)) => Some((b, b)),
-            _ => None,
-        };
+        // A layer with no "Extracting" message (docker sends none for a layer it
+        // applies at once) has no window: it is not assumed to have taken 0 s.
+        observed.extract[i] = first_extract.zip(complete);
         // Every status once ("Downloading" and "Extracting" repeat with progress).
         let mut seen: Vec<&str> = Vec::new();
         for m in messages.iter().filter(|m| &m.id == id) {

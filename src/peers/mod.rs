@@ -84,6 +84,9 @@ pub enum PeerError {
         #[source]
         source: std::io::Error,
     },
+    /// Ctrl-C (the cancellation token) stopped the runs.
+    #[error("stopped")]
+    Interrupted,
     /// A run would not be cold.
     #[error("{0}")]
     NotCold(String),

@@ -3,6 +3,7 @@
 //! nothing when one ends, so extraction is seen only as start times; downloads are
 //! seen by the recording proxy.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -83,13 +84,54 @@ impl Podman {
         self.root.clone()
     }
 
-    /// True when the store has an image with this ID (the config digest's hex).
+    /// True when the store has an image with this ID (the config digest).
     pub fn has_image(&self, config_digest: &str) -> Result<bool, PeerError> {
-        let out = command::output(
-            self.podman().args(["images", "-q", "--no-trunc"]),
-            "podman images",
-        )?;
-        Ok(out.lines().any(|l| l.trim() == config_digest))
+        let id = config_digest.trim_start_matches("sha256:");
+        let status = self
+            .podman()
+            .args(["image", "exists", id])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|source| PeerError::Spawn {
+                program: "podman".into(),
+                source,
+            })?;
+        // 0: exists, 1: does not; anything else is podman failing.
+        match status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(PeerError::Command {
+                what: "podman image exists".into(),
+                status: status.to_string(),
+                output: String::new(),
+            }),
+        }
+    }
+
+    /// The store's layers: storage layer ID -> compressed blob digest, from
+    /// `GRAPHROOT/overlay-layers/layers.json` (how podman's "Applying tar in
+    /// .../overlay/ID/diff" lines name layers).
+    fn layer_digests(&self) -> HashMap<String, String> {
+        let root = command::output(
+            self.podman()
+                .args(["info", "--format", "{{.Store.GraphRoot}}"]),
+            "podman info",
+        )
+        .unwrap_or_default();
+        let path = PathBuf::from(root.trim()).join("overlay-layers/layers.json");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let layers: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+        layers
+            .iter()
+            .filter_map(|l| {
+                Some((
+                    l["id"].as_str()?.to_string(),
+                    l["compressed-diff-digest"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
     }
 
     /// Pulls `image` through the proxy.
@@ -106,34 +148,59 @@ impl Podman {
         )?
         .check("podman pull")?;
         let cpu = finished.cpu.clone();
-        Ok(observe(image, &finished.lines, finished.window, Some(cpu)))
+        Ok(observe(
+            image,
+            &finished.lines,
+            &self.layer_digests(),
+            finished.window,
+            Some(cpu),
+        ))
     }
 
-    /// Removes the image and its layers.
+    /// Removes the image and its layers (nothing to do when a failed pull left
+    /// no image).
     pub fn remove(&self, image: &ProxiedImage) -> Result<(), PeerError> {
         command::output(
             self.podman()
-                .args(["rmi", "-f", &image.proxied_reference()]),
+                .args(["rmi", "--force", "--ignore", &image.proxied_reference()]),
             "podman rmi",
         )?;
         Ok(())
     }
 }
 
-/// The k-th "Applying tar in" line is the k-th layer's apply starting (podman
-/// applies in manifest order).
+/// Each "Applying tar in .../overlay/ID/diff" line is layer ID's apply starting;
+/// `layers` maps storage IDs to blob digests. A layer whose line is missing keeps
+/// no start (and the run says so).
 pub fn observe(
     image: &ProxiedImage,
     lines: &[Line],
+    layers: &HashMap<String, String>,
     window: (f64, f64),
     cpu: Option<CpuUsage>,
 ) -> Observed {
     let mut observed = Observed::new(image.layers.len(), window);
     observed.cpu = cpu;
-    let applies = lines.iter().filter(|l| l.text.contains("Applying tar in"));
-    for (i, line) in applies.take(image.layers.len()).enumerate() {
-        observed.extract_started[i] = Some(line.at_s);
-        observed.event(i, "applying tar", line.at_s);
+    for line in lines {
+        let Some(path) = line.text.split("Applying tar in ").nth(1) else {
+            continue;
+        };
+        let id = path
+            .trim_end_matches(['"', ' '])
+            .trim_end_matches("/diff")
+            .rsplit('/')
+            .next()
+            .unwrap_or("");
+        let Some(i) = layers
+            .get(id)
+            .and_then(|digest| image.layers.iter().position(|l| l == digest))
+        else {
+            continue;
+        };
+        if observed.extract_started[i].is_none() {
+            observed.extract_started[i] = Some(line.at_s);
+            observed.event(i, "applying tar", line.at_s);
+        }
     }
     observed.unobserved = vec![
         Unobserved {

@@ -50,6 +50,8 @@ pub struct BlobSeen {
     pub redirect_s: f64,
     /// Requests for it, redirect hops included.
     pub requests: u32,
+    /// Redirect hops among them.
+    pub redirects: u32,
 }
 
 /// One run's log and the upstream client it uses (new connections every run, as a
@@ -245,7 +247,7 @@ async fn forward_inner(state: &ProxyState, req: Request) -> Result<Response, Str
     if !matches!(parts.method.as_str(), "GET" | "HEAD") {
         request = request.body(reqwest::Body::wrap_stream(body.into_data_stream()));
     }
-    let mut upstream = request.send().await.map_err(|e| describe(&url, &e))?;
+    let mut upstream = request.send().await.map_err(|e| describe(&url, e))?;
     let mut log_index = None;
     // Follow a blob redirect here, so the puller's bytes pass through the proxy.
     if kind == RequestKind::Blob
@@ -272,15 +274,24 @@ async fn forward_inner(state: &ProxyState, req: Request) -> Result<Response, Str
             run.blob(d, |b| {
                 b.redirect_s = at - b.start_s;
                 b.requests += 1;
+                b.redirects += 1;
             });
         }
-        // Authorization is never sent to another host (docker and curl drop it too).
+        // The puller's headers go along (Range, Accept), but credentials are never
+        // sent to another host (docker and curl drop them too).
+        let mut hop_headers = HeaderMap::new();
+        for (k, v) in &parts.headers {
+            if !hop_by_hop(k) && k != header::AUTHORIZATION && k != header::COOKIE {
+                hop_headers.append(k.clone(), v.clone());
+            }
+        }
         upstream = run
             .client
             .get(target.clone())
+            .headers(hop_headers)
             .send()
             .await
-            .map_err(|e| describe(&target, &e))?;
+            .map_err(|e| describe(&target, e))?;
         log_index = Some(log(
             &run.clock,
             RequestKind::Redirect,
@@ -378,9 +389,11 @@ fn redact(url: &Url) -> String {
     u.to_string()
 }
 
-fn describe(url: &Url, e: &reqwest::Error) -> String {
+/// The error without its URL (reqwest's message would repeat it, query and all).
+fn describe(url: &Url, e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut msg = format!("{}: {e}", redact(url));
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         msg.push_str(&format!(": {s}"));
         source = s.source();
@@ -395,10 +408,15 @@ fn rewrite_realm(value: &HeaderValue, upstream: &Url, own_origin: &str) -> Heade
         return value.clone();
     };
     let origin = upstream.origin().ascii_serialization();
-    let rewritten = text.replace(
-        &format!("realm=\"{origin}"),
-        &format!("realm=\"{own_origin}"),
-    );
+    // The origin exactly: followed by the path or the closing quote, so that
+    // `:5000` does not match `:50001` nor `host` match `host.other`.
+    let mut rewritten = text.to_string();
+    for end in ['/', '"'] {
+        rewritten = rewritten.replace(
+            &format!("realm=\"{origin}{end}"),
+            &format!("realm=\"{own_origin}{end}"),
+        );
+    }
     HeaderValue::from_str(&rewritten).unwrap_or_else(|_| value.clone())
 }
 
@@ -471,6 +489,8 @@ mod tests {
         );
         let hub = HeaderValue::from_static(r#"Bearer realm="https://auth.docker.io/token""#);
         assert_eq!(rewrite_realm(&hub, &up, own), hub);
+        let other_port = HeaderValue::from_static(r#"Bearer realm="http://127.0.0.1:50001/token""#);
+        assert_eq!(rewrite_realm(&other_port, &up, own), other_port);
     }
 
     #[test]

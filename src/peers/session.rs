@@ -158,6 +158,9 @@ impl Session {
         if self.pending_removal {
             self.remove().await?;
         }
+        if self.options.pulltime.pull.client.cancel.is_cancelled() {
+            return Err(PeerError::Interrupted);
+        }
         let run = match &mut self.driver {
             Driver::Pulltime => {
                 let dest = self.work.path().join(format!("run-{}", self.pulltime_runs));
@@ -180,8 +183,13 @@ impl Session {
                 }
                 let proxy = self.proxy.as_ref().expect("other pullers have a proxy");
                 let clock = proxy.begin_run()?;
-                let observed = pull(&mut self.driver, &self.image, &clock).await?;
+                // Whatever happens now, the puller may hold (part of) the image.
                 self.pending_removal = true;
+                let cancel = self.options.pulltime.pull.client.cancel.clone();
+                let observed = tokio::select! {
+                    observed = pull(&mut self.driver, &self.image, &clock) => observed?,
+                    _ = cancel.cancelled() => return Err(PeerError::Interrupted),
+                };
                 let log = proxy.log();
                 timeline::run_record(
                     &self.facts.image,
@@ -304,8 +312,15 @@ impl Session {
             tokio::task::block_in_place(|| c.finish(&image))?;
         }
         let work = self.work;
-        let _ = tokio::task::spawn_blocking(move || drop(work)).await;
-        Ok(())
+        let path = work.path().to_path_buf();
+        let removed = tokio::task::spawn_blocking(move || work.close())
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|r| r);
+        removed.map_err(|source| PeerError::Io {
+            what: format!("removing the work directory {}", path.display()),
+            source,
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! per-layer download windows from the proxy, extraction windows from the puller,
 //! nothing where neither saw anything.
 
-use crate::oci::record::{ColdCheck, ImageInfo, LayerRun, RequestKind, RunRecord};
+use crate::oci::record::{ColdCheck, ImageInfo, LayerRun, RequestKind, RunRecord, Unobserved};
 
 use super::Observed;
 use super::proxy::ProxyLog;
@@ -16,8 +16,12 @@ pub fn run_record(
     log: &ProxyLog,
     observed: &Observed,
 ) -> RunRecord {
+    // Offsets are re-based on the pull command's (or API call's) start: the
+    // bookkeeping before it (CPU samples, spawning) is not the puller's time.
+    let t0 = observed.window.0;
     let mut requests = log.requests.clone();
     for r in &mut requests {
+        r.start_s -= t0;
         if r.kind == RequestKind::Blob
             && r.path.ends_with(&format!("/blobs/{}", image.config_digest))
         {
@@ -29,11 +33,27 @@ pub fn run_record(
         .iter()
         .enumerate()
         .map(|(i, info)| {
-            let seen = log.blobs.get(&info.digest);
+            // A blob whose every request failed has no body window.
+            let seen = log
+                .blobs
+                .get(&info.digest)
+                .filter(|b| b.end_s >= b.headers_s && b.headers_s >= b.start_s)
+                .map(|b| super::proxy::BlobSeen {
+                    start_s: b.start_s - t0,
+                    headers_s: b.headers_s - t0,
+                    end_s: b.end_s - t0,
+                    ..b.clone()
+                });
+            let seen = seen.as_ref();
+            let shift = |w: (f64, f64)| (w.0 - t0, w.1 - t0);
             let count = counts.get(i).cloned().unwrap_or_default();
-            let extract = observed.extract[i];
-            let started = observed.extract_started[i].or(extract.map(|w| w.0));
-            let download_end = seen.map(|b| b.end_s).or(observed.download_done[i]);
+            let extract = observed.extract[i].map(shift);
+            let started = observed.extract_started[i]
+                .map(|t| t - t0)
+                .or(extract.map(|w| w.0));
+            let download_end = seen
+                .map(|b| b.end_s)
+                .or(observed.download_done[i].map(|t| t - t0));
             let transfer = seen.map(|b| b.end_s - b.headers_s).unwrap_or(0.0);
             LayerRun {
                 index: i,
@@ -82,14 +102,9 @@ pub fn run_record(
         .filter(|l| l.download_s.is_some())
         .map(|l| l.start_s)
         .fold(f64::INFINITY, f64::min);
-    let wall_s = observed.window.1;
+    let wall_s = observed.window.1 - t0;
     let mut unobserved = observed.unobserved.clone();
-    if layers.iter().any(|l| l.download_s.is_none()) {
-        unobserved.push(crate::oci::record::Unobserved {
-            phase: "download_s".into(),
-            reason: "the proxy saw no download of some layers: the puller already had them".into(),
-        });
-    }
+    complete_unobserved(&layers, &mut unobserved);
     RunRecord {
         index: 0,
         wall_s,
@@ -103,9 +118,63 @@ pub fn run_record(
         connections: log.connections.clone(),
         cold: Some(cold_check(image, config_size, log)),
         cpu: observed.cpu.clone(),
-        puller_events: observed.events.clone(),
+        puller_events: observed
+            .events
+            .iter()
+            .map(|e| crate::oci::record::PullerEvent {
+                at_s: e.at_s - t0,
+                ..e.clone()
+            })
+            .collect(),
         unobserved,
         ..RunRecord::default()
+    }
+}
+
+/// Every phase that is `None` in some layer gets a reason: the puller's own
+/// (docker hashes while downloading, ...), or, where the phase is seen for other
+/// layers, that this puller gave no sign of it for these.
+fn complete_unobserved(layers: &[LayerRun], unobserved: &mut Vec<Unobserved>) {
+    type PhaseOf = fn(&LayerRun) -> Option<f64>;
+    let phases: [(&str, PhaseOf); 9] = [
+        ("download_s", |l| l.download_s),
+        ("ttfb_s", |l| l.ttfb_s),
+        ("redirect_s", |l| l.redirect_s),
+        ("throughput_bps", |l| l.throughput_bps),
+        ("verify_s", |l| l.verify_s),
+        ("decompress_s", |l| l.decompress_s),
+        ("extract_s", |l| l.extract_s),
+        ("stall_s", |l| l.stall_s),
+        ("queued_s", |l| l.queued_s),
+    ];
+    for (phase, of) in phases {
+        let missing: Vec<String> = layers
+            .iter()
+            .filter(|l| of(l).is_none())
+            .map(|l| l.index.to_string())
+            .collect();
+        if missing.is_empty() || unobserved.iter().any(|u| u.phase == phase) {
+            continue;
+        }
+        let reason = if phase == "download_s"
+            || phase == "ttfb_s"
+            || phase == "throughput_bps"
+            || phase == "redirect_s"
+        {
+            format!(
+                "the proxy saw no complete download of layer(s) {}: the puller already had them, or its requests failed",
+                missing.join(", ")
+            )
+        } else {
+            format!(
+                "the puller gave no sign of it for layer(s) {}",
+                missing.join(", ")
+            )
+        };
+        unobserved.push(Unobserved {
+            phase: phase.into(),
+            reason,
+        });
     }
 }
 

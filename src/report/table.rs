@@ -140,14 +140,17 @@ pub fn pull_table(record: &PullRecord) -> String {
     for u in &last.unobserved {
         let _ = writeln!(out, "{} not observed: {}", u.phase, u.reason);
     }
-    if let Some(cold) = last.cold.as_ref().filter(|c| !c.all_bytes_fetched) {
-        let _ = writeln!(
-            out,
-            "NOT COLD: the puller fetched {} of {} blob bytes (it already had {} layer(s))",
-            cold.fetched_bytes,
-            cold.expected_bytes,
-            cold.not_fetched.len()
-        );
+    for run in &record.runs {
+        if let Some(cold) = run.cold.as_ref().filter(|c| !c.all_bytes_fetched) {
+            let _ = writeln!(
+                out,
+                "NOT COLD: in run {} the puller fetched {} of {} layer bytes (it already had {} layer(s))",
+                run.index + 1,
+                cold.fetched_bytes,
+                cold.expected_bytes,
+                cold.not_fetched.len()
+            );
+        }
     }
     if let Some(cpu) = &last.cpu {
         let _ = writeln!(

@@ -246,6 +246,18 @@ fn check_wall(puller: &str, record: &PullRecord, windows: &[(f64, f64)]) {
     }
 }
 
+/// With the image already in the puller's store (pulled by the puller itself),
+/// pulltime refuses to measure: the first run would not be cold.
+fn refuses_when_already_held(puller: &str, reference: &str, extra: &[String]) {
+    let home = tempfile::tempdir().unwrap();
+    pulltime(home.path())
+        .args(["pull", reference, "--puller", puller, "-q"])
+        .args(extra)
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(format!("{puller} already holds")));
+}
+
 /// Groups the wrapper windows `per_run` at a time (skopeo then umoci is one run).
 fn per_run(windows: Vec<(f64, f64)>, per_run: usize) -> Vec<(f64, f64)> {
     windows
@@ -327,6 +339,27 @@ fn containerd_pulls_are_decomposed_cold_and_cleaned_up() {
             );
         }
     }
+    // Content in any namespace would be reused (it is shared), so it counts.
+    let reference = reg.reference("synthetic/app:v1");
+    run(Command::new("ctr")
+        .arg("--address")
+        .arg(&daemon.socket)
+        .args([
+            "--namespace",
+            "elsewhere",
+            "images",
+            "pull",
+            "--plain-http",
+            &reference,
+        ]));
+    refuses_when_already_held(
+        "containerd",
+        &reference,
+        &[
+            "--containerd-address".into(),
+            daemon.socket.display().to_string(),
+        ],
+    );
 }
 
 /// dockerd's debug log: per pull, from "Trying to pull" to the last "Applied tar".
@@ -423,6 +456,15 @@ fn docker_pulls_are_decomposed_from_its_progress_stream() {
         let images = unix_http(&daemon.socket, "GET", "/v1.41/images/json").unwrap();
         assert_eq!(images.trim(), "[]", "docker kept the image");
     }
+    let reference = reg.reference("synthetic/app:v1");
+    let (name, tag) = reference.rsplit_once(':').unwrap();
+    unix_http(
+        &daemon.socket,
+        "POST",
+        &format!("/v1.41/images/create?fromImage={name}&tag={tag}"),
+    )
+    .unwrap();
+    refuses_when_already_held("docker", &reference, &["--docker-host".into(), host]);
 }
 
 #[test]
@@ -459,6 +501,30 @@ fn podman_pulls_are_decomposed_and_removed() {
             .args(["--events-backend", "none", "images", "-q"]));
         assert_eq!(images.trim(), "");
     }
+    let reference = reg.reference("synthetic/app:v1");
+    run(Command::new("podman")
+        .arg("--root")
+        .arg(&root)
+        .arg("--runroot")
+        .arg(&runroot)
+        .args([
+            "--events-backend",
+            "none",
+            "pull",
+            "-q",
+            "--tls-verify=false",
+            &reference,
+        ]));
+    refuses_when_already_held(
+        "podman",
+        &reference,
+        &[
+            "--podman-root".into(),
+            root.display().to_string(),
+            "--podman-runroot".into(),
+            runroot.display().to_string(),
+        ],
+    );
 }
 
 #[test]
@@ -489,7 +555,23 @@ fn compare_rotates_pullers_and_its_records_report_and_diff() {
         Err(e) => return super::skip(test, &e),
     };
     let reg = Registry::start();
-    let source = synthetic(&reg);
+    let tagged = synthetic(&reg);
+    // By digest, as CI pipelines pin images (containerd's between-run clean-up
+    // must cope with a reference that has no tag).
+    let raw = run(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}", tagged.reference),
+    ]));
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(raw.as_bytes()))
+    );
+    let source = Source {
+        reference: reg.reference(&format!("synthetic/app@{digest}")),
+        layers: tagged.layers,
+    };
     let home = tempfile::tempdir().unwrap();
     let out = home.path().join("out");
     let assert = pulltime(home.path())
