@@ -9,6 +9,7 @@ use std::time::Instant;
 use sha2::{Digest as _, Sha256};
 
 pub mod fidelity;
+pub mod from_records;
 mod registry_probes;
 
 use crate::layer::{ApplyOptions, apply_layer};

@@ -28,10 +28,34 @@ pub struct CalibrateArgs {
     /// its streaming CPU factor 1.
     #[arg(long)]
     pub no_pull_probe: bool,
+    /// Fit the profile to measured pulls instead of probing: the per-layer phase
+    /// times of these records (any puller's, this machine's only) by
+    /// non-negative least squares, with every residual shown.
+    #[arg(long, value_name = "RECORD.json", num_args = 1..)]
+    pub from_records: Vec<PathBuf>,
+    /// With --from-records: the profile to start from and to check against
+    /// (default: the built-in one). Costs the records do not identify stay its.
+    #[arg(long, value_name = "PROFILE.toml")]
+    pub base: Option<PathBuf>,
+    /// With --from-records: whose fit goes into the profile (default: pulltime's
+    /// when its records are given, else the only puller's).
+    #[arg(long, value_parser = super::puller::parse_puller)]
+    pub puller: Option<pulltime::peers::PullerKind>,
 }
 
 /// Runs `pulltime calibrate`.
 pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
+    if !args.from_records.is_empty() {
+        return super::calibrate_fit::run(&args);
+    }
+    for (set, flag) in [
+        (args.base.is_some(), "--base"),
+        (args.puller.is_some(), "--puller"),
+    ] {
+        if set {
+            anyhow::bail!("{flag} goes with --from-records");
+        }
+    }
     let dir = args.dest.clone().unwrap_or_else(std::env::temp_dir);
     if !dir.is_dir() {
         anyhow::bail!("--dest {} is not a directory", dir.display());

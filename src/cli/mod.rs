@@ -2,6 +2,7 @@
 
 mod aggregate;
 mod calibrate;
+mod calibrate_fit;
 mod choices;
 mod compare;
 mod compare_pullers;

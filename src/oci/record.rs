@@ -111,6 +111,10 @@ pub struct HostInfo {
     /// Filesystem type of the extraction destination (`ext4`, `tmpfs`, ...), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dest_filesystem: Option<String>,
+    /// Which machine: 16 hex digits of a hash of `/etc/machine-id` (the id itself
+    /// is not written). Calibrating from records refuses records of another machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
 }
 
 /// The image: resolved manifest, config and layer descriptors.

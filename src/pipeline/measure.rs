@@ -270,7 +270,24 @@ pub fn host_info(dest: &Path) -> HostInfo {
         arch: std::env::consts::ARCH.into(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         dest_filesystem: filesystem_type(dest),
+        machine: machine_id(),
     }
+}
+
+/// This machine, as records name it: a hash of `/etc/machine-id` (or of
+/// `/var/lib/dbus/machine-id`), so records can be matched to a machine without
+/// carrying its id.
+pub fn machine_id() -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let id = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())?;
+    let id = id.trim();
+    if id.is_empty() {
+        return None;
+    }
+    let hash = Sha256::digest(format!("pulltime machine {id}").as_bytes());
+    Some(hex::encode(&hash[..8]))
 }
 
 /// The filesystem type of `path` by its statfs magic number.

@@ -278,6 +278,7 @@ fn to_record(
             arch: String::new(),
             cpus: scenario.host.cpus,
             dest_filesystem: Some(scenario.host.filesystem.clone()),
+            machine: None,
         },
         image: ImageInfo {
             reference: image.name.clone(),

@@ -1,3 +1,4 @@
 //! The model's commands end to end: calibrate, simulate, report and compare.
 
+mod calibrate_fit;
 mod simulate;

@@ -1,0 +1,415 @@
+//! `pulltime calibrate --from-records`: this host's costs fitted to the per-layer
+//! phase times of measured pulls, by any puller, by non-negative least squares.
+//!
+//! Each (puller, filesystem) gets its own fit of each phase it observed:
+//! - `extract_s` against the layer's regular files, directories, symlinks, hard
+//!   links, whiteouts and tar bytes (for pullers whose extraction includes
+//!   decompression, docker's, containerd's and umoci's, the per-byte term holds it);
+//! - for pulltime, also `decompress_s` against tar bytes, per compression, and
+//!   `verify_s` against compressed plus tar bytes.
+//!
+//! Every run's every layer is one observation. Records of another machine
+//! (`host.machine`), or without one, are refused: costs are this host's.
+
+use std::collections::BTreeMap;
+
+use crate::oci::media_type::Compression;
+use crate::oci::record::{LayerRun, PullRecord};
+use crate::profiles::host::HostProfile;
+
+/// A fitted cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Term {
+    /// `per_file_s`, `per_dir_s`, `per_symlink_s`, `per_hardlink_s`,
+    /// `per_whiteout_s`, `per_byte_s`.
+    pub name: &'static str,
+    /// Seconds per unit; 0 when not identified.
+    pub value: f64,
+    /// False when no observation had any of this unit, so nothing could be learnt.
+    pub identified: bool,
+}
+
+/// One observation against its fitted value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Residual {
+    /// Which record (as the user named it), run and layer.
+    pub source: String,
+    /// Layer index.
+    pub layer: usize,
+    /// Measured seconds.
+    pub measured: f64,
+    /// The fit's seconds.
+    pub fitted: f64,
+    /// What the base (probe-calibrated) profile predicts, where it models this phase.
+    pub base: Option<f64>,
+}
+
+/// The fit of one phase for one puller on one filesystem.
+#[derive(Debug, Clone)]
+pub struct PhaseFit {
+    /// The puller whose records these are.
+    pub puller: String,
+    /// The filesystem they extracted to.
+    pub filesystem: String,
+    /// `extract_s`, `decompress_s (gzip)`, `decompress_s (zstd)`, `verify_s`.
+    pub phase: String,
+    /// The costs.
+    pub terms: Vec<Term>,
+    /// Every observation.
+    pub residuals: Vec<Residual>,
+    /// Distinct layers among the observations (fewer than identified terms: the
+    /// fit is one of many).
+    pub distinct_layers: usize,
+}
+
+impl PhaseFit {
+    /// Root mean square and largest relative error of `value` over observations
+    /// of at least 5 ms (shorter ones are mostly timer noise).
+    pub fn errors(&self, value: impl Fn(&Residual) -> Option<f64>) -> Option<(f64, f64)> {
+        let rel: Vec<f64> = self
+            .residuals
+            .iter()
+            .filter(|r| r.measured >= 0.005)
+            .filter_map(|r| Some((value(r)? - r.measured) / r.measured))
+            .collect();
+        if rel.is_empty() {
+            return None;
+        }
+        let rms = (rel.iter().map(|e| e * e).sum::<f64>() / rel.len() as f64).sqrt();
+        let max = rel.iter().fold(0f64, |m, e| m.max(e.abs()));
+        Some((rms, max))
+    }
+
+    /// The value of a term.
+    pub fn term(&self, name: &str) -> Option<&Term> {
+        self.terms.iter().find(|t| t.name == name)
+    }
+}
+
+/// Why records could not be fitted.
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    /// A record measured elsewhere.
+    #[error(
+        "{source_name} was measured on another machine ({theirs}; this one is {ours}): costs are per host"
+    )]
+    OtherMachine {
+        /// The record.
+        source_name: String,
+        /// Its machine.
+        theirs: String,
+        /// This one.
+        ours: String,
+    },
+    /// A record that does not say where it was measured.
+    #[error(
+        "{0} does not say which machine it was measured on (written before records carried host.machine); measure again"
+    )]
+    NoMachine(String),
+    /// This host has no machine id to compare with.
+    #[error("this host has no /etc/machine-id, so records cannot be matched to it")]
+    UnknownHost,
+    /// A simulation is not a measurement.
+    #[error("{0} is a simulated record; calibrate from measured pulls")]
+    Simulated(String),
+    /// Nothing in the records to fit.
+    #[error("the records have no observed per-layer phase to fit")]
+    NothingToFit,
+}
+
+const EXTRACT_TERMS: [&str; 6] = [
+    "per_file_s",
+    "per_dir_s",
+    "per_symlink_s",
+    "per_hardlink_s",
+    "per_whiteout_s",
+    "per_byte_s",
+];
+
+fn extract_features(l: &LayerRun) -> Vec<f64> {
+    vec![
+        l.files as f64,
+        l.dirs as f64,
+        l.symlinks as f64,
+        l.hardlinks as f64,
+        l.whiteouts as f64,
+        l.uncompressed_bytes as f64,
+    ]
+}
+
+/// Observations of one phase of one group: (source, layer, features, seconds).
+type Samples = Vec<(String, usize, Vec<f64>, f64)>;
+
+/// Fits every phase the records observed. `machine` is this host's
+/// ([`crate::pipeline::measure::machine_id`]); `base` the profile the fit is
+/// checked against.
+pub fn fit_records(
+    records: &[(String, PullRecord)],
+    machine: Option<&str>,
+    base: &HostProfile,
+) -> Result<Vec<PhaseFit>, FitError> {
+    let ours = machine.ok_or(FitError::UnknownHost)?;
+    // (puller, filesystem, phase) -> samples
+    let mut groups: BTreeMap<(String, String, String), Samples> = BTreeMap::new();
+    for (name, r) in records {
+        if r.simulated {
+            return Err(FitError::Simulated(name.clone()));
+        }
+        match &r.host.machine {
+            None => return Err(FitError::NoMachine(name.clone())),
+            Some(m) if m != ours => {
+                return Err(FitError::OtherMachine {
+                    source_name: name.clone(),
+                    theirs: m.clone(),
+                    ours: ours.to_string(),
+                });
+            }
+            Some(_) => {}
+        }
+        let fs = r
+            .host
+            .dest_filesystem
+            .clone()
+            .unwrap_or_else(|| "unknown".into());
+        let puller = r.puller.name.clone();
+        for run in &r.runs {
+            for l in &run.layers {
+                let source = format!("{name} run {}", run.index + 1);
+                let mut add = |phase: String, x: Vec<f64>, y: Option<f64>| {
+                    if let Some(y) = y {
+                        groups
+                            .entry((puller.clone(), fs.clone(), phase))
+                            .or_default()
+                            .push((source.clone(), l.index, x, y));
+                    }
+                };
+                add("extract_s".into(), extract_features(l), l.extract_s);
+                let compression = r
+                    .image
+                    .layers
+                    .get(l.index)
+                    .and_then(|i| Compression::of_media_type(&i.media_type));
+                if let Some(c) = compression.filter(|c| *c != Compression::None) {
+                    let label = format!("decompress_s ({})", format!("{c:?}").to_lowercase());
+                    add(label, vec![l.uncompressed_bytes as f64], l.decompress_s);
+                }
+                add(
+                    "verify_s".into(),
+                    vec![(l.compressed_bytes + l.uncompressed_bytes) as f64],
+                    l.verify_s,
+                );
+            }
+        }
+    }
+    if groups.is_empty() {
+        return Err(FitError::NothingToFit);
+    }
+    Ok(groups
+        .into_iter()
+        .map(|((puller, filesystem, phase), samples)| {
+            fit_group(puller, filesystem, phase, &samples, base)
+        })
+        .collect())
+}
+
+fn fit_group(
+    puller: String,
+    filesystem: String,
+    phase: String,
+    samples: &Samples,
+    base: &HostProfile,
+) -> PhaseFit {
+    let names: Vec<&'static str> = if phase == "extract_s" {
+        EXTRACT_TERMS.to_vec()
+    } else {
+        vec!["per_byte_s"]
+    };
+    let x: Vec<Vec<f64>> = samples.iter().map(|s| s.2.clone()).collect();
+    let y: Vec<f64> = samples.iter().map(|s| s.3).collect();
+    let b = nnls(&x, &y);
+    let identified: Vec<bool> = (0..names.len())
+        .map(|j| x.iter().any(|row| row[j] != 0.0))
+        .collect();
+    let mut distinct: Vec<&Vec<f64>> = x.iter().collect();
+    distinct.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    distinct.dedup();
+    let residuals = samples
+        .iter()
+        .map(|(source, layer, xs, measured)| Residual {
+            source: source.clone(),
+            layer: *layer,
+            measured: *measured,
+            fitted: xs.iter().zip(&b).map(|(a, c)| a * c).sum(),
+            base: base_prediction(&phase, xs, base),
+        })
+        .collect();
+    PhaseFit {
+        puller,
+        filesystem,
+        phase,
+        terms: names
+            .iter()
+            .zip(&b)
+            .zip(&identified)
+            .map(|((name, value), identified)| Term {
+                name,
+                value: *value,
+                identified: *identified,
+            })
+            .collect(),
+        residuals,
+        distinct_layers: distinct.len(),
+    }
+}
+
+/// What the base profile says the phase costs (its extraction model knows files,
+/// directories and bytes; symlinks, hard links and whiteouts cost it nothing).
+fn base_prediction(phase: &str, x: &[f64], base: &HostProfile) -> Option<f64> {
+    match phase {
+        "extract_s" => Some(
+            x[0] * base.extract_per_file_s
+                + x[1] * base.extract_per_dir_s
+                + x[5] / base.extract_bps,
+        ),
+        "decompress_s (gzip)" => Some(x[0] / base.gzip_bps),
+        "decompress_s (zstd)" => Some(x[0] / base.zstd_bps),
+        "verify_s" => Some(x[0] / base.sha256_bps),
+        _ => None,
+    }
+}
+
+/// Non-negative least squares: `b >= 0` minimising `|X b - y|`, by cyclic
+/// coordinate descent on column-scaled data (a convex problem with a box
+/// constraint: each step is exact, the sweep count is bounded).
+pub fn nnls(x: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
+    let k = x.first().map_or(0, Vec::len);
+    let scale: Vec<f64> = (0..k)
+        .map(|j| x.iter().fold(0f64, |m, row| m.max(row[j].abs())))
+        .collect();
+    let col = |j: usize| -> Vec<f64> {
+        x.iter()
+            .map(|row| {
+                if scale[j] > 0.0 {
+                    row[j] / scale[j]
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    };
+    let cols: Vec<Vec<f64>> = (0..k).map(col).collect();
+    let norms: Vec<f64> = cols.iter().map(|c| c.iter().map(|v| v * v).sum()).collect();
+    let mut b = vec![0.0; k];
+    let mut r: Vec<f64> = y.to_vec();
+    for _ in 0..20_000 {
+        let mut largest = 0f64;
+        for j in 0..k {
+            if norms[j] == 0.0 {
+                continue;
+            }
+            let g: f64 = cols[j].iter().zip(&r).map(|(c, r)| c * r).sum();
+            let next = (b[j] + g / norms[j]).max(0.0);
+            let d = next - b[j];
+            if d != 0.0 {
+                for (ri, c) in r.iter_mut().zip(&cols[j]) {
+                    *ri -= d * c;
+                }
+                b[j] = next;
+                largest = largest.max(d.abs() / next.abs().max(1e-300));
+            }
+        }
+        if largest < 1e-10 {
+            break;
+        }
+    }
+    b.iter()
+        .zip(&scale)
+        .map(|(v, s)| if *s > 0.0 { v / s } else { 0.0 })
+        .collect()
+}
+
+/// `base` with the costs the fits of `puller` on `filesystem` identified: the
+/// per-file, per-directory and per-byte extraction costs, and (for pulltime's
+/// records) the gzip, zstd and sha256 rates.
+pub fn fitted_profile(
+    base: &HostProfile,
+    fits: &[PhaseFit],
+    puller: &str,
+    filesystem: &str,
+) -> HostProfile {
+    let mut p = base.clone();
+    for f in fits
+        .iter()
+        .filter(|f| f.puller == puller && f.filesystem == filesystem)
+    {
+        let value = |name: &str| {
+            f.term(name)
+                .filter(|t| t.identified && t.value > 0.0)
+                .map(|t| t.value)
+        };
+        match f.phase.as_str() {
+            "extract_s" => {
+                if let Some(v) = value("per_file_s") {
+                    p.extract_per_file_s = v;
+                }
+                if let Some(v) = value("per_dir_s") {
+                    p.extract_per_dir_s = v;
+                }
+                if let Some(v) = value("per_byte_s") {
+                    p.extract_bps = 1.0 / v;
+                }
+            }
+            "decompress_s (gzip)" => {
+                if let Some(v) = value("per_byte_s") {
+                    p.gzip_bps = 1.0 / v;
+                }
+            }
+            "decompress_s (zstd)" => {
+                if let Some(v) = value("per_byte_s") {
+                    p.zstd_bps = 1.0 / v;
+                }
+            }
+            "verify_s" => {
+                if let Some(v) = value("per_byte_s") {
+                    p.sha256_bps = 1.0 / v;
+                }
+            }
+            _ => {}
+        }
+    }
+    p.filesystem = filesystem.to_string();
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nnls_recovers_known_costs_and_keeps_them_non_negative() {
+        // extract = 30 us/file + 20 us/dir + 1 ns/byte, exactly.
+        let truth = [30e-6, 20e-6, 1e-9];
+        let x: Vec<Vec<f64>> = [
+            [100.0, 10.0, 1e6],
+            [5000.0, 300.0, 2e8],
+            [10.0, 2.0, 5e8],
+            [800.0, 90.0, 3e7],
+        ]
+        .iter()
+        .map(|r| r.to_vec())
+        .collect();
+        let y: Vec<f64> = x
+            .iter()
+            .map(|r| r.iter().zip(&truth).map(|(a, b)| a * b).sum())
+            .collect();
+        let b = nnls(&x, &y);
+        for (got, want) in b.iter().zip(&truth) {
+            assert!((got - want).abs() / want < 1e-4, "{b:?}");
+        }
+        // A column that only hurts the fit stays at 0 instead of going negative.
+        let x2: Vec<Vec<f64>> = x.iter().map(|r| vec![r[0], r[0] * 2.0 + 1.0]).collect();
+        let y2: Vec<f64> = x.iter().map(|r| r[0] * 1e-5).collect();
+        let b2 = nnls(&x2, &y2);
+        assert!(b2.iter().all(|v| *v >= 0.0), "{b2:?}");
+    }
+}

@@ -1,0 +1,152 @@
+//! `pulltime calibrate --from-records`: the fit, its residuals, and the profile.
+
+use std::fmt::Write as _;
+
+use anyhow::Context;
+
+use pulltime::calibrate::from_records::{PhaseFit, fit_records, fitted_profile};
+use pulltime::oci::record::PullRecord;
+use pulltime::pipeline::measure::machine_id;
+use pulltime::report::table::render;
+
+use super::calibrate::CalibrateArgs;
+
+/// Fits, reports on stderr, writes the profile to `--out` or stdout.
+pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
+    if args.dest.is_some() || args.quick || args.no_pull_probe {
+        anyhow::bail!(
+            "--dest, --quick and --no-pull-probe are for the probes; --from-records probes nothing"
+        );
+    }
+    let mut records: Vec<(String, PullRecord)> = Vec::new();
+    for path in &args.from_records {
+        let r = pulltime::report::json::read_record(path)?;
+        records.push((path.display().to_string(), r));
+    }
+    let base = super::simulate::load_host(args.base.as_deref())?;
+    let fits = fit_records(&records, machine_id().as_deref(), &base)?;
+    eprint!("{}", render_fits(&fits, &base.name));
+    let pullers: Vec<&str> = {
+        let mut v: Vec<&str> = fits.iter().map(|f| f.puller.as_str()).collect();
+        v.dedup();
+        v
+    };
+    let puller = match &args.puller {
+        Some(k) => k.as_str(),
+        None if pullers.contains(&"pulltime") => "pulltime",
+        None if pullers.len() == 1 => pullers[0],
+        None => anyhow::bail!(
+            "records of several pullers ({}): name the one whose costs go into the profile with --puller",
+            pullers.join(", ")
+        ),
+    };
+    let Some(filesystem) = fits
+        .iter()
+        .find(|f| f.puller == puller)
+        .map(|f| f.filesystem.clone())
+    else {
+        anyhow::bail!("no records of {puller} among the ones given");
+    };
+    let mut profile = fitted_profile(&base, &fits, puller, &filesystem);
+    profile.name = args.name.clone();
+    let observations: usize = fits
+        .iter()
+        .filter(|f| f.puller == puller)
+        .map(|f| f.residuals.len())
+        .max()
+        .unwrap_or(0);
+    profile.description = format!(
+        "fitted by pulltime calibrate --from-records {} to {observations} layer observations of {puller} pulls on {filesystem}; costs the records did not identify are those of {}",
+        env!("CARGO_PKG_VERSION"),
+        base.name
+    );
+    let text = profile.to_toml();
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+fn cost(name: &str, v: f64) -> String {
+    if name == "per_byte_s" {
+        if v > 0.0 {
+            format!("{:.3} ns/byte ({:.0} MB/s)", v * 1e9, 1e-6 / v)
+        } else {
+            "0".into()
+        }
+    } else {
+        format!("{:.1} us", v * 1e6)
+    }
+}
+
+fn pct(v: Option<(f64, f64)>) -> String {
+    v.map_or_else(
+        || "-".into(),
+        |(rms, max)| format!("rms {:.1}%, worst {:.1}%", rms * 100.0, max * 100.0),
+    )
+}
+
+/// The fits for people: costs, errors of the fit and of the base profile, and
+/// every observation.
+pub fn render_fits(fits: &[PhaseFit], base: &str) -> String {
+    let mut out = String::new();
+    for f in fits {
+        let identified = f.terms.iter().filter(|t| t.identified).count();
+        let _ = writeln!(
+            out,
+            "{} of {} on {}: {} observations of {} distinct layers",
+            f.phase,
+            f.puller,
+            f.filesystem,
+            f.residuals.len(),
+            f.distinct_layers
+        );
+        let terms: Vec<String> = f
+            .terms
+            .iter()
+            .map(|t| {
+                if t.identified {
+                    format!("{} {}", t.name, cost(t.name, t.value))
+                } else {
+                    format!("{} - (none in these layers)", t.name)
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "  {}", terms.join("; "));
+        let _ = writeln!(
+            out,
+            "  fit: {}; base profile {base}: {}",
+            pct(f.errors(|r| Some(r.fitted))),
+            pct(f.errors(|r| r.base))
+        );
+        if f.distinct_layers < identified {
+            let _ = writeln!(
+                out,
+                "  underdetermined: {} distinct layers for {identified} costs, so this is one fit of many; add images with other shapes",
+                f.distinct_layers
+            );
+        }
+        let rows: Vec<Vec<String>> = f
+            .residuals
+            .iter()
+            .map(|r| {
+                vec![
+                    r.source.clone(),
+                    format!("#{}", r.layer),
+                    format!("{:.3} s", r.measured),
+                    format!("{:.3} s", r.fitted),
+                    r.base.map_or_else(|| "-".into(), |b| format!("{b:.3} s")),
+                ]
+            })
+            .collect();
+        for line in render(&["record", "layer", "measured", "fit", "base"], &rows, 2).lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+        out.push('\n');
+    }
+    out
+}
