@@ -3,12 +3,17 @@
 # repository (default /var/cache/pulltime-images; override with
 # PULLTIME_IMAGE_CACHE). Each image is built once; delete its directory to rebuild.
 #
-#   benches/images/build.sh [small|toolchain|all]
+#   benches/images/build.sh [small|toolchain|bigfiles|layers|all]
 #
-# small     bookworm minbase (one layer) + one layer with a few packages
-#           (~30 MB compressed): the real image the tests pull with every puller.
-# toolchain small + build-essential (~180 MB compressed, ~12,000 entries): many
-#           small files, the image of docs/performance.md and docs/peers.md.
+# All are tags of one OCI layout, $cache/debian-small, sharing its base layers:
+# small     (tag v1) bookworm minbase (one layer) + one layer with a few packages
+#           (~56 MB compressed): the real image the tests pull with every puller.
+# toolchain v1 + build-essential (168 MB compressed, 11,124 files): many small
+#           files, the image of docs/performance.md and docs/peers.md.
+# bigfiles  v1 + LLVM's and Mesa's shared libraries and their data: a layer of
+#           few, large files (tens of MB each).
+# layers    v1 + eight layers of one or two packages each (10 layers in all):
+#           many layers, most of them small.
 #
 # Needs root, debootstrap and umoci, and the Debian mirror (deb.debian.org).
 set -euo pipefail
@@ -77,8 +82,37 @@ build_toolchain() {
   echo "built $layout:toolchain"
 }
 
+build_bigfiles() {
+  build_small
+  local layout="$cache/debian-small"
+  grep -q '"bigfiles"' "$layout/index.json" && return
+  add_layer "$layout" bigfiles v1 apt_install libllvm15 libz3-4 libgl1-mesa-dri
+  echo "built $layout:bigfiles"
+}
+
+build_layers() {
+  build_small
+  local layout="$cache/debian-small"
+  grep -q '"layers"' "$layout/index.json" && return
+  # Built on a scratch tag, renamed when all eight layers are there.
+  local from=v1 i=0
+  for pkgs in "less" "procps" "file" "bzip2 unzip" "tzdata" "curl" "openssh-client" "python3-minimal"; do
+    i=$((i + 1))
+    # shellcheck disable=SC2086 # one or two package names
+    add_layer "$layout" "layers-partial-$i" "$from" apt_install $pkgs
+    [ "$from" = v1 ] || umoci rm --image "$layout:$from"
+    from="layers-partial-$i"
+  done
+  umoci tag --image "$layout:$from" layers
+  umoci rm --image "$layout:$from"
+  echo "built $layout:layers"
+}
+
 case "$want" in
   small) build_small ;;
-  toolchain|all) build_toolchain ;;
-  *) echo "usage: $0 [small|toolchain|all]" >&2; exit 2 ;;
+  toolchain) build_toolchain ;;
+  bigfiles) build_bigfiles ;;
+  layers) build_layers ;;
+  all) build_toolchain; build_bigfiles; build_layers ;;
+  *) echo "usage: $0 [small|toolchain|bigfiles|layers|all]" >&2; exit 2 ;;
 esac

@@ -8,7 +8,8 @@
 //! - for pulltime, also `decompress_s` against tar bytes, per compression, and
 //!   `verify_s` against compressed plus tar bytes.
 //!
-//! Every run's every layer is one observation. Records of another machine
+//! Every run's every layer is one observation, weighted by the inverse of its
+//! time so that the fit minimises relative errors. Records of another machine
 //! (`host.machine`), or without one, are refused: costs are this host's.
 
 use std::collections::BTreeMap;
@@ -226,7 +227,17 @@ fn fit_group(
     };
     let x: Vec<Vec<f64>> = samples.iter().map(|s| s.2.clone()).collect();
     let y: Vec<f64> = samples.iter().map(|s| s.3).collect();
-    let b = nnls(&x, &y);
+    // Relative errors are what matter (a layer of 10 ms and one of 3 s count
+    // alike), so each row is weighted by 1 / its time (at least 5 ms: shorter
+    // times are mostly timer noise).
+    let weight: Vec<f64> = y.iter().map(|v| 1.0 / v.max(0.005)).collect();
+    let wx: Vec<Vec<f64>> = x
+        .iter()
+        .zip(&weight)
+        .map(|(row, w)| row.iter().map(|v| v * w).collect())
+        .collect();
+    let wy: Vec<f64> = y.iter().zip(&weight).map(|(v, w)| v * w).collect();
+    let b = nnls(&wx, &wy);
     let identified: Vec<bool> = (0..names.len())
         .map(|j| x.iter().any(|row| row[j] != 0.0))
         .collect();
