@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::layer::{ApplyOptions, LayerError, LayerStats};
 use crate::limits::Limits;
 use crate::oci::platform::Platform;
-use crate::oci::record::{LayerRun, RunRecord};
+use crate::oci::record::{LayerRun, RunRecord, Unobserved};
 use crate::oci::reference::Reference;
 use crate::registry::transport::RunClock;
 use crate::registry::{
@@ -66,8 +66,9 @@ pub struct PullOptions {
     /// Limits against hostile registries and images.
     pub limits: Limits,
     /// Measure each stage's busy time (clock reads around every read and hash
-    /// call). Off, the per-stage busy times read zero: this exists to measure what
-    /// the instrumentation itself costs (`pull --no-stage-timing`).
+    /// call). Off, verify and decompress busy times are not recorded (`None`, named
+    /// in `RunRecord::unobserved`): this exists to measure what the instrumentation
+    /// itself costs (`pull --no-stage-timing`).
     pub stage_timing: bool,
 }
 
@@ -240,11 +241,27 @@ pub async fn pull_once(
     progress.emit(|| ProgressEvent::RunFinished);
     let results = results?;
     let wall_s = clock.offset(Instant::now());
-    let layers = results
+    let mut layers: Vec<LayerRun> = results
         .iter()
         .enumerate()
         .map(|(i, (d, x))| layer_run(&clock, i, &image.layers[i], d, x))
         .collect();
+    // Without stage timing the busy times were not measured: not 0, unknown.
+    let unobserved = if options.stage_timing {
+        Vec::new()
+    } else {
+        for l in &mut layers {
+            l.verify_s = None;
+            l.decompress_s = None;
+        }
+        ["verify_s", "decompress_s"]
+            .into_iter()
+            .map(|phase| Unobserved {
+                phase: phase.into(),
+                reason: "pull --no-stage-timing: stages inside a layer were not timed".into(),
+            })
+            .collect()
+    };
     let layer_stats = results.into_iter().map(|(_, x)| x.stats).collect();
     Ok(PullOutcome {
         run: RunRecord {
@@ -259,6 +276,7 @@ pub async fn pull_once(
             fault_s: client.retry_cost().lost.as_secs_f64(),
             restarts: 0,
             restart_s: 0.0,
+            unobserved,
             ..RunRecord::default()
         },
         image,

@@ -515,3 +515,29 @@ fn blob_redirects_to_another_host_are_followed_and_timed() {
     );
     assert_eq!(std::fs::read(dest.join("etc/app.conf")).unwrap(), b"x=1\n");
 }
+
+#[test]
+fn without_stage_timing_the_untimed_stages_are_null_not_zero() {
+    let reg = Registry::start();
+    let reference = reg.reference("untimed/app:v1");
+    common::build_and_push(
+        &reference,
+        &[many_files_layer(31, 50, 2_000)],
+        Compression::Gzip,
+    );
+    let home = tempfile::tempdir().unwrap();
+    let json = home.path().join("r.json");
+    pulltime(home.path())
+        .args(["pull", &reference, "--no-stage-timing", "-q", "--json"])
+        .arg(&json)
+        .assert()
+        .success();
+    let record = pulltime::report::json::read_record(&json).unwrap();
+    let run = &record.runs[0];
+    let l = &run.layers[0];
+    assert_eq!((l.verify_s, l.decompress_s), (None, None), "{l:?}");
+    assert!(l.extract_s.is_some_and(|e| e > 0.0), "{l:?}");
+    let phases: Vec<&str> = run.unobserved.iter().map(|u| u.phase.as_str()).collect();
+    assert_eq!(phases, ["verify_s", "decompress_s"]);
+    assert!(record.summary.decompress_s.is_none());
+}
