@@ -172,8 +172,40 @@ pub fn fit_records(
             .dest_filesystem
             .clone()
             .unwrap_or_else(|| "unknown".into());
-        let puller = r.puller.name.clone();
+        // containerd's snapshotters unpack differently: each its own fit.
+        let puller = match r.puller.settings.get("snapshotter") {
+            Some(s) if r.puller.name == "containerd" => format!("containerd/{s}"),
+            _ => r.puller.name.clone(),
+        };
         for run in &r.runs {
+            // containerd: from the commit of the layer below to this layer's
+            // prepare, the snapshotter makes its snapshot (native: a copy of
+            // everything below).
+            let at = |layer: usize, event: &str| {
+                run.puller_events
+                    .iter()
+                    .find(|e| e.layer == layer && e.event == event)
+                    .map(|e| e.at_s)
+            };
+            let (mut entries_below, mut bytes_below) = (0u64, 0u64);
+            for (i, l) in run.layers.iter().enumerate() {
+                if i > 0
+                    && let (Some(commit), Some(prepare)) =
+                        (at(i - 1, "snapshot commit"), at(i, "snapshot prepare"))
+                {
+                    groups
+                        .entry((puller.clone(), fs.clone(), "snapshot_prepare_s".into()))
+                        .or_default()
+                        .push((
+                            format!("{name} run {}", run.index + 1),
+                            l.index,
+                            vec![entries_below as f64, bytes_below as f64],
+                            (prepare - commit).max(0.0),
+                        ));
+                }
+                entries_below += l.files + l.dirs + l.symlinks + l.hardlinks;
+                bytes_below += l.uncompressed_bytes;
+            }
             for l in &run.layers {
                 let source = format!("{name} run {}", run.index + 1);
                 let mut add = |phase: String, x: Vec<f64>, y: Option<f64>| {
@@ -220,10 +252,10 @@ fn fit_group(
     samples: &Samples,
     base: &HostProfile,
 ) -> PhaseFit {
-    let names: Vec<&'static str> = if phase == "extract_s" {
-        EXTRACT_TERMS.to_vec()
-    } else {
-        vec!["per_byte_s"]
+    let names: Vec<&'static str> = match phase.as_str() {
+        "extract_s" => EXTRACT_TERMS.to_vec(),
+        "snapshot_prepare_s" => vec!["per_entry_below_s", "per_byte_below_s"],
+        _ => vec!["per_byte_s"],
     };
     let x: Vec<Vec<f64>> = samples.iter().map(|s| s.2.clone()).collect();
     let y: Vec<f64> = samples.iter().map(|s| s.3).collect();
@@ -339,15 +371,20 @@ pub fn nnls(x: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// `base` with the costs the fits of `puller` on `filesystem` identified: the
-/// per-file, per-directory and per-byte extraction costs, and (for pulltime's
-/// records) the gzip, zstd and sha256 rates.
+/// `base` with the costs the fits of `puller` on `filesystem` identified. For
+/// pulltime: the per-file, per-directory and per-byte extraction costs and the
+/// gzip, zstd and sha256 rates. For another puller (`docker`, `containerd/native`,
+/// ...): its own unpacking costs, and snapshot copies, under `pullers.NAME` (the
+/// puller's name without the snapshotter, as the simulator's policies name them).
 pub fn fitted_profile(
     base: &HostProfile,
     fits: &[PhaseFit],
     puller: &str,
     filesystem: &str,
 ) -> HostProfile {
+    if puller != "pulltime" {
+        return with_puller_costs(base, fits, puller, filesystem);
+    }
     let mut p = base.clone();
     for f in fits
         .iter()
@@ -389,6 +426,38 @@ pub fn fitted_profile(
         }
     }
     p.filesystem = filesystem.to_string();
+    p
+}
+
+fn with_puller_costs(
+    base: &HostProfile,
+    fits: &[PhaseFit],
+    puller: &str,
+    filesystem: &str,
+) -> HostProfile {
+    let mut p = base.clone();
+    let key = puller.split('/').next().unwrap_or(puller).to_string();
+    let mut costs = p.pullers.get(&key).cloned().unwrap_or_default();
+    costs.fitted_from = format!("{puller} pulls on {filesystem}");
+    for f in fits
+        .iter()
+        .filter(|f| f.puller == puller && f.filesystem == filesystem)
+    {
+        let value = |name: &str| f.term(name).filter(|t| t.identified).map(|t| t.value);
+        match f.phase.as_str() {
+            "extract_s" => {
+                costs.unpack_per_byte_s = value("per_byte_s").unwrap_or(0.0);
+                costs.unpack_per_file_s = value("per_file_s").unwrap_or(0.0);
+                costs.unpack_per_dir_s = value("per_dir_s").unwrap_or(0.0);
+            }
+            "snapshot_prepare_s" => {
+                costs.snapshot_copy_per_entry_s = value("per_entry_below_s").unwrap_or(0.0);
+                costs.snapshot_copy_per_byte_s = value("per_byte_below_s").unwrap_or(0.0);
+            }
+            _ => {}
+        }
+    }
+    p.pullers.insert(key, costs);
     p
 }
 

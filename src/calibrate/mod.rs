@@ -270,6 +270,7 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
         extract_per_file_s: per_file,
         extract_per_dir_s: per_dir,
         pull,
+        pullers: Default::default(),
     };
     if let Some(p) = &in_pull {
         host.pull.stream_cpu_factor = stream_cpu_factor(p, &host);

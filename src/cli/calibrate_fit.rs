@@ -28,11 +28,28 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
     eprint!("{}", render_fits(&fits, &base.name));
     let pullers: Vec<&str> = {
         let mut v: Vec<&str> = fits.iter().map(|f| f.puller.as_str()).collect();
+        v.sort();
         v.dedup();
         v
     };
+    // A puller's groups: `containerd` covers `containerd/native` and the like.
+    let of = |name: &str| -> Vec<&str> {
+        pullers
+            .iter()
+            .copied()
+            .filter(|p| *p == name || p.starts_with(&format!("{name}/")))
+            .collect()
+    };
     let puller = match &args.puller {
-        Some(k) => k.as_str(),
+        Some(k) => match of(k.as_str()).as_slice() {
+            [one] => *one,
+            [] => anyhow::bail!("no records of {} among the ones given", k.as_str()),
+            many => anyhow::bail!(
+                "records of {} with several snapshotters ({}): give one snapshotter's records",
+                k.as_str(),
+                many.join(", ")
+            ),
+        },
         None if pullers.contains(&"pulltime") => "pulltime",
         None if pullers.len() == 1 => pullers[0],
         None => anyhow::bail!(
@@ -72,7 +89,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
 }
 
 fn cost(name: &str, v: f64) -> String {
-    if name == "per_byte_s" {
+    if name.contains("byte") {
         if v > 0.0 {
             format!("{:.3} ns/byte ({:.0} MB/s)", v * 1e9, 1e-6 / v)
         } else {

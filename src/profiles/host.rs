@@ -36,6 +36,37 @@ pub struct HostProfile {
     /// written before they were measured: then they cost nothing).
     #[serde(default)]
     pub pull: PullOverheads,
+    /// Other pullers' own unpacking costs, fitted to their pulls by `calibrate
+    /// --from-records --puller NAME` (`docker`, `containerd`); the docker and
+    /// containerd policies use them instead of pulltime's costs above when present.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub pullers: std::collections::BTreeMap<String, PullerCosts>,
+}
+
+/// How another puller unpacks a layer on this host: decompression and extraction
+/// together (they cannot be told apart from outside), and, for containerd's native
+/// snapshotter, the copy of the parent snapshot before each layer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullerCosts {
+    /// Seconds per byte of tar stream, decompression included.
+    pub unpack_per_byte_s: f64,
+    /// Seconds per regular file.
+    #[serde(default)]
+    pub unpack_per_file_s: f64,
+    /// Seconds per directory.
+    #[serde(default)]
+    pub unpack_per_dir_s: f64,
+    /// Seconds per entry of the layers below, copied before a layer is applied
+    /// (containerd's native snapshotter; 0 for overlay filesystems).
+    #[serde(default)]
+    pub snapshot_copy_per_entry_s: f64,
+    /// Seconds per byte of the layers below, copied likewise.
+    #[serde(default)]
+    pub snapshot_copy_per_byte_s: f64,
+    /// Where these costs come from.
+    #[serde(default)]
+    pub fitted_from: String,
 }
 
 /// Fixed and per-byte costs of a pull that are not hashing, decompression or
@@ -153,6 +184,18 @@ impl HostProfile {
         {
             return Err(err("costs must be non-negative".into()));
         }
+        for (name, c) in &p.pullers {
+            let costs = [
+                c.unpack_per_byte_s,
+                c.unpack_per_file_s,
+                c.unpack_per_dir_s,
+                c.snapshot_copy_per_entry_s,
+                c.snapshot_copy_per_byte_s,
+            ];
+            if costs.iter().any(|v| !v.is_finite() || *v < 0.0) {
+                return Err(err(format!("pullers.{name}: costs must be non-negative")));
+            }
+        }
         let factor = p.pull.stream_cpu_factor;
         if !(factor.is_finite() && factor > 0.0) {
             return Err(err("pull.stream_cpu_factor must be positive".into()));
@@ -176,6 +219,13 @@ impl HostProfile {
         h.pull.serve_cpu_s_per_byte /= factor;
         h.pull.spool_write_bps *= factor;
         h.pull.spool_read_bps *= factor;
+        for c in h.pullers.values_mut() {
+            c.unpack_per_byte_s /= factor;
+            c.unpack_per_file_s /= factor;
+            c.unpack_per_dir_s /= factor;
+            c.snapshot_copy_per_entry_s /= factor;
+            c.snapshot_copy_per_byte_s /= factor;
+        }
         h
     }
 

@@ -630,6 +630,33 @@ fn compare_rotates_pullers_and_its_records_report_and_diff() {
         .assert()
         .success()
         .stdout(predicates::str::contains("not compared"));
+    // containerd's own costs fitted from its records go into the host profile
+    // (under pullers.containerd) and drive the simulator's containerd policy.
+    let profile = home.path().join("ctd.toml");
+    pulltime(home.path())
+        .args(["calibrate", "--puller", "containerd", "--from-records"])
+        .arg(out.join("containerd.json"))
+        .arg("--out")
+        .arg(&profile)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(
+            "snapshot_prepare_s of containerd/overlayfs",
+        ));
+    let host = pulltime::profiles::host::HostProfile::load(&profile).unwrap();
+    let costs = &host.pullers["containerd"];
+    assert!(costs.unpack_per_byte_s > 0.0, "{costs:?}");
+    assert_eq!(
+        costs.fitted_from.split(' ').next(),
+        Some("containerd/overlayfs")
+    );
+    pulltime(home.path())
+        .args(["simulate"])
+        .arg(out.join("containerd.json"))
+        .args(["--policy", "containerd", "--network", "loopback", "--host"])
+        .arg(&profile)
+        .assert()
+        .success();
     // A gate on a phase one side cannot see is refused, not passed.
     pulltime(home.path())
         .arg("diff")

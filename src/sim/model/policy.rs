@@ -114,8 +114,21 @@ pub fn apply_policy(
         .iter()
         .map(|l| l.download_end_s)
         .fold(resolve_s, f64::max);
+    // docker's and containerd's own unpacking costs, when the profile has them.
+    let own = match policy {
+        Policy::Docker | Policy::Containerd => host.pullers.get(policy.as_str()),
+        Policy::Pulltime | Policy::Staged => None,
+    };
+    let (mut entries_below, mut bytes_below) = (0u64, 0u64);
     for (i, l) in image.layers.iter().enumerate() {
         let lr = &mut layers[i];
+        // containerd's native snapshotter copies everything below first.
+        let copy = own.map_or(0.0, |c| {
+            entries_below as f64 * c.snapshot_copy_per_entry_s
+                + bytes_below as f64 * c.snapshot_copy_per_byte_s
+        });
+        entries_below += l.files + l.dirs;
+        bytes_below += l.uncompressed;
         if lr.cached {
             lr.end_s = prev_end;
             continue;
@@ -124,7 +137,18 @@ pub fn apply_policy(
             verify,
             decompress,
             extract,
-        } = cpu_costs(l, host);
+        } = match own {
+            // Decompression and extraction are one measured cost for these.
+            Some(c) => CpuCosts {
+                verify: cpu_costs(l, host).verify,
+                decompress: 0.0,
+                extract: copy
+                    + l.uncompressed as f64 * c.unpack_per_byte_s
+                    + l.files as f64 * c.unpack_per_file_s
+                    + l.dirs as f64 * c.unpack_per_dir_s,
+            },
+            None => cpu_costs(l, host),
+        };
         lr.verify_s = verify;
         lr.decompress_s = decompress;
         lr.extract_s = extract;
@@ -138,6 +162,8 @@ pub fn apply_policy(
             // is checked while downloading), one layer at a time, in order.
             Policy::Docker => prev_end.max(lr.download_end_s) + decompress + extract,
             // containerd (classic): fetch everything, then unpack layer by layer.
+            // With its own costs, the uncompressed hash is inside the measured unpack.
+            Policy::Containerd if own.is_some() => prev_end.max(last_download) + extract,
             Policy::Containerd => {
                 prev_end.max(last_download) + decompress + extract + uncompressed_hash
             }

@@ -30,6 +30,7 @@ pub(crate) fn instant_host(per_file_s: f64) -> HostProfile {
         extract_per_file_s: per_file_s,
         extract_per_dir_s: 0.0,
         pull: Default::default(),
+        pullers: Default::default(),
     }
 }
 
@@ -338,4 +339,36 @@ fn a_download_loop_out_of_budget_is_an_error() {
             total: 2
         }
     );
+}
+
+#[test]
+fn a_pullers_own_costs_and_snapshot_copies_replace_pulltimes() {
+    // containerd with its own fitted costs: unpacking 1 s per MB, nothing per
+    // file; the native snapshotter copies 1 ms per entry below before each
+    // layer. Three 1 MB layers of 100 files each: copies of 0, 100 and 200
+    // entries, so 1 + 1.1 + 1.2 s after the (instantaneous) downloads, with
+    // pulltime's own (slow) gzip not counted at all.
+    let mut host = instant_host(0.0);
+    host.gzip_bps = 1e3;
+    host.pullers.insert(
+        "containerd".into(),
+        crate::profiles::host::PullerCosts {
+            unpack_per_byte_s: 1e-6,
+            snapshot_copy_per_entry_s: 1e-3,
+            ..Default::default()
+        },
+    );
+    let img = image(vec![
+        layer("a", 1_000_000, 100),
+        layer("b", 1_000_000, 100),
+        layer("c", 1_000_000, 100),
+    ]);
+    let flow = plain(net(0.0, 0.0, None, None));
+    let run = simulate(&img, &flow, &host, Policy::Containerd, 3).unwrap();
+    assert!(close(run.wall_s, 3.3), "{}", run.wall_s);
+    assert!(close(run.layers[2].extract_s, 1.2), "{:?}", run.layers[2]);
+    assert_eq!(run.layers[2].decompress_s, 0.0);
+    // docker has no costs of its own here: pulltime's gzip rate applies.
+    let docker = simulate(&img, &flow, &host, Policy::Docker, 3).unwrap();
+    assert!(docker.wall_s > 1000.0, "{}", docker.wall_s);
 }
