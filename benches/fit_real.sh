@@ -45,7 +45,8 @@ storage: { filesystem: { rootdirectory: $W/registry } }
 http: { addr: 127.0.0.1:$port }
 YML
 docker-registry serve "$W/registry.yml" > "$W/registry.log" 2>&1 & pids+=($!)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.2; done
+ready() { for _ in $(seq 100); do "$@" && return 0; sleep 0.2; done; echo "fit_real.sh: gave up waiting for: $*" >&2; exit 1; }
+ready curl -sf "http://127.0.0.1:$port/v2/" -o /dev/null
 TAGS="toolchain bigfiles layers"
 for t in $TAGS; do
   skopeo copy -q --dest-tls-verify=false "oci:$cache/debian-small:$t" "docker://127.0.0.1:$port/debian/$t:v1"
@@ -69,7 +70,8 @@ if [ "$PEERS" = 1 ]; then
   printf 'version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n[ttrpc]\n  address = "%s"\n' \
     "$W/containerd/root" "$W/containerd/state" "$W/containerd/c.sock" "$W/containerd/t.sock" > "$W/containerd/config.toml"
   containerd --config "$W/containerd/config.toml" > "$W/containerd.log" 2>&1 & pids+=($!)
-  for _ in $(seq 100); do [ -S "$W/docker/d.sock" ] && [ -S "$W/containerd/c.sock" ] && break; sleep 0.2; done
+  ready test -S "$W/docker/d.sock"
+  ready test -S "$W/containerd/c.sock"
   for t in $TAGS; do
     "$PULLTIME" compare --puller docker,containerd "127.0.0.1:$port/debian/$t:v1" --runs "$RUNS" \
       --docker-host "unix://$W/docker/d.sock" --containerd-address "$W/containerd/c.sock" \
@@ -80,4 +82,20 @@ if [ "$PEERS" = 1 ]; then
     "$PULLTIME" calibrate --from-records "$W"/records/peers-*/"$p".json --puller "$p" --name "fit-$p" --out "$W/fit-$p.toml"
   done
 fi
-echo "records and profiles: $W"
+# Held out: costs fitted without the toolchain image, then that image simulated
+# on loopback and set against its measured pulls.
+held() { # puller records...
+  local p=$1; shift
+  "$PULLTIME" calibrate --from-records "$@" --puller "$p" --name "heldout-$p" --out "$W/heldout-$p.toml" 2>/dev/null
+  "$PULLTIME" simulate "oci:$cache/debian-small:toolchain" --network loopback --policy "$p" --host "$W/heldout-$p.toml" | sed -n 3p
+}
+echo "== held out: fitted on bigfiles and layers, simulating toolchain on loopback"
+echo "pulltime (ext4):   $(held pulltime "$W"/records/pulltime-ext4-bigfiles.json "$W"/records/pulltime-ext4-layers.json)"
+echo "  measured: $(python3 -c "import json,sys; print([round(r['wall_s'],2) for r in json.load(open(sys.argv[1]))['runs']])" "$W/records/pulltime-ext4-toolchain.json")"
+if [ "$PEERS" = 1 ]; then
+  for p in docker containerd; do
+    echo "$p: $(held "$p" "$W/records/peers-bigfiles/$p.json" "$W/records/peers-layers/$p.json")"
+    echo "  measured: $(python3 -c "import json,sys; print([round(r['wall_s'],2) for r in json.load(open(sys.argv[1]))['runs']])" "$W/records/peers-toolchain/$p.json")"
+  done
+fi
+echo "records and profiles: $W (remove it when done: it holds every puller's store)"

@@ -22,6 +22,8 @@ suite=bookworm
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 want="${1:-small}"
 mkdir -p "$cache"
+# Work directories a failed earlier build left behind.
+rm -rf "$cache"/.work.* "$cache"/.deboot.*
 
 # One layer per call: unpack tag `from`, change the rootfs, repack as `tag` (the
 # tag moves only when the repack succeeded).
@@ -94,7 +96,11 @@ build_layers() {
   build_small
   local layout="$cache/debian-small"
   grep -q '"layers"' "$layout/index.json" && return
-  # Built on a scratch tag, renamed when all eight layers are there.
+  # Built on scratch tags, renamed when all eight layers are there (a failed
+  # build's scratch tags are removed by the next one).
+  for old in $(grep -o '"layers-partial-[0-9]*"' "$layout/index.json" | tr -d '"'); do
+    umoci rm --image "$layout:$old"
+  done
   local from=v1 i=0
   for pkgs in "less" "procps" "file" "bzip2 unzip" "tzdata" "curl" "openssh-client" "python3-minimal"; do
     i=$((i + 1))

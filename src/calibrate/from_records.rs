@@ -1,12 +1,18 @@
 //! `pulltime calibrate --from-records`: this host's costs fitted to the per-layer
 //! phase times of measured pulls, by any puller, by non-negative least squares.
 //!
-//! Each (puller, filesystem) gets its own fit of each phase it observed:
+//! Each (puller, filesystem) gets its own fit of each phase it observed (pulltime's
+//! streaming and staged modes, containerd's snapshotters apart):
 //! - `extract_s` against the layer's regular files, directories, symlinks, hard
-//!   links, whiteouts and tar bytes (for pullers whose extraction includes
-//!   decompression, docker's, containerd's and umoci's, the per-byte term holds it);
+//!   links, whiteouts, tar bytes and a constant per layer (for pullers whose
+//!   extraction includes decompression, docker's, containerd's and umoci's, the
+//!   per-byte term holds it); and again against only what the simulator counts
+//!   (files, directories, bytes, per layer): that fit is the one written;
 //! - for pulltime, also `decompress_s` against tar bytes, per compression, and
-//!   `verify_s` against compressed plus tar bytes.
+//!   `verify_s` against compressed plus tar bytes;
+//! - for containerd, `snapshot_prepare_s`, from its events: the commit of the
+//!   layer below to this layer's prepare, against the files and directories and
+//!   the bytes below, and a constant.
 //!
 //! Every run's every layer is one observation, weighted by the inverse of its
 //! time so that the fit minimises relative errors. Records of another machine
@@ -61,6 +67,8 @@ pub struct PhaseFit {
     /// Distinct layers among the observations (fewer than identified terms: the
     /// fit is one of many).
     pub distinct_layers: usize,
+    /// The solver converged (else the costs are its last iterate).
+    pub converged: bool,
 }
 
 impl PhaseFit {
@@ -108,7 +116,9 @@ pub enum FitError {
     )]
     NoMachine(String),
     /// This host has no machine id to compare with.
-    #[error("this host has no /etc/machine-id, so records cannot be matched to it")]
+    #[error(
+        "this host has no machine id (/etc/machine-id or /var/lib/dbus/machine-id), so records cannot be matched to it"
+    )]
     UnknownHost,
     /// A simulation is not a measurement.
     #[error("{0} is a simulated record; calibrate from measured pulls")]
@@ -118,14 +128,22 @@ pub enum FitError {
     NothingToFit,
 }
 
-const EXTRACT_TERMS: [&str; 6] = [
+/// The extraction phases: every kind of entry, and what the simulator counts.
+const EXTRACT: &str = "extract_s";
+/// The fit whose costs go into a profile.
+pub const EXTRACT_AS_MODELLED: &str = "extract_s (files, dirs, bytes, per layer: as modelled)";
+const EXTRACT_TERMS: [&str; 7] = [
     "per_file_s",
     "per_dir_s",
     "per_symlink_s",
     "per_hardlink_s",
     "per_whiteout_s",
     "per_byte_s",
+    "per_layer_s",
 ];
+const MODELLED_TERMS: [&str; 4] = ["per_file_s", "per_dir_s", "per_byte_s", "per_layer_s"];
+const SNAPSHOT: &str = "snapshot_prepare_s";
+const SNAPSHOT_TERMS: [&str; 3] = ["per_entry_below_s", "per_byte_below_s", "per_layer_s"];
 
 fn extract_features(l: &LayerRun) -> Vec<f64> {
     vec![
@@ -135,6 +153,16 @@ fn extract_features(l: &LayerRun) -> Vec<f64> {
         l.hardlinks as f64,
         l.whiteouts as f64,
         l.uncompressed_bytes as f64,
+        1.0,
+    ]
+}
+
+fn modelled_features(l: &LayerRun) -> Vec<f64> {
+    vec![
+        l.files as f64,
+        l.dirs as f64,
+        l.uncompressed_bytes as f64,
+        1.0,
     ]
 }
 
@@ -172,12 +200,20 @@ pub fn fit_records(
             .dest_filesystem
             .clone()
             .unwrap_or_else(|| "unknown".into());
-        // containerd's snapshotters unpack differently: each its own fit.
+        // containerd's snapshotters and pulltime's modes work differently: each
+        // its own fit.
         let puller = match r.puller.settings.get("snapshotter") {
             Some(s) if r.puller.name == "containerd" => format!("containerd/{s}"),
+            _ if r.puller.name == "pulltime" => format!("pulltime/{}", r.settings.mode),
             _ => r.puller.name.clone(),
         };
         for run in &r.runs {
+            // `pull --no-stage-timing`: its extract_s holds the waits; not a cost.
+            if r.puller.name == "pulltime"
+                && run.unobserved.iter().any(|u| u.phase == "decompress_s")
+            {
+                continue;
+            }
             // containerd: from the commit of the layer below to this layer's
             // prepare, the snapshotter makes its snapshot (native: a copy of
             // everything below).
@@ -199,11 +235,12 @@ pub fn fit_records(
                         .push((
                             format!("{name} run {}", run.index + 1),
                             l.index,
-                            vec![entries_below as f64, bytes_below as f64],
+                            vec![entries_below as f64, bytes_below as f64, 1.0],
                             (prepare - commit).max(0.0),
                         ));
                 }
-                entries_below += l.files + l.dirs + l.symlinks + l.hardlinks;
+                // As the simulator counts the tree below: files and directories.
+                entries_below += l.files + l.dirs;
                 bytes_below += l.uncompressed_bytes;
             }
             for l in &run.layers {
@@ -216,7 +253,12 @@ pub fn fit_records(
                             .push((source.clone(), l.index, x, y));
                     }
                 };
-                add("extract_s".into(), extract_features(l), l.extract_s);
+                add(EXTRACT.into(), extract_features(l), l.extract_s);
+                add(
+                    EXTRACT_AS_MODELLED.into(),
+                    modelled_features(l),
+                    l.extract_s,
+                );
                 let compression = r
                     .image
                     .layers
@@ -240,7 +282,8 @@ pub fn fit_records(
     Ok(groups
         .into_iter()
         .map(|((puller, filesystem, phase), samples)| {
-            fit_group(puller, filesystem, phase, &samples, base)
+            let decompresses = !puller.starts_with("pulltime");
+            fit_group(puller, filesystem, phase, &samples, base, decompresses)
         })
         .collect())
 }
@@ -251,10 +294,12 @@ fn fit_group(
     phase: String,
     samples: &Samples,
     base: &HostProfile,
+    decompresses: bool,
 ) -> PhaseFit {
     let names: Vec<&'static str> = match phase.as_str() {
-        "extract_s" => EXTRACT_TERMS.to_vec(),
-        "snapshot_prepare_s" => vec!["per_entry_below_s", "per_byte_below_s"],
+        EXTRACT => EXTRACT_TERMS.to_vec(),
+        EXTRACT_AS_MODELLED => MODELLED_TERMS.to_vec(),
+        SNAPSHOT => SNAPSHOT_TERMS.to_vec(),
         _ => vec!["per_byte_s"],
     };
     let x: Vec<Vec<f64>> = samples.iter().map(|s| s.2.clone()).collect();
@@ -269,7 +314,7 @@ fn fit_group(
         .map(|(row, w)| row.iter().map(|v| v * w).collect())
         .collect();
     let wy: Vec<f64> = y.iter().zip(&weight).map(|(v, w)| v * w).collect();
-    let b = nnls(&wx, &wy);
+    let (b, converged) = nnls(&wx, &wy);
     let identified: Vec<bool> = (0..names.len())
         .map(|j| x.iter().any(|row| row[j] != 0.0))
         .collect();
@@ -283,7 +328,7 @@ fn fit_group(
             layer: *layer,
             measured: *measured,
             fitted: xs.iter().zip(&b).map(|(a, c)| a * c).sum(),
-            base: base_prediction(&phase, xs, base),
+            base: base_prediction(&phase, xs, base, decompresses),
         })
         .collect();
     PhaseFit {
@@ -302,17 +347,30 @@ fn fit_group(
             .collect(),
         residuals,
         distinct_layers: distinct.len(),
+        converged,
     }
 }
 
 /// What the base profile says the phase costs (its extraction model knows files,
-/// directories and bytes; symlinks, hard links and whiteouts cost it nothing).
-fn base_prediction(phase: &str, x: &[f64], base: &HostProfile) -> Option<f64> {
+/// directories and bytes; symlinks, hard links and whiteouts cost it nothing). For
+/// pullers that decompress while extracting, its gzip rate is added.
+fn base_prediction(phase: &str, x: &[f64], base: &HostProfile, decompresses: bool) -> Option<f64> {
+    let bytes = match phase {
+        EXTRACT => x[5],
+        EXTRACT_AS_MODELLED => x[2],
+        _ => 0.0,
+    };
+    let gunzip = if decompresses {
+        bytes / base.gzip_bps
+    } else {
+        0.0
+    };
     match phase {
-        "extract_s" => Some(
+        EXTRACT | EXTRACT_AS_MODELLED => Some(
             x[0] * base.extract_per_file_s
                 + x[1] * base.extract_per_dir_s
-                + x[5] / base.extract_bps,
+                + bytes / base.extract_bps
+                + gunzip,
         ),
         "decompress_s (gzip)" => Some(x[0] / base.gzip_bps),
         "decompress_s (zstd)" => Some(x[0] / base.zstd_bps),
@@ -324,7 +382,7 @@ fn base_prediction(phase: &str, x: &[f64], base: &HostProfile) -> Option<f64> {
 /// Non-negative least squares: `b >= 0` minimising `|X b - y|`, by cyclic
 /// coordinate descent on column-scaled data (a convex problem with a box
 /// constraint: each step is exact, the sweep count is bounded).
-pub fn nnls(x: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
+pub fn nnls(x: &[Vec<f64>], y: &[f64]) -> (Vec<f64>, bool) {
     let k = x.first().map_or(0, Vec::len);
     let scale: Vec<f64> = (0..k)
         .map(|j| x.iter().fold(0f64, |m, row| m.max(row[j].abs())))
@@ -344,7 +402,8 @@ pub fn nnls(x: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
     let norms: Vec<f64> = cols.iter().map(|c| c.iter().map(|v| v * v).sum()).collect();
     let mut b = vec![0.0; k];
     let mut r: Vec<f64> = y.to_vec();
-    for _ in 0..20_000 {
+    let mut converged = false;
+    for _ in 0..100_000 {
         let mut largest = 0f64;
         for j in 0..k {
             if norms[j] == 0.0 {
@@ -362,41 +421,53 @@ pub fn nnls(x: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
             }
         }
         if largest < 1e-10 {
+            converged = true;
             break;
         }
     }
-    b.iter()
+    let b = b
+        .iter()
         .zip(&scale)
         .map(|(v, s)| if *s > 0.0 { v / s } else { 0.0 })
-        .collect()
+        .collect();
+    (b, converged)
 }
 
-/// `base` with the costs the fits of `puller` on `filesystem` identified. For
-/// pulltime: the per-file, per-directory and per-byte extraction costs and the
-/// gzip, zstd and sha256 rates. For another puller (`docker`, `containerd/native`,
-/// ...): its own unpacking costs, and snapshot copies, under `pullers.NAME` (the
-/// puller's name without the snapshotter, as the simulator's policies name them).
+/// `base` with the costs the fits of `puller` (a group: `pulltime/streaming`,
+/// `docker`, `containerd/native`, ...) on `filesystem` identified; costs the fits
+/// did not identify stay `base`'s, a cost fitted to 0 is 0.
+///
+/// pulltime: the modelled extraction fit's per-file, per-directory and per-byte
+/// costs, the gzip, zstd and sha256 rates. What the simulator adds to them itself
+/// is taken out: the spool read per tar byte from extraction and the spool write
+/// per tar byte from decompression (both timed inside those stages), and the
+/// streaming CPU factor becomes 1 (the stages were timed in real pulls). The
+/// per-layer constant has no place in pulltime's model and is only reported.
+///
+/// docker, containerd: their own unpacking costs, with the per-layer constant,
+/// and containerd's snapshot costs (copies only for the native snapshotter),
+/// under `pullers.NAME`.
 pub fn fitted_profile(
     base: &HostProfile,
     fits: &[PhaseFit],
     puller: &str,
     filesystem: &str,
 ) -> HostProfile {
-    if puller != "pulltime" {
+    if !puller.starts_with("pulltime") {
         return with_puller_costs(base, fits, puller, filesystem);
     }
     let mut p = base.clone();
+    // A rate from seconds per byte; a cost fitted to 0 is as good as free.
+    let rate = |per_byte: f64| 1.0 / per_byte.max(1e-18);
+    let spool_read = base.pull.spool_read_s(1_000_000_000) / 1e9;
+    let spool_write = base.pull.spool_write_s(1_000_000_000) / 1e9;
     for f in fits
         .iter()
         .filter(|f| f.puller == puller && f.filesystem == filesystem)
     {
-        let value = |name: &str| {
-            f.term(name)
-                .filter(|t| t.identified && t.value > 0.0)
-                .map(|t| t.value)
-        };
+        let value = |name: &str| f.term(name).filter(|t| t.identified).map(|t| t.value);
         match f.phase.as_str() {
-            "extract_s" => {
+            EXTRACT_AS_MODELLED => {
                 if let Some(v) = value("per_file_s") {
                     p.extract_per_file_s = v;
                 }
@@ -404,27 +475,28 @@ pub fn fitted_profile(
                     p.extract_per_dir_s = v;
                 }
                 if let Some(v) = value("per_byte_s") {
-                    p.extract_bps = 1.0 / v;
+                    p.extract_bps = rate(v - spool_read);
                 }
             }
             "decompress_s (gzip)" => {
                 if let Some(v) = value("per_byte_s") {
-                    p.gzip_bps = 1.0 / v;
+                    p.gzip_bps = rate(v - spool_write);
                 }
             }
             "decompress_s (zstd)" => {
                 if let Some(v) = value("per_byte_s") {
-                    p.zstd_bps = 1.0 / v;
+                    p.zstd_bps = rate(v - spool_write);
                 }
             }
             "verify_s" => {
                 if let Some(v) = value("per_byte_s") {
-                    p.sha256_bps = 1.0 / v;
+                    p.sha256_bps = rate(v);
                 }
             }
             _ => {}
         }
     }
+    p.pull.stream_cpu_factor = 1.0;
     p.filesystem = filesystem.to_string();
     p
 }
@@ -437,22 +509,34 @@ fn with_puller_costs(
 ) -> HostProfile {
     let mut p = base.clone();
     let key = puller.split('/').next().unwrap_or(puller).to_string();
-    let mut costs = p.pullers.get(&key).cloned().unwrap_or_default();
-    costs.fitted_from = format!("{puller} pulls on {filesystem}");
+    let native = puller == "containerd/native";
+    let mut costs = crate::profiles::host::PullerCosts {
+        fitted_from: format!("{puller} pulls on {filesystem}"),
+        ..Default::default()
+    };
     for f in fits
         .iter()
         .filter(|f| f.puller == puller && f.filesystem == filesystem)
     {
-        let value = |name: &str| f.term(name).filter(|t| t.identified).map(|t| t.value);
+        let value = |name: &str| {
+            f.term(name)
+                .filter(|t| t.identified)
+                .map_or(0.0, |t| t.value)
+        };
         match f.phase.as_str() {
-            "extract_s" => {
-                costs.unpack_per_byte_s = value("per_byte_s").unwrap_or(0.0);
-                costs.unpack_per_file_s = value("per_file_s").unwrap_or(0.0);
-                costs.unpack_per_dir_s = value("per_dir_s").unwrap_or(0.0);
+            EXTRACT_AS_MODELLED => {
+                costs.unpack_per_byte_s = value("per_byte_s");
+                costs.unpack_per_file_s = value("per_file_s");
+                costs.unpack_per_dir_s = value("per_dir_s");
+                costs.unpack_per_layer_s = value("per_layer_s");
             }
-            "snapshot_prepare_s" => {
-                costs.snapshot_copy_per_entry_s = value("per_entry_below_s").unwrap_or(0.0);
-                costs.snapshot_copy_per_byte_s = value("per_byte_below_s").unwrap_or(0.0);
+            SNAPSHOT => {
+                // overlayfs does not copy: its constant is all there is.
+                if native {
+                    costs.snapshot_copy_per_entry_s = value("per_entry_below_s");
+                    costs.snapshot_copy_per_byte_s = value("per_byte_below_s");
+                }
+                costs.snapshot_per_layer_s = value("per_layer_s");
             }
             _ => {}
         }
@@ -482,14 +566,15 @@ mod tests {
             .iter()
             .map(|r| r.iter().zip(&truth).map(|(a, b)| a * b).sum())
             .collect();
-        let b = nnls(&x, &y);
+        let (b, converged) = nnls(&x, &y);
+        assert!(converged);
         for (got, want) in b.iter().zip(&truth) {
             assert!((got - want).abs() / want < 1e-4, "{b:?}");
         }
         // A column that only hurts the fit stays at 0 instead of going negative.
         let x2: Vec<Vec<f64>> = x.iter().map(|r| vec![r[0], r[0] * 2.0 + 1.0]).collect();
         let y2: Vec<f64> = x.iter().map(|r| r[0] * 1e-5).collect();
-        let b2 = nnls(&x2, &y2);
+        let (b2, _) = nnls(&x2, &y2);
         assert!(b2.iter().all(|v| *v >= 0.0), "{b2:?}");
     }
 }

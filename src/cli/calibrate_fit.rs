@@ -32,7 +32,8 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
         v.dedup();
         v
     };
-    // A puller's groups: `containerd` covers `containerd/native` and the like.
+    // A puller's groups: `containerd` covers `containerd/native` and the like,
+    // `pulltime` its modes.
     let of = |name: &str| -> Vec<&str> {
         pullers
             .iter()
@@ -40,30 +41,45 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
             .filter(|p| *p == name || p.starts_with(&format!("{name}/")))
             .collect()
     };
-    let puller = match &args.puller {
-        Some(k) => match of(k.as_str()).as_slice() {
-            [one] => *one,
-            [] => anyhow::bail!("no records of {} among the ones given", k.as_str()),
-            many => anyhow::bail!(
-                "records of {} with several snapshotters ({}): give one snapshotter's records",
-                k.as_str(),
-                many.join(", ")
-            ),
-        },
-        None if pullers.contains(&"pulltime") => "pulltime",
-        None if pullers.len() == 1 => pullers[0],
+    let wanted = match &args.puller {
+        Some(k) => k.as_str(),
+        None if !of("pulltime").is_empty() => "pulltime",
+        None if pullers.len() == 1 => pullers[0].split('/').next().unwrap_or(pullers[0]),
         None => anyhow::bail!(
             "records of several pullers ({}): name the one whose costs go into the profile with --puller",
             pullers.join(", ")
         ),
     };
-    let Some(filesystem) = fits
-        .iter()
-        .find(|f| f.puller == puller)
-        .map(|f| f.filesystem.clone())
-    else {
-        anyhow::bail!("no records of {puller} among the ones given");
+    if !matches!(wanted, "pulltime" | "docker" | "containerd") {
+        anyhow::bail!(
+            "the simulator has no {wanted} policy, so its costs (shown above) have no place in a host profile; use --puller pulltime, docker or containerd"
+        );
+    }
+    let puller = match of(wanted).as_slice() {
+        [one] => *one,
+        [] => anyhow::bail!("no records of {wanted} among the ones given"),
+        many => anyhow::bail!(
+            "records of {wanted} in several modes or snapshotters ({}): give one kind's records",
+            many.join(", ")
+        ),
     };
+    let filesystems: Vec<&str> = {
+        let mut v: Vec<&str> = fits
+            .iter()
+            .filter(|f| f.puller == puller)
+            .map(|f| f.filesystem.as_str())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let [filesystem] = filesystems.as_slice() else {
+        anyhow::bail!(
+            "records of {puller} on several filesystems ({}): a profile describes one; give one filesystem's records",
+            filesystems.join(", ")
+        );
+    };
+    let filesystem = filesystem.to_string();
     let mut profile = fitted_profile(&base, &fits, puller, &filesystem);
     profile.name = args.name.clone();
     let observations: usize = fits
@@ -140,6 +156,12 @@ pub fn render_fits(fits: &[PhaseFit], base: &str) -> String {
             pct(f.errors(|r| Some(r.fitted))),
             pct(f.errors(|r| r.base))
         );
+        if !f.converged {
+            let _ = writeln!(
+                out,
+                "  the solver did not converge: these costs are its last estimate (costs that move together, as files and directories in real trees, are not separable)"
+            );
+        }
         if f.distinct_layers < identified {
             let _ = writeln!(
                 out,

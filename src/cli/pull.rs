@@ -71,7 +71,7 @@ pub struct PullArgs {
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
     /// Do not time stages inside a layer (no clock reads per block): decompress and
-    /// verify busy times are not recorded (null), and extract is the wall time of applying each layer
+    /// verify (and stall) times are not recorded (null), and extract is the wall time of applying each layer
     /// (waits included). For measuring pulltime's own overhead.
     #[arg(long)]
     pub no_stage_timing: bool,

@@ -281,11 +281,9 @@ pub fn machine_id() -> Option<String> {
     use sha2::{Digest, Sha256};
     let id = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
         .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())?;
-    let id = id.trim();
-    if id.is_empty() {
-        return None;
-    }
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|id| id.trim().to_string())
+        .find(|id| !id.is_empty())?;
     let hash = Sha256::digest(format!("pulltime machine {id}").as_bytes());
     Some(hex::encode(&hash[..8]))
 }

@@ -44,8 +44,8 @@ pub struct HostProfile {
 }
 
 /// How another puller unpacks a layer on this host: decompression and extraction
-/// together (they cannot be told apart from outside), and, for containerd's native
-/// snapshotter, the copy of the parent snapshot before each layer.
+/// together (they cannot be told apart from outside), and, for containerd, making
+/// each layer's snapshot (the native snapshotter copies the tree below).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PullerCosts {
@@ -57,6 +57,13 @@ pub struct PullerCosts {
     /// Seconds per directory.
     #[serde(default)]
     pub unpack_per_dir_s: f64,
+    /// Seconds per layer, whatever its size.
+    #[serde(default)]
+    pub unpack_per_layer_s: f64,
+    /// Seconds per layer above the first to make its snapshot, whatever the tree
+    /// below (containerd: from the commit of the layer below to the prepare).
+    #[serde(default)]
+    pub snapshot_per_layer_s: f64,
     /// Seconds per entry of the layers below, copied before a layer is applied
     /// (containerd's native snapshotter; 0 for overlay filesystems).
     #[serde(default)]
@@ -189,6 +196,8 @@ impl HostProfile {
                 c.unpack_per_byte_s,
                 c.unpack_per_file_s,
                 c.unpack_per_dir_s,
+                c.unpack_per_layer_s,
+                c.snapshot_per_layer_s,
                 c.snapshot_copy_per_entry_s,
                 c.snapshot_copy_per_byte_s,
             ];
@@ -223,6 +232,8 @@ impl HostProfile {
             c.unpack_per_byte_s /= factor;
             c.unpack_per_file_s /= factor;
             c.unpack_per_dir_s /= factor;
+            c.unpack_per_layer_s /= factor;
+            c.snapshot_per_layer_s /= factor;
             c.snapshot_copy_per_entry_s /= factor;
             c.snapshot_copy_per_byte_s /= factor;
         }

@@ -55,11 +55,13 @@ fn a_profile_is_fitted_to_measured_pulls_and_foreign_records_are_refused() {
         "extract_s of pulltime",
         "decompress_s (gzip) of pulltime",
         "verify_s of pulltime",
+        "as modelled) of pulltime/streaming",
     ] {
         assert!(stderr.contains(phase), "{stderr}");
     }
-    // Every observation is listed: 2 records x 2 runs x 2 layers, per phase.
-    assert_eq!(stderr.matches(".json run ").count(), 3 * 8, "{stderr}");
+    // Every observation is listed: 2 records x 2 runs x 2 layers, per phase (the
+    // extraction twice: every entry kind, and as modelled).
+    assert_eq!(stderr.matches(".json run ").count(), 4 * 8, "{stderr}");
     let fitted = HostProfile::load(&profile).unwrap();
     assert_eq!(fitted.name, "fitted-here");
     assert!(
@@ -72,6 +74,8 @@ fn a_profile_is_fitted_to_measured_pulls_and_foreign_records_are_refused() {
         "{fitted:?}"
     );
     assert!(fitted.gzip_bps > 1e6, "{fitted:?}");
+    // Its stage costs come from real streaming pulls: no extra streaming factor.
+    assert_eq!(fitted.pull.stream_cpu_factor, 1.0);
 
     // Another machine's record, one without a machine, a simulation: refused.
     let text = std::fs::read_to_string(&records[0]).unwrap();

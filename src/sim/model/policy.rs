@@ -123,8 +123,9 @@ pub fn apply_policy(
     for (i, l) in image.layers.iter().enumerate() {
         let lr = &mut layers[i];
         // containerd's native snapshotter copies everything below first.
-        let copy = own.map_or(0.0, |c| {
-            entries_below as f64 * c.snapshot_copy_per_entry_s
+        let copy = own.filter(|_| i > 0).map_or(0.0, |c| {
+            c.snapshot_per_layer_s
+                + entries_below as f64 * c.snapshot_copy_per_entry_s
                 + bytes_below as f64 * c.snapshot_copy_per_byte_s
         });
         entries_below += l.files + l.dirs;
@@ -143,6 +144,7 @@ pub fn apply_policy(
                 verify: cpu_costs(l, host).verify,
                 decompress: 0.0,
                 extract: copy
+                    + c.unpack_per_layer_s
                     + l.uncompressed as f64 * c.unpack_per_byte_s
                     + l.files as f64 * c.unpack_per_file_s
                     + l.dirs as f64 * c.unpack_per_dir_s,
