@@ -5,6 +5,8 @@
 //! A test whose daemon does not start on this machine says so on stderr and in
 //! `$CARGO_TARGET_TMPDIR/skipped-tests.txt` (which `.ci/run` prints), and returns.
 
+mod checks;
+mod compare;
 mod daemons;
 mod pullers;
 mod records;
