@@ -111,11 +111,27 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(n, _)| (n.clone(), Vec::new()))
         .collect();
+    // Why, in words, at a few bandwidths: which resource bounds each pull and what
+    // drives it.
+    let mut why: Vec<String> = Vec::new();
     for mbit in SWEEP_MBIT {
         let bps = mbit * 1e6 / 8.0;
+        let mut records = Vec::new();
         for (i, (_, image)) in images.iter().enumerate() {
             let record = simulate_at_bandwidth(image, &scenario, bps, vec![])?;
             series[i].1.push((bps, record.runs[0].wall_s));
+            records.push(record);
+        }
+        if [10.0, 100.0, 1000.0, 10000.0].contains(mbit) {
+            for (i, r) in records.iter().enumerate().skip(1) {
+                if let Some(w) = pulltime::sim::explain::why(&records[0], r) {
+                    why.push(format!(
+                        "  {} at {}: {w}",
+                        images[i].0,
+                        format_bandwidth(bps)
+                    ));
+                }
+            }
         }
     }
     let base_size = images[0].1.layers.iter().map(|l| l.compressed).sum::<u64>() as f64;
@@ -151,6 +167,12 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     println!(
         "compressed size difference vs pull time difference, simulated; where the two part, fixed costs (round trips) or CPU work (decompression, extraction) set the pace instead of bytes"
     );
+    if !why.is_empty() {
+        println!("\nwhy, against {}:", images[0].0);
+        for line in &why {
+            println!("{line}");
+        }
+    }
     if let Some(p) = &args.svg {
         let chart = svg::line_chart(
             &format!(

@@ -5,6 +5,7 @@
 
 pub mod cpu;
 mod error;
+pub mod explain;
 pub mod fleet;
 pub mod input;
 pub mod model;

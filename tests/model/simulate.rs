@@ -228,6 +228,13 @@ fn measured_records_report_and_compare_with_expected_size_differences() {
         .clone();
     let out = String::from_utf8(out).unwrap();
     assert!(out.starts_with("measured:"), "{out}");
+    // And why, in words, at 10 Mbit/s to 10 Gbit/s: what bounds, what shrank least.
+    let why: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("shrinks least"))
+        .collect();
+    assert_eq!(why.len(), 4, "{out}");
+    assert!(why.iter().all(|l| l.contains("bound by")), "{out}");
     // The measured table's change row carries the size differences of the images.
     let change_row = out
         .lines()
