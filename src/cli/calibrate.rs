@@ -81,14 +81,23 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
     );
     let mut profile = calibrate(&dir, options).context("calibrating")?;
     profile.name = args.name;
+    write_profile(&profile, args.out.as_deref())?;
+    eprintln!("{}", profile.summary());
+    Ok(())
+}
+
+/// Writes a host profile to `out`, or to stdout.
+pub fn write_profile(
+    profile: &pulltime::profiles::host::HostProfile,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let text = profile.to_toml();
-    match &args.out {
+    match out {
         Some(path) => {
             std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
             eprintln!("wrote {}", path.display());
         }
         None => print!("{text}"),
     }
-    eprintln!("{}", profile.summary());
     Ok(())
 }

@@ -2,8 +2,6 @@
 
 use std::fmt::Write as _;
 
-use anyhow::Context;
-
 use pulltime::calibrate::from_records::{PhaseFit, fit_records, fitted_profile};
 use pulltime::oci::record::PullRecord;
 use pulltime::pipeline::measure::machine_id;
@@ -93,15 +91,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         base.name
     );
-    let text = profile.to_toml();
-    match &args.out {
-        Some(path) => {
-            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("wrote {}", path.display());
-        }
-        None => print!("{text}"),
-    }
-    Ok(())
+    super::calibrate::write_profile(&profile, args.out.as_deref())
 }
 
 fn cost(name: &str, v: f64) -> String {

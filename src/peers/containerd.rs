@@ -15,12 +15,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::oci::record::{CpuUsage, PullerInfo, Unobserved};
+use crate::oci::record::{CpuUsage, PullerInfo};
 use crate::registry::transport::RunClock;
 
 use super::command::{self, Background, Line};
 use super::cpu::{self, TreeSample, sample_tree, socket_owner, tree_usage};
-use super::{Observed, PeerError, ProxiedImage};
+use super::{Observed, PeerError, ProxiedImage, decompressor, settings, unobserved};
 
 /// A containerd reached with `ctr`.
 pub struct Containerd {
@@ -109,26 +109,14 @@ impl Containerd {
             .and_then(|s| s.lines().find_map(|l| l.trim().strip_prefix("Version:")))
             .map(|v| v.trim().to_string())
             .unwrap_or_default();
-        let unpigz = command::which("unpigz").is_some();
-        let settings = [
+        let settings = settings([
             ("snapshotter", self.snapshotter.clone()),
             ("namespace", format!("{}-N (one per run)", self.namespace)),
             ("address", self.address.display().to_string()),
             ("client", "ctr images pull".into()),
             ("max_concurrent_downloads", "unlimited (ctr default)".into()),
-            (
-                "decompressor",
-                if unpigz {
-                    "unpigz"
-                } else {
-                    "go gzip (no unpigz installed)"
-                }
-                .into(),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+            ("decompressor", decompressor()),
+        ]);
         Ok(PullerInfo {
             name: "containerd".into(),
             version,
@@ -380,19 +368,19 @@ pub fn observe(
             observed.event(i, "snapshot commit", c.at_s);
         }
     }
-    observed.unobserved = vec![
-        Unobserved {
-            phase: "verify_s".into(),
-            reason: "containerd hashes content while writing it; its time is inside download_s".into(),
-        },
-        Unobserved {
-            phase: "decompress_s".into(),
-            reason: "containerd's diff applier decompresses while applying; its time is inside extract_s".into(),
-        },
-        Unobserved {
-            phase: "stall_s".into(),
-            reason: "ctr pull unpacks only after every download completed".into(),
-        },
-    ];
+    observed.unobserved = unobserved(&[
+        (
+            "verify_s",
+            "containerd hashes content while writing it; its time is inside download_s",
+        ),
+        (
+            "decompress_s",
+            "containerd's diff applier decompresses while applying; its time is inside extract_s",
+        ),
+        (
+            "stall_s",
+            "ctr pull unpacks only after every download completed",
+        ),
+    ]);
     observed
 }

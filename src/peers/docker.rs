@@ -12,11 +12,11 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
-use crate::oci::record::{CpuUsage, PullerInfo, Unobserved};
+use crate::oci::record::{CpuUsage, PullerInfo};
 use crate::registry::transport::RunClock;
 
 use super::cpu::{TreeSample, sample_tree, socket_owner, tree_usage};
-use super::{Observed, PeerError, ProxiedImage};
+use super::{Observed, PeerError, ProxiedImage, decompressor, settings, unobserved};
 
 /// The Engine API version asked for (docker 20.10 speaks 1.41).
 const API: &str = "v1.41";
@@ -157,8 +157,7 @@ impl Docker {
         let info = self.get_json("/info").await?;
         let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("").to_string();
         let root = text(&info, "DockerRootDir");
-        let unpigz = super::command::which("unpigz").is_some();
-        let settings = [
+        let settings = settings([
             ("storage_driver", text(&info, "Driver")),
             ("data_root", root.clone()),
             // The daemon's --max-concurrent-downloads is not in the API; 3 is its default.
@@ -166,20 +165,9 @@ impl Docker {
                 "max_concurrent_downloads",
                 "3 (dockerd default; not reported by the API)".into(),
             ),
-            (
-                "decompressor",
-                if unpigz {
-                    "unpigz"
-                } else {
-                    "go gzip (no unpigz installed)"
-                }
-                .into(),
-            ),
+            ("decompressor", decompressor()),
             ("socket", self.socket.display().to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        ]);
         Ok((
             PullerInfo {
                 name: "docker".into(),
@@ -318,20 +306,20 @@ pub fn observe(
         }
     }
     observed.events.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-    observed.unobserved = vec![
-        Unobserved {
-            phase: "verify_s".into(),
-            reason: "docker hashes each blob while downloading it; its time is inside download_s".into(),
-        },
-        Unobserved {
-            phase: "decompress_s".into(),
-            reason: "docker decompresses while extracting (unpigz or Go gzip piped into the untar); its time is inside extract_s".into(),
-        },
-        Unobserved {
-            phase: "stall_s".into(),
-            reason: "docker extracts a layer only after its download completed".into(),
-        },
-    ];
+    observed.unobserved = unobserved(&[
+        (
+            "verify_s",
+            "docker hashes each blob while downloading it; its time is inside download_s",
+        ),
+        (
+            "decompress_s",
+            "docker decompresses while extracting (unpigz or Go gzip piped into the untar); its time is inside extract_s",
+        ),
+        (
+            "stall_s",
+            "docker extracts a layer only after its download completed",
+        ),
+    ]);
     observed
 }
 

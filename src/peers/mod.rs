@@ -24,6 +24,7 @@ mod session;
 pub mod skopeo_umoci;
 pub mod timeline;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -209,6 +210,32 @@ impl ProxiedImage {
             "{}/{}{sep}{}",
             self.proxy, self.repository, self.tag_or_digest
         )
+    }
+}
+
+/// The reasons a puller's phases cannot be seen, as records carry them.
+pub fn unobserved(reasons: &[(&str, &str)]) -> Vec<Unobserved> {
+    reasons
+        .iter()
+        .map(|(phase, reason)| Unobserved {
+            phase: phase.to_string(),
+            reason: reason.to_string(),
+        })
+        .collect()
+}
+
+/// A puller's settings as `PullerInfo::settings` holds them.
+pub fn settings<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// How docker and containerd decompress gzip here: with unpigz when it is
+/// installed, else with Go's own gzip.
+pub fn decompressor() -> String {
+    if command::which("unpigz").is_some() {
+        "unpigz".into()
+    } else {
+        "go gzip (no unpigz installed)".into()
     }
 }
 

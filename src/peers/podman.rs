@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::oci::record::{CpuUsage, PullerInfo, Unobserved};
+use crate::oci::record::{CpuUsage, PullerInfo};
 use crate::registry::transport::RunClock;
 
 use super::command::{self, Line};
-use super::{Observed, PeerError, ProxiedImage};
+use super::{Observed, PeerError, ProxiedImage, settings, unobserved};
 
 /// podman with an optional store of its own.
 pub struct Podman {
@@ -61,17 +61,14 @@ impl Podman {
             "podman info",
         )?;
         let (driver, root) = store.trim().split_once(' ').unwrap_or((store.trim(), ""));
-        let settings = [
+        let settings = settings([
             ("storage_driver", driver.to_string()),
             ("root", root.to_string()),
             (
                 "max_concurrent_downloads",
                 "6 (containers/image default)".into(),
             ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        ]);
         Ok(PullerInfo {
             name: "podman".into(),
             version: version.trim().into(),
@@ -202,23 +199,17 @@ pub fn observe(
             observed.event(i, "applying tar", line.at_s);
         }
     }
-    observed.unobserved = vec![
-        Unobserved {
-            phase: "verify_s".into(),
-            reason: "podman hashes each blob while downloading it".into(),
-        },
-        Unobserved {
-            phase: "decompress_s".into(),
-            reason: "podman decompresses while applying a layer".into(),
-        },
-        Unobserved {
-            phase: "extract_s".into(),
-            reason: "podman logs when it starts applying a layer but not when it ends; end_s is the start".into(),
-        },
-        Unobserved {
-            phase: "stall_s".into(),
-            reason: "podman applies a layer only after its download completed".into(),
-        },
-    ];
+    observed.unobserved = unobserved(&[
+        ("verify_s", "podman hashes each blob while downloading it"),
+        ("decompress_s", "podman decompresses while applying a layer"),
+        (
+            "extract_s",
+            "podman logs when it starts applying a layer but not when it ends; end_s is the start",
+        ),
+        (
+            "stall_s",
+            "podman applies a layer only after its download completed",
+        ),
+    ]);
     observed
 }

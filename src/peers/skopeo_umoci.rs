@@ -7,12 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::oci::record::{CpuUsage, PullerInfo, Unobserved};
+use crate::oci::record::{CpuUsage, PullerInfo};
 use crate::registry::transport::RunClock;
 
 use super::command::{self, Line};
 use super::cpu;
-use super::{Observed, PeerError, ProxiedImage};
+use super::{Observed, PeerError, ProxiedImage, settings, unobserved};
 
 /// skopeo and umoci, working under a directory of their own.
 pub struct SkopeoUmoci {
@@ -48,17 +48,14 @@ impl SkopeoUmoci {
             Ok(out.split_whitespace().last().unwrap_or("").to_string())
         };
         let version = format!("skopeo {} + umoci {}", v("skopeo")?, v("umoci")?);
-        let settings = [
+        let settings = settings([
             ("work_dir", self.work.display().to_string()),
             ("client", "skopeo copy, then umoci raw unpack".into()),
             (
                 "max_concurrent_downloads",
                 "6 (containers/image default)".into(),
             ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        ]);
         Ok(PullerInfo {
             name: "skopeo-umoci".into(),
             version,
@@ -149,19 +146,19 @@ pub fn observe(
             observed.event(i, "unpack layer", *at);
         }
     }
-    observed.unobserved = vec![
-        Unobserved {
-            phase: "verify_s".into(),
-            reason: "skopeo hashes while downloading and umoci while unpacking".into(),
-        },
-        Unobserved {
-            phase: "decompress_s".into(),
-            reason: "umoci decompresses while unpacking; its time is inside extract_s".into(),
-        },
-        Unobserved {
-            phase: "stall_s".into(),
-            reason: "umoci starts only after skopeo copied every blob".into(),
-        },
-    ];
+    observed.unobserved = unobserved(&[
+        (
+            "verify_s",
+            "skopeo hashes while downloading and umoci while unpacking",
+        ),
+        (
+            "decompress_s",
+            "umoci decompresses while unpacking; its time is inside extract_s",
+        ),
+        (
+            "stall_s",
+            "umoci starts only after skopeo copied every blob",
+        ),
+    ]);
     observed
 }

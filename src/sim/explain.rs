@@ -6,8 +6,6 @@
 
 use crate::oci::record::PullRecord;
 
-use super::bounding_phase;
-
 /// What a simulated pull spent, by resource.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Costs {
@@ -40,6 +38,19 @@ impl Costs {
             decompress_s: run.layer_sum(|l| l.decompress_s).unwrap_or(0.0),
             extract_s: run.layer_sum(|l| l.extract_s).unwrap_or(0.0),
         })
+    }
+}
+
+/// Which stage sets the pace of a simulated pull: `network`, `decompress` or
+/// `extract`.
+pub fn bounding_phase(record: &PullRecord) -> &'static str {
+    let c = Costs::of(record).expect("a simulated record has a run");
+    if c.network_s >= c.decompress_s + c.extract_s {
+        "network"
+    } else if c.decompress_s >= c.extract_s {
+        "decompress"
+    } else {
+        "extract"
     }
 }
 

@@ -6,6 +6,8 @@
 pub mod cpu;
 mod error;
 pub mod explain;
+
+pub use explain::bounding_phase;
 pub mod fleet;
 pub mod input;
 pub mod model;
@@ -322,26 +324,5 @@ fn to_record(
             })
             .expect("simulation inputs are plain data with string keys"),
         ),
-    }
-}
-
-/// Which stage sets the pace: `network`, `decompress` or `extract`.
-pub fn bounding_phase(record: &PullRecord) -> &'static str {
-    let run = &record.runs[0];
-    let network = run
-        .layers
-        .iter()
-        .map(|l| l.start_s + l.download_s.unwrap_or(0.0))
-        .fold(run.resolve_s, f64::max)
-        - run.resolve_s;
-    // Simulated records observe every phase.
-    let decompress = run.layer_sum(|l| l.decompress_s).unwrap_or(0.0);
-    let extract = run.layer_sum(|l| l.extract_s).unwrap_or(0.0);
-    if network >= decompress + extract {
-        "network"
-    } else if decompress >= extract {
-        "decompress"
-    } else {
-        "extract"
     }
 }
