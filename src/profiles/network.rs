@@ -183,9 +183,12 @@ mod bandwidth_opt {
         }
     }
 
+    /// A rate string, or null (as JSON records write an unlimited one).
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_bandwidth(&s).map_err(serde::de::Error::custom)
+        match Option::<String>::deserialize(d)? {
+            Some(s) => super::parse_bandwidth(&s).map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
     }
 }
 
@@ -208,6 +211,20 @@ mod tests {
         assert!(parse_bandwidth("10 furlongs").is_err());
         assert!(parse_bandwidth("0Mbit").is_err());
         assert_eq!(format_bandwidth(12.5e6), "100.0 Mbit/s");
+    }
+
+    #[test]
+    fn an_unshaped_profile_survives_a_json_round_trip() {
+        // Simulated records carry their network; loopback's has no bandwidth.
+        let p = NetworkProfile::unshaped();
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["link_bandwidth"], serde_json::Value::Null);
+        let back: NetworkProfile = serde_json::from_value(json).unwrap();
+        assert_eq!(back, p);
+        let hub = NetworkProfile::load("dockerhub-100m").unwrap();
+        let back: NetworkProfile =
+            serde_json::from_value(serde_json::to_value(&hub).unwrap()).unwrap();
+        assert_eq!(back.link_bandwidth, hub.link_bandwidth);
     }
 
     #[test]
