@@ -268,6 +268,14 @@ pub struct Observed {
     pub extract_started: Vec<Option<f64>>,
     /// Per layer: when the puller said its download was done.
     pub download_done: Vec<Option<f64>>,
+    /// The puller applies layers one after the other, in order, each once its
+    /// download is done and the layer below is applied (podman): a layer whose
+    /// extraction is seen only starting ends where the next one starts, if that
+    /// one had been waiting for it.
+    pub applies_in_order: bool,
+    /// When the puller said every layer was applied (podman: "Writing manifest
+    /// to image destination"): the end of the last layer's extraction.
+    pub all_applied_at: Option<f64>,
     /// Every per-layer signal, in order of arrival.
     pub events: Vec<PullerEvent>,
     /// CPU of the puller's processes over the run.

@@ -1,7 +1,8 @@
 //! podman: `podman pull` with its store in `--root`/`--runroot`. At debug level it
 //! logs "Applying tar in ..." when it starts applying each layer (in order), but
-//! nothing when one ends, so extraction is seen only as start times; downloads are
-//! seen by the recording proxy.
+//! nothing when one ends: a layer's end is the next one's start when that one was
+//! waiting for it, and the last one's is "Writing manifest to image destination"
+//! (`timeline`); downloads are seen by the recording proxy.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -178,7 +179,13 @@ pub fn observe(
 ) -> Observed {
     let mut observed = Observed::new(image.layers.len(), window);
     observed.cpu = cpu;
+    observed.applies_in_order = true;
     for line in lines {
+        // containers/image writes the manifest once every layer is committed.
+        if line.text.contains("Writing manifest to image destination") {
+            observed.all_applied_at.get_or_insert(line.at_s);
+            continue;
+        }
         let Some(path) = line.text.split("Applying tar in ").nth(1) else {
             continue;
         };
@@ -202,10 +209,6 @@ pub fn observe(
     observed.unobserved = unobserved(&[
         ("verify_s", "podman hashes each blob while downloading it"),
         ("decompress_s", "podman decompresses while applying a layer"),
-        (
-            "extract_s",
-            "podman logs when it starts applying a layer but not when it ends; end_s is the start",
-        ),
         (
             "stall_s",
             "podman applies a layer only after its download completed",

@@ -28,7 +28,7 @@ pub fn run_record(
             r.kind = RequestKind::Config.as_str().into();
         }
     }
-    let layers: Vec<LayerRun> = image
+    let mut layers: Vec<LayerRun> = image
         .layers
         .iter()
         .enumerate()
@@ -97,13 +97,26 @@ pub fn run_record(
             }
         })
         .collect();
+    let mut unobserved = observed.unobserved.clone();
+    if observed.applies_in_order {
+        let started: Vec<Option<f64>> = observed
+            .extract_started
+            .iter()
+            .map(|s| s.map(|t| t - t0))
+            .collect();
+        infer_in_order_ends(
+            &mut layers,
+            &started,
+            observed.all_applied_at.map(|t| t - t0),
+            &mut unobserved,
+        );
+    }
     let first_layer = layers
         .iter()
         .filter(|l| l.download_s.is_some())
         .map(|l| l.start_s)
         .fold(f64::INFINITY, f64::min);
     let wall_s = observed.window.1 - t0;
-    let mut unobserved = observed.unobserved.clone();
     complete_unobserved(&layers, &mut unobserved);
     RunRecord {
         index: 0,
@@ -128,6 +141,63 @@ pub fn run_record(
             .collect(),
         unobserved,
         ..RunRecord::default()
+    }
+}
+
+/// How long after its last byte a layer may start applying and still count as
+/// having waited for its download rather than for the layer below: the puller's
+/// own bookkeeping between the two (closing its temporary file, scheduling).
+const APPLY_LAG_S: f64 = 0.05;
+
+/// For a puller that applies layers in order and shows only when each starts
+/// (`started`, per layer, from the run start): layer i's extraction ends where layer i+1's starts, when i+1 had been
+/// downloaded (by more than [`APPLY_LAG_S`]) before it started, so that it was
+/// waiting for layer i; the last layer's ends at `all_applied_at`. Layers whose
+/// end cannot be told keep `extract_s` null, and `unobserved` says which.
+fn infer_in_order_ends(
+    layers: &mut [LayerRun],
+    started: &[Option<f64>],
+    all_applied_at: Option<f64>,
+    unobserved: &mut Vec<Unobserved>,
+) {
+    let n = layers.len();
+    let mut unknown = Vec::new();
+    for i in 0..n {
+        if layers[i].extract_s.is_some() {
+            continue;
+        }
+        let Some(start) = started.get(i).copied().flatten() else {
+            unknown.push(i.to_string());
+            continue;
+        };
+        let end = if i + 1 < n {
+            let next = &layers[i + 1];
+            let next_downloaded = next.start_s + next.download_s.unwrap_or(f64::INFINITY);
+            started
+                .get(i + 1)
+                .copied()
+                .flatten()
+                .filter(|s| next_downloaded + APPLY_LAG_S <= *s)
+        } else {
+            all_applied_at
+        };
+        match end.filter(|e| *e >= start) {
+            Some(e) => {
+                layers[i].extract_s = Some(e - start);
+                layers[i].end_s = e;
+            }
+            None => unknown.push(i.to_string()),
+        }
+    }
+    unobserved.retain(|u| u.phase != "extract_s");
+    if !unknown.is_empty() {
+        unobserved.push(Unobserved {
+            phase: "extract_s".into(),
+            reason: format!(
+                "the puller shows only when it starts applying a layer; an end is inferred from the next layer's start when that layer was waiting for it, which layer(s) {} were not followed by",
+                unknown.join(", ")
+            ),
+        });
     }
 }
 
