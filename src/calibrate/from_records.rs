@@ -12,7 +12,15 @@
 //!   `verify_s` against compressed plus tar bytes;
 //! - for containerd, `snapshot_prepare_s`, from its events: the commit of the
 //!   layer below to this layer's prepare, against the files and directories and
-//!   the bytes below, and a constant.
+//!   the bytes below, and a constant;
+//! - for other pullers, the time before the first request and after the last
+//!   layer (one constant each per pull), and in their modelled extraction a cost
+//!   per compressed byte beside the one per byte written (inflating); docker's
+//!   and podman's modelled extraction runs from the layer being ready
+//!   (downloaded, the layer below applied) to its being applied, so that it holds
+//!   what they do between layers;
+//! - for every puller, the loopback transfer: each run's compressed bytes against
+//!   the time from the first layer body byte to the last.
 //!
 //! Every run's every layer is one observation, weighted by the inverse of its
 //! time so that the fit minimises relative errors. Records of another machine
@@ -142,8 +150,24 @@ const EXTRACT_TERMS: [&str; 7] = [
     "per_layer_s",
 ];
 const MODELLED_TERMS: [&str; 4] = ["per_file_s", "per_dir_s", "per_byte_s", "per_layer_s"];
-const SNAPSHOT: &str = "snapshot_prepare_s";
+/// Pullers whose extraction includes decompression: inflating costs per
+/// compressed byte as well as per byte written.
+const MODELLED_TERMS_INFLATING: [&str; 5] = [
+    "per_file_s",
+    "per_dir_s",
+    "per_byte_s",
+    "per_compressed_byte_s",
+    "per_layer_s",
+];
+/// The layers' transfer over loopback: compressed bytes from the first body byte
+/// to the last, per run (the ceiling a registry on this host gives the puller).
+pub(crate) const TRANSFER: &str = "loopback transfer_s";
+pub(crate) const SNAPSHOT: &str = "snapshot_prepare_s";
 const SNAPSHOT_TERMS: [&str; 3] = ["per_entry_below_s", "per_byte_below_s", "per_layer_s"];
+/// Another puller's time before its first request (a command's start-up) and
+/// after its last layer (writing the image's metadata): one constant per pull.
+pub(crate) const STARTUP: &str = "startup_s";
+pub(crate) const FINISH: &str = "finish_s";
 
 fn extract_features(l: &LayerRun) -> Vec<f64> {
     vec![
@@ -157,13 +181,13 @@ fn extract_features(l: &LayerRun) -> Vec<f64> {
     ]
 }
 
-fn modelled_features(l: &LayerRun) -> Vec<f64> {
-    vec![
-        l.files as f64,
-        l.dirs as f64,
-        l.uncompressed_bytes as f64,
-        1.0,
-    ]
+/// What the simulator counts; with the blob's size (`compressed`) for pullers
+/// that inflate while extracting.
+fn modelled_features(l: &LayerRun, compressed: Option<u64>) -> Vec<f64> {
+    let mut x = vec![l.files as f64, l.dirs as f64, l.uncompressed_bytes as f64];
+    x.extend(compressed.map(|c| c as f64));
+    x.push(1.0);
+    x
 }
 
 /// Observations of one phase of one group: (source, layer, features, seconds).
@@ -243,6 +267,61 @@ pub fn fit_records(
                 entries_below += l.files + l.dirs;
                 bytes_below += l.uncompressed_bytes;
             }
+            // The transfer: first body byte to last, of runs that moved at least
+            // 8 MB (below that, per-request costs dominate).
+            let (first, last, bytes) = run
+                .layers
+                .iter()
+                .filter_map(|l| Some((l.start_s + l.ttfb_s?, l.start_s + l.download_s?, l)))
+                .fold((f64::INFINITY, 0f64, 0u64), |(f, e, b), (s, d, l)| {
+                    (f.min(s), e.max(d), b + l.compressed_bytes)
+                });
+            if bytes >= 8_000_000 && last > first {
+                groups
+                    .entry((puller.clone(), fs.clone(), TRANSFER.into()))
+                    .or_default()
+                    .push((
+                        format!("{name} run {}", run.index + 1),
+                        0,
+                        vec![bytes as f64],
+                        last - first,
+                    ));
+            }
+            // docker and podman apply each layer once it is downloaded and the
+            // layer below applied, and take time between layers outside what they
+            // show as extraction (docker registers each layer, and shows no
+            // extraction start for a small one): their modelled extraction runs
+            // from the layer being ready to its being applied. (containerd's time
+            // between layers is its snapshot, fitted above; umoci's lines leave
+            // no gaps.)
+            let mut below_end = 0f64;
+            let applied: Vec<Option<f64>> = run
+                .layers
+                .iter()
+                .map(|l| {
+                    let ready = below_end.max(l.start_s + l.download_s?);
+                    below_end = below_end.max(l.end_s);
+                    l.extract_s?;
+                    Some((l.end_s - ready).max(0.0))
+                })
+                .collect();
+            let from_ready = matches!(r.puller.name.as_str(), "docker" | "podman");
+            if r.puller.name != "pulltime" {
+                let source = format!("{name} run {}", run.index + 1);
+                let last_layer = run.layers.iter().map(|l| l.end_s).fold(0f64, f64::max);
+                let first_request = run.requests.first().map(|q| q.start_s);
+                for (phase, y) in [
+                    (STARTUP, first_request),
+                    (FINISH, Some((run.wall_s - last_layer).max(0.0))),
+                ] {
+                    if let Some(y) = y {
+                        groups
+                            .entry((puller.clone(), fs.clone(), phase.into()))
+                            .or_default()
+                            .push((source.clone(), 0, vec![1.0], y));
+                    }
+                }
+            }
             for l in &run.layers {
                 let source = format!("{name} run {}", run.index + 1);
                 let mut add = |phase: String, x: Vec<f64>, y: Option<f64>| {
@@ -254,10 +333,19 @@ pub fn fit_records(
                     }
                 };
                 add(EXTRACT.into(), extract_features(l), l.extract_s);
+                let blob = r
+                    .image
+                    .layers
+                    .get(l.index)
+                    .map_or(0, |i| i.compressed_bytes);
                 add(
                     EXTRACT_AS_MODELLED.into(),
-                    modelled_features(l),
-                    l.extract_s,
+                    modelled_features(l, (r.puller.name != "pulltime").then_some(blob)),
+                    if from_ready {
+                        applied.get(l.index).copied().flatten()
+                    } else {
+                        l.extract_s
+                    },
                 );
                 let compression = r
                     .image
@@ -298,8 +386,10 @@ fn fit_group(
 ) -> PhaseFit {
     let names: Vec<&'static str> = match phase.as_str() {
         EXTRACT => EXTRACT_TERMS.to_vec(),
+        EXTRACT_AS_MODELLED if decompresses => MODELLED_TERMS_INFLATING.to_vec(),
         EXTRACT_AS_MODELLED => MODELLED_TERMS.to_vec(),
         SNAPSHOT => SNAPSHOT_TERMS.to_vec(),
+        STARTUP | FINISH => vec!["per_pull_s"],
         _ => vec!["per_byte_s"],
     };
     let x: Vec<Vec<f64>> = samples.iter().map(|s| s.2.clone()).collect();
@@ -431,118 +521,6 @@ pub fn nnls(x: &[Vec<f64>], y: &[f64]) -> (Vec<f64>, bool) {
         .map(|(v, s)| if *s > 0.0 { v / s } else { 0.0 })
         .collect();
     (b, converged)
-}
-
-/// `base` with the costs the fits of `puller` (a group: `pulltime/streaming`,
-/// `docker`, `containerd/native`, ...) on `filesystem` identified; costs the fits
-/// did not identify stay `base`'s, a cost fitted to 0 is 0.
-///
-/// pulltime: the modelled extraction fit's per-file, per-directory and per-byte
-/// costs, the gzip, zstd and sha256 rates. What the simulator adds to them itself
-/// is taken out: the spool read per tar byte from extraction and the spool write
-/// per tar byte from decompression (both timed inside those stages), and the
-/// streaming CPU factor becomes 1 (the stages were timed in real pulls). The
-/// per-layer constant has no place in pulltime's model and is only reported.
-///
-/// docker, containerd: their own unpacking costs, with the per-layer constant,
-/// and containerd's snapshot costs (copies only for the native snapshotter),
-/// under `pullers.NAME`.
-pub fn fitted_profile(
-    base: &HostProfile,
-    fits: &[PhaseFit],
-    puller: &str,
-    filesystem: &str,
-) -> HostProfile {
-    if !puller.starts_with("pulltime") {
-        return with_puller_costs(base, fits, puller, filesystem);
-    }
-    let mut p = base.clone();
-    // A rate from seconds per byte; a cost fitted to 0 is as good as free.
-    let rate = |per_byte: f64| 1.0 / per_byte.max(1e-18);
-    let spool_read = base.pull.spool_read_s(1_000_000_000) / 1e9;
-    let spool_write = base.pull.spool_write_s(1_000_000_000) / 1e9;
-    for f in fits
-        .iter()
-        .filter(|f| f.puller == puller && f.filesystem == filesystem)
-    {
-        let value = |name: &str| f.term(name).filter(|t| t.identified).map(|t| t.value);
-        match f.phase.as_str() {
-            EXTRACT_AS_MODELLED => {
-                if let Some(v) = value("per_file_s") {
-                    p.extract_per_file_s = v;
-                }
-                if let Some(v) = value("per_dir_s") {
-                    p.extract_per_dir_s = v;
-                }
-                if let Some(v) = value("per_byte_s") {
-                    p.extract_bps = rate(v - spool_read);
-                }
-            }
-            "decompress_s (gzip)" => {
-                if let Some(v) = value("per_byte_s") {
-                    p.gzip_bps = rate(v - spool_write);
-                }
-            }
-            "decompress_s (zstd)" => {
-                if let Some(v) = value("per_byte_s") {
-                    p.zstd_bps = rate(v - spool_write);
-                }
-            }
-            "verify_s" => {
-                if let Some(v) = value("per_byte_s") {
-                    p.sha256_bps = rate(v);
-                }
-            }
-            _ => {}
-        }
-    }
-    p.pull.stream_cpu_factor = 1.0;
-    p.filesystem = filesystem.to_string();
-    p
-}
-
-fn with_puller_costs(
-    base: &HostProfile,
-    fits: &[PhaseFit],
-    puller: &str,
-    filesystem: &str,
-) -> HostProfile {
-    let mut p = base.clone();
-    let key = puller.split('/').next().unwrap_or(puller).to_string();
-    let native = puller == "containerd/native";
-    let mut costs = crate::profiles::host::PullerCosts {
-        fitted_from: format!("{puller} pulls on {filesystem}"),
-        ..Default::default()
-    };
-    for f in fits
-        .iter()
-        .filter(|f| f.puller == puller && f.filesystem == filesystem)
-    {
-        let value = |name: &str| {
-            f.term(name)
-                .filter(|t| t.identified)
-                .map_or(0.0, |t| t.value)
-        };
-        match f.phase.as_str() {
-            EXTRACT_AS_MODELLED => {
-                costs.unpack_per_byte_s = value("per_byte_s");
-                costs.unpack_per_file_s = value("per_file_s");
-                costs.unpack_per_dir_s = value("per_dir_s");
-                costs.unpack_per_layer_s = value("per_layer_s");
-            }
-            SNAPSHOT => {
-                // overlayfs does not copy: its constant is all there is.
-                if native {
-                    costs.snapshot_copy_per_entry_s = value("per_entry_below_s");
-                    costs.snapshot_copy_per_byte_s = value("per_byte_below_s");
-                }
-                costs.snapshot_per_layer_s = value("per_layer_s");
-            }
-            _ => {}
-        }
-    }
-    p.pullers.insert(key, costs);
-    p
 }
 
 #[cfg(test)]

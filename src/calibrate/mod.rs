@@ -9,8 +9,10 @@ use std::time::Instant;
 use sha2::{Digest as _, Sha256};
 
 pub mod fidelity;
+pub mod fitted_profile;
 pub mod from_records;
 mod registry_probes;
+pub mod stream_factor;
 
 use crate::layer::{ApplyOptions, apply_layer};
 use crate::oci::media_type::Compression;

@@ -41,6 +41,15 @@ pub struct CalibrateArgs {
     /// when its records are given, else the only puller's).
     #[arg(long, value_parser = super::puller::parse_puller)]
     pub puller: Option<pulltime::peers::PullerKind>,
+    /// With --from-records: the network profile the records were pulled over
+    /// (name or TOML file). pulltime's streaming CPU factor is then fitted to
+    /// their wall times, by simulating each record's image over it.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// With --network: the registry ran on this host (`pulltime serve`), sharing
+    /// the pull's cores; implied by an unshaped network (loopback).
+    #[arg(long)]
+    pub registry_on_host: bool,
 }
 
 /// Runs `pulltime calibrate`.
@@ -51,6 +60,8 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
     for (set, flag) in [
         (args.base.is_some(), "--base"),
         (args.puller.is_some(), "--puller"),
+        (args.network.is_some(), "--network"),
+        (args.registry_on_host, "--registry-on-host"),
     ] {
         if set {
             anyhow::bail!("{flag} goes with --from-records");

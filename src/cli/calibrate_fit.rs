@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use pulltime::calibrate::from_records::{PhaseFit, fit_records, fitted_profile};
+use pulltime::calibrate::fitted_profile::fitted_profile;
+use pulltime::calibrate::from_records::{PhaseFit, fit_records};
+use pulltime::calibrate::stream_factor::{StreamFactorFit, WallFit, fit_stream_factor};
 use pulltime::oci::record::PullRecord;
 use pulltime::pipeline::measure::machine_id;
 use pulltime::report::table::render;
@@ -48,9 +50,12 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
             pullers.join(", ")
         ),
     };
-    if !matches!(wanted, "pulltime" | "docker" | "containerd") {
+    if !matches!(
+        wanted,
+        "pulltime" | "docker" | "containerd" | "podman" | "skopeo-umoci"
+    ) {
         anyhow::bail!(
-            "the simulator has no {wanted} policy, so its costs (shown above) have no place in a host profile; use --puller pulltime, docker or containerd"
+            "the simulator has no {wanted} policy, so its costs (shown above) have no place in a host profile; use --puller pulltime, docker, containerd, podman or skopeo-umoci"
         );
     }
     let puller = match of(wanted).as_slice() {
@@ -79,6 +84,19 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
     };
     let filesystem = filesystem.to_string();
     let mut profile = fitted_profile(&base, &fits, puller, &filesystem);
+    if let Some(network) = &args.network {
+        if puller != "pulltime/streaming" {
+            anyhow::bail!(
+                "--network fits pulltime's streaming CPU factor; the profile is {puller}'s, which has none"
+            );
+        }
+        let network = pulltime::profiles::network::NetworkProfile::load(network)?;
+        let fit = fit_stream_factor(&records, &profile, &network, args.registry_on_host)?;
+        eprint!("{}", render_factor(&fit, &network.name));
+        profile.pull.stream_cpu_factor = fit.factor;
+    } else if args.registry_on_host {
+        anyhow::bail!("--registry-on-host goes with --network");
+    }
     profile.name = args.name.clone();
     let observations: usize = fits
         .iter()
@@ -94,6 +112,44 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
     super::calibrate::write_profile(&profile, args.out.as_deref())
 }
 
+/// The streaming factor's fit for people: every record's wall time, measured,
+/// at factor 1 and at the fitted factor.
+fn render_factor(fit: &StreamFactorFit, network: &str) -> String {
+    let rel = |f: &dyn Fn(&WallFit) -> f64| -> (f64, f64) {
+        let e: Vec<f64> = fit
+            .walls
+            .iter()
+            .map(|w| (f(w) - w.measured_s) / w.measured_s)
+            .collect();
+        let rms = (e.iter().map(|x| x * x).sum::<f64>() / e.len() as f64).sqrt();
+        (rms, e.iter().fold(0f64, |m, x| m.max(x.abs())))
+    };
+    let mut out = format!(
+        "stream_cpu_factor, fitted to the wall times of {} streaming pull record(s) over {network}: {:.2}; {} at the fitted factor, {} at 1\n",
+        fit.walls.len(),
+        fit.factor,
+        pct(Some(rel(&|w| w.fitted_s))),
+        pct(Some(rel(&|w| w.unfitted_s))),
+    );
+    let rows: Vec<Vec<String>> = fit
+        .walls
+        .iter()
+        .map(|w| {
+            vec![
+                w.source.clone(),
+                format!("{:.3} s", w.measured_s),
+                format!("{:.3} s", w.fitted_s),
+                format!("{:.3} s", w.unfitted_s),
+            ]
+        })
+        .collect();
+    for line in render(&["record", "median wall", "fit", "at 1"], &rows, 2).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    out.push('\n');
+    out
+}
+
 fn cost(name: &str, v: f64) -> String {
     if name.contains("byte") {
         if v > 0.0 {
@@ -101,6 +157,8 @@ fn cost(name: &str, v: f64) -> String {
         } else {
             "0".into()
         }
+    } else if v >= 1e-3 {
+        format!("{:.1} ms", v * 1e3)
     } else {
         format!("{:.1} us", v * 1e6)
     }
@@ -165,7 +223,12 @@ pub fn render_fits(fits: &[PhaseFit], base: &str) -> String {
             .map(|r| {
                 vec![
                     r.source.clone(),
-                    format!("#{}", r.layer),
+                    // Start-up and finish are per pull, not per layer.
+                    if f.term("per_pull_s").is_some() {
+                        "-".into()
+                    } else {
+                        format!("#{}", r.layer)
+                    },
                     format!("{:.3} s", r.measured),
                     format!("{:.3} s", r.fitted),
                     r.base.map_or_else(|| "-".into(), |b| format!("{b:.3} s")),

@@ -51,6 +51,9 @@ pub struct HostProfile {
 pub struct PullerCosts {
     /// Seconds per byte of tar stream, decompression included.
     pub unpack_per_byte_s: f64,
+    /// Seconds per byte of blob (inflating costs per compressed byte as well).
+    #[serde(default)]
+    pub unpack_per_compressed_byte_s: f64,
     /// Seconds per regular file.
     #[serde(default)]
     pub unpack_per_file_s: f64,
@@ -71,6 +74,18 @@ pub struct PullerCosts {
     /// Seconds per byte of the layers below, copied likewise.
     #[serde(default)]
     pub snapshot_copy_per_byte_s: f64,
+    /// Bytes per second the puller's downloads reach together from a registry on
+    /// this host with no shaping (0: the profile's `pull.loopback_bps`).
+    #[serde(default)]
+    pub loopback_bps: f64,
+    /// Seconds from the command's start to its first request (a command's own
+    /// start-up: podman's, skopeo's; 0 for a daemon's API call).
+    #[serde(default)]
+    pub startup_s: f64,
+    /// Seconds from the last layer applied to the pull's end (writing the image's
+    /// manifest, config and metadata; umoci's runtime config).
+    #[serde(default)]
+    pub finish_s: f64,
     /// Where these costs come from.
     #[serde(default)]
     pub fitted_from: String,
@@ -160,6 +175,13 @@ pub struct HostProfileError {
 }
 
 impl HostProfile {
+    /// The built-in profile: the 2-core ext4 machine pulltime is developed on
+    /// (profiles/hosts/xeon-2core-ext4.toml), used when no `--host` is given.
+    pub fn builtin() -> HostProfile {
+        toml::from_str(include_str!("../../profiles/hosts/xeon-2core-ext4.toml"))
+            .expect("the built-in host profile parses (a unit test checks it)")
+    }
+
     /// Reads a TOML file.
     pub fn load(path: &std::path::Path) -> Result<Self, HostProfileError> {
         let err = |reason: String| HostProfileError {
@@ -284,5 +306,18 @@ impl HostProfile {
             Compression::Zstd => Some(self.zstd_bps),
             Compression::None => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_profile_parses_and_describes_this_project_s_machine() {
+        let h = HostProfile::builtin();
+        assert_eq!(h.name, "xeon-2core-ext4");
+        assert_eq!(h.cpus, 2);
+        assert!(h.sha256_bps > 0.0 && h.gzip_bps > 0.0 && h.extract_per_file_s > 0.0);
     }
 }
