@@ -30,6 +30,13 @@ pub enum PolicyArg {
     Docker,
     /// containerd (classic): all downloads first, then unpack layer by layer.
     Containerd,
+    /// podman: downloads in parallel (6), each layer applied after its download, in
+    /// order.
+    Podman,
+    /// skopeo copy to an OCI layout (6 downloads at once), then umoci unpack, layer
+    /// by layer.
+    #[value(name = "skopeo-umoci")]
+    SkopeoUmoci,
     /// pulltime streaming: decompression and extraction overlap the download.
     Pulltime,
     /// pulltime --mode staged.
@@ -41,6 +48,8 @@ impl From<PolicyArg> for Policy {
         match p {
             PolicyArg::Docker => Policy::Docker,
             PolicyArg::Containerd => Policy::Containerd,
+            PolicyArg::Podman => Policy::Podman,
+            PolicyArg::SkopeoUmoci => Policy::SkopeoUmoci,
             PolicyArg::Pulltime => Policy::Pulltime,
             PolicyArg::Staged => Policy::Staged,
         }

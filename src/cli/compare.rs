@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use pulltime::oci::record::PullRecord;
 use pulltime::profiles::network::format_bandwidth;
 use pulltime::report::compare::{Entry, comparison_table};
-use pulltime::report::{svg, table::render};
+use pulltime::report::{svg, svg_bounds, table::render};
 use pulltime::sim::{simulate_at_bandwidth, simulate_record};
 
 /// Bandwidths of the sweep, Mbit/s.
@@ -35,6 +35,10 @@ pub struct CompareArgs {
     /// Draw pull time against bandwidth to this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
+    /// Draw why to this SVG file: each image's critical path by resource at 10
+    /// Mbit/s, 100 Mbit/s, 1 Gbit/s and 10 Gbit/s.
+    #[arg(long)]
+    pub why_svg: Option<PathBuf>,
 }
 
 /// Runs `pulltime compare`.
@@ -114,6 +118,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     // Why, in words, at a few bandwidths: which resource bounds each pull and what
     // drives it.
     let mut why: Vec<String> = Vec::new();
+    let mut why_bars: Vec<svg_bounds::Group> = Vec::new();
     for mbit in SWEEP_MBIT {
         let bps = mbit * 1e6 / 8.0;
         let mut records = Vec::new();
@@ -122,16 +127,12 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             series[i].1.push((bps, record.runs[0].wall_s));
             records.push(record);
         }
-        if [10.0, 100.0, 1000.0, 10000.0].contains(mbit) {
-            for (i, r) in records.iter().enumerate().skip(1) {
-                if let Some(w) = pulltime::sim::explain::why(&records[0], r) {
-                    why.push(format!(
-                        "  {} at {}: {w}",
-                        images[i].0,
-                        format_bandwidth(bps)
-                    ));
-                }
-            }
+        if pulltime::sim::explain::EXPLAIN_MBIT.contains(mbit) {
+            let labels: Vec<String> = images.iter().map(|(n, _)| n.clone()).collect();
+            let (lines, paths) = pulltime::sim::explain::explain_records(&labels, &records);
+            why.push(format!("  at {}:", format_bandwidth(bps)));
+            why.extend(lines.into_iter().map(|l| format!("    {l}")));
+            why_bars.push((format_bandwidth(bps), paths));
         }
     }
     let base_size = images[0].1.layers.iter().map(|l| l.compressed).sum::<u64>() as f64;
@@ -187,6 +188,18 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         );
         super::export::write_file(p, chart)?;
         println!("chart: {}", p.display());
+    }
+    if let Some(p) = &args.why_svg {
+        let chart = svg_bounds::critical_paths(
+            &format!(
+                "why pull time falls less than size ({} policy, host {})",
+                pulltime::sim::Policy::from(args.model.policy).as_str(),
+                scenario.host.name
+            ),
+            &why_bars,
+        );
+        super::export::write_file(p, chart)?;
+        println!("why chart: {}", p.display());
     }
     Ok(())
 }

@@ -3,8 +3,9 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use pulltime::lab::demo::{DemoOptions, PAIRS, run, table};
+use pulltime::lab::demo::{DemoOptions, PAIRS, explain, run, table};
 use pulltime::profiles::network::NetworkProfile;
+use pulltime::report::svg_bounds;
 
 use super::synth::CompressionArg;
 
@@ -67,6 +68,19 @@ pub fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let results = run(&options, &mut |line| println!("  {line}"))?;
     println!();
     print!("{}", table(&results));
+    println!(
+        "\nwhy pull time falls less than size (simulated from these records with pulltime's policy on host {}):",
+        pulltime::profiles::host::HostProfile::builtin().name
+    );
+    for e in explain(&results, &options.network)? {
+        let svg = out.join(format!("why-{}.svg", e.pair));
+        for (bandwidth, line) in &e.lines {
+            println!("  {} at {bandwidth}: {line}", e.pair);
+        }
+        let title = format!("{}: why pull time falls less than size", e.pair);
+        super::export::write_file(&svg, svg_bounds::critical_paths(&title, &e.groups))?;
+        println!("  picture: {}", svg.display());
+    }
     println!("JSON records: {}", out.join("records").display());
     Ok(())
 }

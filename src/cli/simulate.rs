@@ -22,9 +22,6 @@ use pulltime::synth::ImageProfile;
 
 use super::synth::CompressionArg;
 
-/// The host profile used when none is given: the machine pulltime is developed on.
-const DEFAULT_HOST: &str = include_str!("../../profiles/hosts/xeon-2core-ext4.toml");
-
 /// What the model runs on: shared by `simulate` and `compare`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
@@ -38,9 +35,10 @@ pub struct ModelArgs {
     /// How the puller schedules its stages.
     #[arg(long, value_enum, default_value_t = PolicyArg::Pulltime)]
     pub policy: PolicyArg,
-    /// Downloads in flight at once.
-    #[arg(long, default_value_t = 3)]
-    pub max_concurrent_downloads: usize,
+    /// Downloads in flight at once (default: the policy's puller's own: 3 for
+    /// docker, containerd and pulltime, 6 for podman and skopeo).
+    #[arg(long)]
+    pub max_concurrent_downloads: Option<usize>,
     /// Docker Hub's flow (token, blobs via a CDN): `auto` uses it when the network
     /// profile has a [cdn] section.
     #[arg(long, value_enum, default_value_t = Flow::Auto)]
@@ -75,7 +73,10 @@ impl ModelArgs {
             network,
             host,
             policy: self.policy.into(),
-            max_concurrent_downloads: self.max_concurrent_downloads.max(1),
+            max_concurrent_downloads: self
+                .max_concurrent_downloads
+                .unwrap_or_else(|| Policy::from(self.policy).default_downloads())
+                .max(1),
             dockerhub_flow,
             index: false,
             registry_on_host: self.registry_on_host,
@@ -215,7 +216,7 @@ pub fn load_image(
 pub fn load_host(path: Option<&Path>) -> anyhow::Result<HostProfile> {
     Ok(match path {
         Some(p) => HostProfile::load(p)?,
-        None => toml::from_str(DEFAULT_HOST).context("built-in host profile")?,
+        None => HostProfile::builtin(),
     })
 }
 
@@ -345,7 +346,24 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     }
     let (headers, body) = scenario_rows(&rows);
     print!("{}", render(&headers, &body, 1));
+    print_bounds(&rows);
     args.export.write_table(&headers, &body)
+}
+
+/// Why: what bounded each scenario's pull, and, as is, each layer.
+fn print_bounds(rows: &[(String, PullRecord)]) {
+    println!("\nwhy:");
+    for (i, (label, record)) in rows.iter().enumerate() {
+        let Some(b) = pulltime::sim::bounds::bounds(record) else {
+            continue;
+        };
+        println!("  {label}: {}", b.summary());
+        if i == 0 {
+            for line in b.layer_lines() {
+                println!("    {line}");
+            }
+        }
+    }
 }
 
 /// One row per scenario: times, the bounding phase, and the saving against the first row.

@@ -70,6 +70,12 @@ pub enum DemoError {
     /// Writing records.
     #[error(transparent)]
     Record(#[from] crate::report::json::RecordError),
+    /// A record the explanation could not read.
+    #[error(transparent)]
+    Input(#[from] crate::sim::input::InputError),
+    /// The explanation's simulation.
+    #[error(transparent)]
+    Sim(#[from] crate::sim::SimError),
     /// Output directory.
     #[error("{path}")]
     Io {
@@ -179,4 +185,68 @@ pub fn table(results: &[PairResult]) -> String {
         })
         .collect();
     comparison_table(&groups)
+}
+
+/// Why one pair's pull time fell less than its size, at each of
+/// [`EXPLAIN_MBIT`](crate::sim::explain::EXPLAIN_MBIT).
+#[derive(Debug, Clone)]
+pub struct PairExplanation {
+    /// Function name.
+    pub pair: String,
+    /// Per bandwidth: its label and the multi-stage image against the original
+    /// in one sentence ([`why`](crate::sim::explain::why)).
+    pub lines: Vec<(String, String)>,
+    /// The critical paths, for [`crate::report::svg_bounds::critical_paths`].
+    pub groups: Vec<crate::report::svg_bounds::Group>,
+}
+
+/// Explains each pair: both images as their records measured them, simulated
+/// with pulltime's policy on the built-in host profile over the demo's network
+/// at 10 Mbit/s to 10 Gbit/s.
+pub fn explain(
+    results: &[PairResult],
+    network: &NetworkProfile,
+) -> Result<Vec<PairExplanation>, DemoError> {
+    use crate::sim::explain::{EXPLAIN_MBIT, explain_records, why};
+    use crate::sim::{Policy, Scenario, input::from_record, simulate_at_bandwidth};
+    let scenario = Scenario {
+        network: network.clone(),
+        host: crate::profiles::host::HostProfile::builtin(),
+        policy: Policy::Pulltime,
+        max_concurrent_downloads: Policy::Pulltime.default_downloads(),
+        dockerhub_flow: network.cdn.is_some(),
+        index: false,
+        registry_on_host: false,
+    };
+    let mut out = Vec::new();
+    for r in results {
+        let labels = vec![
+            format!("{} original", r.pair),
+            format!("{} multi-stage", r.pair),
+        ];
+        let images = [
+            from_record(&labels[0], &r.original)?,
+            from_record(&labels[1], &r.multistage)?,
+        ];
+        let mut e = PairExplanation {
+            pair: r.pair.clone(),
+            lines: Vec::new(),
+            groups: Vec::new(),
+        };
+        for mbit in EXPLAIN_MBIT {
+            let bps = mbit * 1e6 / 8.0;
+            let records = images
+                .iter()
+                .map(|i| simulate_at_bandwidth(i, &scenario, bps, vec![]))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (_, paths) = explain_records(&labels, &records);
+            let label = crate::profiles::network::format_bandwidth(bps);
+            if let Some(w) = why(&records[0], &records[1]) {
+                e.lines.push((label.clone(), w));
+            }
+            e.groups.push((label, paths));
+        }
+        out.push(e);
+    }
+    Ok(out)
 }

@@ -6,6 +6,7 @@ pub mod export;
 pub mod json;
 pub mod regression;
 pub mod svg;
+pub mod svg_bounds;
 pub mod table;
 
 /// `sha256:3f4a9c2b1e7d...` -> `3f4a9c2b1e7d`.

@@ -29,7 +29,7 @@ fn colour(name: &str) -> &'static str {
         .map_or("#000000", |(_, c)| c)
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -190,7 +190,7 @@ fn short_rate(bytes_per_s: f64) -> String {
     format!("{}{unit}", n.trim_end_matches(".0"))
 }
 
-fn fmt_s(t: f64) -> String {
+pub(crate) fn fmt_s(t: f64) -> String {
     if t >= 10.0 {
         format!("{t:.0} s")
     } else if t >= 1.0 {

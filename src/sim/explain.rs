@@ -74,7 +74,11 @@ fn files(r: &PullRecord) -> u64 {
 /// shrank least (what keeps the pull from falling as much as the size).
 pub fn why(base: &PullRecord, alt: &PullRecord) -> Option<String> {
     let (b, a) = (Costs::of(base)?, Costs::of(alt)?);
-    let (bound_b, bound_a) = (bounding_phase(base), bounding_phase(alt));
+    // The resource with the most time on each critical path ([`super::bounds`]).
+    let bound_of = |r: &PullRecord| {
+        super::bounds::bounds(r).map_or_else(|| bounding_phase(r), |b| b.bound().0)
+    };
+    let (bound_b, bound_a) = (bound_of(base), bound_of(alt));
     let compressed = change(
         alt.image.compressed_bytes as f64,
         base.image.compressed_bytes as f64,
@@ -113,6 +117,35 @@ pub fn why(base: &PullRecord, alt: &PullRecord) -> Option<String> {
     ))
 }
 
+/// The bandwidths, in Mbit/s, at which `compare` and `demo` explain.
+pub const EXPLAIN_MBIT: [f64; 4] = [10.0, 100.0, 1000.0, 10000.0];
+
+/// Each image's critical path by resource, for pictures.
+pub type Paths = Vec<(String, Vec<(&'static str, f64)>)>;
+
+/// Why, for simulated pulls of several images under one scenario (the first is
+/// the baseline): a line per image on what bounded it and its critical path
+/// ([`super::bounds`]), then a line per other image against the first
+/// ([`why`]); and the paths, for [`crate::report::svg_bounds`].
+pub fn explain_records(labels: &[String], records: &[PullRecord]) -> (Vec<String>, Paths) {
+    let mut lines = Vec::new();
+    let mut paths = Vec::new();
+    for (label, r) in labels.iter().zip(records) {
+        if let Some(b) = super::bounds::bounds(r) {
+            lines.push(format!("{label}: {}", b.summary()));
+            paths.push((label.clone(), b.path));
+        }
+    }
+    if let Some(first) = records.first() {
+        for (label, r) in labels.iter().zip(records).skip(1) {
+            if let Some(w) = why(first, r) {
+                lines.push(format!("{label} against the first: {w}"));
+            }
+        }
+    }
+    (lines, paths)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,8 +155,7 @@ mod tests {
     fn scenario() -> Scenario {
         Scenario {
             network: crate::profiles::network::NetworkProfile::load("lan-1g").unwrap(),
-            host: toml::from_str(include_str!("../../profiles/hosts/xeon-2core-ext4.toml"))
-                .unwrap(),
+            host: crate::profiles::host::HostProfile::builtin(),
             policy: Policy::Docker,
             max_concurrent_downloads: 3,
             dockerhub_flow: false,

@@ -3,6 +3,7 @@
 //! uses and a host profile from `calibrate`. Its output is a [`PullRecord`] with
 //! `"simulated": true`, so every report reads measured and simulated pulls alike.
 
+pub mod bounds;
 pub mod cpu;
 mod error;
 pub mod explain;
@@ -34,6 +35,13 @@ pub enum Policy {
     Docker,
     /// containerd (classic): all downloads first, then unpack layer by layer.
     Containerd,
+    /// podman (containers/image): downloads in parallel, each to a temporary
+    /// file, and each layer applied once it and every layer below it are, in order.
+    Podman,
+    /// skopeo copy into an OCI layout (downloads in parallel), then umoci unpack,
+    /// layer by layer.
+    #[serde(rename = "skopeo-umoci")]
+    SkopeoUmoci,
     /// pulltime streaming: decompression and extraction overlap the download.
     Pulltime,
     /// pulltime --mode staged.
@@ -41,14 +49,31 @@ pub enum Policy {
 }
 
 impl Policy {
-    /// Lower-case name.
+    /// Lower-case name, the puller's (`--puller`) for other pullers.
     pub fn as_str(self) -> &'static str {
         match self {
             Policy::Docker => "docker",
             Policy::Containerd => "containerd",
+            Policy::Podman => "podman",
+            Policy::SkopeoUmoci => "skopeo-umoci",
             Policy::Pulltime => "pulltime",
             Policy::Staged => "staged",
         }
+    }
+
+    /// Downloads in flight at once by default: docker's and containerd's 3,
+    /// containers/image's 6 (podman, skopeo), pulltime's 3.
+    pub fn default_downloads(self) -> usize {
+        match self {
+            Policy::Podman | Policy::SkopeoUmoci => 6,
+            Policy::Docker | Policy::Containerd | Policy::Pulltime | Policy::Staged => 3,
+        }
+    }
+
+    /// True for pulltime's own pipelines; false for the other pullers, whose
+    /// unpacking costs are fitted from their pulls (`[pullers.NAME]`).
+    pub fn is_pulltime(self) -> bool {
+        matches!(self, Policy::Pulltime | Policy::Staged)
     }
 }
 

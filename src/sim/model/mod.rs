@@ -20,7 +20,10 @@ mod policy;
 pub(crate) mod tests;
 
 pub use network::{Endpoint, RequestKind, SimConnection, SimRequest};
-pub use policy::{CpuCosts, PipelineCpu, StreamWork, apply_policy, cpu_costs, stream_work};
+pub use policy::{
+    Below, CpuCosts, LayerWork, PipelineCpu, StreamWork, apply_policy, cpu_costs, layer_work,
+    stream_work,
+};
 
 /// A simulated pull, before it becomes a record.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -85,11 +88,32 @@ pub fn simulate(
     policy: Policy,
     max_downloads: usize,
 ) -> Result<SimRun, SimError> {
+    // A puller's own loopback ceiling, where its pulls showed one.
+    let own_loopback = host
+        .pullers
+        .get(policy.as_str())
+        .filter(|c| !policy.is_pulltime() && c.loopback_bps > 0.0);
+    let with_own_loopback;
+    let host = match own_loopback {
+        Some(c) => {
+            let mut h = host.clone();
+            h.pull.loopback_bps = c.loopback_bps;
+            with_own_loopback = h;
+            &with_own_loopback
+        }
+        None => host,
+    };
     let mut client = Client::new(flow, host);
-    // pulltime sets up its client and scratch space first; daemons have done so.
-    let start = match policy {
-        Policy::Pulltime | Policy::Staged => host.pull.startup_s,
-        Policy::Docker | Policy::Containerd => 0.0,
+    // pulltime sets up its client and scratch space first; daemons have done so,
+    // and a command's own start-up is fitted from its pulls.
+    let own = host
+        .pullers
+        .get(policy.as_str())
+        .filter(|_| !policy.is_pulltime());
+    let start = match own {
+        _ if policy.is_pulltime() => host.pull.startup_s,
+        Some(c) => c.startup_s,
+        None => 0.0,
     };
     let resolve_s = client.resolve(image, start);
     let mut layers = download::run(image, &mut client, resolve_s, max_downloads)?;
@@ -101,8 +125,10 @@ pub fn simulate(
         resolve_s,
         PipelineCpu::of(flow, host),
     )?;
+    // What the puller does after the last layer (writing the image's metadata).
+    let finish = own.map_or(0.0, |c| c.finish_s);
     Ok(SimRun {
-        wall_s: layers.iter().map(|l| l.end_s).fold(resolve_s, f64::max),
+        wall_s: layers.iter().map(|l| l.end_s).fold(resolve_s, f64::max) + finish,
         resolve_s,
         layers,
         requests: client.requests,

@@ -95,6 +95,98 @@ impl StreamWork {
     }
 }
 
+/// One layer's CPU work as the policy's puller pays it, by what drives it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LayerWork {
+    /// Hashing the blob and the tar stream (pulltime's; inside the unpack of
+    /// pullers with fitted costs).
+    pub verify: f64,
+    /// Inflating (pulltime's own stage; other pullers' is in `unpack_bytes`).
+    pub decompress: f64,
+    /// Writing file content, per byte (other pullers: inflating included, per
+    /// compressed and per written byte).
+    pub unpack_bytes: f64,
+    /// Creating files and directories, per entry.
+    pub entries: f64,
+    /// A fixed cost per layer.
+    pub per_layer: f64,
+    /// Making the layer's snapshot (containerd's native snapshotter copies the tree
+    /// below).
+    pub snapshot: f64,
+}
+
+impl LayerWork {
+    /// Extraction as the record shows it: everything but hashing and inflating.
+    pub fn extract(&self) -> f64 {
+        self.unpack_bytes + self.entries + self.per_layer + self.snapshot
+    }
+
+    /// Each part with the name explanations give it.
+    pub fn parts(&self) -> [(&'static str, f64); 6] {
+        [
+            ("hashing", self.verify),
+            ("inflate CPU", self.decompress),
+            ("extraction per byte", self.unpack_bytes),
+            ("extraction per entry", self.entries),
+            ("per-layer overhead", self.per_layer),
+            ("snapshot copy", self.snapshot),
+        ]
+    }
+}
+
+/// The files, directories and bytes of the layers below one layer.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Below {
+    /// Files and directories.
+    pub entries: u64,
+    /// Tar stream bytes.
+    pub bytes: u64,
+}
+
+/// What layer `index` of an image costs `policy`'s puller on `host`: the
+/// puller's own fitted costs (`[pullers.NAME]`) when the profile has them, else
+/// pulltime's stages.
+pub fn layer_work(
+    l: &SimLayer,
+    index: usize,
+    below: Below,
+    host: &HostProfile,
+    policy: Policy,
+) -> LayerWork {
+    let own = host
+        .pullers
+        .get(policy.as_str())
+        .filter(|_| !policy.is_pulltime());
+    let Some(c) = own else {
+        let costs = cpu_costs(l, host);
+        let unpack_bytes = l.file_bytes as f64 / host.extract_bps;
+        return LayerWork {
+            verify: costs.verify,
+            decompress: costs.decompress,
+            unpack_bytes,
+            entries: costs.extract - unpack_bytes,
+            per_layer: 0.0,
+            snapshot: 0.0,
+        };
+    };
+    LayerWork {
+        verify: 0.0,
+        decompress: 0.0,
+        unpack_bytes: l.uncompressed as f64 * c.unpack_per_byte_s
+            + l.compressed as f64 * c.unpack_per_compressed_byte_s,
+        entries: l.files as f64 * c.unpack_per_file_s + l.dirs as f64 * c.unpack_per_dir_s,
+        per_layer: c.unpack_per_layer_s,
+        // containerd's native snapshotter copies everything below first.
+        snapshot: if index > 0 {
+            c.snapshot_per_layer_s
+                + below.entries as f64 * c.snapshot_copy_per_entry_s
+                + below.bytes as f64 * c.snapshot_copy_per_byte_s
+        } else {
+            0.0
+        },
+    }
+}
+
 /// Decides when each layer's CPU work runs and when it is applied, from its
 /// download times; fills in the CPU costs. `pipeline` only matters to pulltime's
 /// streaming, whose CPU simulation may fail ([`SimError`]).
@@ -114,44 +206,19 @@ pub fn apply_policy(
         .iter()
         .map(|l| l.download_end_s)
         .fold(resolve_s, f64::max);
-    // docker's and containerd's own unpacking costs, when the profile has them.
-    let own = match policy {
-        Policy::Docker | Policy::Containerd => host.pullers.get(policy.as_str()),
-        Policy::Pulltime | Policy::Staged => None,
-    };
-    let (mut entries_below, mut bytes_below) = (0u64, 0u64);
+    let fitted = host.pullers.contains_key(policy.as_str()) && !policy.is_pulltime();
+    let mut below = Below::default();
     for (i, l) in image.layers.iter().enumerate() {
         let lr = &mut layers[i];
-        // containerd's native snapshotter copies everything below first.
-        let copy = own.filter(|_| i > 0).map_or(0.0, |c| {
-            c.snapshot_per_layer_s
-                + entries_below as f64 * c.snapshot_copy_per_entry_s
-                + bytes_below as f64 * c.snapshot_copy_per_byte_s
-        });
-        entries_below += l.files + l.dirs;
-        bytes_below += l.uncompressed;
+        let work = layer_work(l, i, below, host, policy);
+        below.entries += l.files + l.dirs;
+        below.bytes += l.uncompressed;
         if lr.cached {
             lr.end_s = prev_end;
             continue;
         }
-        let CpuCosts {
-            verify,
-            decompress,
-            extract,
-        } = match own {
-            // Decompression and extraction are one measured cost for these.
-            Some(c) => CpuCosts {
-                verify: cpu_costs(l, host).verify,
-                decompress: 0.0,
-                extract: copy
-                    + c.unpack_per_layer_s
-                    + l.uncompressed as f64 * c.unpack_per_byte_s
-                    + l.files as f64 * c.unpack_per_file_s
-                    + l.dirs as f64 * c.unpack_per_dir_s,
-            },
-            None => cpu_costs(l, host),
-        };
-        lr.verify_s = verify;
+        let (decompress, extract) = (work.decompress, work.extract());
+        lr.verify_s = work.verify;
         lr.decompress_s = decompress;
         lr.extract_s = extract;
         let (compressed_hash, uncompressed_hash) = (
@@ -160,13 +227,19 @@ pub fn apply_policy(
         );
         lr.end_s = match policy {
             Policy::Pulltime => unreachable!("streaming is simulated by stream_policy"),
-            // Docker: a layer is extracted after its download completes (the digest
-            // is checked while downloading), one layer at a time, in order.
-            Policy::Docker => prev_end.max(lr.download_end_s) + decompress + extract,
-            // containerd (classic): fetch everything, then unpack layer by layer.
-            // With its own costs, the uncompressed hash is inside the measured unpack.
-            Policy::Containerd if own.is_some() => prev_end.max(last_download) + extract,
-            Policy::Containerd => {
+            // Docker and podman: a layer is extracted after its download completes
+            // (the digest is checked while downloading), one layer at a time, in
+            // order.
+            Policy::Docker | Policy::Podman => {
+                prev_end.max(lr.download_end_s) + decompress + extract
+            }
+            // containerd (classic), skopeo then umoci: fetch everything, then unpack
+            // layer by layer. With their own costs, the uncompressed hash is inside
+            // the measured unpack.
+            Policy::Containerd | Policy::SkopeoUmoci if fitted => {
+                prev_end.max(last_download) + extract
+            }
+            Policy::Containerd | Policy::SkopeoUmoci => {
                 prev_end.max(last_download) + decompress + extract + uncompressed_hash
             }
             // pulltime --mode staged: fetch everything, then per layer verify,
