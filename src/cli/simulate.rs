@@ -131,7 +131,8 @@ pub struct SimulateArgs {
     /// Sweep the bandwidth: `10Mbit,100Mbit,1Gbit`.
     #[arg(long, value_delimiter = ',')]
     pub bandwidth: Vec<String>,
-    /// Write the simulated record (the base scenario) here (`-` for stdout).
+    /// Write the simulated record (the base scenario) here (`-` for stdout); with
+    /// --fleet, the burst: its inputs and every node's completion and pull times.
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Simulate N nodes cold-starting the image at once (a fleet burst).
@@ -473,5 +474,17 @@ fn run_fleet(
         human_bytes(r.bytes),
         r.egress_end_s
     );
+    if let Some(path) = &args.json {
+        // The burst, its inputs and every node's times.
+        let doc = serde_json::json!({
+            "image": image.name,
+            "network": scenario.network.name,
+            "policy": scenario.policy.as_str(),
+            "host": scenario.host.name,
+            "burst": o,
+            "result": r,
+        });
+        pulltime::report::json::write_json(&doc, path)?;
+    }
     Ok(())
 }

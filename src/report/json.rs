@@ -30,11 +30,17 @@ pub enum RecordError {
 
 /// Writes `record` to `path`, or to stdout when `path` is `-`.
 pub fn write_record(record: &PullRecord, path: &Path) -> Result<(), RecordError> {
+    write_json(record, path)
+}
+
+/// Writes any JSON document as [`write_record`] writes a record: whole or not at
+/// all, `-` for stdout.
+pub fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<(), RecordError> {
     let io = |source| RecordError::Io {
         path: path.display().to_string(),
         source,
     };
-    let mut text = serde_json::to_vec_pretty(record).expect("records serialise");
+    let mut text = serde_json::to_vec_pretty(value).expect("plain data serialises");
     text.push(b'\n');
     if path.as_os_str() == "-" {
         return std::io::stdout().write_all(&text).map_err(io);

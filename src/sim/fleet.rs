@@ -13,7 +13,7 @@ use super::{Scenario, SimError, SimImage, SimLoop};
 use crate::rng::Rng;
 
 /// The burst.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct FleetOptions {
     /// Nodes pulling.
     pub nodes: usize,
@@ -30,7 +30,7 @@ pub struct FleetOptions {
 }
 
 /// Completion times of every node, from the burst's start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct FleetResult {
     /// Seconds from the burst's start to each node's last layer applied, sorted.
     pub completions: Vec<f64>,
