@@ -22,6 +22,7 @@ const RESOURCES: &[(&str, &str)] = &[
     ("hashing", "#8e24aa"),
     ("inflate CPU", "#fb8c00"),
     ("extraction per byte", "#81c784"),
+    ("inflate + write per byte", "#c0ca33"),
     ("extraction per entry", "#2e7d32"),
     ("per-layer overhead", "#6d4c41"),
     ("snapshot copy", "#e53935"),

@@ -113,6 +113,8 @@ pub struct LayerWork {
     /// Making the layer's snapshot (containerd's native snapshotter copies the tree
     /// below).
     pub snapshot: f64,
+    /// `unpack_bytes` includes inflating (another puller's fitted unpack).
+    pub unpack_inflates: bool,
 }
 
 impl LayerWork {
@@ -126,7 +128,14 @@ impl LayerWork {
         [
             ("hashing", self.verify),
             ("inflate CPU", self.decompress),
-            ("extraction per byte", self.unpack_bytes),
+            (
+                if self.unpack_inflates {
+                    "inflate + write per byte"
+                } else {
+                    "extraction per byte"
+                },
+                self.unpack_bytes,
+            ),
             ("extraction per entry", self.entries),
             ("per-layer overhead", self.per_layer),
             ("snapshot copy", self.snapshot),
@@ -167,6 +176,7 @@ pub fn layer_work(
             entries: costs.extract - unpack_bytes,
             per_layer: 0.0,
             snapshot: 0.0,
+            unpack_inflates: false,
         };
     };
     LayerWork {
@@ -184,6 +194,7 @@ pub fn layer_work(
         } else {
             0.0
         },
+        unpack_inflates: true,
     }
 }
 
