@@ -76,6 +76,48 @@ fn a_profile_is_fitted_to_measured_pulls_and_foreign_records_are_refused() {
     assert!(fitted.gzip_bps > 1e6, "{fitted:?}");
     // Its stage costs come from real streaming pulls: no extra streaming factor.
     assert_eq!(fitted.pull.stream_cpu_factor, 1.0);
+    // Told the network they were pulled over, the fit simulates every record and
+    // fits the streaming factor to their wall times, and says how close each is.
+    let with_factor = h.join("factor.toml");
+    let assert = pulltime(h)
+        .arg("calibrate")
+        .arg("--from-records")
+        .args(&records)
+        .args(["--network", "loopback", "--out"])
+        .arg(&with_factor)
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("stream_cpu_factor, fitted to the wall times of 2 "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let factor = HostProfile::load(&with_factor)
+        .unwrap()
+        .pull
+        .stream_cpu_factor;
+    assert!(
+        line.contains(&format!(": {factor:.2};")),
+        "{line} vs {factor}"
+    );
+    for r in &records {
+        assert!(
+            stderr.lines().any(|l| l.contains(&*r.display().to_string())
+                && !l.contains(".json run ")
+                && l.matches(" s").count() == 3),
+            "{stderr}"
+        );
+    }
+    pulltime(h)
+        .arg("calibrate")
+        .arg("--from-records")
+        .args(&records)
+        .arg("--registry-on-host")
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "--registry-on-host goes with --network",
+        ));
 
     // Another machine's record, one without a machine, a simulation: refused.
     let text = std::fs::read_to_string(&records[0]).unwrap();

@@ -215,12 +215,15 @@ fn measured_records_report_and_compare_with_expected_size_differences() {
     let pct =
         |new: u64, old: u64| format!("{:+.0}%", 100.0 * (new as f64 - old as f64) / old as f64);
     let chart = work.path().join("sweep.svg");
+    let why_chart = work.path().join("why.svg");
     let out = pulltime(home.path())
         .arg("compare")
         .arg(&records[0])
         .arg(&records[1])
         .arg("--svg")
         .arg(&chart)
+        .arg("--why-svg")
+        .arg(&why_chart)
         .assert()
         .success()
         .get_output()
@@ -235,6 +238,17 @@ fn measured_records_report_and_compare_with_expected_size_differences() {
         .collect();
     assert_eq!(why.len(), 4, "{out}");
     assert!(why.iter().all(|l| l.contains("bound by")), "{out}");
+    // Each image's critical path at each of the four bandwidths, in words and
+    // drawn: a bar per image and bandwidth.
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains("critical path: "))
+            .count(),
+        2 * 4,
+        "{out}"
+    );
+    let why_svg = std::fs::read_to_string(&why_chart).unwrap();
+    assert_eq!(why_svg.matches(r#"class="bar""#).count(), 2 * 4);
     // The measured table's change row carries the size differences of the images.
     let change_row = out
         .lines()
@@ -298,6 +312,64 @@ fn simulate_what_ifs_and_bad_input() {
                 .and(predicate::str::contains("bound by"))
                 .and(predicate::str::contains("estimated:")),
         );
+    // Why, per layer and for the pull: the critical path adds up to the pull.
+    let out = pulltime(home.path())
+        .args([
+            "simulate",
+            "ml-object-detection-original",
+            "--scale",
+            "0.1",
+            "--policy",
+            "docker",
+            "--network",
+            "lan-1g",
+            "--json",
+            "-",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let record: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let layers = record["runs"][0]["layers"].as_array().unwrap().len();
+    let out = pulltime(home.path())
+        .args([
+            "simulate",
+            "ml-object-detection-original",
+            "--scale",
+            "0.1",
+            "--policy",
+            "docker",
+            "--network",
+            "lan-1g",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let why = out.split("why:").nth(1).expect("a why section");
+    assert_eq!(
+        why.lines()
+            .filter(|l| l.trim_start().starts_with("layer "))
+            .count(),
+        layers,
+        "{out}"
+    );
+    let whole = why.lines().find(|l| l.contains("as is: bound by")).unwrap();
+    let path = whole.split("critical path: ").nth(1).unwrap();
+    let sum: f64 = path
+        .split(", ")
+        .map(|part| part.rsplit(' ').nth(1).unwrap().parse::<f64>().unwrap())
+        .sum();
+    let wall = record["runs"][0]["wall_s"].as_f64().unwrap();
+    // Each part is printed to 10 ms, parts under 5 ms left out.
+    assert!(
+        (sum - wall).abs() < 0.02 * path.split(", ").count() as f64 + 0.05,
+        "{whole} vs {wall}"
+    );
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<polyline"));
     let csv = work.path().join("s.csv");
     pulltime(home.path())
@@ -385,6 +457,36 @@ fn fleet_bursts_and_aggregate() {
     let p50 = secs("completed", 4);
     let alone = secs("one node alone:", 3);
     assert!(p50 > 5.0 * alone, "p50 {p50} vs one node {alone}:\n{out}");
+    // --json writes the burst: its inputs and every node's times, as printed.
+    let burst = home.path().join("burst.json");
+    pulltime(home.path())
+        .args([
+            "simulate",
+            "sn-compose-post-multistage",
+            "--scale",
+            "0.1",
+            "--fleet",
+            "200",
+            "--egress",
+            "1Gbit",
+            "--fleet-spread",
+            "1",
+            "--json",
+        ])
+        .arg(&burst)
+        .assert()
+        .success();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&burst).unwrap()).unwrap();
+    assert_eq!(v["burst"]["nodes"], 200);
+    let completions = v["result"]["completions"].as_array().unwrap();
+    assert_eq!(completions.len(), 200);
+    assert_eq!(v["result"]["durations"].as_array().unwrap().len(), 200);
+    let json_p50 = completions[99].as_f64().unwrap();
+    assert!(
+        (json_p50 - p50).abs() < 0.006,
+        "{json_p50} vs printed {p50}"
+    );
     pulltime(home.path())
         .args(["simulate", "vp-transcode-original", "--fleet", "0"])
         .assert()
