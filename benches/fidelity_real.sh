@@ -138,9 +138,20 @@ for net in $ALL_NETWORKS; do
   ready curl -s "http://127.0.0.1:$port/v2/" -o /dev/null
   for img in $(images_of "$net"); do
     echo "== $net: $img" >&2
+    # Every case starts from the same memory state: the kernel's cost of each
+    # page a puller writes rises as free memory runs out (system CPU doubled
+    # for every puller in a run that did not do this).
+    sync
+    echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    # ...but the registry's blobs in memory, as they were for every run before.
+    cat "$cache"/debian-small/blobs/sha256/* "$W"/synth/blobs/sha256/* > /dev/null
+    before=$(grep '^cpu ' /proc/stat)
     "$PULLTIME" compare --puller "$PULLERS" "127.0.0.1:$port/$(repo_of "$img")" --runs "$RUNS" \
       "${daemon_args[@]}" --tmp-dir "$W/pulltime" --timeout 900 \
       --records "$R/records/$net/$img" > "$R/compare-$net-$img.txt"
+    # The share of CPU time the hypervisor gave to other guests meanwhile.
+    python3 -c 'import sys; a, b = ([int(x) for x in l.split()[1:]] for l in sys.argv[1:]); d = [y - x for x, y in zip(a, b)]; print(f"{100 * d[7] / max(1, sum(d)):.1f}")' \
+      "$before" "$(grep '^cpu ' /proc/stat)" > "$R/steal-$net-$img"
   done
   kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
 done
@@ -181,16 +192,20 @@ for net in nets:
             walls = [r["wall_s"] for r in rec["runs"] if (r.get("cold") or {}).get("all_bytes_fetched", True)]
             sim = json.load(open(f"{w}/sims/{net}-{img}-{p}.json"))["runs"][0]["wall_s"]
             if not walls:
-                rows.append(f"| {img} | {net} | {p} | no cold run | {sim:.2f} | |")
+                rows.append(f"| {img} | {net} | {p} | no cold run | {sim:.2f} | | |")
                 continue
             m = statistics.median(walls)
             e = (sim - m) / m
             errs.setdefault(p, {}).setdefault(net, []).append(e)
             spread = f" ({min(walls):.2f}-{max(walls):.2f})" if len(walls) > 1 else ""
-            rows.append(f"| {img} | {net} | {p} | {m:.2f}{spread} | {sim:.2f} | {e*100:+.0f}% |")
-print(f"Stores on {fs}. Measured: median wall seconds of the cold runs (range); simulated from costs fitted to the other images' loopback pulls.\n")
-print("| image | network | puller | measured s | simulated s | error |")
-print("|---|---|---|---|---|---|")
+            try:
+                steal = open(f"{w}/steal-{net}-{img}").read().strip() + "%"
+            except FileNotFoundError:
+                steal = "-"
+            rows.append(f"| {img} | {net} | {p} | {m:.2f}{spread} | {sim:.2f} | {e*100:+.0f}% | {steal} |")
+print(f"Stores on {fs}. Measured: median wall seconds of the cold runs (range); simulated from costs fitted to the other images' loopback pulls; CPU time stolen by the hypervisor during the case's pulls.\n")
+print("| image | network | puller | measured s | simulated s | error | stolen |")
+print("|---|---|---|---|---|---|---|")
 print("\n".join(rows))
 print("\n| puller | network | cases | median abs error | worst |")
 print("|---|---|---|---|---|")
