@@ -320,4 +320,27 @@ mod tests {
         assert_eq!(h.cpus, 2);
         assert!(h.sha256_bps > 0.0 && h.gzip_bps > 0.0 && h.extract_per_file_s > 0.0);
     }
+
+    #[test]
+    fn every_shipped_profile_loads_with_every_other_puller_s_costs() {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/hosts"));
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let h = HostProfile::load(&path).unwrap();
+            for puller in ["docker", "containerd", "podman", "skopeo-umoci"] {
+                let c = h
+                    .pullers
+                    .get(puller)
+                    .unwrap_or_else(|| panic!("{path:?}: {puller}"));
+                assert!(
+                    c.unpack_per_byte_s + c.unpack_per_compressed_byte_s > 0.0,
+                    "{path:?}: {puller}"
+                );
+                assert!(!c.fitted_from.is_empty(), "{path:?}: {puller}");
+            }
+            seen += 1;
+        }
+        assert!(seen >= 2, "{dir:?}");
+    }
 }
