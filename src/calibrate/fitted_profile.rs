@@ -91,44 +91,99 @@ fn with_puller_costs(
     let mut p = base.clone();
     let key = puller.split('/').next().unwrap_or(puller).to_string();
     let native = puller == "containerd/native";
-    let mut costs = crate::profiles::host::PullerCosts {
-        fitted_from: format!("{puller} pulls on {filesystem}"),
-        ..Default::default()
-    };
+    // Costs the fits do not identify stay the base profile's.
+    let mut costs = base.pullers.get(&key).cloned().unwrap_or_default();
+    costs.fitted_from = format!("{puller} pulls on {filesystem}");
+    if !native {
+        // Only the native snapshotter copies the tree below.
+        costs.snapshot_copy_per_entry_s = 0.0;
+        costs.snapshot_copy_per_byte_s = 0.0;
+    }
     for f in fits
         .iter()
         .filter(|f| f.puller == puller && f.filesystem == filesystem)
     {
-        let value = |name: &str| {
-            f.term(name)
-                .filter(|t| t.identified)
-                .map_or(0.0, |t| t.value)
+        let set = |slot: &mut f64, name: &str| {
+            if let Some(t) = f.term(name).filter(|t| t.identified) {
+                *slot = t.value;
+            }
         };
         match f.phase.as_str() {
             EXTRACT_AS_MODELLED => {
-                costs.unpack_per_byte_s = value("per_byte_s");
-                costs.unpack_per_compressed_byte_s = value("per_compressed_byte_s");
-                costs.unpack_per_file_s = value("per_file_s");
-                costs.unpack_per_dir_s = value("per_dir_s");
-                costs.unpack_per_layer_s = value("per_layer_s");
+                set(&mut costs.unpack_per_byte_s, "per_byte_s");
+                set(
+                    &mut costs.unpack_per_compressed_byte_s,
+                    "per_compressed_byte_s",
+                );
+                set(&mut costs.unpack_per_file_s, "per_file_s");
+                set(&mut costs.unpack_per_dir_s, "per_dir_s");
+                set(&mut costs.unpack_per_layer_s, "per_layer_s");
             }
             TRANSFER => {
-                let v = value("per_byte_s");
-                costs.loopback_bps = if v > 0.0 { 1.0 / v } else { 0.0 };
-            }
-            STARTUP => costs.startup_s = value("per_pull_s"),
-            FINISH => costs.finish_s = value("per_pull_s"),
-            SNAPSHOT => {
-                // overlayfs does not copy: its constant is all there is.
-                if native {
-                    costs.snapshot_copy_per_entry_s = value("per_entry_below_s");
-                    costs.snapshot_copy_per_byte_s = value("per_byte_below_s");
+                let mut per_byte = 0.0;
+                set(&mut per_byte, "per_byte_s");
+                if per_byte > 0.0 {
+                    costs.loopback_bps = 1.0 / per_byte;
                 }
-                costs.snapshot_per_layer_s = value("per_layer_s");
+            }
+            STARTUP => set(&mut costs.startup_s, "per_pull_s"),
+            FINISH => set(&mut costs.finish_s, "per_pull_s"),
+            SNAPSHOT => {
+                if native {
+                    set(&mut costs.snapshot_copy_per_entry_s, "per_entry_below_s");
+                    set(&mut costs.snapshot_copy_per_byte_s, "per_byte_below_s");
+                }
+                set(&mut costs.snapshot_per_layer_s, "per_layer_s");
             }
             _ => {}
         }
     }
     p.pullers.insert(key, costs);
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calibrate::from_records::Term;
+    use crate::profiles::host::PullerCosts;
+
+    #[test]
+    fn a_puller_fit_keeps_the_base_costs_it_did_not_identify() {
+        let mut base = HostProfile::builtin();
+        base.pullers.insert(
+            "docker".into(),
+            PullerCosts {
+                unpack_per_dir_s: 1e-4,
+                loopback_bps: 4e8,
+                ..Default::default()
+            },
+        );
+        let term = |name: &'static str, value: f64, identified: bool| Term {
+            name,
+            value,
+            identified,
+        };
+        let fit = PhaseFit {
+            puller: "docker".into(),
+            filesystem: "tmpfs".into(),
+            phase: EXTRACT_AS_MODELLED.into(),
+            terms: vec![
+                term("per_file_s", 5e-5, true),
+                term("per_dir_s", 0.0, false),
+                term("per_byte_s", 3e-9, true),
+            ],
+            residuals: Vec::new(),
+            distinct_layers: 3,
+            converged: true,
+        };
+        let p = fitted_profile(&base, &[fit], "docker", "tmpfs");
+        let c = &p.pullers["docker"];
+        assert_eq!(c.unpack_per_file_s, 5e-5);
+        assert_eq!(c.unpack_per_byte_s, 3e-9);
+        // Not identified, or not fitted at all: the base's.
+        assert_eq!(c.unpack_per_dir_s, 1e-4);
+        assert_eq!(c.loopback_bps, 4e8);
+        assert_eq!(c.fitted_from, "docker pulls on tmpfs");
+    }
 }

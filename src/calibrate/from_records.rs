@@ -294,15 +294,29 @@ pub fn fit_records(
             // from the layer being ready to its being applied. (containerd's time
             // between layers is its snapshot, fitted above; umoci's lines leave
             // no gaps.)
+            // A layer docker applied at once has no extraction window; its
+            // "Pull complete" is when it was applied.
+            let pull_complete = |i: usize| {
+                run.puller_events
+                    .iter()
+                    .find(|e| e.layer == i && e.event == "Pull complete")
+                    .map(|e| e.at_s)
+            };
             let mut below_end = 0f64;
             let applied: Vec<Option<f64>> = run
                 .layers
                 .iter()
                 .map(|l| {
-                    let ready = below_end.max(l.start_s + l.download_s?);
-                    below_end = below_end.max(l.end_s);
-                    l.extract_s?;
-                    Some((l.end_s - ready).max(0.0))
+                    let end = if l.extract_s.is_some() {
+                        Some(l.end_s)
+                    } else {
+                        pull_complete(l.index)
+                    };
+                    let ready = l.download_s.map(|d| below_end.max(l.start_s + d));
+                    if let Some(e) = end {
+                        below_end = below_end.max(e);
+                    }
+                    Some((end? - ready?).max(0.0))
                 })
                 .collect();
             let from_ready = matches!(r.puller.name.as_str(), "docker" | "podman");

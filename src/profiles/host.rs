@@ -216,6 +216,10 @@ impl HostProfile {
         for (name, c) in &p.pullers {
             let costs = [
                 c.unpack_per_byte_s,
+                c.unpack_per_compressed_byte_s,
+                c.loopback_bps,
+                c.startup_s,
+                c.finish_s,
                 c.unpack_per_file_s,
                 c.unpack_per_dir_s,
                 c.unpack_per_layer_s,
@@ -252,6 +256,10 @@ impl HostProfile {
         h.pull.spool_read_bps *= factor;
         for c in h.pullers.values_mut() {
             c.unpack_per_byte_s /= factor;
+            c.unpack_per_compressed_byte_s /= factor;
+            c.loopback_bps *= factor;
+            c.startup_s /= factor;
+            c.finish_s /= factor;
             c.unpack_per_file_s /= factor;
             c.unpack_per_dir_s /= factor;
             c.unpack_per_layer_s /= factor;

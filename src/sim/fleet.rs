@@ -226,10 +226,18 @@ pub fn simulate_fleet(
                 ..PipelineCpu::of(&scenario.flow(), &scenario.host)
             },
         )?;
+        // As in one node's pull: what the puller does after its last layer.
+        let finish = scenario
+            .host
+            .pullers
+            .get(scenario.policy.as_str())
+            .filter(|_| !scenario.policy.is_pulltime())
+            .map_or(0.0, |c| c.finish_s);
         let end = run
             .iter()
             .map(|l| l.end_s)
-            .fold(starts[n] + single.resolve_s, f64::max);
+            .fold(starts[n] + single.resolve_s, f64::max)
+            + finish;
         completions.push(end);
         durations.push(end - starts[n]);
     }

@@ -98,8 +98,9 @@ impl StreamWork {
 /// One layer's CPU work as the policy's puller pays it, by what drives it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LayerWork {
-    /// Hashing the blob and the tar stream (pulltime's; inside the unpack of
-    /// pullers with fitted costs).
+    /// Hashing after the layer is downloaded, as the policy schedules it
+    /// (pulltime's blob and tar stream; containerd's and umoci's tar stream; none
+    /// for docker and podman, or inside the unpack of pullers with fitted costs).
     pub verify: f64,
     /// Inflating (pulltime's own stage; other pullers' is in `unpack_bytes`).
     pub decompress: f64,
@@ -169,8 +170,16 @@ pub fn layer_work(
     let Some(c) = own else {
         let costs = cpu_costs(l, host);
         let unpack_bytes = l.file_bytes as f64 / host.extract_bps;
+        // The hashing each policy does after a layer is downloaded: docker and
+        // podman hash while downloading; containerd and umoci hash the tar
+        // stream as they unpack.
+        let verify = match policy {
+            Policy::Docker | Policy::Podman => 0.0,
+            Policy::Containerd | Policy::SkopeoUmoci => l.uncompressed as f64 / host.sha256_bps,
+            Policy::Pulltime | Policy::Staged => costs.verify,
+        };
         return LayerWork {
-            verify: costs.verify,
+            verify,
             decompress: costs.decompress,
             unpack_bytes,
             entries: costs.extract - unpack_bytes,
@@ -229,7 +238,13 @@ pub fn apply_policy(
             continue;
         }
         let (decompress, extract) = (work.decompress, work.extract());
-        lr.verify_s = work.verify;
+        // The record shows what hashing the layer costs on this host, whether or
+        // not the policy waits for it (docker hashes while downloading).
+        lr.verify_s = if fitted {
+            0.0
+        } else {
+            cpu_costs(l, host).verify
+        };
         lr.decompress_s = decompress;
         lr.extract_s = extract;
         let (compressed_hash, uncompressed_hash) = (
