@@ -386,7 +386,11 @@ pub fn scenario_rows(rows: &[(String, PullRecord)]) -> (Vec<&'static str>, Vec<V
                 format!("{:.3} s", run.layer_sum(|l| l.download_s).unwrap_or(0.0)),
                 format!("{:.3} s", run.layer_sum(|l| l.decompress_s).unwrap_or(0.0)),
                 format!("{:.3} s", run.layer_sum(|l| l.extract_s).unwrap_or(0.0)),
-                bounding_phase(r).into(),
+                // The critical path's largest part, as the why lines say.
+                pulltime::sim::bounds::bounds(r).map_or_else(
+                    || bounding_phase(r).to_string(),
+                    |b| b.bound().0.to_string(),
+                ),
                 saving,
             ]
         })
@@ -439,6 +443,21 @@ fn run_fleet(
         seed: 1,
     };
     let r = simulate_fleet(image, scenario, &o)?;
+    if let Some(path) = &args.json {
+        // The burst, its inputs and every node's times.
+        let doc = serde_json::json!({
+            "image": image.name,
+            "network": scenario.network.name,
+            "policy": scenario.policy.as_str(),
+            "host": scenario.host.name,
+            "burst": o,
+            "result": r,
+        });
+        pulltime::report::json::write_json(&doc, path)?;
+        if path.as_os_str() == "-" {
+            return Ok(());
+        }
+    }
     println!(
         "fleet burst: {nodes} nodes pulling {} ({} each) over {} per node, {} registry egress, starts spread over {} s, {:.0}% of nodes holding the first {cached_layers} layers",
         image.name,
@@ -474,17 +493,5 @@ fn run_fleet(
         human_bytes(r.bytes),
         r.egress_end_s
     );
-    if let Some(path) = &args.json {
-        // The burst, its inputs and every node's times.
-        let doc = serde_json::json!({
-            "image": image.name,
-            "network": scenario.network.name,
-            "policy": scenario.policy.as_str(),
-            "host": scenario.host.name,
-            "burst": o,
-            "result": r,
-        });
-        pulltime::report::json::write_json(&doc, path)?;
-    }
     Ok(())
 }
