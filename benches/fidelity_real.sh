@@ -59,7 +59,6 @@ case " $NETWORKS " in *" loopback "*) ;; *) echo "fidelity_real.sh: the fits com
 [ -x "$PULLTIME" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 cache="${PULLTIME_IMAGE_CACHE:-/var/cache/pulltime-images}"
 "$REPO/benches/images/build.sh" all
-W=$(mktemp -d "$WORK_PARENT/pulltime-fidelity.XXXXXX")
 # Records, fits, simulations and the table outlive the stores.
 if [ -n "$REFIT" ]; then
   R="$(cd "$REFIT" && pwd)"
@@ -68,16 +67,9 @@ else
   R="$REPO/target/fidelity-real/$(date -u +%Y%m%dT%H%M%SZ)"
   mkdir -p "$R"
 fi
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  # Every puller's store (the results are in $R).
-  rm -rf "$W"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ready() { for _ in $(seq 150); do "$@" 2>/dev/null && return 0; sleep 0.2; done; echo "fidelity_real.sh: gave up waiting for: $*" >&2; exit 1; }
+W=$(mktemp -d "$WORK_PARENT/pulltime-fidelity.XXXXXX")
+source "$REPO/benches/lib.sh"
+bench_cleanup_on_exit "$W"
 
 # The synthetic image: many-small-files at half scale (about 225 MB unpacked).
 "$PULLTIME" synth "$REPO/profiles/images/many-small-files.toml" --scale 0.5 --to "oci:$W/synth" >/dev/null
@@ -110,9 +102,7 @@ if [[ ",$PULLERS," == *",docker,"* ]]; then
   daemon_args+=(--docker-host "unix://$W/docker/d.sock")
 fi
 if [[ ",$PULLERS," == *",containerd,"* ]]; then
-  mkdir -p "$W/containerd"
-  printf 'version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n[ttrpc]\n  address = "%s"\n' \
-    "$W/containerd/root" "$W/containerd/state" "$W/containerd/c.sock" "$W/containerd/t.sock" > "$W/containerd/config.toml"
+  containerd_config "$W/containerd"
   containerd --config "$W/containerd/config.toml" > "$W/containerd.log" 2>&1 & pids+=($!)
   ready test -S "$W/containerd/c.sock"
   daemon_args+=(--containerd-address "$W/containerd/c.sock" --snapshotter native)
@@ -142,18 +132,19 @@ for net in $ALL_NETWORKS; do
     # page a puller writes rises as free memory runs out (system CPU doubled
     # for every puller in a run that did not do this).
     sync
-    echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    { echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null || true
     # ...but the registry's blobs in memory, as they were for every run before.
     cat "$cache"/debian-small/blobs/sha256/* "$W"/synth/blobs/sha256/* > /dev/null
     before=$(grep '^cpu ' /proc/stat)
     "$PULLTIME" compare --puller "$PULLERS" "127.0.0.1:$port/$(repo_of "$img")" --runs "$RUNS" \
-      "${daemon_args[@]}" --tmp-dir "$W/pulltime" --timeout 900 \
+      ${daemon_args[@]+"${daemon_args[@]}"} --tmp-dir "$W/pulltime" --timeout 900 \
       --records "$R/records/$net/$img" > "$R/compare-$net-$img.txt"
     # The share of CPU time the hypervisor gave to other guests meanwhile.
     python3 -c 'import sys; a, b = ([int(x) for x in l.split()[1:]] for l in sys.argv[1:]); d = [y - x for x, y in zip(a, b)]; print(f"{100 * d[7] / max(1, sum(d)):.1f}")' \
       "$before" "$(grep '^cpu ' /proc/stat)" > "$R/steal-$net-$img"
   done
   kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
+  unset 'pids[-1]'  # the registry, the last started
 done
 fi
 
@@ -168,7 +159,7 @@ for p in ${PULLERS//,/ }; do
     factor=()
     [ "$p" = pulltime ] && factor=(--network loopback)
     "$PULLTIME" calibrate --from-records "${others[@]}" --puller "$p" --name "$p-without-$img" \
-      "${factor[@]}" --out "$R/fits/$p-without-$img.toml" 2> "$R/fits/$p-without-$img.txt"
+      ${factor[@]+"${factor[@]}"} --out "$R/fits/$p-without-$img.toml" 2> "$R/fits/$p-without-$img.txt"
     for net in $ALL_NETWORKS; do
       case " $(images_of "$net") " in *" $img "*) ;; *) continue ;; esac
       "$PULLTIME" simulate "$(layout_of "$img")" --network "$net" --policy "$p" --registry-on-host \

@@ -48,15 +48,8 @@ done
 W=$(mktemp -d "$WORK_PARENT/pulltime-fleet.XXXXXX")
 R="$REPO/target/fleet-real/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$R"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$W"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ready() { for _ in $(seq 150); do "$@" 2>/dev/null && return 0; sleep 0.2; done; echo "fleet_real.sh: gave up waiting for: $*" >&2; exit 1; }
+source "$REPO/benches/lib.sh"
+bench_cleanup_on_exit "$W"
 now() { date +%s.%N; }
 
 "$PULLTIME" synth sn-text-filter-multistage --scale 0.02 --to "oci:$W/image" >/dev/null
@@ -82,13 +75,13 @@ echo "machine: $(nproc) cores, $(uname -r); stores in $W ($(df -T "$W" | awk 'NR
 burst() { # puller nodes
   local p=$1 n=$2 i dir=$W/$1-$2
   mkdir -p "$dir/times"
+  local daemons=()
   if [ "$p" = containerd ]; then
     for i in $(seq "$n"); do
-      mkdir -p "$dir/c$i"
-      printf 'version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n[ttrpc]\n  address = "%s"\n' \
-        "$dir/c$i/root" "$dir/c$i/state" "$dir/c$i/c.sock" "$dir/c$i/t.sock" > "$dir/c$i/config.toml"
-      containerd --config "$dir/c$i/config.toml" > "$dir/c$i/log" 2>&1 & pids+=($!)
+      containerd_config "$dir/c$i"
+      containerd --config "$dir/c$i/config.toml" > "$dir/c$i/log" 2>&1 & daemons+=($!)
     done
+    pids+=("${daemons[@]}")
     for i in $(seq "$n"); do ready test -S "$dir/c$i/c.sock"; done
   fi
   local jobs=()
@@ -103,7 +96,10 @@ burst() { # puller nodes
     fi
     jobs+=($!)
   done
-  for j in "${jobs[@]}"; do wait "$j"; done
+  # Every pull finishes (and is waited for) before a failed one stops the bench.
+  local failed=0
+  for j in "${jobs[@]}"; do wait "$j" || failed=1; done
+  [ "$failed" = 0 ] || { echo "fleet_real.sh: a pull of the $p burst of $n failed" >&2; exit 1; }
   # pulltime's own record times the pull without removing its tree afterwards.
   if [ "$p" = pulltime ]; then
     for i in $(seq "$n"); do
@@ -113,10 +109,14 @@ burst() { # puller nodes
     done
   fi
   cat "$dir"/times/* > "$R/measured-$p-$n.txt"
-  if [ "$p" = containerd ]; then
-    for pid in $(pgrep -f "containerd --config $dir/" || true); do kill "$pid" 2>/dev/null || true; done
-    sleep 1
-  fi
+  # This burst's daemons stop before their stores go (and leave pids).
+  for d in ${daemons[@]+"${daemons[@]}"}; do kill "$d" 2>/dev/null || true; done
+  for d in ${daemons[@]+"${daemons[@]}"}; do wait "$d" 2>/dev/null || true; done
+  local keep=()
+  for q in ${pids[@]+"${pids[@]}"}; do
+    case " ${daemons[*]-} " in *" $q "*) ;; *) keep+=("$q") ;; esac
+  done
+  pids=(${keep[@]+"${keep[@]}"})
   rm -rf "$dir"
 }
 

@@ -313,19 +313,19 @@ fn simulate_what_ifs_and_bad_input() {
                 .and(predicate::str::contains("estimated:")),
         );
     // Why, per layer and for the pull: the critical path adds up to the pull.
+    let docker_lan = [
+        "simulate",
+        "ml-object-detection-original",
+        "--scale",
+        "0.1",
+        "--policy",
+        "docker",
+        "--network",
+        "lan-1g",
+    ];
     let out = pulltime(home.path())
-        .args([
-            "simulate",
-            "ml-object-detection-original",
-            "--scale",
-            "0.1",
-            "--policy",
-            "docker",
-            "--network",
-            "lan-1g",
-            "--json",
-            "-",
-        ])
+        .args(docker_lan)
+        .args(["--json", "-"])
         .assert()
         .success()
         .get_output()
@@ -334,16 +334,7 @@ fn simulate_what_ifs_and_bad_input() {
     let record: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let layers = record["runs"][0]["layers"].as_array().unwrap().len();
     let out = pulltime(home.path())
-        .args([
-            "simulate",
-            "ml-object-detection-original",
-            "--scale",
-            "0.1",
-            "--policy",
-            "docker",
-            "--network",
-            "lan-1g",
-        ])
+        .args(docker_lan)
         .assert()
         .success()
         .get_output()
@@ -421,19 +412,20 @@ fn simulate_what_ifs_and_bad_input() {
 fn fleet_bursts_and_aggregate() {
     let home = tempfile::tempdir().unwrap();
     // 200 nodes x ~0.17 GB over 1 Gbit/s of egress: bounded by egress, far slower than one node.
+    let burst_args = [
+        "simulate",
+        "sn-compose-post-multistage",
+        "--scale",
+        "0.1",
+        "--fleet",
+        "200",
+        "--egress",
+        "1Gbit",
+        "--fleet-spread",
+        "1",
+    ];
     let out = pulltime(home.path())
-        .args([
-            "simulate",
-            "sn-compose-post-multistage",
-            "--scale",
-            "0.1",
-            "--fleet",
-            "200",
-            "--egress",
-            "1Gbit",
-            "--fleet-spread",
-            "1",
-        ])
+        .args(burst_args)
         .assert()
         .success()
         .get_output()
@@ -460,19 +452,8 @@ fn fleet_bursts_and_aggregate() {
     // --json writes the burst: its inputs and every node's times, as printed.
     let burst = home.path().join("burst.json");
     pulltime(home.path())
-        .args([
-            "simulate",
-            "sn-compose-post-multistage",
-            "--scale",
-            "0.1",
-            "--fleet",
-            "200",
-            "--egress",
-            "1Gbit",
-            "--fleet-spread",
-            "1",
-            "--json",
-        ])
+        .args(burst_args)
+        .arg("--json")
         .arg(&burst)
         .assert()
         .success();
