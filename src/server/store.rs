@@ -224,6 +224,32 @@ impl Store {
             .map(|r| r.tags.keys().cloned().collect())
     }
 
+    /// A cross-repository mount: `repo` gets `from`'s blob `digest`. A blob that
+    /// lives only in `from`'s OCI layout is first linked (or, across
+    /// filesystems, copied) into storage, where every repository finds it.
+    /// False when `from` has no such blob (the client then uploads it).
+    pub fn mount_blob(&self, from: &str, repo: &str, digest: &str) -> io::Result<bool> {
+        let Some(source) = self.blob_path(from, digest) else {
+            return Ok(false);
+        };
+        let stored = self.pushed_blob(digest);
+        if source != stored && !stored.is_file() {
+            if let Some(dir) = stored.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            // Under a temporary name first, so that a half-copied blob is never
+            // served.
+            let tmp = tempfile::NamedTempFile::new_in(self.uploads_dir())?.into_temp_path();
+            std::fs::remove_file(&tmp)?;
+            if std::fs::hard_link(&source, &tmp).is_err() {
+                std::fs::copy(&source, &tmp)?;
+            }
+            tmp.persist(&stored).map_err(|e| e.error)?;
+        }
+        self.link_blob(repo, digest)?;
+        Ok(true)
+    }
+
     /// Records that `repo` holds the pushed blob `digest` (already in storage).
     pub fn link_blob(&self, repo: &str, digest: &str) -> io::Result<()> {
         self.journal(repo, &format!("blob {digest}"))?;

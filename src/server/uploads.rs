@@ -84,11 +84,11 @@ pub async fn start(
         .collect();
     if let (Some(digest), Some(from)) = (q.get("mount"), q.get("from")) {
         crate::oci::digest::validate_digest(digest).map_err(ApiError::digest_invalid)?;
-        if state.store.blob_path(from, digest).is_some() {
-            state
-                .store
-                .link_blob(repo, digest)
-                .map_err(ApiError::internal)?;
+        if state
+            .store
+            .mount_blob(from, repo, digest)
+            .map_err(ApiError::internal)?
+        {
             return Ok(created(repo, digest));
         }
     }

@@ -424,3 +424,83 @@ fn dockerhub_emulation_challenges_tokens_redirects_and_rate_limits() {
     ));
     assert_eq!(s, StatusCode::OK);
 }
+
+#[test]
+fn a_mount_from_a_layout_repository_links_the_blob_for_the_manifest_and_pulls() {
+    // skopeo mounts blobs it has seen in another repository of the registry;
+    // from a repository served out of an OCI layout, the mount used to answer
+    // 201 and link nothing, so the manifest PUT failed with MANIFEST_BLOB_UNKNOWN.
+    let layout = tempfile::tempdir().unwrap();
+    let storage = tempfile::tempdir().unwrap();
+    let image = pulltime::synth::synthesize(
+        &pulltime::synth::ImageProfile::load("vp-transcode-multistage").unwrap(),
+        pulltime::synth::SynthOptions {
+            scale: 0.003,
+            compression: pulltime::oci::media_type::Compression::Gzip,
+        },
+        layout.path(),
+        "v1",
+    )
+    .unwrap();
+    let server = ServerThread::spawn(ServeOptions {
+        layouts: vec![("tricky".into(), layout.path().to_path_buf())],
+        storage: Some(storage.path().to_path_buf()),
+        ..ServeOptions::default()
+    })
+    .unwrap();
+    let api = Api::new(&server);
+    let oci = pulltime::oci::media_type::OCI_MANIFEST;
+    let (s, _, manifest) = api.send(
+        api.http
+            .get(api.url("/v2/tricky/manifests/v1"))
+            .header("accept", oci),
+    );
+    assert_eq!(s, StatusCode::OK);
+    let doc: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let mut blobs = vec![doc["config"]["digest"].as_str().unwrap().to_string()];
+    blobs.extend(
+        doc["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_string()),
+    );
+    assert_eq!(blobs.len(), image.layers.len() + 1);
+    for digest in &blobs {
+        let (s, h, _) = api.send(api.http.post(api.url(&format!(
+            "/v2/pushed-tricky/blobs/uploads/?mount={digest}&from=tricky"
+        ))));
+        assert_eq!(s, StatusCode::CREATED, "{digest}");
+        assert!(h["location"].to_str().unwrap().ends_with(digest.as_str()));
+    }
+    let (s, _, body) = api.send(
+        api.http
+            .put(api.url("/v2/pushed-tricky/manifests/v1"))
+            .header("content-type", oci)
+            .body(manifest.clone()),
+    );
+    assert_eq!(s, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    for digest in &blobs {
+        let (s, _, body) = api.send(
+            api.http
+                .get(api.url(&format!("/v2/pushed-tricky/blobs/{digest}"))),
+        );
+        assert_eq!(s, StatusCode::OK, "{digest}");
+        assert_eq!(&sha256_digest(&body), digest);
+    }
+    // A mount of a blob the source does not have is an upload, not a lie.
+    let absent = sha256_digest(b"not in tricky");
+    let (s, _, _) = api.send(api.http.post(api.url(&format!(
+        "/v2/pushed-tricky/blobs/uploads/?mount={absent}&from=tricky"
+    ))));
+    assert_eq!(s, StatusCode::ACCEPTED);
+    // And the pushed repository pulls like the original.
+    let dest = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    crate::common::pulltime(home.path())
+        .args(["pull", &server.reference("pushed-tricky:v1"), "-q", "--dest"])
+        .arg(dest.path().join("root"))
+        .assert()
+        .success();
+    assert!(dest.path().join("root").read_dir().unwrap().next().is_some());
+}
