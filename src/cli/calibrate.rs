@@ -1,6 +1,6 @@
 //! `pulltime calibrate`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -10,7 +10,8 @@ use pulltime::calibrate::{CalibrateOptions, calibrate};
 #[derive(Debug, clap::Args)]
 pub struct CalibrateArgs {
     /// Directory on the filesystem pulls extract to (probes run in a temporary
-    /// directory inside it and are removed). Default: the system temp dir.
+    /// directory inside it and are removed; created, and removed at the end, if it
+    /// does not exist, as pull --dest). Default: the system temp dir.
     #[arg(long)]
     pub dest: Option<PathBuf>,
     /// Write the host profile (TOML) here instead of stdout.
@@ -68,6 +69,17 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
         }
     }
     let dir = args.dest.clone().unwrap_or_else(std::env::temp_dir);
+    // As pull --dest: a directory that does not exist yet is created (and
+    // removed again at the end: the probes remove what they make in it).
+    let created: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    if !created.is_empty() {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating --dest {}", dir.display()))?;
+    }
     if !dir.is_dir() {
         anyhow::bail!("--dest {} is not a directory", dir.display());
     }
@@ -90,7 +102,13 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
         "calibrating on {} (sha256, gzip, zstd, extraction probes, pulls from the embedded registry)...",
         dir.display()
     );
-    let mut profile = calibrate(&dir, options).context("calibrating")?;
+    let result = calibrate(&dir, options);
+    // Deepest first; each is empty again unless something else wrote there
+    // meanwhile, and then it stays.
+    for d in &created {
+        let _ = std::fs::remove_dir(d);
+    }
+    let mut profile = result.context("calibrating")?;
     profile.name = args.name;
     write_profile(&profile, args.out.as_deref())?;
     eprintln!("{}", profile.summary());

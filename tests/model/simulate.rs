@@ -80,11 +80,22 @@ fn simulate_writes_a_record_that_report_and_diff_read() {
     let layout = work.path().join("layout");
     let (orig, _) = layout_with_pair(&layout);
     let host = work.path().join("host.toml");
+    // --dest that does not exist yet is created, as pull's is, and removed again.
+    let probes = work.path().join("not/yet");
     pulltime(home.path())
         .args(["calibrate", "--quick", "--name", "test-host", "--out"])
         .arg(&host)
+        .arg("--dest")
+        .arg(&probes)
         .assert()
         .success();
+    assert!(!work.path().join("not").exists());
+    pulltime(home.path())
+        .args(["calibrate", "--quick", "--dest"])
+        .arg(&host)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("is not a directory"));
     // The pull's own costs were measured against the embedded registry.
     let profile = pulltime::profiles::host::HostProfile::load(&host).unwrap();
     let o = &profile.pull;
