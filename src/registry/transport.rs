@@ -76,7 +76,7 @@ impl RunClock {
 /// Builds a reqwest client whose connector logs each connection set-up time into
 /// `clock`. A new client means new connections: every cold run gets its own.
 pub fn client(clock: &RunClock, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+    with_env_proxies(reqwest::Client::builder())?
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout)
         .read_timeout(timeout)
@@ -85,6 +85,40 @@ pub fn client(clock: &RunClock, timeout: Duration) -> Result<reqwest::Client, re
             clock: clock.clone(),
         })
         .build()
+}
+
+/// The environment's proxies (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, either
+/// case, with `NO_PROXY`), as curl and docker read them, except that loopback is
+/// never proxied (Go's rule, which docker follows): a registry on this host is
+/// reached directly whatever the environment says.
+fn with_env_proxies(
+    builder: reqwest::ClientBuilder,
+) -> Result<reqwest::ClientBuilder, reqwest::Error> {
+    let var = |names: [&str; 2]| {
+        names
+            .iter()
+            .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+    };
+    let mut bypass = String::from("localhost,127.0.0.0/8,::1");
+    if let Some(list) = var(["NO_PROXY", "no_proxy"]) {
+        bypass.push(',');
+        bypass.push_str(&list);
+    }
+    let mut builder = builder.no_proxy();
+    for (scheme, names) in [
+        ("https", ["HTTPS_PROXY", "https_proxy"]),
+        ("http", ["HTTP_PROXY", "http_proxy"]),
+        ("all", ["ALL_PROXY", "all_proxy"]),
+    ] {
+        let Some(url) = var(names) else { continue };
+        let proxy = match scheme {
+            "https" => reqwest::Proxy::https(&url)?,
+            "http" => reqwest::Proxy::http(&url)?,
+            _ => reqwest::Proxy::all(&url)?,
+        };
+        builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_string(&bypass)));
+    }
+    Ok(builder)
 }
 
 #[derive(Clone)]

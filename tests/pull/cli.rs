@@ -240,6 +240,32 @@ fn staged_and_streaming_produce_the_same_tree() {
 }
 
 #[test]
+fn a_registry_on_loopback_is_never_proxied() {
+    // As Go's proxy-from-environment (and so docker): loopback goes direct, so
+    // the lab works behind a corporate proxy. Every variable points at a port
+    // nothing listens on; the pull would fail through it.
+    let reg = Registry::start();
+    three_layer_image(&reg, "direct:v1", Compression::Gzip);
+    let home = tempfile::tempdir().unwrap();
+    let dead = format!("http://127.0.0.1:{}", common::free_port());
+    let mut pull = pulltime(home.path());
+    for var in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        pull.env(var, &dead);
+    }
+    pull.env_remove("NO_PROXY").env_remove("no_proxy");
+    pull.args(["pull", &reg.reference("direct:v1"), "-q", "--timeout", "10"])
+        .assert()
+        .success();
+}
+
+#[test]
 fn unknown_tag_unknown_repo_and_unreachable_registry() {
     let reg = Registry::start();
     three_layer_image(&reg, "exists:v1", Compression::Gzip);

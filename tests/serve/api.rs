@@ -498,9 +498,21 @@ fn a_mount_from_a_layout_repository_links_the_blob_for_the_manifest_and_pulls() 
     let dest = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     crate::common::pulltime(home.path())
-        .args(["pull", &server.reference("pushed-tricky:v1"), "-q", "--dest"])
+        .args([
+            "pull",
+            &server.reference("pushed-tricky:v1"),
+            "-q",
+            "--dest",
+        ])
         .arg(dest.path().join("root"))
         .assert()
         .success();
-    assert!(dest.path().join("root").read_dir().unwrap().next().is_some());
+    assert!(
+        dest.path()
+            .join("root")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some()
+    );
 }
