@@ -342,8 +342,23 @@ fn demo_runs_end_to_end_and_writes_records() {
         .stdout(
             predicates::str::contains("sn-compose-post original")
                 .and(predicates::str::contains("vp-transcode multi-stage"))
-                .and(predicates::str::contains("change")),
+                .and(predicates::str::contains("change"))
+                // Why, per pair and bandwidth, and a picture per pair.
+                .and(predicates::str::contains(
+                    "why pull time falls less than size",
+                ))
+                .and(predicates::str::contains(
+                    "sn-compose-post at 10.000 Gbit/s: pull",
+                ))
+                .and(predicates::str::contains(
+                    "vp-transcode at 10.0 Mbit/s: pull",
+                )),
         );
+    for pair in ["sn-compose-post", "vp-transcode"] {
+        let svg = std::fs::read_to_string(out.join(format!("why-{pair}.svg"))).unwrap();
+        // Two images at each of the four bandwidths.
+        assert_eq!(svg.matches(r#"class="bar""#).count(), 8, "{pair}");
+    }
     for name in [
         "sn-compose-post-original",
         "sn-compose-post-multi-stage",
