@@ -30,14 +30,10 @@ cache="${PULLTIME_IMAGE_CACHE:-/var/cache/pulltime-images}"
 "$REPO/benches/images/build.sh" all
 W=$(mktemp -d "$WORK_PARENT/pulltime-fit.XXXXXX")
 SHM=$(mktemp -d /dev/shm/pulltime-fit.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$SHM"
-}
-trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+source "$REPO/benches/lib.sh"
+# The tmpfs pulls go; $W stays (the records and profiles are in it).
+bench_cleanup_on_exit "$SHM"
+port=$(free_port)
 cat > "$W/registry.yml" <<YML
 version: 0.1
 log: { level: error }
@@ -45,7 +41,6 @@ storage: { filesystem: { rootdirectory: $W/registry } }
 http: { addr: 127.0.0.1:$port }
 YML
 docker-registry serve "$W/registry.yml" > "$W/registry.log" 2>&1 & pids+=($!)
-ready() { for _ in $(seq 100); do "$@" && return 0; sleep 0.2; done; echo "fit_real.sh: gave up waiting for: $*" >&2; exit 1; }
 ready curl -sf "http://127.0.0.1:$port/v2/" -o /dev/null
 TAGS="toolchain bigfiles layers"
 for t in $TAGS; do
@@ -66,9 +61,7 @@ if [ "$PEERS" = 1 ]; then
   dockerd --iptables=false --ip6tables=false --bridge=none --data-root "$W/docker/root" \
     --exec-root "$W/docker/exec" --pidfile "$W/docker/pid" -H "unix://$W/docker/d.sock" \
     > "$W/dockerd.log" 2>&1 & pids+=($!)
-  mkdir -p "$W/containerd"
-  printf 'version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n[ttrpc]\n  address = "%s"\n' \
-    "$W/containerd/root" "$W/containerd/state" "$W/containerd/c.sock" "$W/containerd/t.sock" > "$W/containerd/config.toml"
+  containerd_config "$W/containerd"
   containerd --config "$W/containerd/config.toml" > "$W/containerd.log" 2>&1 & pids+=($!)
   ready test -S "$W/docker/d.sock"
   ready test -S "$W/containerd/c.sock"

@@ -59,6 +59,16 @@ pub struct Residual {
     pub base: Option<f64>,
 }
 
+/// Root mean square and largest magnitude of relative errors; None for none.
+pub fn rms_and_worst(rel: &[f64]) -> Option<(f64, f64)> {
+    if rel.is_empty() {
+        return None;
+    }
+    let rms = (rel.iter().map(|e| e * e).sum::<f64>() / rel.len() as f64).sqrt();
+    let max = rel.iter().fold(0f64, |m, e| m.max(e.abs()));
+    Some((rms, max))
+}
+
 /// The fit of one phase for one puller on one filesystem.
 #[derive(Debug, Clone)]
 pub struct PhaseFit {
@@ -89,12 +99,7 @@ impl PhaseFit {
             .filter(|r| r.measured >= 0.005)
             .filter_map(|r| Some((value(r)? - r.measured) / r.measured))
             .collect();
-        if rel.is_empty() {
-            return None;
-        }
-        let rms = (rel.iter().map(|e| e * e).sum::<f64>() / rel.len() as f64).sqrt();
-        let max = rel.iter().fold(0f64, |m, e| m.max(e.abs()));
-        Some((rms, max))
+        rms_and_worst(&rel)
     }
 
     /// The value of a term.
@@ -238,6 +243,7 @@ pub fn fit_records(
             {
                 continue;
             }
+            let source = format!("{name} run {}", run.index + 1);
             // containerd: from the commit of the layer below to this layer's
             // prepare, the snapshotter makes its snapshot (native: a copy of
             // everything below).
@@ -257,7 +263,7 @@ pub fn fit_records(
                         .entry((puller.clone(), fs.clone(), "snapshot_prepare_s".into()))
                         .or_default()
                         .push((
-                            format!("{name} run {}", run.index + 1),
+                            source.clone(),
                             l.index,
                             vec![entries_below as f64, bytes_below as f64, 1.0],
                             (prepare - commit).max(0.0),
@@ -280,12 +286,7 @@ pub fn fit_records(
                 groups
                     .entry((puller.clone(), fs.clone(), TRANSFER.into()))
                     .or_default()
-                    .push((
-                        format!("{name} run {}", run.index + 1),
-                        0,
-                        vec![bytes as f64],
-                        last - first,
-                    ));
+                    .push((source.clone(), 0, vec![bytes as f64], last - first));
             }
             // docker and podman apply each layer once it is downloaded and the
             // layer below applied, and take time between layers outside what they
@@ -321,7 +322,6 @@ pub fn fit_records(
                 .collect();
             let from_ready = matches!(r.puller.name.as_str(), "docker" | "podman");
             if r.puller.name != "pulltime" {
-                let source = format!("{name} run {}", run.index + 1);
                 let last_layer = run.layers.iter().map(|l| l.end_s).fold(0f64, f64::max);
                 let first_request = run.requests.first().map(|q| q.start_s);
                 for (phase, y) in [
@@ -337,7 +337,6 @@ pub fn fit_records(
                 }
             }
             for l in &run.layers {
-                let source = format!("{name} run {}", run.index + 1);
                 let mut add = |phase: String, x: Vec<f64>, y: Option<f64>| {
                     if let Some(y) = y {
                         groups

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use pulltime::calibrate::fitted_profile::fitted_profile;
-use pulltime::calibrate::from_records::{PhaseFit, fit_records};
+use pulltime::calibrate::from_records::{PhaseFit, fit_records, rms_and_worst};
 use pulltime::calibrate::stream_factor::{StreamFactorFit, WallFit, fit_stream_factor};
 use pulltime::oci::record::PullRecord;
 use pulltime::pipeline::measure::machine_id;
@@ -115,21 +115,20 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
 /// The streaming factor's fit for people: every record's wall time, measured,
 /// at factor 1 and at the fitted factor.
 fn render_factor(fit: &StreamFactorFit, network: &str) -> String {
-    let rel = |f: &dyn Fn(&WallFit) -> f64| -> (f64, f64) {
+    let rel = |f: &dyn Fn(&WallFit) -> f64| {
         let e: Vec<f64> = fit
             .walls
             .iter()
             .map(|w| (f(w) - w.measured_s) / w.measured_s)
             .collect();
-        let rms = (e.iter().map(|x| x * x).sum::<f64>() / e.len() as f64).sqrt();
-        (rms, e.iter().fold(0f64, |m, x| m.max(x.abs())))
+        rms_and_worst(&e)
     };
     let mut out = format!(
         "stream_cpu_factor, fitted to the wall times of {} streaming pull record(s) over {network}: {:.2}; {} at the fitted factor, {} at 1\n",
         fit.walls.len(),
         fit.factor,
-        pct(Some(rel(&|w| w.fitted_s))),
-        pct(Some(rel(&|w| w.unfitted_s))),
+        pct(rel(&|w| w.fitted_s)),
+        pct(rel(&|w| w.unfitted_s)),
     );
     let rows: Vec<Vec<String>> = fit
         .walls

@@ -228,10 +228,8 @@ pub fn simulate_fleet(
         )?;
         // As in one node's pull: what the puller does after its last layer.
         let finish = scenario
-            .host
-            .pullers
-            .get(scenario.policy.as_str())
-            .filter(|_| !scenario.policy.is_pulltime())
+            .policy
+            .own_costs(&scenario.host)
             .map_or(0.0, |c| c.finish_s);
         let end = run
             .iter()

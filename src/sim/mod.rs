@@ -21,7 +21,7 @@ use crate::oci::record::{
     HostInfo, ImageInfo, LayerInfo, LayerRun, PullRecord, PullerInfo, RequestRecord, RunRecord,
     SCHEMA_VERSION, Settings, Summary, ToolInfo,
 };
-use crate::profiles::host::HostProfile;
+use crate::profiles::host::{HostProfile, PullerCosts};
 use crate::profiles::network::NetworkProfile;
 pub use error::{SimError, SimLoop};
 pub use model::{Flow, SimRun, simulate};
@@ -74,6 +74,14 @@ impl Policy {
     /// unpacking costs are fitted from their pulls (`[pullers.NAME]`).
     pub fn is_pulltime(self) -> bool {
         matches!(self, Policy::Pulltime | Policy::Staged)
+    }
+
+    /// This policy's puller's own fitted costs in `host` (`[pullers.NAME]`),
+    /// if it is another puller and the profile has them.
+    pub fn own_costs(self, host: &HostProfile) -> Option<&PullerCosts> {
+        host.pullers
+            .get(self.as_str())
+            .filter(|_| !self.is_pulltime())
     }
 }
 

@@ -88,13 +88,10 @@ pub fn simulate(
     policy: Policy,
     max_downloads: usize,
 ) -> Result<SimRun, SimError> {
+    let own = policy.own_costs(host);
     // A puller's own loopback ceiling, where its pulls showed one.
-    let own_loopback = host
-        .pullers
-        .get(policy.as_str())
-        .filter(|c| !policy.is_pulltime() && c.loopback_bps > 0.0);
     let with_own_loopback;
-    let host = match own_loopback {
+    let host = match own.filter(|c| c.loopback_bps > 0.0) {
         Some(c) => {
             let mut h = host.clone();
             h.pull.loopback_bps = c.loopback_bps;
@@ -106,10 +103,6 @@ pub fn simulate(
     let mut client = Client::new(flow, host);
     // pulltime sets up its client and scratch space first; daemons have done so,
     // and a command's own start-up is fitted from its pulls.
-    let own = host
-        .pullers
-        .get(policy.as_str())
-        .filter(|_| !policy.is_pulltime());
     let start = match own {
         _ if policy.is_pulltime() => host.pull.startup_s,
         Some(c) => c.startup_s,

@@ -163,11 +163,7 @@ pub fn layer_work(
     host: &HostProfile,
     policy: Policy,
 ) -> LayerWork {
-    let own = host
-        .pullers
-        .get(policy.as_str())
-        .filter(|_| !policy.is_pulltime());
-    let Some(c) = own else {
+    let Some(c) = policy.own_costs(host) else {
         let costs = cpu_costs(l, host);
         let unpack_bytes = l.file_bytes as f64 / host.extract_bps;
         // The hashing each policy does after a layer is downloaded: docker and
@@ -226,7 +222,7 @@ pub fn apply_policy(
         .iter()
         .map(|l| l.download_end_s)
         .fold(resolve_s, f64::max);
-    let fitted = host.pullers.contains_key(policy.as_str()) && !policy.is_pulltime();
+    let fitted = policy.own_costs(host).is_some();
     let mut below = Below::default();
     for (i, l) in image.layers.iter().enumerate() {
         let lr = &mut layers[i];
