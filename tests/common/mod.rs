@@ -39,6 +39,19 @@ pub struct Htpasswd<'a> {
     pub password: &'a str,
 }
 
+/// How to start a registry beyond the defaults.
+#[derive(Default)]
+pub struct Setup<'a> {
+    /// Basic auth.
+    pub htpasswd: Option<Htpasswd<'a>>,
+    /// Blob GETs redirected to a static file server (see `start_with_cdn`).
+    pub cdn: bool,
+    /// YAML lines under `http:`, indented by two spaces (a `tls:` block).
+    pub http_extra: String,
+    /// Top-level YAML (an `auth: token:` block; not with `htpasswd`).
+    pub top_extra: String,
+}
+
 impl Registry {
     /// Starts an open registry.
     pub fn start() -> Registry {
@@ -47,17 +60,30 @@ impl Registry {
 
     /// Starts a registry, with htpasswd auth when given.
     pub fn start_with(auth: Option<Htpasswd<'_>>) -> Registry {
-        Self::start_full(auth, false)
+        Self::start_setup(Setup {
+            htpasswd: auth,
+            ..Setup::default()
+        })
     }
 
     /// Starts a registry whose blob GETs answer 307 to a second host, as Docker
     /// Hub's do: distribution's `redirect` storage middleware pointing at a plain
     /// static file server (`python3 -m http.server`) over the registry's storage.
     pub fn start_with_cdn() -> Registry {
-        Self::start_full(None, true)
+        Self::start_setup(Setup {
+            cdn: true,
+            ..Setup::default()
+        })
     }
 
-    fn start_full(auth: Option<Htpasswd<'_>>, cdn: bool) -> Registry {
+    /// Starts a registry as `setup` says.
+    pub fn start_setup(setup: Setup<'_>) -> Registry {
+        let Setup {
+            htpasswd: auth,
+            cdn,
+            http_extra,
+            top_extra,
+        } = setup;
         let bin = which("docker-registry").expect(
             "docker-registry not found: install the Debian package (apt-get install -y docker-registry)",
         );
@@ -85,7 +111,7 @@ impl Registry {
             None => String::new(),
         };
         let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_cfg}{redirect_cfg}",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{http_extra}{auth_cfg}{top_extra}{redirect_cfg}",
             storage.display()
         );
         let cfg_path = dir.path().join("config.yml");
@@ -133,6 +159,11 @@ impl Registry {
         let log =
             std::fs::read_to_string(self._dir.path().join("registry.log")).unwrap_or_default();
         panic!("docker-registry did not start on {}: {log}", self.addr);
+    }
+
+    /// The registry's own temporary directory (config, logs, certificates).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
     }
 
     /// `127.0.0.1:PORT/repo:tag`.
