@@ -62,7 +62,7 @@ fn main() {
             let _ = (a, b, c);
             3.0 * size as f64 / t.elapsed().as_secs_f64()
         });
-        let expected_ttfb = (1.0 + profile.connect_rtts) * profile.rtt_ms;
+        let expected_ttfb = (1.0 + profile.setup_rtts()) * profile.rtt_ms;
         println!(
             "| {name} | {} | {} ({:.0}%) | {} | {} ({:.0}%) | {expected_ttfb:.1} ms | {:.1} ms |",
             format_bandwidth(per_conn),

@@ -448,7 +448,13 @@ fn every_test_module_is_declared() {
             .unwrap_or_else(|e| panic!("{}: no mod.rs ({e})", dir.display()));
         let declared: BTreeSet<&str> = root
             .lines()
-            .filter_map(|l| l.trim().strip_prefix("mod ")?.strip_suffix(';'))
+            .filter_map(|l| {
+                let l = l.trim();
+                l.strip_prefix("pub ")
+                    .unwrap_or(l)
+                    .strip_prefix("mod ")?
+                    .strip_suffix(';')
+            })
             .collect();
         for file in std::fs::read_dir(&dir).unwrap() {
             let path = file.unwrap().path();

@@ -61,7 +61,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let mut simulated: Vec<(String, PullRecord)> = Vec::new();
     let mut images = Vec::new();
     for spec in &args.images {
-        let image = args.model.image(spec, None, args.pullers.plain_http)?;
+        let image = args.model.image(spec, None, &args.pullers.registry)?;
         if spec.ends_with(".json") && Path::new(spec).is_file() {
             let r = pulltime::report::json::read_record(Path::new(spec))?;
             if !r.simulated {

@@ -12,7 +12,6 @@ use pulltime::peers::{PullerKind, Session, SessionOptions};
 use pulltime::pipeline::PullOptions;
 use pulltime::pipeline::measure::MeasureOptions;
 use pulltime::pipeline::progress::Progress;
-use pulltime::registry::Scheme;
 use pulltime::registry::auth::{docker_config_credentials, docker_config_path};
 use pulltime::report::compare::{Entry, comparison_rows, comparison_table};
 use pulltime::report::{json, svg, table};
@@ -39,9 +38,9 @@ pub struct PullerCompareArgs {
     /// Directory for pulltime's root filesystems and the pullers' work directories.
     #[arg(long)]
     pub tmp_dir: Option<PathBuf>,
-    /// Talk plain HTTP to a registry that is not on loopback (loopback always uses HTTP).
-    #[arg(long)]
-    pub plain_http: bool,
+    /// How to reach the registry: scheme, CAs, certs.d, insecure registries.
+    #[command(flatten)]
+    pub registry: super::registry_args::RegistryArgs,
     /// Connect and read timeout towards the registry, in seconds.
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
@@ -74,7 +73,7 @@ pub fn run(
         None => None,
     };
     let mut pull = PullOptions::lab_defaults();
-    pull.client.scheme = Scheme::for_reference(&reference, args.plain_http);
+    args.registry.apply(&reference, &mut pull.client)?;
     pull.client.credentials = credentials;
     pull.client.timeout = timeout;
     let options = SessionOptions {

@@ -14,6 +14,7 @@ mod limits;
 mod progress;
 mod pull;
 mod puller;
+mod registry_args;
 mod report;
 mod serve;
 mod simulate;

@@ -16,9 +16,9 @@ use pulltime::oci::reference::Reference;
 use pulltime::peers::{PullerKind, SessionOptions, measure_puller};
 use pulltime::pipeline::PullOptions;
 use pulltime::pipeline::progress::Progress;
+use pulltime::registry::ClientOptions;
 use pulltime::registry::auth::{Credentials, docker_config_credentials, docker_config_path};
 use pulltime::registry::retry::RetryPolicy;
-use pulltime::registry::{ClientOptions, Scheme};
 use pulltime::report::{json, table};
 
 /// Arguments of `pulltime pull`.
@@ -51,9 +51,9 @@ pub struct PullArgs {
     /// Platform to pull from a multi-platform image: os/arch[/variant]. Default: this host.
     #[arg(long)]
     pub platform: Option<String>,
-    /// Talk plain HTTP to a registry that is not on loopback (loopback always uses HTTP).
-    #[arg(long)]
-    pub plain_http: bool,
+    /// How to reach the registry: scheme, CAs, certs.d, insecure registries.
+    #[command(flatten)]
+    pub registry: super::registry_args::RegistryArgs,
     /// Credentials as USER:PASSWORD (otherwise ~/.docker/config.json `auths`, else anonymous).
     #[arg(long, env = "PULLTIME_USER", hide_env_values = true)]
     pub user: Option<String>,
@@ -164,7 +164,6 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
             platform,
             platform_explicit: args.platform.is_some(),
             client: ClientOptions {
-                scheme: Scheme::for_reference(&reference, args.plain_http),
                 credentials,
                 timeout: Duration::from_secs_f64(args.timeout),
                 retry: RetryPolicy {
@@ -172,6 +171,7 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
                     ..RetryPolicy::default()
                 },
                 cancel: stop.clone(),
+                ..ClientOptions::default()
             },
             apply: ApplyOptions::default(),
             limits: args.limits.limits(),
@@ -183,6 +183,8 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
             Progress::none()
         },
     };
+    let mut options = options;
+    args.registry.apply(&reference, &mut options.pull.client)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

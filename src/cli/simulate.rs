@@ -1,5 +1,6 @@
 //! `pulltime simulate`.
 
+use super::registry_args::RegistryArgs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,8 +12,8 @@ use pulltime::oci::platform::Platform;
 use pulltime::oci::record::PullRecord;
 use pulltime::oci::reference::Reference;
 use pulltime::profiles::host::HostProfile;
-use pulltime::profiles::network::{NetworkProfile, format_bandwidth, parse_bandwidth};
-use pulltime::registry::{ClientOptions, Scheme};
+use pulltime::profiles::network::{NetworkProfile, TlsVersion, format_bandwidth, parse_bandwidth};
+use pulltime::registry::ClientOptions;
 use pulltime::report::{human_bytes, table::render};
 use pulltime::sim::{
     Policy, Scenario, SimImage, bounding_phase, input, simulate_at_bandwidth, simulate_record,
@@ -54,6 +55,23 @@ pub struct ModelArgs {
     /// Compression for image profiles.
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     pub compression: CompressionArg,
+    /// TLS on every new connection, overriding the network profile's `tls`:
+    /// 1.3 adds one round trip, 1.2 two, none zero.
+    #[arg(long, value_enum)]
+    pub tls: Option<TlsArg>,
+}
+
+/// `--tls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsArg {
+    /// TLS 1.2 (two round trips).
+    #[value(name = "1.2")]
+    Tls12,
+    /// TLS 1.3 (one round trip).
+    #[value(name = "1.3")]
+    Tls13,
+    /// Plain HTTP.
+    None,
 }
 
 impl ModelArgs {
@@ -62,7 +80,14 @@ impl ModelArgs {
         if !(self.scale > 0.0 && self.scale.is_finite()) {
             bail!("--scale must be positive");
         }
-        let network = NetworkProfile::load(&self.network)?;
+        let mut network = NetworkProfile::load(&self.network)?;
+        if let Some(tls) = self.tls {
+            network = network.with_tls(match tls {
+                TlsArg::Tls12 => Some(TlsVersion::Tls12),
+                TlsArg::Tls13 => Some(TlsVersion::Tls13),
+                TlsArg::None => None,
+            });
+        }
         let host = load_host(self.host.as_deref())?;
         let dockerhub_flow = match self.flow {
             Flow::Auto => network.cdn.is_some(),
@@ -88,14 +113,14 @@ impl ModelArgs {
         &self,
         spec: &str,
         platform: Option<&str>,
-        plain_http: bool,
+        registry: &RegistryArgs,
     ) -> anyhow::Result<SimImage> {
         load_image(
             spec,
             self.scale,
             self.compression.into(),
             platform,
-            plain_http,
+            registry,
         )
     }
 }
@@ -156,9 +181,9 @@ pub struct SimulateArgs {
     /// Platform, for registry references.
     #[arg(long)]
     pub platform: Option<String>,
-    /// Plain HTTP for a non-loopback registry reference.
-    #[arg(long)]
-    pub plain_http: bool,
+    /// How to reach the registry: scheme, CAs, certs.d, insecure registries.
+    #[command(flatten)]
+    pub registry: super::registry_args::RegistryArgs,
 }
 
 /// Docker Hub flow selection.
@@ -178,7 +203,7 @@ pub fn load_image(
     scale: f64,
     compression: Compression,
     platform: Option<&str>,
-    plain_http: bool,
+    registry: &RegistryArgs,
 ) -> anyhow::Result<SimImage> {
     if let Some(rest) = spec.strip_prefix("oci:") {
         let (dir, tag) = match rest.rsplit_once(':') {
@@ -201,12 +226,12 @@ pub fn load_image(
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    let options = ClientOptions {
-        scheme: Scheme::for_reference(&reference, plain_http),
+    let mut options = ClientOptions {
         credentials: None,
         timeout: Duration::from_secs(30),
         ..ClientOptions::default()
     };
+    registry.apply(&reference, &mut options)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -226,7 +251,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let scenario = args.model.scenario()?;
     let image = args
         .model
-        .image(&args.image, args.platform.as_deref(), args.plain_http)?;
+        .image(&args.image, args.platform.as_deref(), &args.registry)?;
     let network = scenario.network.clone();
     let dockerhub_flow = scenario.dockerhub_flow;
     let base = simulate_record(&image, &scenario, vec![])?;

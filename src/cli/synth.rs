@@ -9,7 +9,7 @@ use pulltime::oci::media_type::Compression;
 use pulltime::oci::reference::Reference;
 use pulltime::registry::auth::Credentials;
 use pulltime::registry::transport::RunClock;
-use pulltime::registry::{ClientOptions, RegistryClient, Scheme};
+use pulltime::registry::{ClientOptions, RegistryClient};
 use pulltime::report::{human_bytes, short_digest, table};
 use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
 
@@ -34,9 +34,9 @@ pub struct SynthArgs {
     /// Tag in the layout (default: the profile name).
     #[arg(long)]
     pub tag: Option<String>,
-    /// Talk plain HTTP to a non-loopback registry when pushing.
-    #[arg(long)]
-    pub plain_http: bool,
+    /// How to reach the registry: scheme, CAs, certs.d, insecure registries.
+    #[command(flatten)]
+    pub registry: super::registry_args::RegistryArgs,
     /// Credentials for pushing, USER:PASSWORD.
     #[arg(long, env = "PULLTIME_USER", hide_env_values = true)]
     pub user: Option<String>,
@@ -142,12 +142,12 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
             .as_deref()
             .map(Credentials::from_user_arg)
             .transpose()?;
-        let options = ClientOptions {
-            scheme: Scheme::for_reference(&reference, args.plain_http),
+        let mut options = ClientOptions {
             credentials,
             timeout: Duration::from_secs(60),
             ..ClientOptions::default()
         };
+        args.registry.apply(&reference, &mut options)?;
         let layout = pulltime::oci::layout::Layout::open(&dir)?;
         let dest_tag = reference.manifest_reference().to_string();
         let runtime = tokio::runtime::Builder::new_multi_thread()

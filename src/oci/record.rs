@@ -364,6 +364,10 @@ pub struct RequestRecord {
     pub body_s: f64,
     /// Body bytes read.
     pub bytes: u64,
+    /// The `id` of the connection this request opened; null when it went over
+    /// one already open.
+    #[serde(default)]
+    pub connection: Option<usize>,
 }
 
 /// What a request is for, as measured pulls and simulations name it in
@@ -425,12 +429,38 @@ impl PartialEq<RequestKind> for String {
 /// A new connection and how long it took to set up (TCP, plus TLS for https).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectionRecord {
+    /// Its number in the run, in the order connections were started; a request's
+    /// `connection` names the one it opened.
+    #[serde(default)]
+    pub id: usize,
     /// `scheme://host:port`.
     pub target: String,
+    /// `host:port` of the target (the registry, its CDN, its token service).
+    #[serde(default)]
+    pub host: String,
     /// Start, offset from the run start.
     pub start_s: f64,
-    /// Time to establish.
+    /// Time to establish: DNS, TCP (with any proxy tunnel) and TLS together.
     pub connect_s: f64,
+    /// The DNS lookup; null when the host is an IP address (or not measured).
+    #[serde(default)]
+    pub dns_s: Option<f64>,
+    /// TCP connect, and the proxy's CONNECT exchange when proxied.
+    #[serde(default)]
+    pub tcp_s: f64,
+    /// The TLS handshake; null over plain HTTP.
+    #[serde(default)]
+    pub tls_s: Option<f64>,
+    /// The protocol negotiated: `http/1.1` or `h2`.
+    #[serde(default)]
+    pub protocol: String,
+    /// The address connected to (the proxy's, when proxied).
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// The proxy the connection went through (`scheme://host:port`, no
+    /// credentials), or null when direct.
+    #[serde(default)]
+    pub proxy: Option<String>,
 }
 
 /// Docker Hub's `ratelimit-limit` / `ratelimit-remaining` header values, verbatim.

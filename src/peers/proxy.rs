@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -30,7 +30,7 @@ use url::Url;
 
 use crate::oci::media_type::{DOCKER_LIST, OCI_INDEX};
 use crate::oci::record::{ConnectionRecord, RequestKind, RequestRecord};
-use crate::registry::transport::{RunClock, client};
+use crate::registry::transport::{RunClock, TransportOptions, client};
 use crate::server::routes::{Target, parse};
 
 use super::PeerError;
@@ -63,10 +63,12 @@ struct ProxyRun {
 }
 
 impl ProxyRun {
-    fn new(timeout: Duration) -> Result<ProxyRun, PeerError> {
+    fn new(transport: &TransportOptions) -> Result<ProxyRun, PeerError> {
         let clock = RunClock::start();
         Ok(ProxyRun {
-            client: client(&clock, timeout).map_err(|e| PeerError::Proxy(e.to_string()))?,
+            client: client(&clock, transport)
+                .map_err(|e| PeerError::Proxy(e.to_string()))?
+                .http,
             clock,
             blobs: Mutex::default(),
         })
@@ -88,7 +90,7 @@ struct ProxyState {
     upstream: Url,
     /// `http://127.0.0.1:PORT`, what a rewritten token realm points at.
     own_origin: String,
-    timeout: Duration,
+    transport: TransportOptions,
     run: Mutex<Arc<ProxyRun>>,
 }
 
@@ -114,7 +116,10 @@ impl Drop for RecordingProxy {
 impl RecordingProxy {
     /// Starts a proxy to `upstream` (`http://127.0.0.1:5000`, `https://registry-1.docker.io`)
     /// on a free loopback port, on the current tokio runtime.
-    pub async fn start(upstream: Url, timeout: Duration) -> Result<RecordingProxy, PeerError> {
+    pub async fn start(
+        upstream: Url,
+        transport: TransportOptions,
+    ) -> Result<RecordingProxy, PeerError> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .map_err(|e| PeerError::Proxy(format!("binding a loopback port: {e}")))?;
@@ -124,8 +129,8 @@ impl RecordingProxy {
         let state = Arc::new(ProxyState {
             upstream,
             own_origin: format!("http://{addr}"),
-            timeout,
-            run: Mutex::new(Arc::new(ProxyRun::new(timeout)?)),
+            run: Mutex::new(Arc::new(ProxyRun::new(&transport)?)),
+            transport,
         });
         let app = Router::new().fallback(forward).with_state(state.clone());
         let task = tokio::spawn(async move {
@@ -144,7 +149,7 @@ impl RecordingProxy {
     /// Starts a new run: a fresh log, a fresh clock from now and new upstream
     /// connections. Returns the run's clock.
     pub fn begin_run(&self) -> Result<RunClock, PeerError> {
-        let run = ProxyRun::new(self.state.timeout)?;
+        let run = ProxyRun::new(&self.state.transport)?;
         let clock = run.clock.clone();
         *self.state.run.lock().expect("proxy run lock") = Arc::new(run);
         Ok(clock)
@@ -379,6 +384,7 @@ fn log(
         ttfb_s: started.elapsed().as_secs_f64(),
         body_s: 0.0,
         bytes: 0,
+        connection: None,
     })
 }
 

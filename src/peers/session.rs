@@ -2,6 +2,8 @@
 //! puller), one run at a time, removal between runs (immediately, or deferred by
 //! the caller to the end of a round), and the record at the end.
 
+use crate::registry::proxy::ProxyConfig;
+use crate::registry::transport::TransportOptions;
 use std::path::{Path, PathBuf};
 
 use url::Url;
@@ -91,7 +93,19 @@ impl Session {
                     reference.api_host()
                 ))
                 .map_err(|e| PeerError::Proxy(format!("registry address: {e}")))?;
-                let proxy = RecordingProxy::start(upstream, options.peers.timeout).await?;
+                let client = &options.pulltime.pull.client;
+                let transport = TransportOptions {
+                    timeout: options.peers.timeout,
+                    tls: client.tls.clone(),
+                    registry: reference.api_host().to_string(),
+                    proxies: match &client.proxies {
+                        Some(p) => p.clone(),
+                        None => std::sync::Arc::new(
+                            ProxyConfig::from_env().map_err(|e| PeerError::Proxy(e.to_string()))?,
+                        ),
+                    },
+                };
+                let proxy = RecordingProxy::start(upstream, transport).await?;
                 (connect(other, &options.peers, work.path())?, Some(proxy))
             }
         };

@@ -41,6 +41,13 @@ pub async fn measure(
     options: &MeasureOptions,
 ) -> Result<PullRecord, PullError> {
     let runs = options.runs.max(1);
+    let settled;
+    let options = if options.pull.client.http_fallback {
+        settled = settle_scheme(reference, options).await?;
+        &settled
+    } else {
+        options
+    };
     let mut dest = match &options.dest {
         Some(p) => Destination::given(p)?,
         None => Destination::temporary(&options.tmp_dir)?,
@@ -112,6 +119,26 @@ pub async fn measure(
         simulation: None,
     };
     Ok(record)
+}
+
+/// An insecure registry's scheme, found once before the runs (HTTPS, or plain
+/// HTTP when it has no TLS), so that every run is timed with the same one and
+/// none pays for the failed attempt.
+async fn settle_scheme(
+    reference: &Reference,
+    options: &MeasureOptions,
+) -> Result<MeasureOptions, PullError> {
+    let client = crate::registry::RegistryClient::new(
+        reference,
+        &options.pull.client,
+        crate::registry::transport::RunClock::start(),
+        false,
+    )?;
+    client.ping().await?;
+    let mut settled = options.clone();
+    settled.pull.client.scheme = client.scheme();
+    settled.pull.client.http_fallback = false;
+    Ok(settled)
 }
 
 async fn one_run(

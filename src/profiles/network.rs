@@ -55,9 +55,13 @@ pub struct NetworkProfile {
     /// Uniform jitter, plus or minus, on each added delay (milliseconds).
     #[serde(default)]
     pub jitter_ms: f64,
-    /// Extra round trips for a new connection (TCP handshake 1, TLS 1.3 one more).
+    /// Round trips to open a new connection before any TLS (TCP's handshake: 1).
     #[serde(default)]
     pub connect_rtts: f64,
+    /// TLS on new connections, `"1.3"` (one more round trip) or `"1.2"` (two);
+    /// absent: plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsVersion>,
     /// Bandwidth of one connection, e.g. `"100Mbit"`; absent = unlimited.
     #[serde(default, with = "bandwidth_opt")]
     pub connection_bandwidth: Option<f64>,
@@ -69,7 +73,58 @@ pub struct NetworkProfile {
     pub cdn: Option<Box<NetworkProfile>>,
 }
 
+/// A TLS version, by the round trips its full handshake adds to a new
+/// connection (no session resumption: every run is cold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsVersion {
+    /// TLS 1.2: ClientHello..ServerHelloDone, then ClientKeyExchange..Finished.
+    #[serde(rename = "1.2")]
+    Tls12,
+    /// TLS 1.3: ClientHello, ServerHello..Finished; the request follows the
+    /// client's Finished.
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+impl TlsVersion {
+    /// Round trips of the handshake before the first request can be sent.
+    pub fn round_trips(self) -> f64 {
+        match self {
+            TlsVersion::Tls12 => 2.0,
+            TlsVersion::Tls13 => 1.0,
+        }
+    }
+
+    /// `1.2` / `1.3`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "1.2",
+            TlsVersion::Tls13 => "1.3",
+        }
+    }
+}
+
 impl NetworkProfile {
+    /// Round trips before a new connection can carry its first request: TCP
+    /// (`connect_rtts`) and the TLS handshake.
+    pub fn setup_rtts(&self) -> f64 {
+        self.connect_rtts + self.tls_rtts()
+    }
+
+    /// The TLS handshake's round trips (0 over plain HTTP).
+    pub fn tls_rtts(&self) -> f64 {
+        self.tls.map_or(0.0, TlsVersion::round_trips)
+    }
+
+    /// The same network with TLS `tls` on every connection, the CDN's included.
+    pub fn with_tls(&self, tls: Option<TlsVersion>) -> NetworkProfile {
+        NetworkProfile {
+            tls,
+            cdn: self.cdn.as_ref().map(|c| Box::new(c.with_tls(tls))),
+            ..self.clone()
+        }
+    }
+
     /// No shaping at all.
     pub fn unshaped() -> Self {
         NetworkProfile::parse("loopback", BUILTIN[0].1).expect("built-in profile parses")

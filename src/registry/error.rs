@@ -4,9 +4,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// No TCP/TLS connection or no response.
-    #[error(
-        "registry unreachable at {url}: {reason} (is the address right and the registry running? use --plain-http for a non-loopback registry without TLS)"
-    )]
+    #[error("registry unreachable at {url}: {reason} ({})", unreachable_hint(.url, .reason))]
     Unreachable {
         /// What was requested (no query string).
         url: String,
@@ -140,7 +138,103 @@ pub enum RegistryError {
     /// A limit against hostile registries was exceeded (manifest size, layers).
     #[error(transparent)]
     Limit(#[from] crate::limits::LimitError),
+    /// The user's certificates could not be used, or the client not built.
+    #[error(transparent)]
+    Client(#[from] crate::registry::transport::BuildError),
     /// Stopped because another part of the pull failed first.
     #[error("cancelled: {0}")]
     Cancelled(String),
+}
+
+/// What to do about a connection that failed, judged from the transport's
+/// reason: the hint fits the failure (no `--plain-http` for a DNS failure).
+fn unreachable_hint(url: &str, reason: &str) -> String {
+    let parsed = url::Url::parse(url).ok();
+    let name = parsed
+        .as_ref()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let host = match parsed.as_ref().and_then(|u| u.port()) {
+        Some(p) => format!("{name}:{p}"),
+        None => name.clone(),
+    };
+    let r = reason.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| r.contains(n));
+    if has(&["unknownissuer", "unknown issuer", "unknown ca"]) {
+        format!(
+            "certificate signed by unknown authority; pass --ca-cert FILE or put the CA in /etc/docker/certs.d/{host}/ (or name the directory with --certs-dir), or skip verification with --insecure-registry {host}"
+        )
+    } else if has(&["notvalidforname", "not valid for name"]) {
+        format!(
+            "the registry's certificate is not valid for the name {name}; use the name it was issued for"
+        )
+    } else if has(&["expired", "notvalidyet"]) {
+        "the registry's certificate is expired or not yet valid (or this machine's clock is wrong)"
+            .into()
+    } else if has(&[
+        "certificaterequired",
+        "certificate required",
+        "badcertificate",
+        "client certificate",
+    ]) {
+        format!(
+            "the registry wants a client certificate it trusts (mutual TLS): put client.cert and client.key in /etc/docker/certs.d/{host}/ (or --certs-dir)"
+        )
+    } else if has(&[
+        "corrupt message",
+        "invalidcontenttype",
+        "wrong version number",
+        "invalid content type",
+    ]) {
+        format!(
+            "{host} does not speak TLS: use --scheme http (or --plain-http) for a registry without TLS"
+        )
+    } else if has(&[
+        "dns error",
+        "failed to lookup address",
+        "name or service not known",
+        "no address associated",
+    ]) {
+        format!("cannot resolve {name}: check the registry's name, or this machine's DNS")
+    } else if has(&["through proxy"]) {
+        "check the proxy (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)".into()
+    } else if has(&["connection refused"]) {
+        format!("nothing listens at {host}: is the registry running, and the port right?")
+    } else if has(&["timed out", "timeout"]) {
+        format!(
+            "no answer from {host} within --timeout: is it reachable from here (firewall, proxy)?"
+        )
+    } else {
+        "is the address right and the registry running?".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_fit_the_failure() {
+        let url = "https://reg.example:5000/v2/";
+        let hint = |reason: &str| unreachable_hint(url, reason);
+        assert!(hint("invalid peer certificate: UnknownIssuer").contains("--ca-cert"));
+        assert!(
+            hint("invalid peer certificate: UnknownIssuer").contains("certs.d/reg.example:5000/")
+        );
+        assert!(
+            hint("dns error: failed to lookup address information")
+                .contains("cannot resolve reg.example")
+        );
+        assert!(!hint("dns error: failed to lookup address information").contains("--plain-http"));
+        assert!(
+            hint("tcp connect error: Connection refused (os error 111)")
+                .contains("nothing listens")
+        );
+        assert!(
+            hint("received corrupt message of type InvalidContentType").contains("--scheme http")
+        );
+        assert!(hint("received fatal alert: CertificateRequired").contains("client.cert"));
+        assert!(hint("x (through proxy http://p:3128)").contains("HTTPS_PROXY"));
+        assert!(hint("something else").contains("registry running"));
+    }
 }

@@ -6,11 +6,13 @@ pub mod client;
 pub mod error;
 pub mod manifest;
 pub mod options;
+pub mod proxy;
 pub mod push;
 pub mod retry;
+pub mod tls;
 pub mod transport;
 
 pub use client::{BlobResponse, FetchedManifest, RegistryClient};
 pub use error::RegistryError;
 pub use manifest::{LayerDescriptor, ResolvedImage, resolve, resolve_limited};
-pub use options::{ClientOptions, Scheme};
+pub use options::{ClientOptions, Scheme, SchemeChoice};

@@ -1,13 +1,21 @@
 //! Instrumented HTTP: every request and every new connection is timed and logged
-//! against the start of the run. Redirects are never followed by reqwest; the registry
+//! against the start of the run, each connection split into DNS, TCP and TLS,
+//! with its protocol, its peer, its proxy and the request that opened it. Redirects are never followed by reqwest; the registry
 //! client follows them itself so the hop is visible.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use hyper_util::client::legacy::connect::{Connection, HttpInfo};
+use reqwest::Url;
+
+use super::proxy::{ProxyConfig, display_proxy};
+use super::tls::{self, ClientCertWanted, HelloHook, TlsError, TlsOptions};
 use crate::oci::record::{ConnectionRecord, RequestRecord};
 
 /// Shared, append-only logs of one run.
@@ -16,6 +24,7 @@ pub struct RunClock {
     start: Instant,
     requests: Arc<Mutex<Vec<RequestRecord>>>,
     connections: Arc<Mutex<Vec<ConnectionRecord>>>,
+    next_connection: Arc<AtomicUsize>,
 }
 
 impl RunClock {
@@ -25,6 +34,7 @@ impl RunClock {
             start: Instant::now(),
             requests: Arc::default(),
             connections: Arc::default(),
+            next_connection: Arc::default(),
         }
     }
 
@@ -73,57 +83,126 @@ impl RunClock {
     }
 }
 
-/// Builds a reqwest client whose connector logs each connection set-up time into
-/// `clock`. A new client means new connections: every cold run gets its own.
-pub fn client(clock: &RunClock, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    with_env_proxies(reqwest::Client::builder())?
+/// What a run's HTTP client needs to know besides its clock.
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    /// Connect and read timeout.
+    pub timeout: Duration,
+    /// CAs, `certs.d`, insecure registries.
+    pub tls: TlsOptions,
+    /// The registry (`host[:port]`) whose `certs.d` entry and insecurity apply.
+    pub registry: String,
+    /// The environment's proxies.
+    pub proxies: Arc<ProxyConfig>,
+}
+
+/// Builds a reqwest client whose connector logs each connection's set-up (DNS,
+/// TCP, TLS, protocol, peer, proxy) into `clock`. A new client means new
+/// connections and no TLS sessions to resume: every cold run gets its own.
+pub fn client(clock: &RunClock, options: &TransportOptions) -> Result<Transport, BuildError> {
+    let hello_hook: HelloHook = Arc::new(|| {
+        let _ = PROBE.try_with(|p| {
+            p.lock()
+                .expect("probe lock")
+                .hello
+                .get_or_insert_with(Instant::now);
+        });
+    });
+    let (tls, client_cert_wanted) =
+        tls::client_config(&options.tls, &options.registry, hello_hook)?;
+    let proxies = options.proxies.clone();
+    let chooser = proxies.clone();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .proxy(reqwest::Proxy::custom(move |url| {
+            chooser.for_url(url).cloned()
+        }))
+        .tls_backend_preconfigured(tls)
+        .dns_resolver(Arc::new(TimedResolver))
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(timeout)
-        .read_timeout(timeout)
+        .connect_timeout(options.timeout)
+        .read_timeout(options.timeout)
         .user_agent(concat!("pulltime/", env!("CARGO_PKG_VERSION")))
         .connector_layer(ConnectTimingLayer {
             clock: clock.clone(),
+            proxies,
         })
-        .build()
+        .build()?;
+    Ok(Transport {
+        http,
+        client_cert_wanted,
+    })
 }
 
-/// The environment's proxies (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, either
-/// case, with `NO_PROXY`), as curl and docker read them, except that loopback is
-/// never proxied (Go's rule, which docker follows): a registry on this host is
-/// reached directly whatever the environment says.
-fn with_env_proxies(
-    builder: reqwest::ClientBuilder,
-) -> Result<reqwest::ClientBuilder, reqwest::Error> {
-    let var = |names: [&str; 2]| {
-        names
-            .iter()
-            .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
-    };
-    let mut bypass = String::from("localhost,127.0.0.0/8,::1");
-    if let Some(list) = var(["NO_PROXY", "no_proxy"]) {
-        bypass.push(',');
-        bypass.push_str(&list);
+/// A run's HTTP client, and what its TLS layer noticed.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    /// The client.
+    pub http: reqwest::Client,
+    /// A server asked for a client certificate that was not configured.
+    pub client_cert_wanted: ClientCertWanted,
+}
+
+/// Why a run's HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The user's certificates.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// reqwest's own refusal.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+tokio::task_local! {
+    /// The connection being set up, for the resolver and the TLS session store.
+    static PROBE: Arc<Mutex<Probe>>;
+    /// The request being sent, so its new connection can be tied to it.
+    static OPENER: Arc<Mutex<Option<usize>>>;
+}
+
+/// What the layers inside the connector saw of one connection.
+#[derive(Debug, Default)]
+struct Probe {
+    /// The DNS lookup's start and end (none for an IP address).
+    dns: Option<(Instant, Instant)>,
+    /// When the TLS ClientHello was built: TCP (and any proxy tunnel) was done.
+    hello: Option<Instant>,
+}
+
+/// Runs `send` (a request's future) so that a connection it opens is tied to it:
+/// gives the id of that connection in the record's `connections[]`, or `None`
+/// when the request went over a connection that was already open.
+pub async fn tracking_connection<F: Future>(send: F) -> (F::Output, Option<usize>) {
+    let slot = Arc::new(Mutex::new(None));
+    let out = OPENER.scope(slot.clone(), send).await;
+    let id = *slot.lock().expect("opener lock");
+    (out, id)
+}
+
+/// The system resolver, timed into the connection's probe.
+struct TimedResolver;
+
+impl reqwest::dns::Resolve for TimedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let probe = PROBE.try_with(Arc::clone).ok();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let started = Instant::now();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if let Some(p) = probe {
+                p.lock().expect("probe lock").dns = Some((started, Instant::now()));
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
     }
-    let mut builder = builder.no_proxy();
-    for (scheme, names) in [
-        ("https", ["HTTPS_PROXY", "https_proxy"]),
-        ("http", ["HTTP_PROXY", "http_proxy"]),
-        ("all", ["ALL_PROXY", "all_proxy"]),
-    ] {
-        let Some(url) = var(names) else { continue };
-        let proxy = match scheme {
-            "https" => reqwest::Proxy::https(&url)?,
-            "http" => reqwest::Proxy::http(&url)?,
-            _ => reqwest::Proxy::all(&url)?,
-        };
-        builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_string(&bypass)));
-    }
-    Ok(builder)
 }
 
 #[derive(Clone)]
 struct ConnectTimingLayer {
     clock: RunClock,
+    proxies: Arc<ProxyConfig>,
 }
 
 impl<S> tower_layer::Layer<S> for ConnectTimingLayer {
@@ -132,6 +211,7 @@ impl<S> tower_layer::Layer<S> for ConnectTimingLayer {
         ConnectTiming {
             inner,
             clock: self.clock.clone(),
+            proxies: self.proxies.clone(),
         }
     }
 }
@@ -140,12 +220,14 @@ impl<S> tower_layer::Layer<S> for ConnectTimingLayer {
 struct ConnectTiming<S> {
     inner: S,
     clock: RunClock,
+    proxies: Arc<ProxyConfig>,
 }
 
 impl<S, R> tower_service::Service<R> for ConnectTiming<S>
 where
     S: tower_service::Service<R>,
     S::Future: Send + 'static,
+    S::Response: Connection,
     R: std::fmt::Debug,
 {
     type Response = S::Response;
@@ -160,16 +242,60 @@ where
         // reqwest's connector request type is unnameable outside the crate; its Debug
         // form carries the target URI, which is all we need for the label.
         let target = connect_target(&format!("{req:?}"));
+        let proxy = Url::parse(&target)
+            .ok()
+            .and_then(|u| self.proxies.for_url(&u).map(display_proxy));
         let clock = self.clock.clone();
+        let id = clock.next_connection.fetch_add(1, Ordering::Relaxed);
+        // The request whose send made this connection (hyper connects inside the
+        // request's own task; a connection set up in the background has none).
+        let _ = OPENER.try_with(|o| {
+            o.lock().expect("opener lock").get_or_insert(id);
+        });
+        let probe = Arc::new(Mutex::new(Probe::default()));
         let started = Instant::now();
-        let fut = self.inner.call(req);
+        let fut = PROBE.scope(probe.clone(), self.inner.call(req));
         Box::pin(async move {
             let out = fut.await;
-            if out.is_ok() {
+            if let Ok(conn) = &out {
+                let done = Instant::now();
+                let probe = probe.lock().expect("probe lock");
+                let connected = conn.connected();
+                let mut extras = http::Extensions::new();
+                connected.get_extras(&mut extras);
+                let peer = extras
+                    .get::<HttpInfo>()
+                    .map(|i| i.remote_addr().to_string());
+                let tls = target.starts_with("https://");
+                let dns_end = probe.dns.map_or(started, |(_, end)| end);
+                let tcp_end = if tls {
+                    probe.hello.unwrap_or(done)
+                } else {
+                    done
+                };
                 let rec = ConnectionRecord {
+                    id,
+                    host: target
+                        .split_once("://")
+                        .map_or(target.as_str(), |(_, h)| h)
+                        .to_string(),
                     target,
                     start_s: clock.offset(started),
-                    connect_s: started.elapsed().as_secs_f64(),
+                    connect_s: done.duration_since(started).as_secs_f64(),
+                    dns_s: probe.dns.map(|(s, e)| e.duration_since(s).as_secs_f64()),
+                    tcp_s: tcp_end.saturating_duration_since(dns_end).as_secs_f64(),
+                    tls_s: tls.then(|| {
+                        done.saturating_duration_since(probe.hello.unwrap_or(done))
+                            .as_secs_f64()
+                    }),
+                    protocol: if connected.is_negotiated_h2() {
+                        "h2"
+                    } else {
+                        "http/1.1"
+                    }
+                    .into(),
+                    peer,
+                    proxy,
                 };
                 clock
                     .connections

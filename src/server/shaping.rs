@@ -104,7 +104,7 @@ impl Shaper {
     pub async fn request_delay(&self, peer: Option<SocketAddr>) {
         let mut rtts = 1.0;
         if peer.is_some_and(|p| self.seen.lock().expect("seen lock").insert(p)) {
-            rtts += self.profile.connect_rtts;
+            rtts += self.profile.setup_rtts();
         }
         let ms = rtts * self.profile.rtt_ms + self.jitter_ms();
         if ms > 0.0 {

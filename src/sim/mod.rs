@@ -275,15 +275,25 @@ fn to_record(
                 ttfb_s: q.ttfb_s,
                 body_s: q.body_s,
                 bytes: q.bytes,
+                connection: None,
             })
             .collect(),
         connections: run
             .connections
             .iter()
-            .map(|c| crate::oci::record::ConnectionRecord {
+            .enumerate()
+            .map(|(id, c)| crate::oci::record::ConnectionRecord {
+                id,
                 target: c.target.as_str().into(),
+                host: c.target.as_str().into(),
                 start_s: c.start_s,
                 connect_s: c.setup_s,
+                dns_s: None,
+                tcp_s: c.tcp_s,
+                tls_s: c.tls_s,
+                protocol: String::new(),
+                peer: None,
+                proxy: None,
             })
             .collect(),
         ratelimit: None,

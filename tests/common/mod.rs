@@ -3,6 +3,9 @@
 //! project's own push code, and root filesystem snapshots for oracle comparisons.
 #![allow(dead_code)]
 
+pub mod connect_proxy;
+pub mod pki;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::TcpListener;

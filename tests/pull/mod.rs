@@ -8,3 +8,4 @@ mod hostile;
 mod index;
 mod oracle;
 mod resilience;
+mod tls;

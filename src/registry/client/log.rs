@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use reqwest::Url;
 use reqwest::header::HeaderMap;
+use reqwest::{Response, Url};
 
 use super::RegistryClient;
 use crate::oci::record::{RequestKind, RequestRecord};
@@ -19,6 +19,19 @@ impl RegistryClient {
         method: &str,
         status: u16,
         started: Instant,
+        response: &Response,
+    ) -> usize {
+        self.log_entry(url, kind, method, status, started, opened_by(response))
+    }
+
+    fn log_entry(
+        &self,
+        url: &Url,
+        kind: RequestKind,
+        method: &str,
+        status: u16,
+        started: Instant,
+        connection: Option<usize>,
     ) -> usize {
         tracing::debug!(
             kind = kind.as_str(),
@@ -38,13 +51,22 @@ impl RegistryClient {
             ttfb_s: started.elapsed().as_secs_f64(),
             body_s: 0.0,
             bytes: 0,
+            connection,
         })
     }
 
     /// Logs an attempt that got no response (status 0).
     pub(super) fn log_failure(&self, url: &Url, kind: RequestKind, method: &str, started: Instant) {
-        self.log(url, kind, method, 0, started);
+        self.log_entry(url, kind, method, 0, started, None);
     }
+}
+
+/// The connection a response's request opened, if it opened one.
+fn opened_by(response: &Response) -> Option<usize> {
+    response
+        .extensions()
+        .get::<super::OpenedConnection>()
+        .map(|o| o.0)
 }
 
 /// A header's value, when it is text.

@@ -12,6 +12,7 @@ mod retries;
 mod tokens;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -22,8 +23,11 @@ use tokio_util::sync::CancellationToken;
 use super::auth::{Challenge, Credentials, Secret};
 use super::error::RegistryError;
 use super::options::ClientOptions;
+use super::options::Scheme;
+use super::proxy::{ProxyConfig, display_proxy};
 use super::retry::{Jitter, RetryCost, RetryPolicy};
-use super::transport::{RunClock, client};
+use super::tls::ClientCertWanted;
+use super::transport::{RunClock, TransportOptions, client, tracking_connection};
 use crate::oci::record::{RateLimit, RequestKind};
 use crate::oci::reference::Reference;
 
@@ -44,11 +48,20 @@ pub struct Sent {
     pub retry_cost: RetryCost,
 }
 
+/// Put on a response whose request opened a new connection: that connection's id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OpenedConnection(pub usize);
+
 /// A client for one repository of one registry, used for one run.
 pub struct RegistryClient {
     http: reqwest::Client,
     clock: RunClock,
-    base: Url,
+    /// `scheme://host/`: the scheme changes once, when an insecure registry
+    /// turns out to have no TLS.
+    base: std::sync::Mutex<Url>,
+    http_fallback: bool,
+    proxies: Arc<ProxyConfig>,
+    client_cert_wanted: ClientCertWanted,
     host: String,
     repository: String,
     reference: String,
@@ -76,15 +89,28 @@ impl RegistryClient {
             what: "registry address".into(),
             reason: format!("{base_str}: {e}"),
         })?;
-        let http = client(&clock, options.timeout).map_err(|e| RegistryError::Unreachable {
-            url: base_str.clone(),
-            reason: format!("cannot build HTTP client: {e}"),
-        })?;
+        let proxies = match &options.proxies {
+            Some(p) => p.clone(),
+            None => Arc::new(ProxyConfig::from_env().map_err(|e| RegistryError::Invalid {
+                what: "proxy settings".into(),
+                reason: e.to_string(),
+            })?),
+        };
+        let transport = TransportOptions {
+            timeout: options.timeout,
+            tls: options.tls.clone(),
+            registry: reference.api_host().to_string(),
+            proxies: proxies.clone(),
+        };
+        let transport = client(&clock, &transport)?;
         Ok(RegistryClient {
-            http,
+            http: transport.http,
+            client_cert_wanted: transport.client_cert_wanted,
             clock,
             host: reference.api_host().to_string(),
-            base,
+            base: std::sync::Mutex::new(base),
+            http_fallback: options.http_fallback && options.scheme == Scheme::Https,
+            proxies,
             repository: reference.repository.clone(),
             reference: reference.to_string(),
             credentials: options.credentials.clone(),
@@ -124,15 +150,59 @@ impl RegistryClient {
         self.ratelimit.lock().expect("ratelimit lock").clone()
     }
 
+    /// The scheme requests go out with (after any fallback to HTTP).
+    pub fn scheme(&self) -> Scheme {
+        if self.base.lock().expect("base lock").scheme() == "http" {
+            Scheme::Http
+        } else {
+            Scheme::Https
+        }
+    }
+
     /// `GET /v2/`: checks the registry speaks the API and learns its auth challenge.
+    /// For an insecure registry, HTTPS is tried once first and plain HTTP used
+    /// when it fails to connect, as docker does.
     pub async fn ping(&self) -> Result<(), RegistryError> {
+        let url = self.url("v2/")?;
+        if self.http_fallback && self.scheme() == Scheme::Https {
+            let started = Instant::now();
+            match self
+                .raw(Method::GET, url.clone(), None, HeaderMap::new(), None)
+                .await
+            {
+                Ok(resp) => {
+                    self.log(
+                        &url,
+                        RequestKind::Ping,
+                        "GET",
+                        resp.status().as_u16(),
+                        started,
+                        &resp,
+                    );
+                    return self.answer_ping(&url, resp).await;
+                }
+                Err(RegistryError::Unreachable { reason, .. }) => {
+                    self.log_failure(&url, RequestKind::Ping, "GET", started);
+                    tracing::warn!(host = %self.host, reason, "no TLS; trying plain HTTP");
+                    eprintln!(
+                        "warning: insecure registry {} did not answer over HTTPS; using plain HTTP",
+                        self.host
+                    );
+                    let _ = self.base.lock().expect("base lock").set_scheme("http");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let url = self.url("v2/")?;
         let sent = self
             .with_retries(RequestKind::Ping, &Method::GET, &url, || {
                 self.raw(Method::GET, url.clone(), None, HeaderMap::new(), None)
             })
             .await?;
-        let resp = sent.response;
+        self.answer_ping(&url, sent.response).await
+    }
+
+    async fn answer_ping(&self, url: &Url, resp: Response) -> Result<(), RegistryError> {
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED {
             self.learn_challenge(resp.headers());
@@ -146,7 +216,8 @@ impl RegistryClient {
 
     /// `base + path`, with the repository name filled in by the caller.
     pub fn url(&self, path: &str) -> Result<Url, RegistryError> {
-        self.base.join(path).map_err(|e| RegistryError::Invalid {
+        let base = self.base.lock().expect("base lock").clone();
+        base.join(path).map_err(|e| RegistryError::Invalid {
             what: "URL".into(),
             reason: format!("{path}: {e}"),
         })
@@ -173,9 +244,10 @@ impl RegistryClient {
         let first_started = Instant::now();
         // Credentials and tokens go to the registry only, never to another host a
         // Location header names (upload sessions on other hosts, redirects).
-        let same_origin = url.scheme() == self.base.scheme()
-            && url.host_str() == self.base.host_str()
-            && url.port_or_known_default() == self.base.port_or_known_default();
+        let base = self.base.lock().expect("base lock").clone();
+        let same_origin = url.scheme() == base.scheme()
+            && url.host_str() == base.host_str()
+            && url.port_or_known_default() == base.port_or_known_default();
         loop {
             let auth = if same_origin {
                 self.authorization().await?
@@ -247,9 +319,28 @@ impl RegistryClient {
         if let Some(b) = body {
             req = req.body(b);
         }
-        req.send().await.map_err(|e| RegistryError::Unreachable {
-            url: strip_query(&url),
-            reason: log::error_chain(&e),
-        })
+        let (sent, opened) = tracking_connection(req.send()).await;
+        let mut resp = sent.map_err(|e| {
+            let mut reason = log::error_chain(&e);
+            if self
+                .client_cert_wanted
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                reason.push_str(
+                    "; the server asked for a client certificate and none is configured for it",
+                );
+            }
+            if let Some(p) = self.proxies.for_url(&url) {
+                reason.push_str(&format!(" (through proxy {})", display_proxy(p)));
+            }
+            RegistryError::Unreachable {
+                url: strip_query(&url),
+                reason,
+            }
+        })?;
+        if let Some(id) = opened {
+            resp.extensions_mut().insert(OpenedConnection(id));
+        }
+        Ok(resp)
     }
 }

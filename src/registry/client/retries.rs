@@ -65,7 +65,8 @@ impl RegistryClient {
             let (delay, why) = match outcome {
                 Ok(resp) => {
                     let status = resp.status();
-                    let index = self.log(url, kind, method.as_str(), status.as_u16(), started);
+                    let index =
+                        self.log(url, kind, method.as_str(), status.as_u16(), started, &resp);
                     if !retriable_status(status) {
                         return Ok(Sent {
                             response: resp,

@@ -54,6 +54,10 @@ pub struct SimConnection {
     pub start_s: f64,
     /// Time to set it up (its handshake round trips).
     pub setup_s: f64,
+    /// TCP's part of it.
+    pub tcp_s: f64,
+    /// TLS's part of it; `None` over plain HTTP.
+    pub tls_s: Option<f64>,
 }
 
 /// A pool of connections to one host: idle ones are reused, others cost a handshake.
@@ -68,11 +72,14 @@ impl Pool {
             self.idle -= 1;
             0.0
         } else {
-            let setup = net.connect_rtts * net.rtt_ms / 1e3;
+            let rtt = net.rtt_ms / 1e3;
+            let setup = net.setup_rtts() * rtt;
             conns.push(SimConnection {
                 target: self.endpoint,
                 start_s: at,
                 setup_s: setup,
+                tcp_s: net.connect_rtts * rtt,
+                tls_s: net.tls.map(|_| net.tls_rtts() * rtt),
             });
             setup
         }

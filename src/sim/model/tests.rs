@@ -187,6 +187,40 @@ fn one_layer_known_bandwidth_and_rtt() {
 }
 
 #[test]
+fn tls_versions_cost_their_handshake_round_trips() {
+    // RTT 10 ms, TCP 1 RTT. A new connection costs 10 ms of TCP, then 10 ms of
+    // TLS 1.3 or 20 ms of TLS 1.2, before its first request's 10 ms round trip.
+    // Resolve: ping on a new connection (setup + 10), manifest 10, config 10.
+    // The blob then reuses the connection: 10 ms, and 1 MB at 1 MB/s.
+    //   plain:   10 + 10 + 10 + 10 = 40 ms resolve, wall 1.050 s
+    //   TLS 1.3: 20 + 10 + 10 + 10 = 50 ms resolve, wall 1.060 s
+    //   TLS 1.2: 30 + 10 + 10 + 10 = 60 ms resolve, wall 1.070 s
+    use crate::profiles::network::TlsVersion;
+    let img = image(vec![layer("a", 1_000_000, 1)]);
+    for (tls, resolve, wall, tls_s) in [
+        (None, 0.040, 1.050, None),
+        (Some(TlsVersion::Tls13), 0.050, 1.060, Some(0.010)),
+        (Some(TlsVersion::Tls12), 0.060, 1.070, Some(0.020)),
+    ] {
+        let n = NetworkProfile {
+            tls,
+            ..net(10.0, 1.0, Some(1e6), None)
+        };
+        let run = simulate(&img, &plain(n), &instant_host(0.0), Policy::Pulltime, 3).unwrap();
+        assert!(close(run.resolve_s, resolve), "{tls:?}: {}", run.resolve_s);
+        assert!(close(run.wall_s, wall), "{tls:?}: {}", run.wall_s);
+        assert_eq!(run.connections.len(), 1, "{tls:?}");
+        let c = run.connections[0];
+        assert!(close(c.tcp_s, 0.010), "{c:?}");
+        assert_eq!(c.tls_s.is_some(), tls_s.is_some(), "{c:?}");
+        if let (Some(got), Some(want)) = (c.tls_s, tls_s) {
+            assert!(close(got, want), "{c:?}");
+        }
+        assert!(close(c.setup_s, c.tcp_s + c.tls_s.unwrap_or(0.0)), "{c:?}");
+    }
+}
+
+#[test]
 fn concurrent_downloads_share_the_link() {
     // Two 1 MB blobs over a 1 MB/s link: the second needs a new connection
     // (10 ms more); 2 MB leave the link 2 s after the first byte at 50 ms.
