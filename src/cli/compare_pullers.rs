@@ -13,7 +13,7 @@ use pulltime::pipeline::PullOptions;
 use pulltime::pipeline::measure::MeasureOptions;
 use pulltime::pipeline::progress::Progress;
 use pulltime::registry::Scheme;
-use pulltime::registry::auth::{docker_config_credentials, docker_config_path};
+use pulltime::registry::credentials;
 use pulltime::report::compare::{Entry, comparison_rows, comparison_table};
 use pulltime::report::{json, svg, table};
 
@@ -69,10 +69,7 @@ pub fn run(
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let timeout = Duration::from_secs_f64(args.timeout);
-    let credentials = match docker_config_path() {
-        Some(p) => docker_config_credentials(&p, &reference.registry)?,
-        None => None,
-    };
+    let credentials = credentials::lookup(None, &reference.registry)?.map(|f| f.credentials);
     let mut pull = PullOptions::lab_defaults();
     pull.client.scheme = Scheme::for_reference(&reference, args.plain_http);
     pull.client.credentials = credentials;
