@@ -3,6 +3,7 @@
 //! project's own push code, and root filesystem snapshots for oracle comparisons.
 #![allow(dead_code)]
 
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::TcpListener;
@@ -495,6 +496,7 @@ pub fn pulltime(home: &Path) -> assert_cmd::Command {
     let mut c = assert_cmd::Command::cargo_bin("pulltime").unwrap();
     c.env("HOME", home)
         .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
         .env_remove("PULLTIME_USER");
     c
 }
