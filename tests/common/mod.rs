@@ -3,6 +3,8 @@
 //! project's own push code, and root filesystem snapshots for oracle comparisons.
 #![allow(dead_code)]
 
+pub mod throttle;
+pub mod token_server;
 
 use std::collections::BTreeMap;
 use std::io::Read;

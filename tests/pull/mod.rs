@@ -9,3 +9,4 @@ mod hostile;
 mod index;
 mod oracle;
 mod resilience;
+mod token_auth;

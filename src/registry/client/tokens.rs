@@ -129,7 +129,10 @@ impl RegistryClient {
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(RegistryError::AuthRefused {
-                host: url.host_str().unwrap_or("").to_string(),
+                host: match (url.host_str(), url.port()) {
+                    (Some(h), Some(p)) => format!("{h}:{p}"),
+                    (h, _) => h.unwrap_or("").to_string(),
+                },
                 status: status.as_u16(),
                 detail: error_detail(resp).await,
             });
