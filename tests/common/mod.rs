@@ -3,8 +3,14 @@
 //! project's own push code, and root filesystem snapshots for oracle comparisons.
 #![allow(dead_code)]
 
-pub mod throttle;
-pub mod token_server;
+mod throttle;
+mod token_server;
+
+// Not every test binary that includes `common` uses them (as `dead_code` above).
+#[allow(unused_imports)]
+pub use throttle::Throttle;
+#[allow(unused_imports)]
+pub use token_server::{Policy, TokenRequest, TokenServer};
 
 use std::collections::BTreeMap;
 use std::io::Read;

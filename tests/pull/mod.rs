@@ -4,7 +4,7 @@
 
 mod auth;
 mod cli;
-pub mod cred_sources;
+mod cred_sources;
 mod hostile;
 mod index;
 mod oracle;

@@ -6,8 +6,7 @@
 use crate::common;
 use crate::pull::cred_sources::{Helper, path_with, write_helper};
 
-use common::token_server::{Policy, TokenRequest, TokenServer};
-use common::{E, Registry, Setup, layer, pulltime};
+use common::{E, Policy, Registry, Setup, TokenRequest, TokenServer, layer, pulltime};
 use predicates::prelude::*;
 use pulltime::oci::media_type::Compression;
 use pulltime::registry::auth::Credentials;
@@ -141,7 +140,7 @@ fn a_token_that_expires_mid_pull_is_renewed() {
         &image(6, 256 << 10),
         Some(Credentials::basic(ALICE, ALICE_PW)),
     );
-    let slow = common::throttle::Throttle::start(&reg.addr, 256 << 10);
+    let slow = common::Throttle::start(&reg.addr, 256 << 10);
     let reference = format!("{}/app:v1", slow.addr);
     let before = tokens.requests().len();
     let home = tempfile::tempdir().unwrap();
