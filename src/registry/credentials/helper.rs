@@ -3,6 +3,7 @@
 //! helper prints is never shown (it may be a secret), and a helper that does not
 //! answer in time is killed.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -26,11 +27,13 @@ struct Answer {
     secret: String,
 }
 
-/// Asks `docker-credential-{helper}` for `server`'s credentials; `None` when it
-/// has none. A user name of `<token>` makes the secret an identity token.
+/// Asks `docker-credential-{helper}`, found in `search_path` (a `PATH` value),
+/// for `server`'s credentials; `None` when it has none. A user name of `<token>`
+/// makes the secret an identity token.
 pub fn helper_get(
     helper: &str,
     server: &str,
+    search_path: Option<&OsStr>,
     timeout: Duration,
 ) -> Result<Option<Credentials>, AuthError> {
     let program = format!("docker-credential-{helper}");
@@ -39,18 +42,23 @@ pub fn helper_get(
         server: server.into(),
         reason,
     };
-    let mut child = Command::new(&program)
+    let found = search_path
+        .into_iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(&program))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            fail(format!(
+                "{program} not found on PATH (the docker config names helper {helper:?})"
+            ))
+        })?;
+    let mut child = Command::new(&found)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => fail(format!(
-                "{program} not found on PATH (the docker config names helper {helper:?})"
-            )),
-            _ => fail(format!("cannot run {program}: {e}")),
-        })?;
+        .map_err(|e| fail(format!("cannot run {}: {e}", found.display())))?;
     // The name is far smaller than a pipe's buffer: this write does not block. A
     // helper that exits without reading it is answered by its exit, below.
     if let Some(mut stdin) = child.stdin.take() {

@@ -7,6 +7,7 @@
 mod config_file;
 mod helper;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ pub struct Sources {
     pub docker_config: Option<PathBuf>,
     /// podman's auth file: `$REGISTRY_AUTH_FILE`, else `$XDG_RUNTIME_DIR/containers/auth.json`.
     pub podman_auth: Option<PathBuf>,
+    /// Where credential helpers are looked for (`$PATH`).
+    pub helper_path: Option<OsString>,
     /// How long a credential helper may run.
     pub helper_timeout: Duration,
 }
@@ -56,6 +59,7 @@ impl Sources {
         Sources {
             docker_config,
             podman_auth,
+            helper_path: std::env::var_os("PATH"),
             helper_timeout: HELPER_TIMEOUT,
         }
     }
@@ -90,8 +94,9 @@ pub fn lookup_in(
         && let Some(cfg) = ConfigFile::read(path)?
     {
         let server = helper_server_name(registry);
+        let helper_path = sources.helper_path.as_deref();
         if let Some((key, helper)) = cfg.cred_helper(registry)
-            && let Some(c) = helper_get(helper, &server, sources.helper_timeout)?
+            && let Some(c) = helper_get(helper, &server, helper_path, sources.helper_timeout)?
         {
             return Ok(Some(Found {
                 credentials: c,
@@ -99,7 +104,7 @@ pub fn lookup_in(
             }));
         }
         if let Some(store) = &cfg.creds_store
-            && let Some(c) = helper_get(store, &server, sources.helper_timeout)?
+            && let Some(c) = helper_get(store, &server, helper_path, sources.helper_timeout)?
         {
             return Ok(Some(Found {
                 credentials: c,
