@@ -308,3 +308,24 @@ fn podman_auth_file_when_docker_has_nothing() {
     std::fs::remove_file(run.join("auth.json")).unwrap();
     env.pull(&reference).assert().failure();
 }
+
+#[test]
+fn an_identity_token_cannot_answer_basic_auth() {
+    let (reg, reference) = registry_with_image();
+    let env = Env::new(&reg.addr);
+    env.config(&format!(
+        r#"{{"auths":{{"{}":{{"identitytoken":"{PASSWORD}"}}}}}}"#,
+        reg.addr
+    ));
+    let out = env
+        .pull(&reference)
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains("asks for Basic auth")
+                .and(predicate::str::contains("identity token")),
+        )
+        .get_output()
+        .clone();
+    assert_no_secret(&out);
+}
