@@ -12,7 +12,7 @@ use pulltime::peers::{PullerKind, Session, SessionOptions};
 use pulltime::pipeline::PullOptions;
 use pulltime::pipeline::measure::MeasureOptions;
 use pulltime::pipeline::progress::Progress;
-use pulltime::registry::auth::{docker_config_credentials, docker_config_path};
+use pulltime::registry::credentials;
 use pulltime::report::compare::{Entry, comparison_rows, comparison_table};
 use pulltime::report::{json, svg, table};
 
@@ -68,10 +68,7 @@ pub fn run(
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let timeout = Duration::from_secs_f64(args.timeout);
-    let credentials = match docker_config_path() {
-        Some(p) => docker_config_credentials(&p, &reference.registry)?,
-        None => None,
-    };
+    let credentials = credentials::lookup(None, &reference.registry)?.map(|f| f.credentials);
     let mut pull = PullOptions::lab_defaults();
     args.registry.apply(&reference, &mut pull.client)?;
     pull.client.credentials = credentials;

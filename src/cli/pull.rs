@@ -17,7 +17,7 @@ use pulltime::peers::{PullerKind, SessionOptions, measure_puller};
 use pulltime::pipeline::PullOptions;
 use pulltime::pipeline::progress::Progress;
 use pulltime::registry::ClientOptions;
-use pulltime::registry::auth::{Credentials, docker_config_credentials, docker_config_path};
+use pulltime::registry::credentials;
 use pulltime::registry::retry::RetryPolicy;
 use pulltime::report::{json, table};
 
@@ -54,7 +54,8 @@ pub struct PullArgs {
     /// How to reach the registry: scheme, CAs, certs.d, insecure registries.
     #[command(flatten)]
     pub registry: super::registry_args::RegistryArgs,
-    /// Credentials as USER:PASSWORD (otherwise ~/.docker/config.json `auths`, else anonymous).
+    /// Credentials as USER:PASSWORD. Otherwise docker's config.json (credHelpers,
+    /// credsStore, auths), then podman's auth file, else anonymous (see README).
     #[arg(long, env = "PULLTIME_USER", hide_env_values = true)]
     pub user: Option<String>,
     /// Unpack into DIR (must be empty or absent) and keep the last run's root filesystem there.
@@ -108,13 +109,8 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    let credentials = match &args.user {
-        Some(u) => Some(Credentials::from_user_arg(u)?),
-        None => match docker_config_path() {
-            Some(p) => docker_config_credentials(&p, &reference.registry)?,
-            None => None,
-        },
-    };
+    let credentials =
+        credentials::lookup(args.user.as_deref(), &reference.registry)?.map(|f| f.credentials);
     // Fail before measuring if the baseline to compare with is missing.
     let baseline = match &args.baseline {
         Some(name) => Some(super::diff::load_baseline(&args.baseline_dir, name)?),

@@ -1,10 +1,10 @@
-//! Registry authentication: `WWW-Authenticate` challenges, anonymous and credentialed
-//! bearer tokens per repository scope, and Basic credentials from `--user` or the
-//! docker config file. Secrets live in [`Secret`], whose `Debug` and `Display` never
-//! print the value, so they cannot reach logs or output by accident.
+//! Registry authentication: `WWW-Authenticate` challenges, the scope of a
+//! repository, and the kinds of [`Credentials`] (where they are found is
+//! [`super::credentials`]). Secrets live in [`Secret`], whose `Debug` and
+//! `Display` never print the value, so they cannot reach logs or output by accident.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -36,49 +36,85 @@ impl fmt::Display for Secret {
     }
 }
 
-/// A user name and password (or personal access token).
+/// What to authenticate with: docker's two kinds of stored credentials.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Credentials {
-    /// Login name (printed freely).
-    pub username: String,
-    /// Password or token (never printed).
-    pub password: Secret,
+pub enum Credentials {
+    /// A user name and password (or personal access token): Basic auth, and
+    /// Basic auth on the token service's GET.
+    Basic {
+        /// Login name (printed freely).
+        username: String,
+        /// Password or token (never printed).
+        password: Secret,
+    },
+    /// An OAuth2 refresh token (docker's `identitytoken`, or a credential helper's
+    /// answer with user name `<token>`): exchanged for access tokens by a POST to
+    /// the token service (`grant_type=refresh_token`); no Basic auth possible.
+    IdentityToken(Secret),
 }
 
 impl Credentials {
+    /// Basic credentials.
+    pub fn basic(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Credentials::Basic {
+            username: username.into(),
+            password: Secret::new(password),
+        }
+    }
+
     /// `user:password` as given to `--user`.
     pub fn from_user_arg(s: &str) -> Result<Self, AuthError> {
         let (u, p) = s.split_once(':').ok_or(AuthError::BadUserArg)?;
         if u.is_empty() {
             return Err(AuthError::BadUserArg);
         }
-        Ok(Credentials {
-            username: u.to_string(),
-            password: Secret::new(p),
-        })
+        Ok(Credentials::basic(u, p))
     }
 
-    /// The value of an `Authorization: Basic ...` header.
-    pub fn basic_header(&self) -> Secret {
-        Secret::new(format!(
-            "Basic {}",
-            BASE64.encode(format!("{}:{}", self.username, self.password.expose()))
-        ))
+    /// The value of an `Authorization: Basic ...` header; `None` for an identity
+    /// token, which cannot be sent as Basic auth.
+    pub fn basic_header(&self) -> Option<Secret> {
+        match self {
+            Credentials::Basic { username, password } => Some(Secret::new(format!(
+                "Basic {}",
+                BASE64.encode(format!("{username}:{}", password.expose()))
+            ))),
+            Credentials::IdentityToken(_) => None,
+        }
+    }
+
+    /// The login name, when there is one (identity tokens have none).
+    pub fn username(&self) -> Option<&str> {
+        match self {
+            Credentials::Basic { username, .. } => Some(username),
+            Credentials::IdentityToken(_) => None,
+        }
     }
 }
 
-/// Problems with credentials or challenges.
+/// Problems with credentials or where they are kept. No variant carries a secret,
+/// nor what a credential helper printed (it may be one).
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// `--user` was not `user:password`.
     #[error("--user must be USER:PASSWORD (or put the credentials in ~/.docker/config.json)")]
     BadUserArg,
-    /// The docker config file exists but could not be read.
-    #[error("cannot read docker config {path}: {reason}")]
+    /// A docker config or podman auth file exists but could not be read.
+    #[error("cannot read credentials file {path}: {reason}")]
     DockerConfig {
         /// Which file.
         path: PathBuf,
         /// What went wrong (never contains the secret).
+        reason: String,
+    },
+    /// A credential helper failed (its output is never shown: it may hold secrets).
+    #[error("credential helper docker-credential-{helper} failed for {server}: {reason}")]
+    Helper {
+        /// The helper's name (after `docker-credential-`).
+        helper: String,
+        /// The server name it was asked about.
+        server: String,
+        /// What went wrong.
         reason: String,
     },
 }
@@ -135,88 +171,6 @@ pub fn repository_scope(repository: &str, push: bool) -> String {
     } else {
         format!("repository:{repository}:pull")
     }
-}
-
-/// The docker config file: `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
-pub fn docker_config_path() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
-        return Some(PathBuf::from(dir).join("config.json"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json"))
-}
-
-/// Looks `registry` (docker's name for it: `docker.io`, `host:port`) up in the `auths`
-/// of a docker config file. A missing file is not an error; credential helpers
-/// (`credsStore`, `credHelpers`) are not consulted.
-pub fn docker_config_credentials(
-    path: &Path,
-    registry: &str,
-) -> Result<Option<Credentials>, AuthError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(AuthError::DockerConfig {
-                path: path.into(),
-                reason: e.to_string(),
-            });
-        }
-    };
-    let cfg: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| AuthError::DockerConfig {
-            path: path.into(),
-            reason: format!("not valid JSON ({e})"),
-        })?;
-    let Some(auths) = cfg.get("auths").and_then(|a| a.as_object()) else {
-        return Ok(None);
-    };
-    let wanted = config_keys(registry);
-    for (key, entry) in auths {
-        if !wanted.contains(&normalize_config_key(key)) {
-            continue;
-        }
-        if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
-            let bad = || AuthError::DockerConfig {
-                path: path.into(),
-                reason: format!("auths[{key:?}].auth is not base64 of user:password"),
-            };
-            let decoded = BASE64.decode(auth.trim()).map_err(|_| bad())?;
-            let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-            return Credentials::from_user_arg(&decoded)
-                .map(Some)
-                .map_err(|_| bad());
-        }
-        if let (Some(u), Some(p)) = (
-            entry.get("username").and_then(|v| v.as_str()),
-            entry.get("password").and_then(|v| v.as_str()),
-        ) {
-            return Ok(Some(Credentials {
-                username: u.to_string(),
-                password: Secret::new(p),
-            }));
-        }
-    }
-    Ok(None)
-}
-
-fn config_keys(registry: &str) -> Vec<String> {
-    if registry == crate::oci::reference::DOCKER_HUB_DOMAIN {
-        vec![
-            "index.docker.io".into(),
-            "docker.io".into(),
-            "registry-1.docker.io".into(),
-        ]
-    } else {
-        vec![registry.to_string()]
-    }
-}
-
-/// `https://index.docker.io/v1/` -> `index.docker.io`.
-fn normalize_config_key(key: &str) -> String {
-    let k = key
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    k.split('/').next().unwrap_or(k).to_string()
 }
 
 #[cfg(test)]
@@ -347,59 +301,21 @@ mod tests {
     #[test]
     fn secrets_do_not_print() {
         let c = Credentials::from_user_arg("alice:hunter2").unwrap();
-        let shown = format!("{c:?} {} {:?}", c.password, c.basic_header());
+        let shown = format!("{c:?} {:?}", c.basic_header());
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains(&BASE64.encode("alice:hunter2")));
         assert_eq!(
-            c.basic_header().expose(),
+            c.basic_header().unwrap().expose(),
             format!("Basic {}", BASE64.encode("alice:hunter2"))
         );
         assert!(Credentials::from_user_arg("nocolon").is_err());
         assert!(Credentials::from_user_arg(":pw").is_err());
         // Passwords may contain colons.
         let c = Credentials::from_user_arg("bob:a:b").unwrap();
-        assert_eq!(c.password.expose(), "a:b");
-    }
-
-    #[test]
-    fn docker_config_lookup() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.json");
-        std::fs::write(
-            &path,
-            format!(
-                r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{}"}},
-                    "127.0.0.1:5000":{{"username":"u","password":"p"}}}}}}"#,
-                BASE64.encode("hub:secret")
-            ),
-        )
-        .unwrap();
-        let hub = docker_config_credentials(&path, "docker.io")
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (hub.username.as_str(), hub.password.expose()),
-            ("hub", "secret")
-        );
-        let local = docker_config_credentials(&path, "127.0.0.1:5000")
-            .unwrap()
-            .unwrap();
-        assert_eq!(local.username, "u");
-        assert!(
-            docker_config_credentials(&path, "ghcr.io")
-                .unwrap()
-                .is_none()
-        );
-        let missing = dir.path().join("nope.json");
-        assert!(
-            docker_config_credentials(&missing, "docker.io")
-                .unwrap()
-                .is_none()
-        );
-        std::fs::write(&path, r#"{"auths":{"docker.io":{"auth":"!!!"}}}"#).unwrap();
-        let err = docker_config_credentials(&path, "docker.io")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("base64"), "{err}");
+        assert_eq!(c, Credentials::basic("bob", "a:b"));
+        let t = Credentials::IdentityToken(Secret::new("refresh-me"));
+        assert!(!format!("{t:?}").contains("refresh-me"));
+        assert_eq!(t.basic_header(), None);
+        assert_eq!(t.username(), None);
     }
 }

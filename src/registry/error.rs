@@ -56,6 +56,29 @@ pub enum RegistryError {
         /// Registry's explanation, if any (never contains secrets we sent).
         detail: String,
     },
+    /// The registry refused a bearer token it had asked for: the token service
+    /// granted no access to the repository for these credentials (or none).
+    #[error(
+        "access to repository {repository} on {host} denied ({status}{detail}); the token for it does not allow pulling: check the repository name, and log in (--user, docker's or podman's credentials) as someone allowed to pull it"
+    )]
+    AccessDenied {
+        /// Repository asked for.
+        repository: String,
+        /// Registry host.
+        host: String,
+        /// HTTP status.
+        status: u16,
+        /// Registry's explanation, if any.
+        detail: String,
+    },
+    /// The registry asks for Basic auth, but the credentials are an identity token.
+    #[error(
+        "{host} asks for Basic auth (user name and password), but the credentials found are an identity token (docker's `identitytoken`), which only a bearer token service accepts; give --user USER:PASSWORD"
+    )]
+    IdentityTokenNeedsBearer {
+        /// Registry host.
+        host: String,
+    },
     /// Any other unexpected status.
     #[error("{method} {url} failed with HTTP {status}{detail}")]
     Status {

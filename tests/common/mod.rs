@@ -5,6 +5,14 @@
 
 pub mod connect_proxy;
 pub mod pki;
+mod throttle;
+mod token_server;
+
+// Not every test binary that includes `common` uses them (as `dead_code` above).
+#[allow(unused_imports)]
+pub use throttle::Throttle;
+#[allow(unused_imports)]
+pub use token_server::{Policy, TokenRequest, TokenServer};
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -498,6 +506,7 @@ pub fn pulltime(home: &Path) -> assert_cmd::Command {
     let mut c = assert_cmd::Command::cargo_bin("pulltime").unwrap();
     c.env("HOME", home)
         .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
         .env_remove("PULLTIME_USER");
     c
 }

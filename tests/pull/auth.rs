@@ -8,7 +8,7 @@ use base64::Engine as _;
 use common::{E, Htpasswd, Registry, layer, pulltime};
 use predicates::prelude::*;
 use pulltime::oci::media_type::Compression;
-use pulltime::registry::auth::{Credentials, Secret};
+use pulltime::registry::auth::Credentials;
 
 const USER: &str = "alice";
 const PASSWORD: &str = "s3cr3t-Pa55word-do-not-print";
@@ -25,10 +25,7 @@ fn registry_with_image() -> (Registry, String) {
         &pulltime::oci::platform::Platform::host(),
     )
     .unwrap();
-    let creds = Credentials {
-        username: USER.into(),
-        password: Secret::new(PASSWORD),
-    };
+    let creds = Credentials::basic(USER, PASSWORD);
     common::push(&reference, &img, Some(creds));
     (reg, reference)
 }

@@ -4,8 +4,10 @@
 
 mod auth;
 mod cli;
+mod cred_sources;
 mod hostile;
 mod index;
 mod oracle;
 mod resilience;
 mod tls;
+mod token_auth;

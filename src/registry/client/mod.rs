@@ -271,15 +271,29 @@ impl RegistryClient {
             if status == StatusCode::UNAUTHORIZED && !retried {
                 let learnt = self.learn_challenge(resp.headers());
                 if learnt {
-                    // The token cache may hold a token that no longer works (it
-                    // expired mid-pull): fetch a new one, once.
-                    self.tokens.lock().await.clear();
+                    // The token sent may no longer work (it expired mid-pull):
+                    // forget it and fetch a new one, once.
+                    self.forget_token(auth.as_ref()).await;
                     retried = true;
                     continue;
                 }
             }
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                let bearer = matches!(
+                    *self.challenge.lock().expect("challenge lock"),
+                    Some(Challenge::Bearer { .. })
+                );
                 let detail = error_body::error_detail(resp).await;
+                // A fresh token from the token service, still refused: it grants
+                // nothing on this repository.
+                if bearer && auth.is_some() {
+                    return Err(RegistryError::AccessDenied {
+                        repository: self.repository.clone(),
+                        host: self.host.clone(),
+                        status: status.as_u16(),
+                        detail,
+                    });
+                }
                 return Err(RegistryError::AuthRefused {
                     host: self.host.clone(),
                     status: status.as_u16(),

@@ -1,16 +1,22 @@
 //! Authentication as the registry asks for it: the challenge learnt from a 401,
 //! Basic credentials, or bearer tokens from the token service, cached per scope
-//! for the run (docker's flow). Tokens and credentials are [`Secret`]s: never
+//! for the run (docker's flow). A token is fetched with a GET carrying the Basic
+//! credentials (or none), or, for an identity token, with docker's OAuth2 POST
+//! (`grant_type=refresh_token`). Tokens and credentials are [`Secret`]s: never
 //! printed, never logged.
 
-use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode, Url};
 
 use super::RegistryClient;
 use super::error_body::error_detail;
 use crate::oci::record::RequestKind;
-use crate::registry::auth::{Challenge, Secret, parse_challenge, repository_scope};
+use crate::registry::auth::{Challenge, Credentials, Secret, parse_challenge, repository_scope};
 use crate::registry::error::RegistryError;
+
+/// The OAuth2 `client_id` pulltime names itself by (docker sends `docker`).
+const OAUTH_CLIENT_ID: &str = "pulltime";
 
 /// The largest token response read.
 const MAX_TOKEN_RESPONSE: u64 = 1 << 20;
@@ -22,7 +28,14 @@ impl RegistryClient {
         let challenge = self.challenge.lock().expect("challenge lock").clone();
         match challenge {
             None => Ok(None),
-            Some(Challenge::Basic) => Ok(self.credentials.as_ref().map(|c| c.basic_header())),
+            Some(Challenge::Basic) => match &self.credentials {
+                None => Ok(None),
+                Some(c) => c.basic_header().map(Some).ok_or_else(|| {
+                    RegistryError::IdentityTokenNeedsBearer {
+                        host: self.host.clone(),
+                    }
+                }),
+            },
             Some(Challenge::Bearer { realm, service, .. }) => {
                 let scope = repository_scope(&self.repository, self.push);
                 let mut tokens = self.tokens.lock().await;
@@ -37,8 +50,19 @@ impl RegistryClient {
         }
     }
 
-    /// A token for `scope` from the token service at `realm`, with the
-    /// credentials (if any) as Basic auth.
+    /// Forgets the cached token sent as `header` (the registry refused it: it
+    /// expired mid-pull). A token fetched since by a concurrent request stays.
+    pub(super) async fn forget_token(&self, header: Option<&Secret>) {
+        let Some(header) = header else { return };
+        self.tokens
+            .lock()
+            .await
+            .retain(|_, t| format!("Bearer {}", t.expose()) != header.expose());
+    }
+
+    /// A token for `scope` from the token service at `realm`: a GET with the
+    /// credentials (if any) as Basic auth, or for an identity token docker's
+    /// OAuth2 refresh-token POST.
     async fn fetch_token(
         &self,
         realm: &str,
@@ -55,22 +79,49 @@ impl RegistryClient {
                 reason: format!("{realm}: not an http(s) URL"),
             });
         }
-        {
-            let mut q = url.query_pairs_mut();
-            if let Some(s) = service {
-                q.append_pair("service", s);
+        let (method, auth, headers, body) = match &self.credentials {
+            Some(Credentials::IdentityToken(refresh)) => {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                form.append_pair("grant_type", "refresh_token")
+                    .append_pair("refresh_token", refresh.expose());
+                if let Some(s) = service {
+                    form.append_pair("service", s);
+                }
+                form.append_pair("scope", scope)
+                    .append_pair("client_id", OAUTH_CLIENT_ID);
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    CONTENT_TYPE,
+                    "application/x-www-form-urlencoded".parse().expect("static"),
+                );
+                // The body holds the refresh token: the request log keeps only
+                // method, URL and status, never a body.
+                (
+                    Method::POST,
+                    None,
+                    headers,
+                    Some(Bytes::from(form.finish())),
+                )
             }
-            q.append_pair("scope", scope);
-        }
-        let auth = self.credentials.as_ref().map(|c| c.basic_header());
+            basic => {
+                let mut q = url.query_pairs_mut();
+                if let Some(s) = service {
+                    q.append_pair("service", s);
+                }
+                q.append_pair("scope", scope);
+                drop(q);
+                let auth = basic.as_ref().and_then(|c| c.basic_header());
+                (Method::GET, auth, HeaderMap::new(), None)
+            }
+        };
         let sent = self
-            .with_retries(RequestKind::Token, &Method::GET, &url, || {
+            .with_retries(RequestKind::Token, &method, &url, || {
                 self.raw(
-                    Method::GET,
+                    method.clone(),
                     url.clone(),
                     auth.clone(),
-                    HeaderMap::new(),
-                    None,
+                    headers.clone(),
+                    body.clone(),
                 )
             })
             .await?;
@@ -78,13 +129,16 @@ impl RegistryClient {
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(RegistryError::AuthRefused {
-                host: url.host_str().unwrap_or("").to_string(),
+                host: match (url.host_str(), url.port()) {
+                    (Some(h), Some(p)) => format!("{h}:{p}"),
+                    (h, _) => h.unwrap_or("").to_string(),
+                },
                 status: status.as_u16(),
                 detail: error_detail(resp).await,
             });
         }
         if !status.is_success() {
-            return Err(self.status_error("GET", url.as_str(), resp).await);
+            return Err(self.status_error(method.as_str(), url.as_str(), resp).await);
         }
         let body = self
             .read_body(resp, index, "token response", MAX_TOKEN_RESPONSE)
