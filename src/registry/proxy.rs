@@ -125,10 +125,8 @@ fn is_loopback(host: &str) -> bool {
 
 /// `host:port` -> (`host`, port); IPv6 rules keep their colons.
 fn split_port(rule: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = rule.strip_prefix('[') {
-        if let Some((h, tail)) = rest.split_once(']') {
-            return (h, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
-        }
+    if let Some((h, tail)) = rule.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        return (h, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
     }
     match rule.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') => match p.parse() {
