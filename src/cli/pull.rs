@@ -14,8 +14,8 @@ use super::choices::ModeArg;
 use pulltime::oci::platform::Platform;
 use pulltime::oci::reference::Reference;
 use pulltime::peers::{PullerKind, SessionOptions, measure_puller};
-use pulltime::pipeline::PullOptions;
 use pulltime::pipeline::progress::Progress;
+use pulltime::pipeline::{PullError, PullOptions};
 use pulltime::registry::ClientOptions;
 use pulltime::registry::credentials;
 use pulltime::registry::retry::RetryPolicy;
@@ -218,10 +218,34 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     if result.is_err() && stop.is_cancelled() {
         let kept = match &args.dest {
             Some(d) if d.exists() => format!("{} was emptied", d.display()),
-            _ => "nothing was kept".into(),
+            _ => "no root filesystem was kept".into(),
         };
+        // The runs completed before the stop are measurements: keep them.
+        let completed = match result {
+            Err(e) => match e.downcast::<PullError>() {
+                Ok(PullError::Stopped(record)) => Some(record),
+                _ => None,
+            },
+            Ok(_) => None,
+        };
+        let Some(record) = completed else {
+            return Err(super::interrupt::Interrupted(format!(
+                "the pull of {reference} was stopped and {kept}"
+            ))
+            .into());
+        };
+        let mut saved = String::new();
+        if let Some(path) = &args.json {
+            json::write_record(&record, path)?;
+            saved = format!("; their record is in {}", path.display());
+        }
+        if !args.quiet {
+            eprint!("{}", table::pull_table(&record));
+        }
         return Err(super::interrupt::Interrupted(format!(
-            "the pull of {reference} was stopped and {kept}"
+            "the pull of {reference} was stopped after {} of {} runs{saved}; {kept}",
+            record.runs.len(),
+            record.settings.runs
         ))
         .into());
     }

@@ -172,6 +172,10 @@ pub struct Settings {
     pub platform: String,
     /// `http` or `https`.
     pub scheme: String,
+    /// Set when the user stopped the measurement before all runs were done:
+    /// `runs[]` then holds only the completed ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// One cold pull.

@@ -303,6 +303,7 @@ impl Session {
                 warmup,
                 platform: self.facts.settings.platform.clone(),
                 scheme: "http".into(),
+                stopped: None,
             },
             puller: self.info.clone(),
             summary: Summary::of(&runs),

@@ -86,13 +86,43 @@ pub async fn measure(
                 last = Some(outcome);
             }
             Err(e) => {
+                let host = host_info(dest.path());
                 dest.abandon();
-                return Err(e);
+                let stopped = options.pull.client.cancel.is_cancelled();
+                return match (&last, stopped && !counted.is_empty()) {
+                    (Some(last), true) => {
+                        let why =
+                            format!("stopped by the user after {} of {runs} runs", counted.len());
+                        let mut record = assemble(reference, options, host, created, last, counted);
+                        record.settings.stopped = Some(why);
+                        Err(PullError::Stopped(Box::new(record)))
+                    }
+                    _ => Err(e),
+                };
             }
         }
     }
     let last = last.expect("at least one run");
-    let record = PullRecord {
+    Ok(assemble(
+        reference,
+        options,
+        host_info(dest.path()),
+        created,
+        &last,
+        counted,
+    ))
+}
+
+/// The record of the counted runs, with the image facts of the last run.
+fn assemble(
+    reference: &Reference,
+    options: &MeasureOptions,
+    host: HostInfo,
+    created: String,
+    last: &PullOutcome,
+    counted: Vec<RunRecord>,
+) -> PullRecord {
+    PullRecord {
         schema_version: SCHEMA_VERSION,
         simulated: false,
         tool: ToolInfo {
@@ -100,8 +130,8 @@ pub async fn measure(
             version: env!("CARGO_PKG_VERSION").into(),
         },
         created,
-        host: host_info(dest.path()),
-        image: image_info(reference, &last),
+        host,
+        image: image_info(reference, last),
         puller: PullerInfo::pulltime(
             options.pull.mode.as_str(),
             options.pull.max_concurrent_downloads,
@@ -109,16 +139,16 @@ pub async fn measure(
         settings: Settings {
             mode: options.pull.mode.as_str().into(),
             max_concurrent_downloads: options.pull.max_concurrent_downloads,
-            runs,
+            runs: options.runs.max(1),
             warmup: options.warmup,
             platform: options.pull.platform.to_string(),
             scheme: options.pull.client.scheme.as_str().into(),
+            stopped: None,
         },
         summary: Summary::of(&counted),
         runs: counted,
         simulation: None,
-    };
-    Ok(record)
+    }
 }
 
 /// An insecure registry's scheme, found once before the runs (HTTPS, or plain

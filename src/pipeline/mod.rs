@@ -136,6 +136,10 @@ pub enum PullError {
         /// The last attempt's error (part of the message, not a separate cause).
         last: Box<PullError>,
     },
+    /// The user stopped the pull after some counted runs had completed: the
+    /// record of those runs (its `settings.stopped` says so).
+    #[error("stopped after {} completed run(s)", .0.runs.len())]
+    Stopped(Box<crate::oci::record::PullRecord>),
     /// A bug or a panicked worker.
     #[error("internal error: {0}")]
     Internal(String),

@@ -352,6 +352,7 @@ fn to_record(
             warmup: 0,
             platform: String::new(),
             scheme: String::new(),
+            stopped: None,
         },
         summary: Summary::of(&runs),
         runs,

@@ -105,6 +105,103 @@ fn ctrl_c_stops_the_pull_and_leaves_nothing_behind() {
 }
 
 #[test]
+fn ctrl_c_after_a_completed_run_keeps_its_record() {
+    let layout = tempfile::tempdir().unwrap();
+    synth(layout.path(), 0.02);
+    let server = ServerThread::spawn(ServeOptions {
+        layouts: vec![("app".into(), layout.path().to_path_buf())],
+        network: NetworkProfile::load("home-50m").unwrap(),
+        ..ServeOptions::default()
+    })
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (home, tmp, json) = (
+        work.path().join("home"),
+        work.path().join("tmp"),
+        work.path().join("record.json"),
+    );
+    for d in [&home, &tmp] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let bin = assert_cmd::cargo::cargo_bin("pulltime");
+    let mut child = Command::new(bin)
+        .env("HOME", &home)
+        .args([
+            "pull",
+            &server.reference("app:v1"),
+            "--quiet",
+            "--runs",
+            "5",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--tmp-dir")
+        .arg(&tmp)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Each run unpacks into a root of its own, kept until the end: a second
+    // root means the first run is complete (bounded wait).
+    let roots = || {
+        std::fs::read_dir(&tmp)
+            .map(|rd| {
+                rd.filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    name.to_string_lossy().starts_with("pulltime-rootfs-")
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while roots() < 2 {
+        assert!(Instant::now() < deadline, "the second run never started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pull ended too early"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("pulltime did not stop within 20 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr:\n{stderr}");
+    let text =
+        std::fs::read(&json).unwrap_or_else(|e| panic!("no record ({e}); stderr:\n{stderr}"));
+    let record: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    let kept = record["runs"].as_array().unwrap().len();
+    assert!((1..5).contains(&kept), "{kept} runs kept");
+    assert_eq!(record["settings"]["runs"], 5);
+    assert_eq!(
+        record["settings"]["stopped"],
+        format!("stopped by the user after {kept} of 5 runs")
+    );
+    assert!(
+        stderr.contains(&format!("stopped after {kept} of 5 runs"))
+            && stderr.contains(json.to_str().unwrap()),
+        "stderr:\n{stderr}"
+    );
+    for run in record["runs"].as_array().unwrap() {
+        assert!(run["wall_s"].as_f64().unwrap() > 0.0);
+    }
+    assert!(
+        entries(&tmp).is_empty(),
+        "scratch left: {:?}",
+        entries(&tmp)
+    );
+}
+
+#[test]
 fn basic_credentials_and_bearer_tokens_never_leak_at_any_log_level() {
     const USER: &str = "bob";
     const PASSWORD: &str = "hunter2-Pa55-never-print-me";
