@@ -249,7 +249,24 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let record = result.with_context(|| format!("pulling {reference}"))?;
+    let record = result.map_err(|e| {
+        let full = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+        });
+        if full {
+            let rootfs = match &args.dest {
+                Some(d) => d.display().to_string(),
+                None => format!("a temporary directory in {}", options.tmp_dir.display()),
+            };
+            e.context(format!(
+                "pulling {reference}: the disk is full (root filesystem: {rootfs}; blobs in flight: {}); nothing was kept: free some space or choose other directories with --dest and --tmp-dir",
+                options.tmp_dir.display()
+            ))
+        } else {
+            e.context(format!("pulling {reference}"))
+        }
+    })?;
     if let Some(path) = &args.json {
         json::write_record(&record, path)?;
     }

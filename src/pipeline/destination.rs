@@ -15,6 +15,34 @@ pub struct Destination {
     temp: Option<tempfile::TempDir>,
 }
 
+/// Whether this user may create entries in `dir`, checked before any download,
+/// so that a directory owned by someone else, or on a read-only filesystem, is
+/// refused by name rather than at the first file.
+fn writable(dir: &Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| "contains a NUL byte".to_string())?;
+    // SAFETY: access(2) on a NUL-terminated path we own.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    let owner = std::fs::metadata(dir)
+        .map(|m| {
+            format!(" (owned by uid {}, you are uid {})", m.uid(), unsafe {
+                libc::geteuid()
+            })
+        })
+        .unwrap_or_default();
+    Err(match e.raw_os_error() {
+        Some(libc::EROFS) => format!("{e}: choose a directory on a writable filesystem"),
+        _ => format!(
+            "cannot write here{owner}: {e}; choose a directory you own, or fix its permissions"
+        ),
+    })
+}
+
 impl Destination {
     /// `--dest DIR`: checks DIR is absent or empty, creating it if absent.
     pub fn given(path: &Path) -> Result<Self, PullError> {
@@ -28,6 +56,7 @@ impl Destination {
                 if entries.next().is_some() {
                     return Err(err("is not empty; give an empty or new directory".into()));
                 }
+                writable(path).map_err(err)?;
                 Ok(Destination {
                     path: path.into(),
                     created: false,

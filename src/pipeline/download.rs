@@ -68,8 +68,13 @@ pub async fn download(
     progress: &LayerProgress,
     stage_timing: bool,
 ) -> Result<Downloaded, RegistryError> {
+    let spool_path = match &sink {
+        Sink::Spool(s) => s.path().to_path_buf(),
+        Sink::File(p) => p.to_path_buf(),
+    };
+    let what = format!("layer {index} to {}", spool_path.display());
     let io_err = |source| RegistryError::Io {
-        what: format!("layer {index} spool"),
+        what: what.clone(),
         source,
     };
     let blob = client.open_blob(RequestKind::Blob, &layer.digest).await?;
@@ -81,6 +86,7 @@ pub async fn download(
     let mut body = Body {
         index,
         layer,
+        what: what.clone(),
         file,
         spool,
         hasher: hashing.then(Sha256::new),
@@ -225,6 +231,8 @@ enum Cut {
 struct Body<'a> {
     index: usize,
     layer: &'a LayerDescriptor,
+    /// What writing the body is, for errors: the layer and its file.
+    what: String,
     file: std::fs::File,
     spool: Option<&'a Spool>,
     hasher: Option<Sha256>,
@@ -314,7 +322,7 @@ impl Body<'_> {
         }
         self.file.write_all(chunk).map_err(|source| {
             Cut::Fatal(RegistryError::Io {
-                what: format!("layer {index} spool"),
+                what: self.what.clone(),
                 source,
             })
         })?;

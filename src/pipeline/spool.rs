@@ -41,6 +41,11 @@ impl Spool {
         }
     }
 
+    /// The backing file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Deletes the backing file once its bytes are consumed (readers that have it
     /// open keep reading; errors are ignored: the scratch dir goes at the end anyway).
     pub fn remove(&self) {

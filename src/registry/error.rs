@@ -150,7 +150,7 @@ pub enum RegistryError {
         limit: u64,
     },
     /// Local I/O while receiving a blob.
-    #[error("writing {what}: {source}")]
+    #[error("writing {what}")]
     Io {
         /// What was being written.
         what: String,

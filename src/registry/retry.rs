@@ -92,6 +92,48 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     )
 }
 
+/// `100;w=21600` -> (100, Some(21600)).
+fn quota(v: &str) -> Option<(u64, Option<u64>)> {
+    let mut parts = v.split(';');
+    let n = parts.next()?.trim().parse().ok()?;
+    let window = parts
+        .filter_map(|p| p.trim().strip_prefix("w="))
+        .find_map(|w| w.parse().ok());
+    Some((n, window))
+}
+
+/// The rate-limit headers (Docker Hub's `ratelimit-limit` and
+/// `ratelimit-remaining`) in words: `0 of 100 pulls left per 6 h`.
+pub fn rate_limit_words(headers: &HeaderMap) -> Option<String> {
+    let get = |name: &str| headers.get(name)?.to_str().ok().and_then(quota);
+    let (remaining, _) = get("ratelimit-remaining")?;
+    let (limit, window) = get("ratelimit-limit").unzip();
+    let window = window.flatten().map(|w| {
+        if w % 3600 == 0 {
+            format!(" per {} h", w / 3600)
+        } else {
+            format!(" per {w} s")
+        }
+    });
+    Some(match limit {
+        Some(l) => format!(
+            "{remaining} of {l} pulls left{}",
+            window.unwrap_or_default()
+        ),
+        None => format!("{remaining} pulls left"),
+    })
+}
+
+/// A 429 whose quota is spent (`ratelimit-remaining: 0`): waiting a few
+/// seconds will not help, so it is not retried.
+pub fn quota_spent(headers: &HeaderMap) -> bool {
+    headers
+        .get("ratelimit-remaining")
+        .and_then(|v| v.to_str().ok())
+        .and_then(quota)
+        .is_some_and(|(n, _)| n == 0)
+}
+
 /// A shared source of jitter (seeded from the clock: retries need not repeat).
 #[derive(Debug)]
 pub struct Jitter(Mutex<Rng>);
@@ -138,6 +180,19 @@ mod tests {
         // Jitter actually varies.
         let a: Vec<_> = (0..10).map(|_| p.backoff(3, &j)).collect();
         assert!(a.windows(2).any(|w| w[0] != w[1]));
+    }
+
+    #[test]
+    fn rate_limits_in_words() {
+        let mut h = HeaderMap::new();
+        assert_eq!(rate_limit_words(&h), None);
+        h.insert("ratelimit-remaining", "0;w=21600".parse().unwrap());
+        assert!(quota_spent(&h));
+        assert_eq!(rate_limit_words(&h).unwrap(), "0 pulls left");
+        h.insert("ratelimit-limit", "100;w=21600".parse().unwrap());
+        assert_eq!(rate_limit_words(&h).unwrap(), "0 of 100 pulls left per 6 h");
+        h.insert("ratelimit-remaining", "97;w=21600".parse().unwrap());
+        assert!(!quota_spent(&h));
     }
 
     #[test]

@@ -127,11 +127,14 @@ impl Hub {
     pub fn count_manifest_get(&self, headers: &mut HeaderMap) -> Result<(), ApiError> {
         let mut remaining = self.remaining.lock().expect("ratelimit lock");
         if *remaining == 0 {
+            // Docker Hub's 429 carries the spent quota (and no Retry-After).
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TOOMANYREQUESTS",
                 "You have reached your pull rate limit (pulltime serve --rate-limit raises it).",
-            ));
+            )
+            .with_header("ratelimit-limit", &format!("{};w={WINDOW_S}", self.limit))
+            .with_header("ratelimit-remaining", &format!("0;w={WINDOW_S}")));
         }
         *remaining -= 1;
         set_header(

@@ -5,6 +5,7 @@
 mod auth;
 mod cli;
 mod cred_sources;
+mod errors;
 mod hostile;
 mod index;
 mod oracle;

@@ -8,19 +8,40 @@ use reqwest::Response;
 use super::RegistryClient;
 use super::log::strip_query_str;
 use crate::registry::error::RegistryError;
+use crate::registry::retry::{quota_spent, rate_limit_words, retry_after};
 
 /// The largest error body read.
 const MAX_ERROR_BODY: usize = 64 << 10;
 
 impl RegistryClient {
     /// Turns an unexpected status into an error carrying the registry's message.
+    /// A 429 also says, in words, what its rate-limit and `Retry-After` headers
+    /// said.
     pub async fn status_error(&self, method: &str, url: &str, resp: Response) -> RegistryError {
         let status = resp.status().as_u16();
+        let mut throttled = String::new();
+        if status == 429 {
+            if let Some(words) = rate_limit_words(resp.headers()) {
+                throttled.push_str(&format!("; rate limit: {words}"));
+            }
+            match retry_after(resp.headers()) {
+                Some(d) => throttled.push_str(&format!(
+                    "; the registry asks to retry after {} s",
+                    d.as_secs()
+                )),
+                None if quota_spent(resp.headers()) => throttled.push_str(
+                    "; the quota is spent: wait for its window to pass, or log in (--user) for a higher limit",
+                ),
+                None => {}
+            }
+        }
+        let mut detail = error_detail(resp).await;
+        detail.push_str(&throttled);
         RegistryError::Status {
             method: method.into(),
             url: strip_query_str(url),
             status,
-            detail: error_detail(resp).await,
+            detail,
         }
     }
 }

@@ -12,7 +12,7 @@ use super::log::strip_query;
 use super::{RegistryClient, Sent};
 use crate::oci::record::RequestKind;
 use crate::registry::error::RegistryError;
-use crate::registry::retry::{RetryCost, retriable_status, retry_after};
+use crate::registry::retry::{RetryCost, quota_spent, retriable_status, retry_after};
 
 impl RegistryClient {
     /// Retries and time lost over every request of this client so far.
@@ -67,7 +67,7 @@ impl RegistryClient {
                     let status = resp.status();
                     let index =
                         self.log(url, kind, method.as_str(), status.as_u16(), started, &resp);
-                    if !retriable_status(status) {
+                    if !retriable_status(status) || quota_spent(resp.headers()) {
                         return Ok(Sent {
                             response: resp,
                             log_index: index,
