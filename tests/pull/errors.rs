@@ -199,7 +199,11 @@ fn a_full_disk_names_the_directory_and_leaves_nothing_that_looks_complete() {
                 )))
                 .and(no_panic()),
         );
-    assert!(!dest.exists(), "a partial tree was left at {}", dest.display());
+    assert!(
+        !dest.exists(),
+        "a partial tree was left at {}",
+        dest.display()
+    );
 }
 
 #[test]

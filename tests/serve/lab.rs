@@ -474,3 +474,77 @@ fn serve_command_serves_pulltime_oci_client_and_skopeo() {
         .arg(format!("docker://{reference}"))
         .arg(format!("oci:{}:v1", copied.display())));
 }
+
+/// skopeo's `--debug` lines saying it asked to mount a blob from `from`.
+fn mount_attempts(debug: &str, from: &str) -> usize {
+    debug
+        .lines()
+        .filter(|l| l.contains("mount") && l.contains(&format!("from={from}")))
+        .count()
+}
+
+#[test]
+fn skopeo_mounts_blobs_across_repositories_and_the_image_unpacks_as_umoci_does() {
+    // skopeo tries a cross-repository mount for a blob it has seen in another
+    // repository of the same registry: first from a repository served out of a
+    // layout, then from one pushed into serve. Each pushed image must pull as
+    // umoci unpacks the original.
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let image = synth_small(&layout, Compression::Gzip);
+    run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:v1", layout.display()))
+        .arg(work.path().join("bundle")));
+    let expected = snapshot(&work.path().join("bundle/rootfs"));
+    let server = serve(&layout, false);
+    let skopeo = |from: &str, to: &str| -> String {
+        let out = Command::new("skopeo")
+            .args([
+                "--debug",
+                "copy",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+            ])
+            .args([from, to])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "skopeo copy {from} {to}:\n{stderr}");
+        stderr
+    };
+    let blobs = image.layers.len() + 1;
+    for (source, target) in [("app", "pushed-app"), ("pushed-app", "pushed-again")] {
+        // Reading from `source` teaches skopeo where its blobs live ...
+        skopeo(
+            &format!("docker://{}", server.reference(&format!("{source}:v1"))),
+            &format!(
+                "oci:{}:v1",
+                work.path().join(format!("seen-{source}")).display()
+            ),
+        );
+        // ... so the push to `target` mounts them from there.
+        let debug = skopeo(
+            &format!("oci:{}:v1", layout.display()),
+            &format!("docker://{}", server.reference(&format!("{target}:v1"))),
+        );
+        assert!(
+            mount_attempts(&debug, source) >= 1,
+            "skopeo never tried to mount from {source}:\n{debug}"
+        );
+        let dest = work.path().join(format!("pulled-{target}"));
+        let record = pull_to(
+            home.path(),
+            &server.reference(&format!("{target}:v1")),
+            &dest,
+            &work.path().join(format!("{target}.json")),
+        );
+        assert_eq!(record.image.layers.len() + 1, blobs);
+        assert_eq!(
+            common::diff(&snapshot(&dest), &expected),
+            "",
+            "{target} (mounted from {source}) does not unpack as umoci unpacks the original"
+        );
+    }
+}
