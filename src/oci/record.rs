@@ -344,6 +344,15 @@ pub struct LayerRun {
     /// Included in `download_s`, not in the throughput.
     #[serde(default)]
     pub fault_s: f64,
+    /// The connections (their `id` in `connections[]`) that this layer's
+    /// requests opened: its blob GET, the redirect's hop, resumed ranges. Empty
+    /// when every request went over a connection already open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections_opened: Vec<usize>,
+    /// Their set-up time (DNS, TCP, TLS), part of `ttfb_s`; 0 when none was
+    /// opened; null when not known (other pullers, older records).
+    #[serde(default)]
+    pub connect_s: Option<f64>,
 }
 
 /// One HTTP request. Queries are never recorded (CDN URLs carry signatures).

@@ -45,6 +45,8 @@ pub struct Downloaded {
     pub resumed_bytes: u64,
     /// Bytes received twice because the server ignored `Range` (discarded).
     pub discarded_bytes: u64,
+    /// Positions in the run's request log of this blob's answered requests.
+    pub requests: Vec<usize>,
 }
 
 /// Where the bytes go.
@@ -108,6 +110,7 @@ pub async fn download(
         resumes: 0,
         resumed_bytes: 0,
         discarded_bytes: 0,
+        requests: blob.requests.clone(),
     };
     let attempts = client.retry_policy().attempts.max(1);
     let mut current = blob;
@@ -158,6 +161,7 @@ pub async fn download(
             Err(_) if cancel.load(Ordering::Relaxed) => return Err(cancelled()),
             Err(e) => return Err(e),
         };
+        done.requests.extend(&current.requests);
         // Lost: from the last byte received to the resumed response's headers.
         let lost = RetryCost {
             retries: 1 + current.retry_cost.retries,

@@ -306,6 +306,17 @@ fn layer_run(
         .saturating_sub(d.retry_cost.lost);
     let download = d.ttfb + transfer + d.retry_cost.lost;
     let transfer = transfer.as_secs_f64();
+    let connections_opened: Vec<usize> = d
+        .requests
+        .iter()
+        .filter_map(|&i| clock.connection_opened_by(i))
+        .collect();
+    let connect_s = clock
+        .connections()
+        .iter()
+        .filter(|c| connections_opened.contains(&c.id))
+        .map(|c| c.connect_s)
+        .sum();
     LayerRun {
         index,
         digest: layer.digest.clone(),
@@ -341,6 +352,8 @@ fn layer_run(
         resumed_bytes: d.resumed_bytes,
         discarded_bytes: d.discarded_bytes,
         fault_s: d.retry_cost.lost.as_secs_f64(),
+        connections_opened,
+        connect_s: Some(connect_s),
     }
 }
 

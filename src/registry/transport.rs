@@ -64,6 +64,13 @@ impl RunClock {
         }
     }
 
+    /// The connection the request at `index` (as [`RunClock::log_request`]
+    /// returned it) opened, if it opened one.
+    pub fn connection_opened_by(&self, index: usize) -> Option<usize> {
+        let v = self.requests.lock().expect("request log lock");
+        v.get(index).and_then(|r| r.connection)
+    }
+
     /// Requests logged so far, ordered by start time.
     pub fn requests(&self) -> Vec<RequestRecord> {
         let mut v = self.requests.lock().expect("request log lock").clone();

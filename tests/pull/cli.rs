@@ -539,6 +539,38 @@ fn blob_redirects_to_another_host_are_followed_and_timed() {
         "{:?}",
         run.connections
     );
+    // Which of a layer's requests opened connections: each connection is
+    // opened by one request; with three downloads at once over HTTP/1.1, some
+    // layers open connections to the CDN, and their set-up is part of the TTFB.
+    let mut claimed: Vec<usize> = Vec::new();
+    for l in &run.layers {
+        let conns: Vec<_> = run
+            .connections
+            .iter()
+            .filter(|c| l.connections_opened.contains(&c.id))
+            .collect();
+        assert_eq!(conns.len(), l.connections_opened.len(), "{l:?}");
+        let setup: f64 = conns.iter().map(|c| c.connect_s).sum();
+        assert!((l.connect_s.unwrap() - setup).abs() < 1e-9, "{l:?}");
+        assert!(l.connect_s < l.ttfb_s, "{l:?}");
+        claimed.extend(&l.connections_opened);
+    }
+    let to_cdn = |id: &usize| run.connections.iter().any(|c| c.id == *id && c.host == cdn);
+    assert!(
+        claimed.iter().any(to_cdn),
+        "no layer opened a CDN connection: {:?}",
+        run.layers
+    );
+    let opened_by_requests: Vec<usize> = run.requests.iter().filter_map(|r| r.connection).collect();
+    let mut unique = opened_by_requests.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        opened_by_requests.len(),
+        "a connection opened twice"
+    );
+    assert!(claimed.iter().all(|id| opened_by_requests.contains(id)));
     assert_eq!(std::fs::read(dest.join("etc/app.conf")).unwrap(), b"x=1\n");
 }
 

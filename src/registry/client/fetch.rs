@@ -42,6 +42,9 @@ pub struct BlobResponse {
     pub redirect: Duration,
     /// Position of the body-carrying request in the run's request log.
     pub log_index: usize,
+    /// Positions of every answered request of this blob (the registry's, and
+    /// the hop its redirect led to), for telling which opened connections.
+    pub requests: Vec<usize>,
     /// What failed attempts cost before this response.
     pub retry_cost: RetryCost,
 }
@@ -163,6 +166,7 @@ impl RegistryClient {
             .send(kind, Method::GET, url.clone(), headers.clone(), None)
             .await?;
         let (mut resp, mut index, mut started) = (sent.response, sent.log_index, sent.started);
+        let mut requests = vec![index];
         let mut retry_cost = sent.retry_cost;
         let mut redirect = Duration::ZERO;
         for _ in 0..MAX_REDIRECTS {
@@ -195,6 +199,7 @@ impl RegistryClient {
                 started = hop.started;
             }
             (resp, index) = (hop.response, hop.log_index);
+            requests.push(index);
         }
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
@@ -214,6 +219,7 @@ impl RegistryClient {
             started: sent.first_started,
             redirect,
             log_index: index,
+            requests,
             retry_cost,
         })
     }
