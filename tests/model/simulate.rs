@@ -540,3 +540,43 @@ fn fleet_bursts_and_aggregate() {
     );
     assert!(p50 <= p99 && p99 <= max);
 }
+
+#[test]
+fn tls_versions_change_the_simulated_handshakes() {
+    // dockerhub-100m: registry 30 ms away, CDN 10 ms, TCP 1 round trip; TLS 1.3
+    // adds one round trip per new connection, TLS 1.2 two, none zero.
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let run = |tls: &str| -> serde_json::Value {
+        let json = work.path().join(format!("tls-{tls}.json"));
+        pulltime(home.path())
+            .args(["simulate", "sn-text-filter-multistage", "--scale", "0.01"])
+            .args(["--network", "dockerhub-100m", "--tls", tls, "--json"])
+            .arg(&json)
+            .assert()
+            .success();
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
+    };
+    let (none, v13, v12) = (run("none"), run("1.3"), run("1.2"));
+    let conns = |r: &serde_json::Value| r["runs"][0]["connections"].as_array().unwrap().clone();
+    for c in conns(&none) {
+        assert!(c["tls_s"].is_null(), "{c}");
+    }
+    for (record, rtts) in [(&v13, 1.0), (&v12, 2.0)] {
+        for c in conns(record) {
+            let rtt = if c["host"] == "registry" {
+                0.030
+            } else {
+                0.010
+            };
+            let tls = c["tls_s"].as_f64().unwrap();
+            assert!((tls - rtts * rtt).abs() < 1e-9, "{c}");
+            assert!((c["tcp_s"].as_f64().unwrap() - rtt).abs() < 1e-9, "{c}");
+        }
+    }
+    let resolve = |r: &serde_json::Value| r["runs"][0]["resolve_s"].as_f64().unwrap();
+    // The resolve phase opens a registry connection (ping) first: one registry
+    // RTT more per TLS round trip, at least.
+    assert!(resolve(&v13) - resolve(&none) >= 0.030 - 1e-9);
+    assert!(resolve(&v12) - resolve(&v13) >= 0.030 - 1e-9);
+}
