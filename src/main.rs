@@ -9,13 +9,7 @@ fn main() {
     let cli = cli::Cli::parse();
     if let Err(e) = cli::run(cli) {
         eprintln!("Error: {}", message(&e));
-        // 128 + SIGINT, as shells report a process stopped by Ctrl-C.
-        let code = if e.downcast_ref::<cli::interrupt::Interrupted>().is_some() {
-            130
-        } else {
-            1
-        };
-        std::process::exit(code);
+        std::process::exit(cli::exit::code(&e));
     }
 }
 

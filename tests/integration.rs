@@ -7,6 +7,7 @@
 //! `regression` (compares the timings of two batches of pulls) and `soak` (many
 //! pulls through injected faults). `architecture` checks the source's rules.
 
+mod cli;
 mod common;
 mod layers;
 mod model;

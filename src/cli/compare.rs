@@ -1,8 +1,10 @@
 //! `pulltime compare`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use pulltime::oci::record::PullRecord;
+
+use super::inputs::ImageInput;
 use pulltime::profiles::network::format_bandwidth;
 use pulltime::report::compare::{Entry, comparison_table};
 use pulltime::report::{svg, svg_bounds, table::render};
@@ -43,6 +45,9 @@ pub struct CompareArgs {
 
 /// Runs `pulltime compare`.
 pub fn run(args: CompareArgs) -> anyhow::Result<()> {
+    super::export::check_output(args.svg.as_deref(), "--svg")?;
+    super::export::check_output(args.why_svg.as_deref(), "--why-svg")?;
+    args.export.check()?;
     if !args.pullers.puller.is_empty() {
         let [image] = args.images.as_slice() else {
             anyhow::bail!(
@@ -62,8 +67,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let mut images = Vec::new();
     for spec in &args.images {
         let image = args.model.image(spec, None, &args.pullers.registry)?;
-        if spec.ends_with(".json") && Path::new(spec).is_file() {
-            let r = pulltime::report::json::read_record(Path::new(spec))?;
+        if let ImageInput::Record(path) = ImageInput::classify(spec)? {
+            let r = pulltime::report::json::read_record(&path)?;
             if !r.simulated {
                 measured.push((spec.clone(), r));
             }

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+use super::exit::usage;
+
 use pulltime::oci::record::PullRecord;
 use pulltime::report::json::read_record;
 use pulltime::report::regression::{
@@ -96,25 +98,35 @@ pub fn compare_and_gate(
                     .join(", ")
             );
         }
+        let one_run = new.runs.len() == 1;
         let regressed: Vec<String> = comparison
             .changes
             .iter()
             .filter(|c| c.verdict == Verdict::Regressed && phases.contains(&c.phase))
             .map(|c| {
-                format!(
-                    "{} {:+.1}% [{:+.1}%, {:+.1}%]",
-                    c.phase,
-                    100.0 * c.change,
-                    100.0 * c.ci.0,
-                    100.0 * c.ci.1
-                )
+                if one_run {
+                    format!(
+                        "{} {:+.1}% (one run, above every old run)",
+                        c.phase,
+                        100.0 * c.change
+                    )
+                } else {
+                    format!(
+                        "{} {:+.1}% [{:+.1}%, {:+.1}%]",
+                        c.phase,
+                        100.0 * c.change,
+                        100.0 * c.ci.0,
+                        100.0 * c.ci.1
+                    )
+                }
             })
             .collect();
         if !regressed.is_empty() {
-            bail!(
+            return Err(super::exit::Regressed(format!(
                 "pull time regressed against {old_label}: {}",
                 regressed.join("; ")
-            );
+            ))
+            .into());
         }
     }
     Ok(())
@@ -158,6 +170,20 @@ pub struct DiffArgs {
 pub fn run(args: DiffArgs) -> anyhow::Result<()> {
     let old = read_record(&args.old)?;
     let new = read_record(&args.new)?;
+    for (path, r) in [(&args.old, &old), (&args.new, &new)] {
+        if r.runs.is_empty() {
+            usage!(
+                "{} has no runs: nothing to compare (report and compare refuse it too)",
+                path.display()
+            );
+        }
+        if r.simulated {
+            eprintln!(
+                "note: {} is simulated: its times are the model's prediction, not a measurement",
+                path.display()
+            );
+        }
+    }
     let label = |p: &Path, r: &PullRecord| {
         format!(
             "{}{}",

@@ -8,7 +8,9 @@ mod compare;
 mod compare_pullers;
 mod demo;
 mod diff;
+pub mod exit;
 mod export;
+mod inputs;
 pub mod interrupt;
 mod limits;
 mod progress;
@@ -24,7 +26,7 @@ use clap::{Parser, Subcommand};
 
 /// Measure where an OCI image pull's time goes.
 #[derive(Debug, Parser)]
-#[command(name = "pulltime", version, about, long_about = None)]
+#[command(name = "pulltime", version, about, long_about = None, after_help = exit::EXIT_CODES)]
 pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug). Secrets are never logged.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -111,6 +111,19 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     };
     let credentials =
         credentials::lookup(args.user.as_deref(), &reference.registry)?.map(|f| f.credentials);
+    // Fail before measuring if an output cannot be written.
+    super::export::check_output(args.json.as_deref(), "--json")?;
+    if args.save_baseline.is_some() {
+        let dir = &args.baseline_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| super::exit::Usage(format!("--baseline-dir {}: {e}", dir.display())))?;
+        super::export::writable_dir(dir).map_err(|e| {
+            super::exit::Usage(format!(
+                "--baseline-dir {}: cannot write there: {e}",
+                dir.display()
+            ))
+        })?;
+    }
     // Fail before measuring if the baseline to compare with is missing.
     let baseline = match &args.baseline {
         Some(name) => Some(super::diff::load_baseline(&args.baseline_dir, name)?),
@@ -267,9 +280,8 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
             e.context(format!("pulling {reference}"))
         }
     })?;
-    if let Some(path) = &args.json {
-        json::write_record(&record, path)?;
-    }
+    // The table first: if a file cannot be written after all, the results
+    // were still shown.
     if !args.quiet {
         let text = table::pull_table(&record);
         if json_to_stdout {
@@ -277,6 +289,9 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         } else {
             print!("{text}");
         }
+    }
+    if let Some(path) = &args.json {
+        json::write_record(&record, path)?;
     }
     // A run that was not cold measures something else: never a baseline, never a gate.
     let warm: Vec<usize> = record

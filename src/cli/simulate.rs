@@ -1,5 +1,7 @@
 //! `pulltime simulate`.
 
+use super::exit::usage;
+use super::inputs::ImageInput;
 use super::registry_args::RegistryArgs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,12 +51,12 @@ pub struct ModelArgs {
     /// unshaped network (loopback)
     #[arg(long)]
     pub registry_on_host: bool,
-    /// Scale for image profiles.
-    #[arg(long, default_value_t = 1.0)]
-    pub scale: f64,
-    /// Compression for image profiles.
-    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
-    pub compression: CompressionArg,
+    /// Scale for image profiles (default 1: the profile's own sizes).
+    #[arg(long)]
+    pub scale: Option<f64>,
+    /// Compression for image profiles (default gzip).
+    #[arg(long, value_enum)]
+    pub compression: Option<CompressionArg>,
     /// TLS on every new connection, overriding the network profile's `tls`:
     /// 1.3 adds one round trip, 1.2 two, none zero.
     #[arg(long, value_enum)]
@@ -77,7 +79,8 @@ pub enum TlsArg {
 impl ModelArgs {
     /// Loads the network and host profiles into a scenario.
     pub fn scenario(&self) -> anyhow::Result<Scenario> {
-        if !(self.scale > 0.0 && self.scale.is_finite()) {
+        let scale = self.scale.unwrap_or(1.0);
+        if !(scale > 0.0 && scale.is_finite()) {
             bail!("--scale must be positive");
         }
         let mut network = NetworkProfile::load(&self.network)?;
@@ -117,8 +120,8 @@ impl ModelArgs {
     ) -> anyhow::Result<SimImage> {
         load_image(
             spec,
-            self.scale,
-            self.compression.into(),
+            self.scale.unwrap_or(1.0),
+            self.compression.unwrap_or(CompressionArg::Gzip).into(),
             platform,
             registry,
         )
@@ -163,15 +166,16 @@ pub struct SimulateArgs {
     /// Simulate N nodes cold-starting the image at once (a fleet burst).
     #[arg(long)]
     pub fleet: Option<usize>,
-    /// Registry/CDN egress shared by the fleet, e.g. `10Gbit`.
-    #[arg(long, default_value = "10Gbit")]
-    pub egress: String,
-    /// Spread the fleet's start times uniformly over this many seconds.
-    #[arg(long, default_value_t = 0.0)]
-    pub fleet_spread: f64,
-    /// Share of fleet nodes (0..1) that already hold the first --cached-layers N layers.
-    #[arg(long, default_value_t = 0.0)]
-    pub fleet_cached_fraction: f64,
+    /// Registry/CDN egress shared by the fleet, e.g. `10Gbit` (the default).
+    #[arg(long)]
+    pub egress: Option<String>,
+    /// Spread the fleet's start times uniformly over this many seconds (default 0).
+    #[arg(long)]
+    pub fleet_spread: Option<f64>,
+    /// Share of fleet nodes (0..1) that already hold the first --cached-layers N
+    /// layers (default 0).
+    #[arg(long)]
+    pub fleet_cached_fraction: Option<f64>,
     /// The scenario table, for machines.
     #[command(flatten)]
     pub export: super::export::TableExport,
@@ -205,29 +209,28 @@ pub fn load_image(
     platform: Option<&str>,
     registry: &RegistryArgs,
 ) -> anyhow::Result<SimImage> {
-    if let Some(rest) = spec.strip_prefix("oci:") {
-        let (dir, tag) = match rest.rsplit_once(':') {
-            Some((d, t)) if Path::new(d).is_dir() => (d, t),
-            _ => (rest, "latest"),
-        };
-        return Ok(input::from_layout(Path::new(dir), tag)?);
-    }
-    if spec.ends_with(".json") && Path::new(spec).is_file() {
-        let r = pulltime::report::json::read_record(Path::new(spec))?;
-        return Ok(input::from_record(spec, &r)?);
-    }
-    if spec.ends_with(".toml") || pulltime::profiles::image::builtin_names().contains(&spec) {
-        let p = ImageProfile::load(spec)?;
-        return Ok(input::from_profile(&p, scale, compression));
-    }
-    let reference = Reference::parse(spec)
-        .context("not a layout (oci:DIR), record (.json) or image profile either")?;
+    let spec = match ImageInput::classify(spec)? {
+        ImageInput::Layout { dir, tag } => return Ok(input::from_layout(&dir, &tag)?),
+        ImageInput::Record(path) => {
+            let r = pulltime::report::json::read_record(&path)?;
+            return Ok(input::from_record(&path.display().to_string(), &r)?);
+        }
+        ImageInput::Profile(name) => {
+            let p = ImageProfile::load(&name)?;
+            return Ok(input::from_profile(&p, scale, compression));
+        }
+        ImageInput::Registry(r) => r,
+    };
+    let reference = Reference::parse(&spec).context(
+        "not a layout (oci:DIR), a record (.json), an image profile (.toml or a built-in name) or a valid image reference",
+    )?;
     let platform = match platform {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
     let mut options = ClientOptions {
-        credentials: None,
+        credentials: pulltime::registry::credentials::lookup(None, &reference.registry)?
+            .map(|f| f.credentials),
         timeout: Duration::from_secs(30),
         ..ClientOptions::default()
     };
@@ -248,6 +251,7 @@ pub fn load_host(path: Option<&Path>) -> anyhow::Result<HostProfile> {
 
 /// Runs `pulltime simulate`.
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    check_flags(&args)?;
     let scenario = args.model.scenario()?;
     let image = args
         .model
@@ -392,6 +396,72 @@ fn print_bounds(rows: &[(String, PullRecord)]) {
     }
 }
 
+/// Refuses flags that would be ignored for this input, naming why.
+fn check_flags(args: &SimulateArgs) -> anyhow::Result<()> {
+    super::export::check_output(args.json.as_deref(), "--json")?;
+    super::export::check_output(args.svg.as_deref(), "--svg")?;
+    args.export.check()?;
+    let input = ImageInput::classify(&args.image)?;
+    let what = match &input {
+        ImageInput::Registry(_) => "a registry reference",
+        ImageInput::Layout { .. } => "an OCI layout",
+        ImageInput::Record(_) => "a record",
+        ImageInput::Profile(_) => "an image profile",
+    };
+    let m = &args.model;
+    if !input.is_profile() {
+        for (flag, given) in [
+            ("--scale", m.scale.is_some()),
+            ("--compression", m.compression.is_some()),
+        ] {
+            if given {
+                usage!(
+                    "{flag} applies to image profiles only, and {} is {what} (for another compression, try --recompress)",
+                    args.image
+                );
+            }
+        }
+    }
+    if args.platform.is_some() && !matches!(input, ImageInput::Registry(_)) {
+        usage!(
+            "--platform chooses from a registry's multi-platform index; {} is {what}",
+            args.image
+        );
+    }
+    if args.fleet.is_none() {
+        for (flag, given) in [
+            ("--egress", args.egress.is_some()),
+            ("--fleet-spread", args.fleet_spread.is_some()),
+            (
+                "--fleet-cached-fraction",
+                args.fleet_cached_fraction.is_some(),
+            ),
+        ] {
+            if given {
+                usage!("{flag} applies to a fleet burst only: add --fleet N");
+            }
+        }
+    } else {
+        for (flag, given) in [
+            ("--recompress", args.recompress.is_some()),
+            ("--merge-layers", args.merge_layers),
+            ("--split-layers", args.split_layers.is_some()),
+            ("--cpu-speed", args.cpu_speed.is_some()),
+            ("--bandwidth", !args.bandwidth.is_empty()),
+            ("--svg", args.svg.is_some()),
+            ("--csv", args.export.csv.is_some()),
+            ("--markdown", args.export.markdown.is_some()),
+        ] {
+            if given {
+                usage!(
+                    "{flag} does not apply with --fleet: a burst simulates the image as it is (with --cached-layers N and --fleet-cached-fraction for warm nodes); run the what-if without --fleet"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One row per scenario: times, the bounding phase, and the saving against the first row.
 pub fn scenario_rows(rows: &[(String, PullRecord)]) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let base_wall = rows.first().map_or(0.0, |(_, r)| r.runs[0].wall_s);
@@ -443,13 +513,13 @@ fn run_fleet(
     if nodes == 0 {
         bail!("--fleet needs at least one node");
     }
-    let valid = (0.0..=1.0).contains(&args.fleet_cached_fraction)
-        && args.fleet_spread >= 0.0
-        && args.fleet_spread.is_finite();
+    let spread = args.fleet_spread.unwrap_or(0.0);
+    let cached_fraction = args.fleet_cached_fraction.unwrap_or(0.0);
+    let valid = (0.0..=1.0).contains(&cached_fraction) && spread >= 0.0 && spread.is_finite();
     if !valid {
         bail!("--fleet-cached-fraction must be within 0..1 and --fleet-spread non-negative");
     }
-    let egress = parse_bandwidth(&args.egress)
+    let egress = parse_bandwidth(args.egress.as_deref().unwrap_or("10Gbit"))
         .map_err(anyhow::Error::msg)?
         .context("--egress needs a rate")?;
     let cached_layers = match args.cached_layers.as_slice() {
@@ -462,8 +532,8 @@ fn run_fleet(
     let o = FleetOptions {
         nodes,
         egress_bps: egress,
-        spread_s: args.fleet_spread,
-        cached_fraction: args.fleet_cached_fraction,
+        spread_s: spread,
+        cached_fraction,
         cached_layers,
         seed: 1,
     };
@@ -489,8 +559,8 @@ fn run_fleet(
         human_bytes(image.layers.iter().map(|l| l.compressed).sum()),
         scenario.network.name,
         format_bandwidth(egress),
-        args.fleet_spread,
-        100.0 * args.fleet_cached_fraction
+        spread,
+        100.0 * cached_fraction
     );
     let row = |label: &str, v: &[f64]| {
         vec![

@@ -14,6 +14,18 @@ fn files(r: &PullRecord) -> i64 {
 pub fn image_changes(old: &PullRecord, new: &PullRecord) -> Vec<String> {
     let (o, n) = (&old.image, &new.image);
     let mut out = Vec::new();
+    let simulated: Vec<&str> = [(old, "old"), (new, "new")]
+        .iter()
+        .filter(|(r, _)| r.image.platform_manifest_digest.is_empty())
+        .map(|(_, side)| *side)
+        .collect();
+    if !simulated.is_empty() {
+        out.push(format!(
+            "image not compared: the {} record has no manifest digest (simulated from a profile or layout)",
+            simulated.join(" and ")
+        ));
+        return out;
+    }
     if o.platform_manifest_digest == n.platform_manifest_digest {
         out.push(format!(
             "image unchanged (manifest {})",

@@ -33,7 +33,12 @@ pub fn render_comparison(
                 format!("{:.3} s", ch.old_mean),
                 format!("{:.3} s", ch.new_mean),
                 format!("{:+.1}%", 100.0 * ch.change),
-                format!("[{:+.1}%, {:+.1}%]", 100.0 * ch.ci.0, 100.0 * ch.ci.1),
+                if c.runs.1 == 1 {
+                    // A bootstrap of one value only shows the old runs' spread.
+                    "none (1 run)".into()
+                } else {
+                    format!("[{:+.1}%, {:+.1}%]", 100.0 * ch.ci.0, 100.0 * ch.ci.1)
+                },
                 ch.p_value.map_or("-".into(), |p| format!("{p:.3}")),
                 ch.verdict.describe().into(),
             ]
@@ -48,7 +53,7 @@ pub fn render_comparison(
         c.runs.0,
         c.runs.1,
         if c.runs.1 == 1 {
-            " (one new value: compared with the old runs' range, no p-value)"
+            " (one new value: compared with the old runs' range; no confidence interval, no p-value)"
         } else {
             ""
         }

@@ -1,0 +1,283 @@
+//! Each test here failed before the fix it guards (issue 18).
+
+use std::time::{Duration, Instant};
+
+use crate::common;
+use common::pulltime;
+use predicates::prelude::*;
+
+fn synth_layout(dir: &std::path::Path) {
+    pulltime::synth::synthesize(
+        &pulltime::synth::ImageProfile::load("sn-text-filter-multistage").unwrap(),
+        pulltime::synth::SynthOptions {
+            scale: 0.002,
+            compression: pulltime::oci::media_type::Compression::Gzip,
+        },
+        dir,
+        "v1",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_misspelled_file_is_an_error_naming_it_not_a_pull() {
+    let home = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["simulate", "nosuch.json"],
+        vec!["simulate", "./nosuch.json"],
+        vec!["simulate", "./nosuch"],
+        vec!["simulate", "nosuch.toml"],
+        vec!["simulate", "record:gone.json"],
+        vec!["compare", "vp-transcode-original", "nosuch.json"],
+    ] {
+        let started = Instant::now();
+        pulltime(home.path()).args(&args).assert().code(2).stderr(
+            predicate::str::contains("nosuch")
+                .or(predicate::str::contains("gone.json"))
+                .and(predicate::str::contains("docker.io").not())
+                .and(predicate::str::contains("unreachable").not()),
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{args:?} went to a network"
+        );
+    }
+    // Explicit prefixes: a profile by name, and a layout.
+    let layout = tempfile::tempdir().unwrap();
+    synth_layout(layout.path());
+    pulltime(home.path())
+        .args([
+            "simulate",
+            "profile:vp-transcode-original",
+            "--scale",
+            "0.01",
+        ])
+        .assert()
+        .success();
+    pulltime(home.path())
+        .args(["simulate", &format!("oci:{}:v1", layout.path().display())])
+        .assert()
+        .success();
+}
+
+#[test]
+fn flags_that_do_not_apply_are_refused_naming_why() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let rec = work.path().join("sim.json");
+    pulltime(home.path())
+        .args([
+            "simulate",
+            "vp-transcode-original",
+            "--scale",
+            "0.01",
+            "--json",
+        ])
+        .arg(&rec)
+        .assert()
+        .success();
+    let rec = rec.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["simulate", rec, "--scale", "2"],
+            "--scale applies to image profiles only",
+        ),
+        (
+            vec!["simulate", rec, "--compression", "zstd"],
+            "--compression applies to image profiles only",
+        ),
+        (
+            vec!["simulate", rec, "--platform", "linux/arm64"],
+            "--platform",
+        ),
+        (vec!["simulate", rec, "--egress", "1Gbit"], "add --fleet N"),
+        (
+            vec!["simulate", rec, "--fleet-spread", "3"],
+            "add --fleet N",
+        ),
+        (
+            vec!["simulate", rec, "--fleet-cached-fraction", "0.5"],
+            "add --fleet N",
+        ),
+        (
+            vec!["simulate", rec, "--fleet", "4", "--merge-layers"],
+            "does not apply with --fleet",
+        ),
+        (
+            vec!["simulate", rec, "--fleet", "4", "--bandwidth", "1Gbit"],
+            "does not apply with --fleet",
+        ),
+    ] {
+        pulltime(home.path())
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+    }
+    // What does apply still works.
+    pulltime(home.path())
+        .args(["simulate", rec, "--fleet", "4", "--egress", "1Gbit"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn diff_refuses_empty_records_and_says_when_a_side_is_simulated() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let sim = work.path().join("sim.json");
+    pulltime(home.path())
+        .args([
+            "simulate",
+            "vp-transcode-original",
+            "--scale",
+            "0.01",
+            "--json",
+        ])
+        .arg(&sim)
+        .assert()
+        .success();
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&sim).unwrap()).unwrap();
+    doc["runs"] = serde_json::json!([]);
+    let empty = work.path().join("empty.json");
+    std::fs::write(&empty, doc.to_string()).unwrap();
+    pulltime(home.path())
+        .args(["diff"])
+        .arg(&sim)
+        .arg(&empty)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("has no runs"));
+    pulltime(home.path())
+        .args(["diff"])
+        .arg(&sim)
+        .arg(&sim)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("is simulated"))
+        .stdout(
+            predicate::str::contains("image not compared")
+                .and(predicate::str::contains("manifest  ->").not()),
+        );
+}
+
+#[test]
+fn outputs_are_checked_before_the_pull() {
+    // Nothing listens at the registry: had pulltime pulled first, it would have
+    // failed as unreachable (exit 1), not on the output path (exit 2).
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let bad = work.path().join("nodir/out.json");
+    let unreachable = format!("127.0.0.1:{}/app:v1", common::free_port());
+    pulltime(home.path())
+        .args(["pull", &unreachable, "--runs", "3", "--json"])
+        .arg(&bad)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("does not exist")
+                .and(predicate::str::contains("--json"))
+                .and(predicate::str::contains("unreachable").not()),
+        );
+    let file = work.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    pulltime(home.path())
+        .args([
+            "pull",
+            &unreachable,
+            "--save-baseline",
+            "b",
+            "--baseline-dir",
+        ])
+        .arg(file.join("sub"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--baseline-dir"));
+    for args in [
+        vec![
+            "simulate",
+            "vp-transcode-original",
+            "--csv",
+            bad.to_str().unwrap(),
+        ],
+        vec![
+            "simulate",
+            "vp-transcode-original",
+            "--svg",
+            work.path().to_str().unwrap(),
+        ],
+        vec![
+            "compare",
+            "vp-transcode-original",
+            "vp-transcode-multistage",
+            "--svg",
+            bad.to_str().unwrap(),
+        ],
+    ] {
+        pulltime(home.path()).args(&args).assert().code(2);
+    }
+}
+
+#[test]
+fn exit_codes_tell_a_regression_from_a_failure_and_are_documented() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let slow = work.path().join("slow.json");
+    let fast = work.path().join("fast.json");
+    for (path, net) in [(&fast, "datacenter-10g"), (&slow, "mobile-10m")] {
+        pulltime(home.path())
+            .args([
+                "simulate",
+                "vp-transcode-original",
+                "--scale",
+                "0.01",
+                "--network",
+                net,
+                "--json",
+            ])
+            .arg(path)
+            .assert()
+            .success();
+    }
+    pulltime(home.path())
+        .args(["diff"])
+        .arg(&fast)
+        .arg(&slow)
+        .arg("--fail-on-regression")
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("regressed"))
+        .stdout(predicate::str::contains("none (1 run)"));
+    pulltime(home.path())
+        .args(["diff"])
+        .arg(&slow)
+        .arg(&fast)
+        .arg("--fail-on-regression")
+        .assert()
+        .success();
+    pulltime(home.path())
+        .args(["pull", "127.0.0.1:1/x:y", "--retries", "1"])
+        .assert()
+        .code(1);
+    pulltime(home.path())
+        .args(["pull", "--runs", "0", "x"])
+        .assert()
+        .code(2);
+    pulltime(home.path())
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("Exit status:")
+                .and(predicate::str::contains("3    regression"))
+                .and(predicate::str::contains("130  interrupted")),
+        );
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for code in ["`0`", "`1`", "`2`", "`3`", "`130`"] {
+        assert!(
+            readme.contains(code),
+            "README does not document exit status {code}"
+        );
+    }
+}
