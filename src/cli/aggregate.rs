@@ -9,7 +9,13 @@ use pulltime::report::json::read_record;
 use pulltime::report::table::render;
 
 /// Arguments of `pulltime aggregate`.
+/// Shown at the end of `--help`.
+const EXAMPLES: &str = "Examples:
+  pulltime aggregate node-*.json
+  pulltime aggregate node-*.json --json fleet.json";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct AggregateArgs {
     /// Records from many machines (e.g. one `pulltime pull --json` per node).
     #[arg(num_args = 1.., required = true)]

@@ -7,7 +7,14 @@ use anyhow::Context;
 use pulltime::calibrate::{CalibrateOptions, calibrate};
 
 /// Arguments of `pulltime calibrate`.
+/// Shown at the end of `--help`.
+const EXAMPLES: &str = "Examples:
+  pulltime calibrate --out host.toml
+  pulltime calibrate --dest /var/tmp/pulls --quick
+  pulltime calibrate --from-records runs/*.json --base host.toml --out fitted.toml";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct CalibrateArgs {
     /// Directory on the filesystem pulls extract to (probes run in a temporary
     /// directory inside it and are removed; created, and removed at the end, if it
@@ -51,6 +58,9 @@ pub struct CalibrateArgs {
     /// the pull's cores; implied by an unshaped network (loopback).
     #[arg(long)]
     pub registry_on_host: bool,
+    /// No progress on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// Runs `pulltime calibrate`.
@@ -98,10 +108,12 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
             ..CalibrateOptions::default()
         }
     };
-    eprintln!(
-        "calibrating on {} (sha256, gzip, zstd, extraction probes, pulls from the embedded registry)...",
-        dir.display()
-    );
+    if !args.quiet {
+        eprintln!(
+            "calibrating on {} (sha256, gzip, zstd, extraction probes, pulls from the embedded registry)...",
+            dir.display()
+        );
+    }
     let result = calibrate(&dir, options);
     // Deepest first; each is empty again unless something else wrote there
     // meanwhile, and then it stays.
@@ -111,7 +123,9 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
     let mut profile = result.context("calibrating")?;
     profile.name = args.name;
     write_profile(&profile, args.out.as_deref())?;
-    eprintln!("{}", profile.summary());
+    if !args.quiet {
+        eprintln!("{}", profile.summary());
+    }
     Ok(())
 }
 

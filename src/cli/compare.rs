@@ -16,9 +16,16 @@ const SWEEP_MBIT: &[f64] = &[
 ];
 
 /// Arguments of `pulltime compare`.
+/// Shown at the end of `--help`.
+const EXAMPLES: &str = "Examples:
+  pulltime compare vp-transcode-original vp-transcode-multistage --svg sweep.svg
+  pulltime compare fat.json slim.json --csv table.csv
+  pulltime compare --puller pulltime,containerd,docker 127.0.0.1:5000/app:v1 --runs 3";
+
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("csv", |a| a.help("Write the simulated comparison table (with --puller: the measured one) as CSV to this file")))]
 #[command(mut_arg("markdown", |a| a.help("Write the simulated comparison table (with --puller: the measured one) as Markdown to this file")))]
+#[command(after_help = EXAMPLES)]
 pub struct CompareArgs {
     /// Two or more images (the first is the baseline): registry references,
     /// `oci:DIR[:TAG]`, record `.json` files, or image profiles. With --puller:
@@ -34,12 +41,16 @@ pub struct CompareArgs {
     /// The simulated comparison table, for machines.
     #[command(flatten)]
     pub export: super::export::TableExport,
-    /// Draw pull time against bandwidth to this SVG file.
+    /// Platform to choose from a multi-platform registry image: os/arch[/variant]
+    /// (default: this host).
     #[arg(long)]
+    pub platform: Option<String>,
+    /// Draw pull time against bandwidth to this SVG file.
+    #[arg(help_heading = "Output", long)]
     pub svg: Option<PathBuf>,
     /// Draw why to this SVG file: each image's critical path by resource at 10
     /// Mbit/s, 100 Mbit/s, 1 Gbit/s and 10 Gbit/s.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub why_svg: Option<PathBuf>,
 }
 
@@ -49,6 +60,11 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     super::export::check_output(args.why_svg.as_deref(), "--why-svg")?;
     args.export.check()?;
     if !args.pullers.puller.is_empty() {
+        if args.platform.is_some() {
+            super::exit::usage!(
+                "--platform does not apply with --puller: each puller pulls its own host's platform"
+            );
+        }
         let [image] = args.images.as_slice() else {
             anyhow::bail!(
                 "compare --puller takes one image reference, pulled by each puller ({} given)",
@@ -66,7 +82,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let mut simulated: Vec<(String, PullRecord)> = Vec::new();
     let mut images = Vec::new();
     for spec in &args.images {
-        let image = args.model.image(spec, None, &args.pullers.registry)?;
+        let image = args
+            .model
+            .image(spec, args.platform.as_deref(), &args.pullers.registry)?;
         if let ImageInput::Record(path) = ImageInput::classify(spec)? {
             let r = pulltime::report::json::read_record(&path)?;
             if !r.simulated {

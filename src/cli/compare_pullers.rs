@@ -12,7 +12,6 @@ use pulltime::peers::{PullerKind, Session, SessionOptions};
 use pulltime::pipeline::PullOptions;
 use pulltime::pipeline::measure::MeasureOptions;
 use pulltime::pipeline::progress::Progress;
-use pulltime::registry::credentials;
 use pulltime::report::compare::{Entry, comparison_rows, comparison_table};
 use pulltime::report::{json, svg, table};
 
@@ -26,6 +25,9 @@ pub struct PullerCompareArgs {
     /// Rounds: in each, every puller pulls once, the order rotating by one each round.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub runs: u32,
+    /// No progress on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Where the pullers' daemons are.
     #[command(flatten)]
     pub daemons: super::puller::DaemonArgs,
@@ -68,10 +70,8 @@ pub fn run(
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let timeout = Duration::from_secs_f64(args.timeout);
-    let credentials = credentials::lookup(None, &reference.registry)?.map(|f| f.credentials);
     let mut pull = PullOptions::lab_defaults();
     args.registry.apply(&reference, &mut pull.client)?;
-    pull.client.credentials = credentials;
     pull.client.timeout = timeout;
     let options = SessionOptions {
         pulltime: MeasureOptions {
@@ -88,7 +88,13 @@ pub fn run(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let records = runtime.block_on(rounds(&reference, &kinds, args.runs as usize, &options))?;
+    let records = runtime.block_on(rounds(
+        &reference,
+        &kinds,
+        args.runs as usize,
+        &options,
+        args.quiet,
+    ))?;
 
     let entries: Vec<Entry<'_>> = records
         .iter()
@@ -137,10 +143,13 @@ async fn rounds(
     kinds: &[PullerKind],
     runs: usize,
     options: &SessionOptions,
+    quiet: bool,
 ) -> anyhow::Result<Vec<(PullerKind, PullRecord)>> {
     let mut sessions = Vec::new();
     for &k in kinds {
-        eprintln!("preparing {}", k.as_str());
+        if !quiet {
+            eprintln!("preparing {}", k.as_str());
+        }
         let session = Session::open(k, reference, options)
             .await
             .with_context(|| format!("preparing {}", k.as_str()))?;
@@ -152,11 +161,12 @@ async fn rounds(
         for step in 0..n {
             let s = &mut sessions[(round + step) % n];
             match s.run(true).await {
-                Ok(wall) => eprintln!(
+                Ok(wall) if !quiet => eprintln!(
                     "round {}/{runs}: {} {wall:.2} s",
                     round + 1,
                     s.kind().as_str()
                 ),
+                Ok(_) => {}
                 Err(e) => {
                     failure = Some(anyhow::Error::from(e).context(format!(
                         "{} in round {}",

@@ -10,7 +10,14 @@ use pulltime::report::svg_bounds;
 use super::synth::CompressionArg;
 
 /// Arguments of `pulltime demo`.
+/// Shown at the end of `--help`.
+const EXAMPLES: &str = "Examples:
+  pulltime demo
+  pulltime demo --pairs sn-text-filter --runs 5 --out ./demo
+  pulltime demo --network home-50m --compression zstd";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct DemoArgs {
     /// Scale of the study's images (1.0 = full size: ~15 GB of pulls per run).
     #[arg(long, default_value_t = 0.02)]
@@ -28,8 +35,11 @@ pub struct DemoArgs {
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     pub compression: CompressionArg,
     /// Which functions (comma-separated); default all of the study's pairs.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(PAIRS))]
     pub pairs: Vec<String>,
+    /// No progress on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// Runs `pulltime demo`.
@@ -55,7 +65,7 @@ pub fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         network: NetworkProfile::load(&args.network)?,
         compression: args.compression.into(),
         pairs,
-        progress: if std::io::stderr().is_terminal() {
+        progress: if !args.quiet && std::io::stderr().is_terminal() {
             super::progress::bars()
         } else {
             pulltime::pipeline::progress::Progress::none()

@@ -14,6 +14,7 @@ use pulltime::report::regression::{
 
 /// How two sets of runs are compared, and which regressions fail the command.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Baselines and gates")]
 pub struct GateArgs {
     /// Relative changes below this are noise: `5%` or `0.05`.
     #[arg(long, default_value = "5%", value_parser = parse_fraction)]
@@ -155,7 +156,13 @@ pub fn save_baseline(dir: &Path, name: &str, record: &PullRecord) -> anyhow::Res
 }
 
 /// Arguments of `pulltime diff`.
+/// Shown at the end of `--help`.
+const EXAMPLES: &str = "Examples:
+  pulltime diff old.json new.json
+  pulltime diff baseline.json candidate.json --fail-on-regression=wall,extract";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct DiffArgs {
     /// The old record (a `--json` file or a saved baseline file).
     pub old: PathBuf,

@@ -8,6 +8,7 @@ use pulltime::report::table::{to_csv, to_markdown};
 
 /// `--csv` and `--markdown`: the table the command prints, for machines.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Output")]
 pub struct TableExport {
     /// Write the table as CSV to this file.
     #[arg(long)]

@@ -5,6 +5,7 @@ use pulltime::limits::{ByteSize, Limits};
 
 /// Limits against hostile registries and images, flattened into commands that pull.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Limits")]
 pub struct LimitArgs {
     /// Largest manifest, index or image config accepted (bytes, or units: 4MiB, 500kB).
     #[arg(long, value_name = "SIZE", default_value_t = ByteSize(Limits::DEFAULT.max_manifest_bytes))]

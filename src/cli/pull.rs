@@ -17,12 +17,19 @@ use pulltime::peers::{PullerKind, SessionOptions, measure_puller};
 use pulltime::pipeline::progress::Progress;
 use pulltime::pipeline::{PullError, PullOptions};
 use pulltime::registry::ClientOptions;
-use pulltime::registry::credentials;
 use pulltime::registry::retry::RetryPolicy;
 use pulltime::report::{json, table};
 
 /// Arguments of `pulltime pull`.
+/// Shown at the end of `--help`.
+const EXAMPLES: &str = "Examples:
+  pulltime pull python:3.9-slim --runs 5
+  pulltime pull 127.0.0.1:5000/app:v1 --json run.json --dest ./rootfs
+  pulltime pull reg.example:5000/team/app:v2 --ca-cert ca.pem --user me --password-stdin < token
+  pulltime pull REF --runs 10 --baseline main --fail-on-regression";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct PullArgs {
     /// Image reference: `python:3.9-slim`, `127.0.0.1:5000/app:v1`, `host/ns/name@sha256:...`.
     pub reference: String,
@@ -54,18 +61,14 @@ pub struct PullArgs {
     /// How to reach the registry: scheme, CAs, certs.d, insecure registries.
     #[command(flatten)]
     pub registry: super::registry_args::RegistryArgs,
-    /// Credentials as USER:PASSWORD. Otherwise docker's config.json (credHelpers,
-    /// credsStore, auths), then podman's auth file, else anonymous (see README).
-    #[arg(long, env = "PULLTIME_USER", hide_env_values = true)]
-    pub user: Option<String>,
     /// Unpack into DIR (must be empty or absent) and keep the last run's root filesystem there.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub dest: Option<PathBuf>,
     /// Write the full JSON record to FILE (`-` for stdout; the table then goes to stderr).
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub json: Option<PathBuf>,
     /// No progress bars and no table.
-    #[arg(short, long)]
+    #[arg(help_heading = "Output", short, long)]
     pub quiet: bool,
     /// Connect and read timeout in seconds: a connection that cannot be set up, or a
     /// response that sends nothing, for this long fails the attempt.
@@ -83,16 +86,20 @@ pub struct PullArgs {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub retries: u32,
     /// Directory for temporary root filesystems and blobs in flight (default: the system temp dir).
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub tmp_dir: Option<PathBuf>,
     /// Save the runs (per phase and per layer, with image facts) as baseline NAME.
-    #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = "Baselines and gates", long, value_name = "NAME")]
     pub save_baseline: Option<String>,
     /// Compare the runs with baseline NAME and say what changed.
-    #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = "Baselines and gates", long, value_name = "NAME")]
     pub baseline: Option<String>,
     /// Where baselines live, one JSON file per name.
-    #[arg(long, default_value = ".pulltime/baselines")]
+    #[arg(
+        help_heading = "Baselines and gates",
+        long,
+        default_value = ".pulltime/baselines"
+    )]
     pub baseline_dir: PathBuf,
     /// How runs are compared with a baseline.
     #[command(flatten)]
@@ -109,8 +116,6 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    let credentials =
-        credentials::lookup(args.user.as_deref(), &reference.registry)?.map(|f| f.credentials);
     // Fail before measuring if an output cannot be written.
     super::export::check_output(args.json.as_deref(), "--json")?;
     if args.save_baseline.is_some() {
@@ -173,7 +178,6 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
             platform,
             platform_explicit: args.platform.is_some(),
             client: ClientOptions {
-                credentials,
                 timeout: Duration::from_secs_f64(args.timeout),
                 retry: RetryPolicy {
                     attempts: args.retries,

@@ -8,6 +8,7 @@ use pulltime::peers::{PeerOptions, PullerKind};
 
 /// Which program pulls, and where its daemon is.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Other pullers' daemons")]
 pub struct DaemonArgs {
     /// dockerd's socket (`unix:///path`). Default: $DOCKER_HOST, else /var/run/docker.sock.
     #[arg(

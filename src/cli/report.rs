@@ -9,15 +9,22 @@ use super::export::write_file;
 use pulltime::report::{export, json::read_record, svg, table};
 
 /// Arguments of `pulltime report`.
+/// Shown at the end of `--help`.
+const EXAMPLES: &str = "Examples:
+  pulltime report run.json
+  pulltime report run.json --svg waterfall.svg --run 2
+  pulltime report run.json --csv layers.csv";
+
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("csv", |a| a.help("Write the per-layer table of that run as CSV to this file")))]
 #[command(mut_arg("markdown", |a| a.help("Write the per-layer table of that run as Markdown to this file")))]
+#[command(after_help = EXAMPLES)]
 pub struct ReportArgs {
     /// A record from `pull --json` or `simulate --json`.
     pub record: PathBuf,
     /// Draw the waterfall (one row per layer, a bar per phase) to this SVG file.
-    #[arg(short = 'o', long = "out")]
-    pub out: Option<PathBuf>,
+    #[arg(short = 'o', long)]
+    pub svg: Option<PathBuf>,
     /// Which run to draw and export (1-based; default: the last).
     #[arg(long)]
     pub run: Option<usize>,
@@ -41,7 +48,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         None => record.runs.len() - 1,
     };
     print!("{}", table::pull_table(&record));
-    if let Some(p) = &args.out {
+    if let Some(p) = &args.svg {
         let chart = svg::waterfall(&record, run).context("the run was checked above")?;
         write_file(p, chart)?;
         println!("waterfall: {}", p.display());

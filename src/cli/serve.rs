@@ -10,7 +10,14 @@ use pulltime::profiles::network::NetworkProfile;
 use pulltime::server::{ServeOptions, start};
 
 /// Arguments of `pulltime serve`.
+/// Shown at the end of `--help`.
+const EXAMPLES: &str = "Examples:
+  pulltime serve --layout app=./layout --network dockerhub-100m --emulate dockerhub
+  pulltime serve --storage ./registry --addr 127.0.0.1:5000
+  pulltime serve --layout app=./layout --faults reset";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct ServeArgs {
     /// Listen address. Loopback with a free port unless told otherwise.
     #[arg(long, default_value = "127.0.0.1:0")]

@@ -27,6 +27,7 @@ use super::synth::CompressionArg;
 
 /// What the model runs on: shared by `simulate` and `compare`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Model")]
 pub struct ModelArgs {
     /// Network profile (name or TOML file).
     #[arg(long, default_value = "dockerhub-100m")]
@@ -129,9 +130,17 @@ impl ModelArgs {
 }
 
 /// Arguments of `pulltime simulate`.
+/// Shown at the end of `--help`.
+const EXAMPLES: &str = "Examples:
+  pulltime simulate vp-transcode-original --network home-50m
+  pulltime simulate run.json --bandwidth 10Mbit,100Mbit,1Gbit --svg sweep.svg
+  pulltime simulate oci:./layout:v1 --recompress zstd --merge-layers
+  pulltime simulate python:3.9-slim --fleet 200 --egress 10Gbit --json burst.json";
+
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("csv", |a| a.help("Write the scenario table as CSV to this file")))]
 #[command(mut_arg("markdown", |a| a.help("Write the scenario table as Markdown to this file")))]
+#[command(after_help = EXAMPLES)]
 pub struct SimulateArgs {
     /// The image: a registry reference, `oci:DIR[:TAG]`, a record `.json`, or an
     /// image profile (built-in name or `.toml`).
@@ -140,47 +149,47 @@ pub struct SimulateArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// What if every layer were recompressed with this?
-    #[arg(long, value_enum)]
+    #[arg(help_heading = "What if", long, value_enum)]
     pub recompress: Option<CompressionArg>,
     /// What if the node already held the first N layers (a number) or these
     /// layers (digest prefixes, comma-separated)?
-    #[arg(long, value_delimiter = ',')]
+    #[arg(help_heading = "What if", long, value_delimiter = ',')]
     pub cached_layers: Vec<String>,
     /// What if all layers were merged into one?
-    #[arg(long)]
+    #[arg(help_heading = "What if", long)]
     pub merge_layers: bool,
     /// What if the largest layer were split into N?
-    #[arg(long)]
+    #[arg(help_heading = "What if", long)]
     pub split_layers: Option<usize>,
     /// What if the host's CPU were this many times as fast (0.5: half as fast)?
     /// Hashing, decompression, extraction and the pull's own overheads scale.
-    #[arg(long)]
+    #[arg(help_heading = "What if", long)]
     pub cpu_speed: Option<f64>,
     /// Sweep the bandwidth: `10Mbit,100Mbit,1Gbit`.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(help_heading = "What if", long, value_delimiter = ',')]
     pub bandwidth: Vec<String>,
     /// Write the simulated record (the base scenario) here (`-` for stdout); with
     /// --fleet, the burst: its inputs and every node's completion and pull times.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub json: Option<PathBuf>,
     /// Simulate N nodes cold-starting the image at once (a fleet burst).
-    #[arg(long)]
+    #[arg(help_heading = "Fleet", long)]
     pub fleet: Option<usize>,
     /// Registry/CDN egress shared by the fleet, e.g. `10Gbit` (the default).
-    #[arg(long)]
+    #[arg(help_heading = "Fleet", long)]
     pub egress: Option<String>,
     /// Spread the fleet's start times uniformly over this many seconds (default 0).
-    #[arg(long)]
+    #[arg(help_heading = "Fleet", long)]
     pub fleet_spread: Option<f64>,
     /// Share of fleet nodes (0..1) that already hold the first --cached-layers N
     /// layers (default 0).
-    #[arg(long)]
+    #[arg(help_heading = "Fleet", long)]
     pub fleet_cached_fraction: Option<f64>,
     /// The scenario table, for machines.
     #[command(flatten)]
     pub export: super::export::TableExport,
     /// Draw the --bandwidth sweep as a line chart to this SVG file.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub svg: Option<PathBuf>,
     /// Platform, for registry references.
     #[arg(long)]
@@ -229,8 +238,6 @@ pub fn load_image(
         None => Platform::host(),
     };
     let mut options = ClientOptions {
-        credentials: pulltime::registry::credentials::lookup(None, &reference.registry)?
-            .map(|f| f.credentials),
         timeout: Duration::from_secs(30),
         ..ClientOptions::default()
     };

@@ -7,14 +7,20 @@ use anyhow::{Context, bail};
 
 use pulltime::oci::media_type::Compression;
 use pulltime::oci::reference::Reference;
-use pulltime::registry::auth::Credentials;
 use pulltime::registry::transport::RunClock;
 use pulltime::registry::{ClientOptions, RegistryClient};
 use pulltime::report::{human_bytes, short_digest, table};
 use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
 
 /// Arguments of `pulltime synth`.
+/// Shown at the end of `--help`.
+const EXAMPLES: &str = "Examples:
+  pulltime synth --list
+  pulltime synth sn-text-filter-original --scale 0.1 --out ./layout
+  pulltime synth many-small-files --push 127.0.0.1:5000/small:v1";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct SynthArgs {
     /// An image profile: a built-in name (see --list) or a TOML file.
     #[arg(required_unless_present = "list")]
@@ -37,9 +43,6 @@ pub struct SynthArgs {
     /// How to reach the registry: scheme, CAs, certs.d, insecure registries.
     #[command(flatten)]
     pub registry: super::registry_args::RegistryArgs,
-    /// Credentials for pushing, USER:PASSWORD.
-    #[arg(long, env = "PULLTIME_USER", hide_env_values = true)]
-    pub user: Option<String>,
     /// List the built-in profiles and exit.
     #[arg(long)]
     pub list: bool,
@@ -137,13 +140,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         println!("wrote oci:{}:{tag}", d.display());
     }
     if let Some(reference) = push_ref {
-        let credentials = args
-            .user
-            .as_deref()
-            .map(Credentials::from_user_arg)
-            .transpose()?;
         let mut options = ClientOptions {
-            credentials,
             timeout: Duration::from_secs(60),
             ..ClientOptions::default()
         };

@@ -281,3 +281,114 @@ fn exit_codes_tell_a_regression_from_a_failure_and_are_documented() {
         );
     }
 }
+
+const SUBCOMMANDS: [&str; 10] = [
+    "aggregate",
+    "calibrate",
+    "compare",
+    "demo",
+    "diff",
+    "pull",
+    "report",
+    "serve",
+    "simulate",
+    "synth",
+];
+
+#[test]
+fn help_fits_80_columns_groups_options_and_ends_with_examples() {
+    let home = tempfile::tempdir().unwrap();
+    for sub in SUBCOMMANDS {
+        for flag in ["-h", "--help"] {
+            let out = pulltime(home.path())
+                .args([sub, flag])
+                .env("COLUMNS", "80")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{sub} {flag}");
+            let text = String::from_utf8(out.stdout).unwrap();
+            for line in text.lines() {
+                assert!(
+                    line.chars().count() <= 80,
+                    "{sub} {flag}: {} columns: {line:?}",
+                    line.chars().count()
+                );
+            }
+            let examples = text
+                .split("Examples:")
+                .nth(1)
+                .unwrap_or_else(|| panic!("{sub} {flag}: no examples"));
+            let n = examples
+                .lines()
+                .filter(|l| l.trim_start().starts_with("pulltime "))
+                .count();
+            assert!((2..=4).contains(&n), "{sub} {flag}: {n} examples");
+        }
+    }
+    let pull = String::from_utf8(
+        pulltime(home.path())
+            .args(["pull", "--help"])
+            .env("COLUMNS", "80")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for heading in ["Registry:", "Output:", "Baselines and gates:", "Limits:"] {
+        assert!(pull.contains(heading), "pull --help has no {heading}");
+    }
+    // -h is the short form.
+    let short = pulltime(home.path())
+        .args(["pull", "-h"])
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(short.len() < pull.len());
+}
+
+#[test]
+fn names_are_the_same_everywhere() {
+    let home = tempfile::tempdir().unwrap();
+    let help = |sub: &str| {
+        String::from_utf8(
+            pulltime(home.path())
+                .args([sub, "--help"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+    };
+    // The SVG flag is --svg wherever a picture is drawn (report keeps -o).
+    for sub in ["report", "simulate", "compare"] {
+        assert!(help(sub).contains("--svg <SVG>"), "{sub}");
+    }
+    assert!(help("report").contains("-o, --svg"));
+    // Progress can be silenced wherever there is progress.
+    for sub in ["pull", "demo", "compare", "calibrate"] {
+        assert!(help(sub).contains("-q, --quiet"), "{sub}");
+    }
+    // compare reaches registries as pull does.
+    let compare = help("compare");
+    for flag in [
+        "--platform",
+        "--plain-http",
+        "--user",
+        "--password-stdin",
+        "--authfile",
+        "--ca-cert",
+    ] {
+        assert!(compare.contains(flag), "compare has no {flag}");
+        assert!(help("pull").contains(flag), "pull has no {flag}");
+    }
+    // demo lists its pairs and checks them before anything starts.
+    assert!(help("demo").contains("sn-text-filter"));
+    let started = Instant::now();
+    pulltime(home.path())
+        .args(["demo", "--pairs", "nonesuch"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("sn-text-filter"))
+        .stdout(predicate::str::is_empty());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

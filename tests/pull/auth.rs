@@ -114,3 +114,62 @@ fn user_flag_and_docker_config_credentials_work_and_never_leak() {
         .assert()
         .success();
 }
+
+#[test]
+fn password_from_stdin_and_an_authfile_never_show_on_the_command_line() {
+    let (_reg, reference) = registry_with_image();
+    let home = tempfile::tempdir().unwrap();
+    let out = pulltime(home.path())
+        .args(["pull", "-q", &reference, "--user", USER, "--password-stdin"])
+        .write_stdin(format!("{PASSWORD}\n"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_secret(&out, b"");
+    // USER:PASSWORD with --password-stdin is a mistake, said as one.
+    pulltime(home.path())
+        .args([
+            "pull",
+            "-q",
+            &reference,
+            "--user",
+            "a:b",
+            "--password-stdin",
+        ])
+        .write_stdin("x\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("user name only"));
+    // skopeo's and podman's --authfile: that file only.
+    let authfile = home.path().join("auth.json");
+    let registry = reference.split('/').next().unwrap();
+    std::fs::write(
+        &authfile,
+        format!(
+            r#"{{"auths":{{"{registry}":{{"auth":"{}"}}}}}}"#,
+            base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+        ),
+    )
+    .unwrap();
+    let out = pulltime(home.path())
+        .args(["pull", "-q", &reference, "--authfile"])
+        .arg(&authfile)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_secret(&out, b"");
+    pulltime(home.path())
+        .args(["pull", "-q", &reference, "--authfile"])
+        .arg(home.path().join("missing.json"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("missing.json"));
+}
