@@ -8,12 +8,12 @@ use pulltime::report::aggregate::aggregate;
 use pulltime::report::json::read_record;
 use pulltime::report::table::render;
 
-/// Arguments of `pulltime aggregate`.
 /// Shown at the end of `--help`.
 const EXAMPLES: &str = "Examples:
   pulltime aggregate node-*.json
   pulltime aggregate node-*.json --json fleet.json";
 
+/// Arguments of `pulltime aggregate`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct AggregateArgs {

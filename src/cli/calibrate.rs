@@ -6,13 +6,13 @@ use anyhow::Context;
 
 use pulltime::calibrate::{CalibrateOptions, calibrate};
 
-/// Arguments of `pulltime calibrate`.
 /// Shown at the end of `--help`.
 const EXAMPLES: &str = "Examples:
   pulltime calibrate --out host.toml
   pulltime calibrate --dest /var/tmp/pulls --quick
   pulltime calibrate --from-records runs/*.json --base host.toml --out fitted.toml";
 
+/// Arguments of `pulltime calibrate`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct CalibrateArgs {

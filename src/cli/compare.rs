@@ -15,13 +15,13 @@ const SWEEP_MBIT: &[f64] = &[
     5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
 ];
 
-/// Arguments of `pulltime compare`.
 /// Shown at the end of `--help`.
 const EXAMPLES: &str = "Examples:
   pulltime compare vp-transcode-original vp-transcode-multistage --svg sweep.svg
   pulltime compare fat.json slim.json --csv table.csv
   pulltime compare --puller pulltime,containerd,docker 127.0.0.1:5000/app:v1 --runs 3";
 
+/// Arguments of `pulltime compare`.
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("csv", |a| a.help("Write the simulated comparison table (with --puller: the measured one) as CSV to this file")))]
 #[command(mut_arg("markdown", |a| a.help("Write the simulated comparison table (with --puller: the measured one) as Markdown to this file")))]
@@ -48,6 +48,14 @@ pub struct CompareArgs {
     /// Draw pull time against bandwidth to this SVG file.
     #[arg(help_heading = "Output", long)]
     pub svg: Option<PathBuf>,
+    /// Write the bandwidth sweep as CSV: one row per bandwidth and image, raw
+    /// seconds and bytes, and each image's change against the first.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub sweep_csv: Option<PathBuf>,
+    /// Write everything as JSON: each image's simulated (and measured) record,
+    /// and the sweep.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub json: Option<PathBuf>,
     /// Draw why to this SVG file: each image's critical path by resource at 10
     /// Mbit/s, 100 Mbit/s, 1 Gbit/s and 10 Gbit/s.
     #[arg(help_heading = "Output", long)]
@@ -58,6 +66,8 @@ pub struct CompareArgs {
 pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     super::export::check_output(args.svg.as_deref(), "--svg")?;
     super::export::check_output(args.why_svg.as_deref(), "--why-svg")?;
+    super::export::check_output(args.sweep_csv.as_deref(), "--sweep-csv")?;
+    super::export::check_output(args.json.as_deref(), "--json")?;
     args.export.check()?;
     if !args.pullers.puller.is_empty() {
         if args.platform.is_some() {
@@ -124,8 +134,10 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
                 record,
             })
             .collect();
-        let (headers, rows) = pulltime::report::compare::comparison_rows(&[entries]);
-        args.export.write_table(&headers, &rows)?;
+        let (headers, rows) =
+            pulltime::report::compare::comparison_rows(std::slice::from_ref(&entries));
+        let machine = pulltime::report::compare::comparison_machine(&[entries]);
+        args.export.write_table(&headers, &rows, &machine)?;
     }
     for (name, image) in &images {
         for e in &image.estimated {
@@ -224,5 +236,63 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         super::export::write_file(p, chart)?;
         println!("why chart: {}", p.display());
     }
+    if let Some(p) = &args.sweep_csv {
+        super::export::write_file(p, sweep_machine(&images, &series).to_csv())?;
+        println!("sweep: {}", p.display());
+    }
+    if let Some(p) = &args.json {
+        let doc = serde_json::json!({
+            "network": network.name,
+            "policy": pulltime::sim::Policy::from(args.model.policy).as_str(),
+            "host": scenario.host.name,
+            "images": images.iter().zip(&simulated).map(|((spec, _), (_, sim))| {
+                serde_json::json!({
+                    "image": spec,
+                    "simulated": sim,
+                    "measured": measured.iter().find(|(l, _)| l == spec).map(|(_, r)| r),
+                })
+            }).collect::<Vec<_>>(),
+            "sweep": SWEEP_MBIT.iter().enumerate().map(|(k, mbit)| {
+                serde_json::json!({
+                    "bandwidth_bit_per_s": mbit * 1e6,
+                    "pull_s": series.iter().map(|(n, p)| (n.clone(), serde_json::json!(p[k].1))).collect::<serde_json::Map<_, _>>(),
+                })
+            }).collect::<Vec<_>>(),
+        });
+        pulltime::report::json::write_json(&doc, p)?;
+    }
     Ok(())
+}
+
+/// The sweep for programs: one row per bandwidth and image.
+fn sweep_machine(
+    images: &[(String, pulltime::sim::SimImage)],
+    series: &[(String, Vec<(f64, f64)>)],
+) -> pulltime::report::table::MachineTable {
+    use pulltime::report::table::{MachineTable, raw_pct, raw_s};
+    let mut t = MachineTable::new(&[
+        "bandwidth_bit_per_s",
+        "image",
+        "compressed_bytes",
+        "pull_s",
+        "compressed_change_pct",
+        "pull_change_pct",
+    ]);
+    let size = |i: usize| images[i].1.layers.iter().map(|l| l.compressed).sum::<u64>();
+    for (k, mbit) in SWEEP_MBIT.iter().enumerate() {
+        let t0 = series[0].1[k].1;
+        for (i, (name, points)) in series.iter().enumerate() {
+            let change =
+                |new: f64, old: f64| (i > 0 && old > 0.0).then(|| 100.0 * (new - old) / old);
+            t.rows.push(vec![
+                format!("{:.0}", mbit * 1e6),
+                name.clone(),
+                size(i).to_string(),
+                raw_s(Some(points[k].1)),
+                raw_pct(change(size(i) as f64, size(0) as f64)),
+                raw_pct(change(points[k].1, t0)),
+            ]);
+        }
+    }
+    t
 }

@@ -108,8 +108,9 @@ pub fn run(
         args.runs
     );
     print!("{}", comparison_table(std::slice::from_ref(&entries)));
-    let (headers, rows) = comparison_rows(&[entries]);
-    export.write_table(&headers, &rows)?;
+    let (headers, rows) = comparison_rows(std::slice::from_ref(&entries));
+    let machine = pulltime::report::compare::comparison_machine(&[entries]);
+    export.write_table(&headers, &rows, &machine)?;
     for (kind, record) in &records {
         println!();
         println!("{}:", kind.as_str());

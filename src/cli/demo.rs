@@ -9,13 +9,13 @@ use pulltime::report::svg_bounds;
 
 use super::synth::CompressionArg;
 
-/// Arguments of `pulltime demo`.
 /// Shown at the end of `--help`.
 const EXAMPLES: &str = "Examples:
   pulltime demo
   pulltime demo --pairs sn-text-filter --runs 5 --out ./demo
   pulltime demo --network home-50m --compression zstd";
 
+/// Arguments of `pulltime demo`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct DemoArgs {

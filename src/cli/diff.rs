@@ -155,12 +155,12 @@ pub fn save_baseline(dir: &Path, name: &str, record: &PullRecord) -> anyhow::Res
     Ok(path)
 }
 
-/// Arguments of `pulltime diff`.
 /// Shown at the end of `--help`.
 const EXAMPLES: &str = "Examples:
   pulltime diff old.json new.json
   pulltime diff baseline.json candidate.json --fail-on-regression=wall,extract";
 
+/// Arguments of `pulltime diff`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct DiffArgs {

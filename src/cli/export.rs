@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use pulltime::report::table::{to_csv, to_markdown};
+use pulltime::report::table::{MachineTable, to_markdown};
 
 /// `--csv` and `--markdown`: the table the command prints, for machines.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,10 +25,16 @@ impl TableExport {
         check_output(self.markdown.as_deref(), "--markdown")
     }
 
-    /// Writes `headers` and `rows` to the files asked for.
-    pub fn write_table(&self, headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+    /// Writes the table to the files asked for: CSV from `machine` (raw
+    /// numbers, units in the headers), Markdown as people read it.
+    pub fn write_table(
+        &self,
+        headers: &[&str],
+        rows: &[Vec<String>],
+        machine: &MachineTable,
+    ) -> anyhow::Result<()> {
         if let Some(p) = &self.csv {
-            write_file(p, to_csv(headers, rows))?;
+            write_file(p, machine.to_csv())?;
         }
         if let Some(p) = &self.markdown {
             write_file(p, to_markdown(headers, rows))?;

@@ -20,7 +20,6 @@ use pulltime::registry::ClientOptions;
 use pulltime::registry::retry::RetryPolicy;
 use pulltime::report::{json, table};
 
-/// Arguments of `pulltime pull`.
 /// Shown at the end of `--help`.
 const EXAMPLES: &str = "Examples:
   pulltime pull python:3.9-slim --runs 5
@@ -28,6 +27,7 @@ const EXAMPLES: &str = "Examples:
   pulltime pull reg.example:5000/team/app:v2 --ca-cert ca.pem --user me --password-stdin < token
   pulltime pull REF --runs 10 --baseline main --fail-on-regression";
 
+/// Arguments of `pulltime pull`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct PullArgs {

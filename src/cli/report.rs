@@ -8,13 +8,13 @@ use super::export::write_file;
 
 use pulltime::report::{export, json::read_record, svg, table};
 
-/// Arguments of `pulltime report`.
 /// Shown at the end of `--help`.
 const EXAMPLES: &str = "Examples:
   pulltime report run.json
   pulltime report run.json --svg waterfall.svg --run 2
   pulltime report run.json --csv layers.csv";
 
+/// Arguments of `pulltime report`.
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("csv", |a| a.help("Write the per-layer table of that run as CSV to this file")))]
 #[command(mut_arg("markdown", |a| a.help("Write the per-layer table of that run as Markdown to this file")))]

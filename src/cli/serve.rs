@@ -9,13 +9,13 @@ use pulltime::profiles::faults::FaultProfile;
 use pulltime::profiles::network::NetworkProfile;
 use pulltime::server::{ServeOptions, start};
 
-/// Arguments of `pulltime serve`.
 /// Shown at the end of `--help`.
 const EXAMPLES: &str = "Examples:
   pulltime serve --layout app=./layout --network dockerhub-100m --emulate dockerhub
   pulltime serve --storage ./registry --addr 127.0.0.1:5000
   pulltime serve --layout app=./layout --faults reset";
 
+/// Arguments of `pulltime serve`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ServeArgs {

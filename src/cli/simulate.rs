@@ -1,5 +1,7 @@
 //! `pulltime simulate`.
 
+use pulltime::report::table::{MachineTable, raw_pct, raw_s};
+
 use super::exit::usage;
 use super::inputs::ImageInput;
 use super::registry_args::RegistryArgs;
@@ -129,7 +131,6 @@ impl ModelArgs {
     }
 }
 
-/// Arguments of `pulltime simulate`.
 /// Shown at the end of `--help`.
 const EXAMPLES: &str = "Examples:
   pulltime simulate vp-transcode-original --network home-50m
@@ -137,6 +138,7 @@ const EXAMPLES: &str = "Examples:
   pulltime simulate oci:./layout:v1 --recompress zstd --merge-layers
   pulltime simulate python:3.9-slim --fleet 200 --egress 10Gbit --json burst.json";
 
+/// Arguments of `pulltime simulate`.
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("csv", |a| a.help("Write the scenario table as CSV to this file")))]
 #[command(mut_arg("markdown", |a| a.help("Write the scenario table as Markdown to this file")))]
@@ -329,6 +331,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         return run_fleet(&args, &image, &scenario, nodes);
     }
     let mut sweep = Vec::new();
+    let mut sweep_rows: Vec<(String, f64)> = Vec::new();
     for b in &args.bandwidth {
         let bps = parse_bandwidth(b)
             .map_err(anyhow::Error::msg)?
@@ -336,6 +339,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         let label = format!("at {}", format_bandwidth(bps));
         let record = simulate_at_bandwidth(&image, &scenario, bps, vec![label.clone()])?;
         sweep.push((bps, record.runs[0].wall_s));
+        sweep_rows.push((label.clone(), bps));
         rows.push((label, record));
     }
     if let Some(p) = &args.svg {
@@ -384,7 +388,45 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let (headers, body) = scenario_rows(&rows);
     print!("{}", render(&headers, &body, 1));
     print_bounds(&rows);
-    args.export.write_table(&headers, &body)
+    args.export
+        .write_table(&headers, &body, &scenario_machine(&rows, &sweep_rows))
+}
+
+/// [`scenario_rows`] for programs: raw seconds, the bandwidth of the sweep's
+/// rows in bits per second (empty for the others), and the change against the
+/// first row in percent.
+fn scenario_machine(rows: &[(String, PullRecord)], sweep: &[(String, f64)]) -> MachineTable {
+    let mut t = MachineTable::new(&[
+        "scenario",
+        "bandwidth_bit_per_s",
+        "pull_s",
+        "resolve_s",
+        "download_s",
+        "decompress_s",
+        "extract_s",
+        "bound_by",
+        "change_vs_as_is_pct",
+    ]);
+    let base = rows.first().map_or(0.0, |(_, r)| r.runs[0].wall_s);
+    for (label, r) in rows {
+        let run = &r.runs[0];
+        let bps = sweep.iter().find(|(l, _)| l == label).map(|(_, b)| b * 8.0);
+        t.rows.push(vec![
+            label.clone(),
+            bps.map_or_else(String::new, |b| format!("{b:.0}")),
+            raw_s(Some(run.wall_s)),
+            raw_s(Some(run.resolve_s)),
+            raw_s(run.layer_sum(|l| l.download_s)),
+            raw_s(run.layer_sum(|l| l.decompress_s)),
+            raw_s(run.layer_sum(|l| l.extract_s)),
+            pulltime::sim::bounds::bounds(r).map_or_else(
+                || bounding_phase(r).to_string(),
+                |b| b.bound().0.to_string(),
+            ),
+            raw_pct((base > 0.0).then(|| 100.0 * (run.wall_s - base) / base)),
+        ]);
+    }
+    t
 }
 
 /// Why: what bounded each scenario's pull, and, as is, each layer.

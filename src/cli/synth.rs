@@ -12,13 +12,13 @@ use pulltime::registry::{ClientOptions, RegistryClient};
 use pulltime::report::{human_bytes, short_digest, table};
 use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
 
-/// Arguments of `pulltime synth`.
 /// Shown at the end of `--help`.
 const EXAMPLES: &str = "Examples:
   pulltime synth --list
   pulltime synth sn-text-filter-original --scale 0.1 --out ./layout
   pulltime synth many-small-files --push 127.0.0.1:5000/small:v1";
 
+/// Arguments of `pulltime synth`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct SynthArgs {

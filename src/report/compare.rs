@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use crate::oci::record::PullRecord;
 use crate::oci::stats::Stats;
 
-use super::{human_bytes, table::render};
+use super::human_bytes;
+use super::table::{MachineTable, raw_pct, raw_s, render};
 
 /// One row: a label and its record.
 pub struct Entry<'a> {
@@ -120,4 +121,55 @@ pub fn comparison_rows(groups: &[Vec<Entry<'_>>]) -> (Vec<&'static str>, Vec<Vec
         }
     }
     (headers, rows)
+}
+
+/// [`comparison_rows`] for programs: one row per image, raw numbers, and the
+/// change of the median pull time against its group's baseline (empty for the
+/// baseline itself).
+pub fn comparison_machine(groups: &[Vec<Entry<'_>>]) -> MachineTable {
+    let mut t = MachineTable::new(&[
+        "image",
+        "baseline",
+        "uncompressed_bytes",
+        "compressed_bytes",
+        "files",
+        "layers",
+        "runs",
+        "pull_median_s",
+        "resolve_median_s",
+        "download_median_s",
+        "decompress_median_s",
+        "extract_median_s",
+        "compressed_change_pct",
+        "pull_change_pct",
+    ]);
+    for group in groups {
+        let Some(base) = group.first() else { continue };
+        for (i, e) in group.iter().enumerate() {
+            let (r, s) = (e.record, &e.record.summary);
+            let (b, bs) = (base.record, &base.record.summary);
+            let change =
+                |new: f64, old: f64| (i > 0 && old != 0.0).then(|| 100.0 * (new - old) / old);
+            t.rows.push(vec![
+                e.label.clone(),
+                base.label.clone(),
+                r.image.uncompressed_bytes.to_string(),
+                r.image.compressed_bytes.to_string(),
+                files(r).to_string(),
+                r.image.layers.len().to_string(),
+                r.runs.len().to_string(),
+                raw_s(Some(median(&s.wall_s))),
+                raw_s(Some(median(&s.resolve_s))),
+                raw_s(phase_median(&s.download_s)),
+                raw_s(phase_median(&s.decompress_s)),
+                raw_s(phase_median(&s.extract_s)),
+                raw_pct(change(
+                    r.image.compressed_bytes as f64,
+                    b.image.compressed_bytes as f64,
+                )),
+                raw_pct(change(median(&s.wall_s), median(&bs.wall_s))),
+            ]);
+        }
+    }
+    t
 }

@@ -1,9 +1,10 @@
 //! Machine-friendly tables (as hyperfine exports them): the per-layer table of a
-//! record as CSV and Markdown.
+//! record as CSV and Markdown, each row naming the run it is from.
 
 use crate::oci::record::RunRecord;
 
-const HEADERS: [&str; 12] = [
+const HEADERS: [&str; 13] = [
+    "run",
     "layer",
     "digest",
     "compressed_bytes",
@@ -18,11 +19,12 @@ const HEADERS: [&str; 12] = [
     "extract_s",
 ];
 
-fn rows(run: &RunRecord) -> Vec<[String; 12]> {
+fn rows(run: &RunRecord) -> Vec<[String; 13]> {
     run.layers
         .iter()
         .map(|l| {
             [
+                (run.index + 1).to_string(),
                 l.index.to_string(),
                 l.digest.clone(),
                 l.compressed_bytes.to_string(),
@@ -41,7 +43,7 @@ fn rows(run: &RunRecord) -> Vec<[String; 12]> {
         .collect()
 }
 
-/// CSV of one run's per-layer table.
+/// CSV of one run's per-layer table (its `run` column counts from 1).
 pub fn csv(run: &RunRecord) -> String {
     let body: Vec<Vec<String>> = rows(run).into_iter().map(Vec::from).collect();
     super::table::to_csv(&HEADERS, &body)

@@ -227,6 +227,45 @@ pub fn render(headers: &[&str], rows: &[Vec<String>], left: usize) -> String {
     out
 }
 
+/// A table for programs: raw numbers (seconds, bytes, counts, percent) with
+/// the unit in each header (`pull_s`, `compressed_bytes`), as hyperfine's
+/// `--export-csv` writes them; empty cells where a value was not observed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MachineTable {
+    /// Column names, each with its unit.
+    pub headers: Vec<String>,
+    /// One row per item, cells as `headers` say.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl MachineTable {
+    /// A table with these column names.
+    pub fn new(headers: &[&str]) -> Self {
+        MachineTable {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// As CSV (RFC 4180).
+    pub fn to_csv(&self) -> String {
+        let headers: Vec<&str> = self.headers.iter().map(String::as_str).collect();
+        to_csv(&headers, &self.rows)
+    }
+}
+
+/// A raw number of seconds for a machine table (microsecond resolution), or
+/// an empty cell.
+pub fn raw_s(v: Option<f64>) -> String {
+    v.map_or_else(String::new, |v| format!("{v:.6}"))
+}
+
+/// A raw percentage (`12.5` for +12.5%), or an empty cell.
+pub fn raw_pct(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite())
+        .map_or_else(String::new, |v| format!("{v:.2}"))
+}
+
 /// The same table as CSV (RFC 4180: cells with commas, quotes or line breaks are
 /// quoted).
 pub fn to_csv(headers: &[&str], rows: &[Vec<String>]) -> String {

@@ -392,3 +392,102 @@ fn names_are_the_same_everywhere() {
         .stdout(predicate::str::is_empty());
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// Every cell of a numeric column (by its header's unit) is a number or empty.
+fn assert_numeric_csv(path: &std::path::Path) -> usize {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let headers: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    let numeric = |h: &str| {
+        ["_s", "_bytes", "_pct", "_bit_per_s"]
+            .iter()
+            .any(|u| h.ends_with(u))
+            || ["files", "layers", "runs", "run", "layer"].contains(&h)
+    };
+    assert!(headers.iter().any(|h| numeric(h)), "{headers:?}");
+    let mut rows = 0;
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        assert_eq!(rec.len(), headers.len(), "{rec:?}");
+        for (h, cell) in headers.iter().zip(rec.iter()) {
+            if numeric(h) && !cell.is_empty() {
+                assert!(
+                    cell.parse::<f64>().is_ok(),
+                    "{}: {h} = {cell:?}",
+                    path.display()
+                );
+            }
+            assert_eq!(cell, cell.trim(), "padded cell in {h}");
+        }
+        rows += 1;
+    }
+    rows
+}
+
+#[test]
+fn every_exported_csv_is_raw_numbers_with_units_in_the_headers() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let p = |n: &str| work.path().join(n);
+    pulltime(home.path())
+        .args(["simulate", "vp-transcode-original", "--scale", "0.01"])
+        .args(["--merge-layers", "--bandwidth", "10Mbit,1Gbit", "--csv"])
+        .arg(p("sim.csv"))
+        .arg("--json")
+        .arg(p("sim.json"))
+        .assert()
+        .success();
+    assert_eq!(
+        assert_numeric_csv(&p("sim.csv")),
+        4,
+        "as is, merged, two bandwidths"
+    );
+    let sim = std::fs::read_to_string(p("sim.csv")).unwrap();
+    assert!(
+        sim.contains(",10000000,") && sim.contains(",1000000000,"),
+        "{sim}"
+    );
+    pulltime(home.path())
+        .args([
+            "compare",
+            "vp-transcode-original",
+            "vp-transcode-multistage",
+            "--scale",
+            "0.01",
+        ])
+        .arg("--csv")
+        .arg(p("cmp.csv"))
+        .arg("--sweep-csv")
+        .arg(p("sweep.csv"))
+        .arg("--json")
+        .arg(p("cmp.json"))
+        .assert()
+        .success();
+    assert_eq!(
+        assert_numeric_csv(&p("cmp.csv")),
+        2,
+        "one row per image, no change rows"
+    );
+    assert!(assert_numeric_csv(&p("sweep.csv")) >= 20);
+    let cmp: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p("cmp.json")).unwrap()).unwrap();
+    assert_eq!(cmp["images"].as_array().unwrap().len(), 2);
+    assert!(
+        cmp["sweep"][0]["pull_s"]["vp-transcode-original"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    pulltime(home.path())
+        .args(["report"])
+        .arg(p("sim.json"))
+        .arg("--csv")
+        .arg(p("layers.csv"))
+        .assert()
+        .success();
+    assert!(assert_numeric_csv(&p("layers.csv")) > 0);
+    assert!(
+        std::fs::read_to_string(p("layers.csv"))
+            .unwrap()
+            .starts_with("run,layer,")
+    );
+}
