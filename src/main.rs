@@ -6,6 +6,13 @@ mod cli;
 use clap::Parser;
 
 fn main() {
+    // Output piped into `head` that closes early ends the process quietly, as it
+    // does `cat` and `ls`, instead of a panic in println!. Rust ignores SIGPIPE by
+    // default; restore the default action.
+    // SAFETY: signal(2) before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = cli::Cli::parse();
     if let Err(e) = cli::run(cli) {
         eprintln!("Error: {}", message(&e));

@@ -1,5 +1,9 @@
-//! Statistics over repeated runs. Percentiles come from an HDR histogram (microsecond
-//! resolution, 3 significant digits); mean and standard deviation are exact.
+//! Statistics over repeated runs. Up to [`EXACT_UP_TO`] values everything is exact:
+//! the median is the middle value (the mean of the two middle ones for an even
+//! count, so the median of two runs is their mean) and the 95th percentile the
+//! nearest rank. Larger samples (a fleet's nodes) take their percentiles from an
+//! HDR histogram (microsecond resolution, 3 significant digits); mean and
+//! standard deviation are always exact.
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -25,6 +29,9 @@ pub struct Stats {
 
 const MICROS: f64 = 1e6;
 
+/// Samples up to this size get exact percentiles.
+pub const EXACT_UP_TO: usize = 10_000;
+
 impl Stats {
     /// Statistics of `samples` (seconds). An empty sample gives all zeros.
     pub fn of(samples: &[f64]) -> Stats {
@@ -46,6 +53,29 @@ impl Stats {
                 stddev: 0.0,
             };
         }
+        let mean = samples.iter().sum::<f64>() / n as f64;
+        let stddev =
+            (samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+        if n <= EXACT_UP_TO {
+            let mut sorted = samples.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            let median = if n % 2 == 1 {
+                sorted[n / 2]
+            } else {
+                (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+            };
+            // Nearest rank: the smallest value with 95% of the sample at or below it.
+            let rank = ((0.95 * n as f64).ceil() as usize).clamp(1, n);
+            return Stats {
+                n,
+                min: sorted[0],
+                median,
+                mean,
+                p95: sorted[rank - 1],
+                max: sorted[n - 1],
+                stddev,
+            };
+        }
         // Up to one hour at 3 significant digits; longer values saturate.
         let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600 * 1_000_000, 3)
             .expect("static histogram bounds are valid");
@@ -53,12 +83,6 @@ impl Stats {
             let us = (s.max(0.0) * MICROS).round() as u64;
             hist.saturating_record(us.max(1));
         }
-        let mean = samples.iter().sum::<f64>() / n as f64;
-        let var = if n > 1 {
-            samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1) as f64
-        } else {
-            0.0
-        };
         let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
         let max = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         // Histogram buckets can round a quantile past the extremes; clamp it back.
@@ -70,7 +94,7 @@ impl Stats {
             mean,
             p95: q(0.95),
             max,
-            stddev: var.sqrt(),
+            stddev,
         }
     }
 }
@@ -99,8 +123,24 @@ mod tests {
     fn hundred_values_percentiles() {
         let v: Vec<f64> = (1..=100).map(|i| i as f64 / 100.0).collect();
         let s = Stats::of(&v);
-        assert!(close(s.median, 0.50), "median {}", s.median);
-        assert!(close(s.p95, 0.95), "p95 {}", s.p95);
+        assert_eq!(s.median, (0.50 + 0.51) / 2.0);
+        assert_eq!(s.p95, 0.95);
+    }
+
+    #[test]
+    fn small_samples_are_exact() {
+        let two = Stats::of(&[1.0, 2.0]);
+        assert_eq!(
+            (two.median, two.p95),
+            (1.5, 2.0),
+            "the median of two is their mean"
+        );
+        let four = Stats::of(&[4.0, 1.0, 3.0, 2.0]);
+        assert_eq!(four.median, 2.5);
+        // Large samples still agree with the exact values to 3 digits.
+        let big: Vec<f64> = (1..=20_000).map(|i| i as f64 / 1000.0).collect();
+        let s = Stats::of(&big);
+        assert!(close(s.median, 10.0) && close(s.p95, 19.0), "{s:?}");
     }
 
     #[test]

@@ -491,3 +491,37 @@ fn every_exported_csv_is_raw_numbers_with_units_in_the_headers() {
             .starts_with("run,layer,")
     );
 }
+
+#[test]
+fn output_piped_into_head_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let home = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("pulltime");
+    let mut child = std::process::Command::new(bin)
+        .env("HOME", home.path())
+        .args([
+            "simulate",
+            "ml-object-detection-original",
+            "--scale",
+            "0.01",
+        ])
+        .args([
+            "--bandwidth",
+            "1Mbit,2Mbit,5Mbit,10Mbit,20Mbit,50Mbit,100Mbit,1Gbit",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone, as with `| head -1`.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(first.starts_with("simulated"), "{first}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}

@@ -386,7 +386,10 @@ fn simulate_what_ifs_and_bad_input() {
         .success();
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
-    assert!(text.starts_with("scenario,bandwidth_bit_per_s,pull_s,resolve_s"), "{text}");
+    assert!(
+        text.starts_with("scenario,bandwidth_bit_per_s,pull_s,resolve_s"),
+        "{text}"
+    );
     pulltime(home.path())
         .args(["simulate", "no-such-thing"])
         .assert()
