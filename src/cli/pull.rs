@@ -61,6 +61,10 @@ pub struct PullArgs {
     /// How to reach the registry: scheme, CAs, certs.d, insecure registries.
     #[command(flatten)]
     pub registry: super::registry_args::RegistryArgs,
+    /// With --dest: empty a directory that is not empty first (everything in it
+    /// is deleted; symbolic links are removed, not followed).
+    #[arg(long, requires = "dest", help_heading = "Output")]
+    pub force: bool,
     /// Unpack into DIR (must be empty or absent) and keep the last run's root filesystem there.
     #[arg(help_heading = "Output", long)]
     pub dest: Option<PathBuf>,
@@ -116,6 +120,9 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
+    if let (true, Some(dest)) = (args.force, &args.dest) {
+        empty_dir(dest)?;
+    }
     // Fail before measuring if an output cannot be written.
     super::export::check_output(args.json.as_deref(), "--json")?;
     if args.save_baseline.is_some() {
@@ -335,4 +342,32 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         eprintln!("saved baseline {name:?} to {}", path.display());
     }
     compared
+}
+
+/// `--force`: deletes what is in `dir` (not `dir` itself), without following
+/// symbolic links; a missing `dir` is fine.
+fn empty_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context(format!("--force: reading {}", dir.display()))
+            );
+        }
+    };
+    if std::fs::canonicalize(dir).is_ok_and(|c| c.parent().is_none()) {
+        super::exit::usage!("--force will not empty the root directory");
+    }
+    for entry in entries {
+        let path = entry?.path();
+        let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        let removed = if is_dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.with_context(|| format!("--force: removing {}", path.display()))?;
+    }
+    Ok(())
 }

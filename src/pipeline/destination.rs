@@ -54,7 +54,9 @@ impl Destination {
             Ok(m) if m.is_dir() => {
                 let mut entries = std::fs::read_dir(path).map_err(|e| err(e.to_string()))?;
                 if entries.next().is_some() {
-                    return Err(err("is not empty; give an empty or new directory".into()));
+                    return Err(err(
+                        "is not empty; give an empty or new directory, or add --force to empty it first".into(),
+                    ));
                 }
                 writable(path).map_err(err)?;
                 Ok(Destination {

@@ -460,7 +460,7 @@ fn destination_must_be_empty_and_is_kept_after_success() {
         .arg(work.path())
         .assert()
         .failure()
-        .stderr(predicate::str::contains("not empty"));
+        .stderr(predicate::str::contains("not empty").and(predicate::str::contains("--force")));
     assert_eq!(
         std::fs::read(work.path().join("mine")).unwrap(),
         b"user data"
@@ -478,6 +478,20 @@ fn destination_must_be_empty_and_is_kept_after_success() {
         .arg(&dest)
         .assert()
         .success();
+    assert_eq!(std::fs::read(dest.join("etc/app.conf")).unwrap(), b"x=1\n");
+    // --force empties it first, removing links without following them.
+    let outside = work.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("keep"), "not theirs").unwrap();
+    std::os::unix::fs::symlink(&outside, dest.join("link")).unwrap();
+    std::fs::write(dest.join("stale"), "old").unwrap();
+    pulltime(home.path())
+        .args(["pull", &reg.reference("keep:v1"), "-q", "--force", "--dest"])
+        .arg(&dest)
+        .assert()
+        .success();
+    assert!(!dest.join("stale").exists() && !dest.join("link").exists());
+    assert_eq!(std::fs::read(outside.join("keep")).unwrap(), b"not theirs");
     assert_eq!(std::fs::read(dest.join("etc/app.conf")).unwrap(), b"x=1\n");
 }
 
