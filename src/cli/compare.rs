@@ -175,18 +175,15 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(p) = &args.svg {
-        let chart = svg::line_chart(
+        let chart = svg::bandwidth_sweep(
             &format!(
                 "simulated pull time against bandwidth ({} policy, host {})",
                 pulltime::sim::Policy::from(args.model.policy).as_str(),
                 scenario.host.name
             ),
-            "bandwidth (bits per second, log scale)",
-            "pull time",
             &series,
-            true,
         );
-        super::export::write_file(p, chart)?;
+        super::export::write_file(p, chart.svg)?;
         println!("chart: {}", p.display());
     }
     if let Some(p) = &args.why_svg {

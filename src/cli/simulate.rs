@@ -337,14 +337,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             image.name,
             Policy::from(args.model.policy).as_str()
         );
-        let chart = pulltime::report::svg::line_chart(
-            &title,
-            "bandwidth (bits per second, log scale)",
-            "pull time",
-            &[(image.name.clone(), sweep)],
-            true,
-        );
-        super::export::write_file(p, chart)?;
+        let chart = pulltime::report::svg::bandwidth_sweep(&title, &[(image.name.clone(), sweep)]);
+        super::export::write_file(p, chart.svg)?;
     }
     if let Some(path) = &args.json {
         pulltime::report::json::write_record(&base, path)?;
