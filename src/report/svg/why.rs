@@ -46,6 +46,22 @@ fn colour(name: &str) -> &'static str {
 /// One group per bandwidth label: (image label, critical path by resource).
 pub type Group = (String, Vec<(String, Vec<(&'static str, f64)>)>);
 
+/// `groups` with the bars of each named by `names`, in order (image references
+/// for the labels the bars were made with).
+pub fn renamed(groups: &[Group], names: &[String]) -> Vec<Group> {
+    groups
+        .iter()
+        .map(|(label, bars)| {
+            let bars = bars
+                .iter()
+                .zip(names)
+                .map(|((_, path), name)| (name.clone(), path.clone()))
+                .collect();
+            (label.clone(), bars)
+        })
+        .collect()
+}
+
 /// The chart as SVG: see [`critical_paths_chart`].
 pub fn critical_paths(title: &str, groups: &[Group]) -> String {
     critical_paths_chart(title, groups).svg
@@ -178,5 +194,10 @@ mod tests {
         );
         assert!(svg.contains(">inflate CPU</text>") && !svg.contains(">snapshot copy</text>"));
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        let names = ["nginx:1".to_string(), "nginx:1-slim".to_string()];
+        let named = renamed(&groups, &names);
+        assert_eq!(named[1].0, "10 Gbit/s");
+        assert_eq!(named[1].1[1].0, "nginx:1-slim");
+        assert_eq!(named[1].1[1].1, groups[1].1[1].1);
     }
 }
