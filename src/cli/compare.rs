@@ -209,19 +209,27 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             println!("{line}");
         }
     }
+    // The pictures name images by reference (a record's, not its file's name).
+    let refs: Vec<(&str, &str)> = images
+        .iter()
+        .map(|(s, i)| (s.as_str(), i.name.as_str()))
+        .collect();
+    let names = svg::image_names(&refs);
     if let Some(p) = &args.svg {
-        let chart = svg::line_chart(
+        let named: Vec<svg::Series> = names
+            .iter()
+            .zip(&series)
+            .map(|(n, s)| (n.clone(), s.1.clone()))
+            .collect();
+        let chart = svg::bandwidth_sweep(
             &format!(
                 "simulated pull time against bandwidth ({} policy, host {})",
                 pulltime::sim::Policy::from(args.model.policy).as_str(),
                 scenario.host.name
             ),
-            "bandwidth (bits per second, log scale)",
-            "pull time",
-            &series,
-            true,
+            &named,
         );
-        super::export::write_file(p, chart)?;
+        super::export::write_file(p, chart.svg)?;
         println!("chart: {}", p.display());
     }
     if let Some(p) = &args.why_svg {
@@ -231,7 +239,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
                 pulltime::sim::Policy::from(args.model.policy).as_str(),
                 scenario.host.name
             ),
-            &why_bars,
+            &svg_bounds::renamed(&why_bars, &names),
         );
         super::export::write_file(p, chart)?;
         println!("why chart: {}", p.display());

@@ -352,14 +352,20 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             image.name,
             Policy::from(args.model.policy).as_str()
         );
-        let chart = pulltime::report::svg::line_chart(
-            &title,
-            "bandwidth (bits per second, log scale)",
-            "pull time",
-            &[(image.name.clone(), sweep)],
-            true,
-        );
-        super::export::write_file(p, chart)?;
+        // A line per scenario (as is, then each what-if), at the swept bandwidths.
+        let scenarios = &rows[..rows.len() - sweep.len()];
+        let mut series = Vec::new();
+        for (label, record) in scenarios {
+            let mut points = Vec::new();
+            for (bps, _) in &sweep {
+                let r = pulltime::sim::resimulate_at_bandwidth(record, &scenario, *bps)
+                    .context("a scenario's record keeps its simulation inputs")??;
+                points.push((*bps, r.runs[0].wall_s));
+            }
+            series.push((label.clone(), points));
+        }
+        let chart = pulltime::report::svg::bandwidth_sweep(&title, &series);
+        super::export::write_file(p, chart.svg)?;
     }
     if let Some(path) = &args.json {
         pulltime::report::json::write_record(&base, path)?;

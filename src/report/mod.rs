@@ -6,7 +6,8 @@ pub mod export;
 pub mod json;
 pub mod regression;
 pub mod svg;
-pub mod svg_bounds;
+/// The critical-path pictures, by the name the callers know them by.
+pub use svg::why as svg_bounds;
 pub mod table;
 
 /// `sha256:3f4a9c2b1e7d...` -> `3f4a9c2b1e7d`.

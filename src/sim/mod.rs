@@ -215,6 +215,29 @@ pub fn simulate_at_bandwidth(
     simulate_record(image, &at, what_if)
 }
 
+/// A simulated `record` again at `bytes_per_s`, with the image and host it was
+/// simulated with (what-ifs applied: recompressed, cached, merged or split
+/// layers, a faster CPU) and the rest of `scenario`: a what-if scenario's point
+/// of a bandwidth sweep. `None` for a record without simulation inputs (a
+/// measured one).
+pub fn resimulate_at_bandwidth(
+    record: &PullRecord,
+    scenario: &Scenario,
+    bytes_per_s: f64,
+) -> Option<Result<PullRecord, SimError>> {
+    let info: SimulationInfo = serde_json::from_value(record.simulation.clone()?).ok()?;
+    let at = Scenario {
+        host: info.host,
+        ..scenario.clone()
+    };
+    Some(simulate_at_bandwidth(
+        &info.image,
+        &at,
+        bytes_per_s,
+        info.what_if,
+    ))
+}
+
 fn to_record(
     image: &SimImage,
     scenario: &Scenario,
@@ -368,5 +391,50 @@ fn to_record(
             })
             .expect("simulation inputs are plain data with string keys"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod resimulate_tests {
+    use super::*;
+
+    #[test]
+    fn a_what_if_record_is_swept_with_its_own_image_and_host() {
+        let profile = crate::synth::ImageProfile::load("sn-compose-post-original").unwrap();
+        let image = input::from_profile(&profile, 0.05, Compression::Gzip);
+        let scenario = Scenario {
+            network: NetworkProfile::load("lan-1g").unwrap(),
+            host: HostProfile::builtin(),
+            policy: Policy::Pulltime,
+            max_concurrent_downloads: 3,
+            dockerhub_flow: false,
+            index: false,
+            registry_on_host: false,
+        };
+        let bps = 1.25e9;
+        let as_is = simulate_record(&image, &scenario, vec![]).unwrap();
+        let faster = Scenario {
+            host: scenario.host.with_cpu_speed(4.0),
+            ..scenario.clone()
+        };
+        let fast_cpu = simulate_record(&image, &faster, vec!["CPU".into()]).unwrap();
+        let merged = simulate_record(&whatif::merge(&image), &scenario, vec![]).unwrap();
+        let wall = |r: &PullRecord| {
+            resimulate_at_bandwidth(r, &scenario, bps)
+                .unwrap()
+                .unwrap()
+                .runs[0]
+                .wall_s
+        };
+        let direct = simulate_at_bandwidth(&image, &scenario, bps, vec![]).unwrap();
+        assert_eq!(wall(&as_is), direct.runs[0].wall_s);
+        let direct = simulate_at_bandwidth(&image, &faster, bps, vec![]).unwrap();
+        assert_eq!(wall(&fast_cpu), direct.runs[0].wall_s);
+        assert!(wall(&fast_cpu) < wall(&as_is));
+        let direct = simulate_at_bandwidth(&whatif::merge(&image), &scenario, bps, vec![]);
+        assert_eq!(wall(&merged), direct.unwrap().runs[0].wall_s);
+        let mut measured = as_is.clone();
+        measured.simulation = None;
+        assert!(resimulate_at_bandwidth(&measured, &scenario, bps).is_none());
     }
 }

@@ -277,13 +277,16 @@ fn measured_records_report_and_compare_with_expected_size_differences() {
         change_row.contains(&pct(multi.files(), orig.files())),
         "{change_row}"
     );
-    assert_eq!(
-        std::fs::read_to_string(&chart)
-            .unwrap()
-            .matches("<polyline")
-            .count(),
-        2
-    );
+    let sweep = std::fs::read_to_string(&chart).unwrap();
+    assert_eq!(sweep.matches("<polyline").count(), 2);
+    // Lines and bars are named by the records' image references, not their files.
+    for svg in [&sweep, &why_svg] {
+        assert!(
+            svg.contains("/app:orig<") && svg.contains("/app:multi<"),
+            "{svg}"
+        );
+        assert!(!svg.contains("orig.json"), "{svg}");
+    }
 }
 
 #[test]
@@ -372,7 +375,12 @@ fn simulate_what_ifs_and_bad_input() {
         (sum - wall).abs() < 0.02 * path.split(", ").count() as f64 + 0.05,
         "{whole} vs {wall}"
     );
-    assert!(std::fs::read_to_string(&svg).unwrap().contains("<polyline"));
+    // The sweep draws a line per scenario: as is and the five what-ifs.
+    let sweep = std::fs::read_to_string(&svg).unwrap();
+    assert_eq!(sweep.matches("<polyline").count(), 6, "{sweep}");
+    for label in [">as is<", ">recompressed to zstd<", ">CPU 2x as fast<"] {
+        assert!(sweep.contains(label), "{label} in {sweep}");
+    }
     let csv = work.path().join("s.csv");
     pulltime(home.path())
         .args([

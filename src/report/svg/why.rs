@@ -1,15 +1,21 @@
 //! A picture of why pull time falls less than size: for each bandwidth, one
 //! horizontal bar per image, its critical path split by resource (network,
 //! inflate CPU, extraction per entry, ...; [`crate::sim::bounds`]), on a scale
-//! of the first image's pull time at that bandwidth, so that the bars of a
-//! smaller image show which parts shrank and which did not.
+//! shared by the bandwidth's bars (each ending with its share of the first
+//! image's pull time), so that the bars of a smaller image show which parts
+//! shrank and which did not.
 
 use std::fmt::Write as _;
 
-use super::svg::{esc, fmt_s};
+use super::axis::fmt_s;
+use super::text::esc;
+use super::text::{
+    Anchor, BOLD, Canvas, Chart, NORMAL, Swatch, TITLE, legend, legend_entry_width, text_width,
+};
 
-const WIDTH: f64 = 960.0;
-const LABEL_W: f64 = 250.0;
+const MIN_WIDTH: f64 = 960.0;
+const MARGIN: f64 = 12.0;
+const PLOT_W: f64 = 590.0;
 const BAR_H: f64 = 18.0;
 const ROW_GAP: f64 = 6.0;
 const GROUP_GAP: f64 = 26.0;
@@ -40,11 +46,32 @@ fn colour(name: &str) -> &'static str {
 /// One group per bandwidth label: (image label, critical path by resource).
 pub type Group = (String, Vec<(String, Vec<(&'static str, f64)>)>);
 
-/// The chart. Each group's bars are scaled to its first bar's total; each bar
-/// ends with its seconds and its share of the first.
+/// `groups` with the bars of each named by `names`, in order (image references
+/// for the labels the bars were made with).
+pub fn renamed(groups: &[Group], names: &[String]) -> Vec<Group> {
+    groups
+        .iter()
+        .map(|(label, bars)| {
+            let bars = bars
+                .iter()
+                .zip(names)
+                .map(|((_, path), name)| (name.clone(), path.clone()))
+                .collect();
+            (label.clone(), bars)
+        })
+        .collect()
+}
+
+/// The chart as SVG: see [`critical_paths_chart`].
 pub fn critical_paths(title: &str, groups: &[Group]) -> String {
-    let plot_w = WIDTH - LABEL_W - 120.0;
-    let rows: usize = groups.iter().map(|g| g.1.len()).sum();
+    critical_paths_chart(title, groups).svg
+}
+
+/// The chart. Each group's bars are scaled to its longest; each bar ends with
+/// its seconds and its share of the first bar's. Image labels are drawn in
+/// full: the label column (and the canvas) widens for long ones.
+pub fn critical_paths_chart(title: &str, groups: &[Group]) -> Chart {
+    const NOTE: &str = "critical path by resource; at each bandwidth the bars share a scale, and each ends with its share of the first image's time";
     let used: Vec<&str> = RESOURCES
         .iter()
         .map(|r| r.0)
@@ -55,100 +82,82 @@ pub fn critical_paths(title: &str, groups: &[Group]) -> String {
                 .any(|b| b.1.iter().any(|p| p.0 == *r && p.1 > 0.0))
         })
         .collect();
-    let legend_rows = used.len().div_ceil(3);
-    let height = TOP
-        + rows as f64 * (BAR_H + ROW_GAP)
-        + groups.len() as f64 * GROUP_GAP
-        + 30.0
-        + 20.0 * legend_rows as f64;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0}" viewBox="0 0 {WIDTH} {height:.0}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        s,
-        r##"<rect width="100%" height="100%" fill="#ffffff"/><text x="10" y="22" font-size="14" font-weight="bold">{}</text><text x="10" y="42" fill="#555">critical path by resource; bars scaled to the first image's pull time at each bandwidth</text>"##,
-        esc(title)
+    let label_w = groups
+        .iter()
+        .flat_map(|g| &g.1)
+        .map(|b| text_width(&b.0, NORMAL))
+        .fold(0.0, f64::max);
+    let left = MARGIN + label_w + 8.0;
+    // Room after the longest bar for its value: "1234 ms (1234%)".
+    let value_w = text_width("1234 ms (12345%)", NORMAL) + 6.0;
+    let width = [
+        MIN_WIDTH,
+        left + PLOT_W + value_w + MARGIN,
+        text_width(title, TITLE) + 2.0 * MARGIN,
+        text_width(NOTE, NORMAL) + 2.0 * MARGIN,
+    ]
+    .into_iter()
+    .chain(groups.iter().map(|g| text_width(&g.0, BOLD) + 2.0 * MARGIN))
+    .chain(used.iter().map(|u| legend_entry_width(u) + 2.0 * MARGIN))
+    .fold(0.0, f64::max);
+    let plot_w = width - left - value_w - MARGIN;
+    let mut c = Canvas::new();
+    c.text(MARGIN, 22.0, Anchor::Start, TITLE, "", title);
+    c.text(
+        MARGIN,
+        42.0,
+        Anchor::Start,
+        NORMAL,
+        r##"fill="#555555""##,
+        NOTE,
     );
     let mut y = TOP;
     for (label, bars) in groups {
-        let _ = writeln!(
-            s,
-            r#"<text x="10" y="{:.1}" font-weight="bold">{}</text>"#,
-            y + 12.0,
-            esc(label)
-        );
+        c.text(MARGIN, y + 12.0, Anchor::Start, BOLD, "", label);
         y += GROUP_GAP - 6.0;
         let first: f64 = bars
             .first()
             .map_or(0.0, |b| b.1.iter().map(|p| p.1).sum::<f64>())
             .max(1e-12);
+        // Scaled so the longest bar of the group fits.
+        let longest = bars
+            .iter()
+            .map(|b| b.1.iter().map(|p| p.1).sum::<f64>())
+            .fold(first, f64::max);
         for (image, path) in bars {
             let total: f64 = path.iter().map(|p| p.1).sum();
-            let _ = writeln!(
-                s,
-                r#"<g class="bar"><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-                LABEL_W - 8.0,
-                y + 13.0,
-                esc(&shorten(image, 36))
-            );
-            let mut x = LABEL_W;
-            // Scaled so the longest bar of the group fits.
-            let longest = bars
-                .iter()
-                .map(|b| b.1.iter().map(|p| p.1).sum::<f64>())
-                .fold(first, f64::max);
+            c.shape(r#"<g class="bar">"#);
+            c.text(left - 8.0, y + 13.0, Anchor::End, NORMAL, "", image);
+            let mut x = left;
             for (name, secs) in path.iter().filter(|p| p.1 > 0.0) {
                 let w = plot_w * secs / longest;
-                let _ = writeln!(
-                    s,
+                let mut part = String::new();
+                let _ = write!(
+                    part,
                     r#"<rect class="part" x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{BAR_H}" fill="{}"><title>{}: {}</title></rect>"#,
                     colour(name),
                     esc(name),
                     fmt_s(*secs)
                 );
+                c.shape(&part);
                 x += w;
             }
-            let _ = writeln!(
-                s,
-                r#"<text x="{:.1}" y="{:.1}">{} ({:.0}%)</text></g>"#,
+            c.text(
                 x + 6.0,
                 y + 13.0,
-                fmt_s(total),
-                100.0 * total / first
+                Anchor::Start,
+                NORMAL,
+                "",
+                &format!("{} ({:.0}%)", fmt_s(total), 100.0 * total / first),
             );
+            c.shape("</g>\n");
             y += BAR_H + ROW_GAP;
         }
         y += 6.0;
     }
-    y += 10.0;
-    for (i, name) in used.iter().enumerate() {
-        let (col, row) = (i % 3, i / 3);
-        let x = 10.0 + col as f64 * 310.0;
-        let yy = y + row as f64 * 20.0;
-        let _ = writeln!(
-            s,
-            r#"<rect x="{x:.1}" y="{yy:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
-            colour(name),
-            x + 18.0,
-            yy + 10.0,
-            esc(name)
-        );
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
-/// `…` and the last `max - 1` characters of a long label (file names end in
-/// what tells them apart).
-fn shorten(label: &str, max: usize) -> String {
-    let n = label.chars().count();
-    if n <= max {
-        return label.to_string();
-    }
-    let tail: String = label.chars().skip(n - (max - 1)).collect();
-    format!("…{tail}")
+    let entries: Vec<(Swatch, &str)> = used.iter().map(|u| (Swatch::Fill(colour(u)), *u)).collect();
+    let end = legend(&mut c, MARGIN, y + 10.0, width - MARGIN, &entries);
+    c.finish(width, end + 8.0)
 }
 
 #[cfg(test)]
@@ -185,6 +194,10 @@ mod tests {
         );
         assert!(svg.contains(">inflate CPU</text>") && !svg.contains(">snapshot copy</text>"));
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(shorten("abcdef", 4), "…def");
+        let names = ["nginx:1".to_string(), "nginx:1-slim".to_string()];
+        let named = renamed(&groups, &names);
+        assert_eq!(named[1].0, "10 Gbit/s");
+        assert_eq!(named[1].1[1].0, "nginx:1-slim");
+        assert_eq!(named[1].1[1].1, groups[1].1[1].1);
     }
 }
