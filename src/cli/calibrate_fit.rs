@@ -23,7 +23,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
         let r = pulltime::report::json::read_record(path)?;
         records.push((path.display().to_string(), r));
     }
-    let base = super::simulate::load_host(args.base.as_deref())?;
+    let base = super::model::load_host(args.base.as_deref())?;
     let fits = fit_records(&records, machine_id().as_deref(), &base)?;
     eprint!("{}", render_fits(&fits, &base.name));
     let pullers: Vec<&str> = {

@@ -37,7 +37,7 @@ pub struct CompareArgs {
     pub pullers: super::compare_pullers::PullerCompareArgs,
     /// Network, host, policy and image-profile settings of the simulation.
     #[command(flatten)]
-    pub model: super::simulate::ModelArgs,
+    pub model: super::model::ModelArgs,
     /// The simulated comparison table, for machines.
     #[command(flatten)]
     pub export: super::export::TableExport,

@@ -13,6 +13,7 @@ mod export;
 mod inputs;
 pub mod interrupt;
 mod limits;
+mod model;
 mod progress;
 mod pull;
 mod puller;
