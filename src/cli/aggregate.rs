@@ -27,6 +27,7 @@ pub struct AggregateArgs {
 
 /// Runs `pulltime aggregate`.
 pub fn run(args: AggregateArgs) -> anyhow::Result<()> {
+    super::export::check_output(args.json.as_deref(), "--json")?;
     let records = args
         .records
         .iter()
@@ -36,7 +37,11 @@ pub fn run(args: AggregateArgs) -> anyhow::Result<()> {
     if agg.phases.first().is_none_or(|p| p.n == 0) {
         bail!("the records hold no runs");
     }
-    println!("{} records, {} runs", agg.records, agg.phases[0].n);
+    println!(
+        "{}, {}",
+        pulltime::report::plural(agg.records as u64, "record"),
+        pulltime::report::plural(agg.phases[0].n as u64, "run")
+    );
     if agg.images.len() > 1 {
         println!(
             "warning: the records are of {} different images; their times are merged anyway",
@@ -67,12 +72,7 @@ pub fn run(args: AggregateArgs) -> anyhow::Result<()> {
         )
     );
     if let Some(p) = &args.json {
-        let text = serde_json::to_string_pretty(&agg)? + "\n";
-        if p.as_os_str() == "-" {
-            print!("{text}");
-        } else {
-            std::fs::write(p, text)?;
-        }
+        pulltime::report::json::write_json(&agg, p)?;
     }
     Ok(())
 }

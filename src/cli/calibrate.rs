@@ -10,7 +10,7 @@ use pulltime::calibrate::{CalibrateOptions, calibrate};
 const EXAMPLES: &str = "Examples:
   pulltime calibrate --out host.toml
   pulltime calibrate --dest /var/tmp/pulls --quick
-  pulltime calibrate --from-records runs/*.json --base host.toml --out fitted.toml";
+  pulltime calibrate --from-records runs/*.json --out fitted.toml";
 
 /// Arguments of `pulltime calibrate`.
 #[derive(Debug, clap::Args)]
@@ -137,7 +137,7 @@ pub fn write_profile(
     let text = profile.to_toml();
     match out {
         Some(path) => {
-            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+            super::export::write_file(path, text.clone())?;
             eprintln!("wrote {}", path.display());
         }
         None => print!("{text}"),

@@ -17,9 +17,9 @@ const SWEEP_MBIT: &[f64] = &[
 
 /// Shown at the end of `--help`.
 const EXAMPLES: &str = "Examples:
-  pulltime compare vp-transcode-original vp-transcode-multistage --svg sweep.svg
+  pulltime compare vp-transcode-original vp-transcode-multistage
   pulltime compare fat.json slim.json --csv table.csv
-  pulltime compare --puller pulltime,containerd,docker 127.0.0.1:5000/app:v1 --runs 3";
+  pulltime compare --puller pulltime,containerd 127.0.0.1:5000/app:v1";
 
 /// Arguments of `pulltime compare`.
 #[derive(Debug, clap::Args)]
@@ -114,6 +114,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             .collect();
         comparison_table(&[entries])
     };
+    for warning in unlike_conditions(&measured) {
+        eprintln!("warning: {warning}");
+    }
     if measured.len() == args.images.len() {
         println!("measured:");
         print!("{}", group(&measured));
@@ -172,14 +175,13 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     }
     let base_size = images[0].1.layers.iter().map(|l| l.compressed).sum::<u64>() as f64;
     println!();
+    // Images are numbered in the table (their names can be long): #1 is the first.
+    for (i, (n, _)) in images.iter().enumerate() {
+        println!("#{} = {n}", i + 1);
+    }
     let mut headers = vec!["bandwidth".to_string()];
-    headers.extend(images.iter().map(|(n, _)| n.clone()));
-    headers.extend(
-        images
-            .iter()
-            .skip(1)
-            .map(|(n, _)| format!("{n} vs first: size / time")),
-    );
+    headers.extend((1..=images.len()).map(|i| format!("#{i}")));
+    headers.extend((2..=images.len()).map(|i| format!("#{i} vs #1: size / time")));
     let rows: Vec<Vec<String>> = SWEEP_MBIT
         .iter()
         .enumerate()
@@ -200,13 +202,23 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         .collect();
     let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
     print!("{}", render(&header_refs, &rows, 1));
-    println!(
-        "compressed size difference vs pull time difference, simulated; where the two part, fixed costs (round trips) or CPU work (decompression, extraction) set the pace instead of bytes"
+    print!(
+        "{}",
+        pulltime::report::table::paragraph(
+            "",
+            "",
+            "compressed size difference vs pull time difference, simulated; where the two part, fixed costs (round trips) or CPU work (decompression, extraction) set the pace instead of bytes"
+        )
     );
     if !why.is_empty() {
         println!("\nwhy, against {}:", images[0].0);
         for line in &why {
-            println!("{line}");
+            let indent = line.len() - line.trim_start().len();
+            let (lead, text) = line.split_at(indent);
+            print!(
+                "{}",
+                pulltime::report::table::paragraph(lead, &" ".repeat(indent + 2), text)
+            );
         }
     }
     // The pictures name images by reference (a record's, not its file's name).
@@ -270,6 +282,51 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         pulltime::report::json::write_json(&doc, p)?;
     }
     Ok(())
+}
+
+/// What differs between the conditions records were measured in, so that a
+/// difference in pull time is not read as the images' alone: the host (machine,
+/// cores, filesystem), the registry, and a simulated record's network.
+fn unlike_conditions(records: &[(String, PullRecord)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut differs = |what: &str, value: &dyn Fn(&PullRecord) -> String| {
+        let mut seen: Vec<(String, &str)> = Vec::new();
+        for (label, r) in records {
+            let v = value(r);
+            if !seen.iter().any(|(s, _)| *s == v) {
+                seen.push((v, label));
+            }
+        }
+        if seen.len() > 1 {
+            out.push(format!(
+                "the records were measured on different {what}: {}; their times differ for that too",
+                seen.iter()
+                    .map(|(v, l)| format!("{l}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    };
+    differs("hosts", &|r| {
+        format!(
+            "{} ({} CPUs, {})",
+            r.host.machine.as_deref().unwrap_or("unknown machine"),
+            r.host.cpus,
+            r.host
+                .dest_filesystem
+                .as_deref()
+                .unwrap_or("unknown filesystem")
+        )
+    });
+    differs("registries", &|r| {
+        r.image
+            .reference
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    });
+    out
 }
 
 /// The sweep for programs: one row per bandwidth and image.

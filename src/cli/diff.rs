@@ -158,7 +158,7 @@ pub fn save_baseline(dir: &Path, name: &str, record: &PullRecord) -> anyhow::Res
 /// Shown at the end of `--help`.
 const EXAMPLES: &str = "Examples:
   pulltime diff old.json new.json
-  pulltime diff baseline.json candidate.json --fail-on-regression=wall,extract";
+  pulltime diff old.json new.json --fail-on-regression=wall,extract";
 
 /// Arguments of `pulltime diff`.
 #[derive(Debug, clap::Args)]

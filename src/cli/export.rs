@@ -45,7 +45,8 @@ impl TableExport {
 
 /// Writes an exported file, naming it when that fails.
 pub fn write_file(path: &Path, text: String) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    pulltime::report::json::write_whole(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Checks that `path` (given to `flag`) can be written, before any work starts:

@@ -46,7 +46,7 @@ fn layer_bar(multi: &MultiProgress, run_label: &str, digest: &str, size: u64) ->
     let bar = multi.add(ProgressBar::new(size));
     bar.set_style(
         ProgressStyle::with_template(
-            "{prefix} {msg:11} [{bar:30}] {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12}",
+            "{prefix} {msg:11} [{wide_bar}] {decimal_bytes:>9}/{decimal_total_bytes:9} {decimal_bytes_per_sec:>11}",
         )
         .expect("static template")
         .progress_chars("=> "),

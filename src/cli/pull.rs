@@ -24,7 +24,7 @@ use pulltime::report::{json, table};
 const EXAMPLES: &str = "Examples:
   pulltime pull python:3.9-slim --runs 5
   pulltime pull 127.0.0.1:5000/app:v1 --json run.json --dest ./rootfs
-  pulltime pull reg.example:5000/team/app:v2 --ca-cert ca.pem --user me --password-stdin < token
+  pulltime pull reg.example/app:v2 --ca-cert ca.pem --user me --password-stdin
   pulltime pull REF --runs 10 --baseline main --fail-on-regression";
 
 /// Arguments of `pulltime pull`.

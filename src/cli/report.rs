@@ -42,7 +42,10 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     let run = match args.run {
         Some(0) => bail!("--run counts from 1"),
         Some(n) if n > record.runs.len() => {
-            bail!("--run {n}: the record has {} runs", record.runs.len())
+            bail!(
+                "--run {n}: the record has {}",
+                pulltime::report::plural(record.runs.len() as u64, "run")
+            )
         }
         Some(n) => n - 1,
         None => record.runs.len() - 1,

@@ -11,7 +11,7 @@ use pulltime::server::{ServeOptions, start};
 
 /// Shown at the end of `--help`.
 const EXAMPLES: &str = "Examples:
-  pulltime serve --layout app=./layout --network dockerhub-100m --emulate dockerhub
+  pulltime serve --layout app=./layout --network home-50m --emulate dockerhub
   pulltime serve --storage ./registry --addr 127.0.0.1:5000
   pulltime serve --layout app=./layout --faults reset";
 

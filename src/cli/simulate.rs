@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use pulltime::oci::media_type::Compression;
 use pulltime::oci::record::PullRecord;
 use pulltime::profiles::network::{format_bandwidth, parse_bandwidth};
-use pulltime::report::table::{MachineTable, raw_pct, raw_s};
+use pulltime::report::table::{MachineTable, paragraph, raw_pct, raw_s};
 use pulltime::report::{human_bytes, table::render};
 use pulltime::sim::{
     Policy, Scenario, SimImage, bounding_phase, simulate_at_bandwidth, simulate_record, whatif,
@@ -23,7 +23,7 @@ const EXAMPLES: &str = "Examples:
   pulltime simulate vp-transcode-original --network home-50m
   pulltime simulate run.json --bandwidth 10Mbit,100Mbit,1Gbit --svg sweep.svg
   pulltime simulate oci:./layout:v1 --recompress zstd --merge-layers
-  pulltime simulate python:3.9-slim --fleet 200 --egress 10Gbit --json burst.json";
+  pulltime simulate python:3.9-slim --fleet 200 --json burst.json";
 
 /// Arguments of `pulltime simulate`.
 #[derive(Debug, clap::Args)]
@@ -115,7 +115,10 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         let label = if digests.is_empty() {
             format!("first {first} layers cached")
         } else {
-            format!("{} layers cached", digests.len())
+            format!(
+                "{} cached",
+                pulltime::report::plural(digests.len() as u64, "layer")
+            )
         };
         rows.push((
             label.clone(),
@@ -203,20 +206,27 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    println!(
-        "simulated {}: {} layers, {} compressed, {} uncompressed; network {}{}, policy {}, host {}",
-        image.name,
-        image.layers.len(),
-        human_bytes(image.layers.iter().map(|l| l.compressed).sum()),
-        human_bytes(image.layers.iter().map(|l| l.uncompressed).sum()),
-        network.name,
-        if dockerhub_flow {
-            " (Docker Hub flow)"
-        } else {
-            ""
-        },
-        Policy::from(args.model.policy).as_str(),
-        scenario.host.name
+    print!(
+        "{}",
+        paragraph(
+            "",
+            "  ",
+            &format!(
+                "simulated {}: {}, {} compressed, {} uncompressed; network {}{}, policy {}, host {}",
+                image.name,
+                pulltime::report::plural(image.layers.len() as u64, "layer"),
+                human_bytes(image.layers.iter().map(|l| l.compressed).sum()),
+                human_bytes(image.layers.iter().map(|l| l.uncompressed).sum()),
+                network.name,
+                if dockerhub_flow {
+                    " (Docker Hub flow)"
+                } else {
+                    ""
+                },
+                Policy::from(args.model.policy).as_str(),
+                scenario.host.name
+            )
+        )
     );
     for e in &image.estimated {
         println!("estimated: {e}");
@@ -272,10 +282,13 @@ fn print_bounds(rows: &[(String, PullRecord)]) {
         let Some(b) = pulltime::sim::bounds::bounds(record) else {
             continue;
         };
-        println!("  {label}: {}", b.summary());
+        print!(
+            "{}",
+            paragraph(&format!("  {label}: "), "      ", &b.summary())
+        );
         if i == 0 {
             for line in b.layer_lines() {
-                println!("    {line}");
+                print!("{}", paragraph("    ", "        ", &line));
             }
         }
     }
@@ -347,6 +360,12 @@ fn check_flags(args: &SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A bound's name without its explanation (`resolve (token, ...)` ->
+/// `resolve`): the why lines below the table spell it out.
+fn short_bound(name: &str) -> String {
+    name.split(" (").next().unwrap_or(name).to_string()
+}
+
 /// One row per scenario: times, the bounding phase, and the saving against the first row.
 pub fn scenario_rows(rows: &[(String, PullRecord)]) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let base_wall = rows.first().map_or(0.0, |(_, r)| r.runs[0].wall_s);
@@ -369,7 +388,7 @@ pub fn scenario_rows(rows: &[(String, PullRecord)]) -> (Vec<&'static str>, Vec<V
                 // The critical path's largest part, as the why lines say.
                 pulltime::sim::bounds::bounds(r).map_or_else(
                     || bounding_phase(r).to_string(),
-                    |b| b.bound().0.to_string(),
+                    |b| short_bound(b.bound().0),
                 ),
                 saving,
             ]

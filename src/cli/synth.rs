@@ -15,7 +15,7 @@ use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
 /// Shown at the end of `--help`.
 const EXAMPLES: &str = "Examples:
   pulltime synth --list
-  pulltime synth sn-text-filter-original --scale 0.1 --out ./layout
+  pulltime synth sn-text-filter-original --scale 0.1 --to oci:./layout
   pulltime synth many-small-files --push 127.0.0.1:5000/small:v1";
 
 /// Arguments of `pulltime synth`.
@@ -34,7 +34,8 @@ pub struct SynthArgs {
     /// Layer compression.
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     pub compression: CompressionArg,
-    /// Multiply every size and file count (e.g. 0.01 for a quick test).
+    /// Multiply every size and file count. The default, 1, is the profile's
+    /// full size (--list shows each); 0.01 makes a quick test image.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
     /// Tag in the layout (default: the profile name).
@@ -72,14 +73,15 @@ impl From<CompressionArg> for Compression {
 /// Runs `pulltime synth`.
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
     if args.list {
+        println!("built-in image profiles, sizes at --scale 1 (the default), uncompressed:");
         for name in pulltime::profiles::image::builtin_names() {
             let p = ImageProfile::load(name)?;
             println!(
-                "{name:32} {:>9} {:>7} files  {}",
+                "{name:32} {:>9} {:>7} files",
                 human_bytes(p.total_size()),
                 p.total_files(),
-                p.description
             );
+            print!("{}", table::paragraph("    ", "    ", &p.description));
         }
         return Ok(());
     }
@@ -129,11 +131,17 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         )
     );
     println!(
-        "{}: {} compressed, {} uncompressed, {} files, manifest {}",
+        "{} at scale {}{}: {} compressed, {} uncompressed, {}, manifest {}",
         profile.name,
+        args.scale,
+        if args.scale == 1.0 {
+            " (the default: the profile's full size)"
+        } else {
+            ""
+        },
         human_bytes(image.compressed_bytes()),
         human_bytes(image.uncompressed_bytes()),
-        image.files(),
+        pulltime::report::plural(image.files(), "file"),
         image.manifest.digest
     );
     if let Some(d) = &layout_dir {

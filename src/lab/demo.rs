@@ -105,9 +105,9 @@ pub fn run(options: &DemoOptions, say: &mut dyn FnMut(&str)) -> Result<Vec<PairR
             let profile = ImageProfile::load(&format!("{pair}-{variant}"))?;
             let img = synthesize(&profile, synth, &dir, tag)?;
             say(&format!(
-                "synthesised {pair}:{tag}: {} layers, {} files, {} compressed",
-                img.layers.len(),
-                img.files(),
+                "synthesised {pair}:{tag}: {}, {}, {} compressed",
+                crate::report::plural(img.layers.len() as u64, "layer"),
+                crate::report::plural(img.files(), "file"),
                 crate::report::human_bytes(img.compressed_bytes())
             ));
         }

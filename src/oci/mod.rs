@@ -10,6 +10,7 @@ pub mod image;
 pub mod layout;
 pub mod media_type;
 pub mod platform;
+pub mod rate_limit;
 pub mod record;
 pub mod reference;
 pub mod stats;

@@ -129,7 +129,7 @@ pub enum PullError {
         reason: String,
     },
     /// The pull kept failing after starting again from scratch.
-    #[error("{last} (the whole pull was restarted {restarts} times)")]
+    #[error("{last} (the whole pull was restarted {})", times(*.restarts))]
     AfterRestarts {
         /// Restarts made.
         restarts: u32,
@@ -143,6 +143,15 @@ pub enum PullError {
     /// A bug or a panicked worker.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// `once`, `2 times`.
+fn times(n: u32) -> String {
+    if n == 1 {
+        "once".into()
+    } else {
+        format!("{n} times")
+    }
 }
 
 /// The inputs both modes share.

@@ -40,6 +40,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "vp-transcode-multistage",
         include_str!("../../profiles/images/vp-transcode-multistage.toml"),
     ),
+    (
+        "many-small-files",
+        include_str!("../../profiles/images/many-small-files.toml"),
+    ),
+    (
+        "one-gigabyte-layer",
+        include_str!("../../profiles/images/one-gigabyte-layer.toml"),
+    ),
 ];
 
 /// An image profile.

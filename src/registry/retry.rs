@@ -1,6 +1,7 @@
 //! When and how long to wait before trying a request again: exponential backoff
 //! with jitter, `Retry-After`, and which failures are worth another attempt.
 
+use crate::oci::record::RateLimit;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -92,36 +93,11 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     )
 }
 
-/// `100;w=21600` -> (100, Some(21600)).
-fn quota(v: &str) -> Option<(u64, Option<u64>)> {
-    let mut parts = v.split(';');
-    let n = parts.next()?.trim().parse().ok()?;
-    let window = parts
-        .filter_map(|p| p.trim().strip_prefix("w="))
-        .find_map(|w| w.parse().ok());
-    Some((n, window))
-}
-
 /// The rate-limit headers (Docker Hub's `ratelimit-limit` and
 /// `ratelimit-remaining`) in words: `0 of 100 pulls left per 6 h`.
 pub fn rate_limit_words(headers: &HeaderMap) -> Option<String> {
-    let get = |name: &str| headers.get(name)?.to_str().ok().and_then(quota);
-    let (remaining, _) = get("ratelimit-remaining")?;
-    let (limit, window) = get("ratelimit-limit").unzip();
-    let window = window.flatten().map(|w| {
-        if w % 3600 == 0 {
-            format!(" per {} h", w / 3600)
-        } else {
-            format!(" per {w} s")
-        }
-    });
-    Some(match limit {
-        Some(l) => format!(
-            "{remaining} of {l} pulls left{}",
-            window.unwrap_or_default()
-        ),
-        None => format!("{remaining} pulls left"),
-    })
+    let get = |name: &str| headers.get(name)?.to_str().ok();
+    RateLimit::words_of(get("ratelimit-limit"), get("ratelimit-remaining")?)
 }
 
 /// A 429 whose quota is spent (`ratelimit-remaining: 0`): waiting a few
@@ -130,7 +106,7 @@ pub fn quota_spent(headers: &HeaderMap) -> bool {
     headers
         .get("ratelimit-remaining")
         .and_then(|v| v.to_str().ok())
-        .and_then(quota)
+        .and_then(crate::oci::rate_limit::quota)
         .is_some_and(|(n, _)| n == 0)
 }
 

@@ -2,8 +2,6 @@
 //! multi-stage rebuild): sizes, files, layers, pull time and each phase, with the
 //! change in percent. Works on measured and simulated records alike.
 
-use std::fmt::Write as _;
-
 use crate::oci::record::PullRecord;
 use crate::oci::stats::Stats;
 
@@ -58,10 +56,11 @@ fn pct(new: f64, old: f64) -> String {
 pub fn comparison_table(groups: &[Vec<Entry<'_>>]) -> String {
     let (headers, rows) = comparison_rows(groups);
     let mut out = render(&headers, &rows, 1);
-    let _ = writeln!(
-        out,
-        "size = uncompressed tar bytes; phases are per-run sums over layers (busy time when stages overlap); - = not observable for that puller"
-    );
+    out.push_str(&super::table::paragraph(
+        "",
+        "",
+        "size = uncompressed tar bytes; pull = the median over runs; phases are per-run sums over layers (busy time when stages overlap); - = not observable for that puller",
+    ));
     out
 }
 
@@ -73,7 +72,7 @@ pub fn comparison_rows(groups: &[Vec<Entry<'_>>]) -> (Vec<&'static str>, Vec<Vec
         "compressed",
         "files",
         "layers",
-        "pull (median)",
+        "pull",
         "resolve",
         "download",
         "decompress",

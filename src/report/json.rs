@@ -45,13 +45,24 @@ pub fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<(), Rec
     if path.as_os_str() == "-" {
         return std::io::stdout().write_all(&text).map_err(io);
     }
+    write_whole(path, &text).map_err(io)
+}
+
+/// Writes `bytes` to `path` whole or not at all (a temporary file beside it,
+/// renamed over it), with the mode any new file gets (0666 less the umask), so
+/// JSON, CSV and SVG outputs all look alike.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    tmp.write_all(&text).map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pulltime-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 

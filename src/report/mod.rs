@@ -57,6 +57,16 @@ pub fn puller_line(puller: &crate::oci::record::PullerInfo) -> String {
     }
 }
 
+/// `1 file`, `2 files`: a count with its noun, singular for one.
+pub fn plural(n: u64, noun: &str) -> String {
+    count(n, noun, &format!("{noun}s"))
+}
+
+/// `1 retry`, `2 retries`: a count with the singular or plural given.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use crate::oci::record::{LayerRun, PullRecord};
 use crate::oci::stats::Stats;
 
+use super::{count, plural};
 use super::{human_bytes, secs, short_digest};
 
 /// Renders the whole report as text.
@@ -21,8 +22,7 @@ pub fn pull_table(record: &PullRecord) -> String {
     } else {
         super::puller_line(&record.puller)
     };
-    let _ = writeln!(
-        out,
+    let head = format!(
         "{}  {}  manifest {}  {}, {} run{}{}",
         img.reference,
         img.platform,
@@ -36,6 +36,7 @@ pub fn pull_table(record: &PullRecord) -> String {
             String::new()
         }
     );
+    out.push_str(&paragraph("", "  ", &head));
     if runs > 1 {
         let _ = writeln!(out, "per-layer times are medians over the runs");
     }
@@ -123,11 +124,11 @@ pub fn pull_table(record: &PullRecord) -> String {
     let requests = last.requests.len();
     let _ = writeln!(
         out,
-        "wall {}  resolve {} ({} requests, {} connections){}",
+        "wall {}  resolve {} ({}, {}){}",
         secs(wall),
         secs(med(&s.resolve_s)),
-        requests,
-        last.connections.len(),
+        plural(requests as u64, "request"),
+        plural(last.connections.len() as u64, "connection"),
         if record.settings.mode == "streaming" {
             "  (streaming: stages overlap, so shares are busy time and can add up to more than 100%)"
         } else {
@@ -162,11 +163,10 @@ pub fn pull_table(record: &PullRecord) -> String {
         );
     }
     if let Some(rl) = &last.ratelimit {
-        let _ = writeln!(
-            out,
-            "rate limit: {} remaining of {}",
-            rl.remaining, rl.limit
-        );
+        let words = rl
+            .words()
+            .unwrap_or_else(|| format!("{} remaining of {}", rl.remaining, rl.limit));
+        let _ = writeln!(out, "rate limit: {words}");
     }
     if runs > 1 {
         out.push('\n');
@@ -198,7 +198,11 @@ pub fn pull_table(record: &PullRecord) -> String {
     out
 }
 
-/// Left-aligns the first `left` columns and right-aligns the rest.
+/// The widest a table or a paragraph is printed.
+pub const MAX_WIDTH: usize = 100;
+
+/// Left-aligns the first `left` columns and right-aligns the rest. A table wider
+/// than [`MAX_WIDTH`] wraps its first column (the labels) onto more lines.
 pub fn render(headers: &[&str], rows: &[Vec<String>], left: usize) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in rows {
@@ -206,6 +210,30 @@ pub fn render(headers: &[&str], rows: &[Vec<String>], left: usize) -> String {
             *w = (*w).max(c.chars().count());
         }
     }
+    let total = widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1);
+    let mut rows = rows.to_vec();
+    if total > MAX_WIDTH && left > 0 && !widths.is_empty() {
+        let floor = headers[0].chars().count().max(12);
+        widths[0] = widths[0].saturating_sub(total - MAX_WIDTH).max(floor);
+        rows = rows
+            .into_iter()
+            .flat_map(|r| {
+                let label = r.first().cloned().unwrap_or_default();
+                let mut pieces = wrap_words(&label, widths[0]).into_iter();
+                let mut first = r;
+                if let Some(p) = pieces.next() {
+                    first[0] = p;
+                }
+                let n = first.len();
+                std::iter::once(first).chain(pieces.map(move |p| {
+                    let mut more = vec![String::new(); n];
+                    more[0] = format!(" {p}");
+                    more
+                }))
+            })
+            .collect();
+    }
+    let rows = &rows;
     let line = |cells: Vec<&str>| {
         let mut s = String::new();
         for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
@@ -225,6 +253,44 @@ pub fn render(headers: &[&str], rows: &[Vec<String>], left: usize) -> String {
         out.push_str(&line(r.iter().map(String::as_str).collect()));
     }
     out
+}
+
+/// `text` cut into lines of at most `width` characters, at spaces, `/` or `,`
+/// where it can be, else anywhere.
+pub fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut rest: Vec<char> = text.chars().collect();
+    while rest.len() > width {
+        let cut = (1..=width)
+            .rev()
+            .find(|&i| matches!(rest[i - 1], ' ' | '/' | ','))
+            .unwrap_or(width);
+        lines.push(
+            rest[..cut]
+                .iter()
+                .collect::<String>()
+                .trim_end()
+                .to_string(),
+        );
+        rest = rest[cut..].to_vec();
+        while rest.first() == Some(&' ') {
+            rest.remove(0);
+        }
+    }
+    lines.push(rest.into_iter().collect());
+    lines
+}
+
+/// A paragraph wrapped to [`MAX_WIDTH`]: its first line starts with `first`,
+/// the others with `rest` (an indent).
+pub fn paragraph(first: &str, rest: &str, text: &str) -> String {
+    let width = MAX_WIDTH.saturating_sub(first.chars().count().max(rest.chars().count()));
+    wrap_words(text, width)
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("{}{l}\n", if i == 0 { first } else { rest }))
+        .collect()
 }
 
 /// A table for programs: raw numbers (seconds, bytes, counts, percent) with
@@ -306,9 +372,9 @@ fn layer_faults(l: &LayerRun) -> String {
     if l.retries == 0 {
         return "-".into();
     }
-    let mut parts = vec![plural(l.retries as u64, "retry", "retries")];
+    let mut parts = vec![count(l.retries as u64, "retry", "retries")];
     if l.resumes > 0 {
-        let mut r = plural(l.resumes as u64, "resume", "resumes");
+        let mut r = count(l.resumes as u64, "resume", "resumes");
         if l.resumed_bytes > 0 {
             let _ = write!(r, " ({} kept)", human_bytes(l.resumed_bytes));
         }
@@ -337,7 +403,7 @@ fn run_faults(record: &PullRecord) -> String {
         "faults over {} run{}: {} ({} of them resumed bodies), {} lost",
         record.runs.len(),
         if record.runs.len() == 1 { "" } else { "s" },
-        plural(retries, "retry", "retries"),
+        count(retries, "retry", "retries"),
         resumes,
         secs(lost)
     );
@@ -345,20 +411,39 @@ fn run_faults(record: &PullRecord) -> String {
         let _ = write!(
             s,
             "; {} after a digest mismatch ({} of attempts thrown away, not in wall)",
-            plural(restarts, "restart", "restarts"),
+            count(restarts, "restart", "restarts"),
             secs(thrown)
         );
     }
     s
 }
 
-fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wide_tables_wrap_their_labels_and_paragraphs_wrap() {
+        let long = "registry.example.com:5000/team/a-very-long-image-name:2024-01-01-abcdef";
+        let rows = vec![vec![long.to_string(), "1.00 s".into(), "2.00 s".into()]];
+        let headers = ["image", &"x".repeat(40), &"y".repeat(40)];
+        let text = render(&headers, &rows, 1);
+        assert!(
+            text.lines().all(|l| l.chars().count() <= MAX_WIDTH),
+            "{text}"
+        );
+        assert!(text.lines().count() > 2, "{text}");
+        assert_eq!(
+            text.replace([' ', '\n'], "")
+                .matches("a-very-long-image-name")
+                .count(),
+            1
+        );
+        let p = paragraph("  why: ", "    ", &"word ".repeat(60));
+        assert!(p.lines().all(|l| l.chars().count() <= MAX_WIDTH), "{p}");
+        assert!(p.lines().skip(1).all(|l| l.starts_with("    ")), "{p}");
+        assert_eq!(wrap_words("abc", 10), vec!["abc"]);
+    }
 
     #[test]
     fn csv_and_markdown() {

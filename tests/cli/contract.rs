@@ -323,6 +323,30 @@ fn help_fits_80_columns_groups_options_and_ends_with_examples() {
                 .filter(|l| l.trim_start().starts_with("pulltime "))
                 .count();
             assert!((2..=4).contains(&n), "{sub} {flag}: {n} examples");
+            // Every example uses flags that exist: with --help appended, clap
+            // checks them and prints help instead of running.
+            for example in examples
+                .lines()
+                .filter(|l| l.trim_start().starts_with("pulltime "))
+            {
+                let words: Vec<&str> = example
+                    .split('<')
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .skip(1)
+                    .collect();
+                let out = pulltime(home.path())
+                    .args(&words)
+                    .arg("--help")
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{example}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
     }
     let pull = String::from_utf8(
@@ -524,4 +548,147 @@ fn output_piped_into_head_ends_quietly() {
     assert!(first.starts_with("simulated"), "{first}");
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}
+
+#[test]
+fn output_fits_100_columns_and_says_counts_in_words() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let rec = work.path().join("s.json");
+    let outputs = [
+        vec![
+            "simulate",
+            "vp-transcode-original",
+            "--scale",
+            "0.01",
+            "--merge-layers",
+            "--recompress",
+            "zstd",
+            "--bandwidth",
+            "10Mbit,1Gbit",
+            "--json",
+            rec.to_str().unwrap(),
+        ],
+        vec![
+            "compare",
+            "vp-transcode-original",
+            "vp-transcode-multistage",
+            "ml-object-detection-original",
+            "--scale",
+            "0.01",
+        ],
+        vec!["synth", "--list"],
+        vec!["report", rec.to_str().unwrap()],
+    ];
+    for args in outputs {
+        let out = pulltime(home.path()).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for line in text.lines() {
+            assert!(line.chars().count() <= 100, "{args:?}: {line:?}");
+        }
+        assert!(
+            !text.contains(" 1 files") && !text.contains(" 1 layers"),
+            "{text}"
+        );
+    }
+    // Every profile shipped in profiles/images/ is listed.
+    let list = String::from_utf8(
+        pulltime(home.path())
+            .args(["synth", "--list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/images");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().path();
+        let stem = name.file_stem().unwrap().to_str().unwrap().to_string();
+        assert!(list.contains(&stem), "synth --list misses {stem}");
+    }
+    assert!(list.contains("--scale 1 (the default)"));
+}
+
+#[test]
+fn json_csv_and_svg_files_get_the_same_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let p = |n: &str| work.path().join(n);
+    pulltime(home.path())
+        .args([
+            "simulate",
+            "vp-transcode-original",
+            "--scale",
+            "0.01",
+            "--bandwidth",
+            "10Mbit,1Gbit",
+        ])
+        .arg("--json")
+        .arg(p("a.json"))
+        .arg("--csv")
+        .arg(p("a.csv"))
+        .arg("--markdown")
+        .arg(p("a.md"))
+        .arg("--svg")
+        .arg(p("a.svg"))
+        .assert()
+        .success();
+    let mode = |n: &str| std::fs::metadata(p(n)).unwrap().permissions().mode() & 0o777;
+    let json = mode("a.json");
+    assert_eq!(
+        json & 0o644,
+        0o644,
+        "{json:o}: readable by others, as a plain file"
+    );
+    for n in ["a.csv", "a.md", "a.svg"] {
+        assert_eq!(mode(n), json, "{n}");
+    }
+    // No temporary file is left beside them.
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 4);
+}
+
+#[test]
+fn compare_warns_when_records_were_measured_in_different_conditions() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let sim = work.path().join("sim.json");
+    pulltime(home.path())
+        .args([
+            "simulate",
+            "vp-transcode-original",
+            "--scale",
+            "0.01",
+            "--json",
+        ])
+        .arg(&sim)
+        .assert()
+        .success();
+    // Two "measured" records of the image, from different machines.
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&sim).unwrap()).unwrap();
+    doc["simulated"] = serde_json::json!(false);
+    let (a, b) = (work.path().join("a.json"), work.path().join("b.json"));
+    doc["host"]["machine"] = serde_json::json!("laptop");
+    std::fs::write(&a, doc.to_string()).unwrap();
+    doc["host"]["machine"] = serde_json::json!("ci-runner");
+    std::fs::write(&b, doc.to_string()).unwrap();
+    pulltime(home.path())
+        .arg("compare")
+        .arg(&a)
+        .arg(&b)
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("measured on different hosts")
+                .and(predicate::str::contains("laptop"))
+                .and(predicate::str::contains("ci-runner")),
+        );
+    pulltime(home.path())
+        .arg("compare")
+        .arg(&a)
+        .arg(&a)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("different").not());
 }

@@ -50,9 +50,10 @@ fn a_spent_rate_limit_is_spelled_out_and_not_retried() {
     let home = tempfile::tempdir().unwrap();
     let reference = server.reference("library/app:v1");
     pulltime(home.path())
-        .args(["pull", "-q", &reference])
+        .args(["pull", &reference])
         .assert()
-        .success();
+        .success()
+        .stdout(predicate::str::contains("rate limit: 0 of 1 pulls left per 6 h"));
     let started = Instant::now();
     pulltime(home.path())
         .args(["pull", "-q", &reference])

@@ -91,7 +91,13 @@ impl RegistryClient {
                     }
                     if n == attempts {
                         let mut e = self.status_error(method.as_str(), url.as_str(), resp).await;
-                        append_detail(&mut e, &format!(" (gave up after {n} attempts)"));
+                        append_detail(
+                            &mut e,
+                            &format!(
+                                " (gave up after {n} attempt{})",
+                                if n == 1 { "" } else { "s" }
+                            ),
+                        );
                         return Err(e);
                     }
                     let backoff = self.backoff(n);

@@ -47,22 +47,22 @@ pub fn image_changes(old: &PullRecord, new: &PullRecord) -> Vec<String> {
     for l in &n.layers {
         if !o.layers.iter().any(|x| x.digest == l.digest) {
             out.push(format!(
-                "layer added: {} ({} compressed, {} uncompressed, {} files)",
+                "layer added: {} ({} compressed, {} uncompressed, {})",
                 short_digest(&l.digest),
                 human_bytes(l.compressed_bytes),
                 human_bytes(l.uncompressed_bytes),
-                files_of(new, &l.digest)
+                crate::report::plural(files_of(new, &l.digest), "file")
             ));
         }
     }
     for l in &o.layers {
         if !n.layers.iter().any(|x| x.digest == l.digest) {
             out.push(format!(
-                "layer removed: {} ({} compressed, {} uncompressed, {} files)",
+                "layer removed: {} ({} compressed, {} uncompressed, {})",
                 short_digest(&l.digest),
                 human_bytes(l.compressed_bytes),
                 human_bytes(l.uncompressed_bytes),
-                files_of(old, &l.digest)
+                crate::report::plural(files_of(old, &l.digest), "file")
             ));
         }
     }
