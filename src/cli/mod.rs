@@ -67,6 +67,7 @@ pub enum Command {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.verbose);
+    pulltime::report::table::set_wrap_width(output_width());
     match cli.command {
         Command::Aggregate(args) => aggregate::run(args),
         Command::Calibrate(args) => calibrate::run(args),
@@ -95,4 +96,21 @@ fn init_logging(verbose: u8) {
         // Colour codes only for a person at a terminal, not in captured logs.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// The width people read this output at: the terminal's when stdout is one,
+/// else `$COLUMNS` when set; `None` (piped, for programs): no wrapping.
+fn output_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        // SAFETY: TIOCGWINSZ fills a winsize we own, on stdout's descriptor.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        if unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0
+            && ws.ws_col > 0
+        {
+            return Some(ws.ws_col as usize);
+        }
+        return Some(pulltime::report::table::MAX_WIDTH);
+    }
+    std::env::var("COLUMNS").ok()?.trim().parse().ok()
 }

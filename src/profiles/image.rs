@@ -282,9 +282,13 @@ mod tests {
                 !p.source.is_empty(),
                 "{name}: say where the numbers come from"
             );
+            // The study's images come in pairs; the stress images stand alone.
             assert!(
-                ["original", "multi-stage"].contains(&p.variant.as_str()),
-                "{name}"
+                ["original", "multi-stage"].contains(&p.variant.as_str())
+                    || (p.pair.is_empty() && p.variant.is_empty()),
+                "{name}: variant {:?}, pair {:?}",
+                p.variant,
+                p.pair
             );
         }
         for pair in [

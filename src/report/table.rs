@@ -198,11 +198,29 @@ pub fn pull_table(record: &PullRecord) -> String {
     out
 }
 
-/// The widest a table or a paragraph is printed.
+/// The widest a table or a paragraph is ever printed.
 pub const MAX_WIDTH: usize = 100;
 
+/// The width tables and paragraphs wrap at; `usize::MAX` (the default): no
+/// wrapping, one line per item, as scripts and `grep` want.
+static WRAP_AT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
+
+/// Wraps tables and paragraphs at `width` columns from now on (the command line
+/// sets the terminal's width, at most [`MAX_WIDTH`]); `None`: never.
+pub fn set_wrap_width(width: Option<usize>) {
+    WRAP_AT.store(
+        width.map_or(usize::MAX, |w| w.clamp(40, MAX_WIDTH)),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+fn wrap_at() -> usize {
+    WRAP_AT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Left-aligns the first `left` columns and right-aligns the rest. A table wider
-/// than [`MAX_WIDTH`] wraps its first column (the labels) onto more lines.
+/// than the wrap width ([`set_wrap_width`]) wraps its first column (the labels)
+/// onto more lines.
 pub fn render(headers: &[&str], rows: &[Vec<String>], left: usize) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in rows {
@@ -212,9 +230,10 @@ pub fn render(headers: &[&str], rows: &[Vec<String>], left: usize) -> String {
     }
     let total = widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1);
     let mut rows = rows.to_vec();
-    if total > MAX_WIDTH && left > 0 && !widths.is_empty() {
+    let limit = wrap_at();
+    if total > limit && left > 0 && !widths.is_empty() {
         let floor = headers[0].chars().count().max(12);
-        widths[0] = widths[0].saturating_sub(total - MAX_WIDTH).max(floor);
+        widths[0] = widths[0].saturating_sub(total - limit).max(floor);
         rows = rows
             .into_iter()
             .flat_map(|r| {
@@ -282,10 +301,10 @@ pub fn wrap_words(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-/// A paragraph wrapped to [`MAX_WIDTH`]: its first line starts with `first`,
-/// the others with `rest` (an indent).
+/// A paragraph wrapped to the wrap width ([`set_wrap_width`]): its first line
+/// starts with `first`, the others with `rest` (an indent).
 pub fn paragraph(first: &str, rest: &str, text: &str) -> String {
-    let width = MAX_WIDTH.saturating_sub(first.chars().count().max(rest.chars().count()));
+    let width = wrap_at().saturating_sub(first.chars().count().max(rest.chars().count()));
     wrap_words(text, width)
         .iter()
         .enumerate()
@@ -424,6 +443,7 @@ mod tests {
 
     #[test]
     fn wide_tables_wrap_their_labels_and_paragraphs_wrap() {
+        set_wrap_width(Some(MAX_WIDTH));
         let long = "registry.example.com:5000/team/a-very-long-image-name:2024-01-01-abcdef";
         let rows = vec![vec![long.to_string(), "1.00 s".into(), "2.00 s".into()]];
         let headers = ["image", &"x".repeat(40), &"y".repeat(40)];

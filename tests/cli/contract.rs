@@ -581,7 +581,12 @@ fn output_fits_100_columns_and_says_counts_in_words() {
         vec!["report", rec.to_str().unwrap()],
     ];
     for args in outputs {
-        let out = pulltime(home.path()).args(&args).output().unwrap();
+        // As a person at a 100-column terminal reads it.
+        let out = pulltime(home.path())
+            .args(&args)
+            .env("COLUMNS", "100")
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{args:?}");
         let text = String::from_utf8(out.stdout).unwrap();
         for line in text.lines() {

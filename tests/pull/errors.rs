@@ -53,7 +53,9 @@ fn a_spent_rate_limit_is_spelled_out_and_not_retried() {
         .args(["pull", &reference])
         .assert()
         .success()
-        .stdout(predicate::str::contains("rate limit: 0 of 1 pulls left per 6 h"));
+        .stdout(predicate::str::contains(
+            "rate limit: 0 of 1 pulls left per 6 h",
+        ));
     let started = Instant::now();
     pulltime(home.path())
         .args(["pull", "-q", &reference])
