@@ -1,8 +1,8 @@
 //! `pulltime aggregate`.
 
-use std::path::PathBuf;
+use std::io::Write as _;
 
-use anyhow::bail;
+use std::path::PathBuf;
 
 use pulltime::report::aggregate::aggregate;
 use pulltime::report::json::read_record;
@@ -27,7 +27,7 @@ pub struct AggregateArgs {
 
 /// Runs `pulltime aggregate`.
 pub fn run(args: AggregateArgs) -> anyhow::Result<()> {
-    super::export::check_output(args.json.as_deref(), "--json")?;
+    super::export::check_stdout_output(args.json.as_deref(), "--json")?;
     let records = args
         .records
         .iter()
@@ -35,15 +35,23 @@ pub fn run(args: AggregateArgs) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let agg = aggregate(&records);
     if agg.phases.first().is_none_or(|p| p.n == 0) {
-        bail!("the records hold no runs");
+        super::exit::usage!("the records hold no runs");
     }
-    println!(
+    // With the JSON on stdout, the table goes to stderr.
+    let mut out: Box<dyn std::io::Write> =
+        if args.json.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        };
+    writeln!(
+        out,
         "{}, {}",
         pulltime::report::plural(agg.records as u64, "record"),
         pulltime::report::plural(agg.phases[0].n as u64, "run")
-    );
+    )?;
     if agg.images.len() > 1 {
-        println!(
+        eprintln!(
             "warning: the records are of {} different images; their times are merged anyway",
             agg.images.len()
         );
@@ -63,14 +71,15 @@ pub fn run(args: AggregateArgs) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print!(
+    write!(
+        out,
         "{}",
         render(
             &["phase", "min", "p50", "p95", "p99", "max", "mean"],
             &rows,
             1
         )
-    );
+    )?;
     if let Some(p) = &args.json {
         pulltime::report::json::write_json(&agg, p)?;
     }

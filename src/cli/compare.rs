@@ -76,7 +76,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             );
         }
         let [image] = args.images.as_slice() else {
-            anyhow::bail!(
+            super::exit::usage!(
                 "compare --puller takes one image reference, pulled by each puller ({} given)",
                 args.images.len()
             );
@@ -84,7 +84,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         return super::compare_pullers::run(image, &args.pullers, &args.export);
     }
     if args.images.len() < 2 {
-        anyhow::bail!("compare needs two or more images (or --puller LIST and one image)");
+        super::exit::usage!("compare needs two or more images (or --puller LIST and one image)");
     }
     let scenario = args.model.scenario()?;
     let network = scenario.network.clone();

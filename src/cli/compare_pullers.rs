@@ -58,12 +58,12 @@ pub fn run(
     let mut kinds: Vec<PullerKind> = Vec::new();
     for k in &args.puller {
         if kinds.contains(k) {
-            anyhow::bail!("--puller names {} twice", k.as_str());
+            super::exit::usage!("--puller names {} twice", k.as_str());
         }
         kinds.push(*k);
     }
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        anyhow::bail!("--timeout must be a positive number of seconds");
+        super::exit::usage!("--timeout must be a positive number of seconds");
     }
     // Fail before pulling if an output cannot be written.
     for dir in [&args.records, &args.waterfalls].into_iter().flatten() {

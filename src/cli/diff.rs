@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use super::exit::usage;
 
@@ -76,7 +76,7 @@ pub fn compare_and_gate(
     let too_few =
         pulltime::report::regression::too_few_runs(old.runs.len(), new.runs.len(), o.significance);
     if let (Some(w), Some(_)) = (too_few, &args.fail_on_regression) {
-        bail!("--fail-on-regression cannot work here: {w}");
+        super::exit::usage!("--fail-on-regression cannot work here: {w}");
     }
     let comparison = compare_records(old, new, &o);
     write!(
@@ -90,7 +90,7 @@ pub fn compare_and_gate(
             .filter(|p| comparison.not_compared.contains(p))
             .collect();
         if !blind.is_empty() {
-            bail!(
+            super::exit::usage!(
                 "--fail-on-regression cannot gate on {}: not observed in the runs of {old_label} or {new_label} (see runs[].unobserved)",
                 blind
                     .iter()
@@ -138,7 +138,7 @@ pub fn load_baseline(dir: &Path, name: &str) -> anyhow::Result<PullRecord> {
     let path =
         pulltime::report::regression::baseline_path(dir, name).map_err(anyhow::Error::msg)?;
     if !path.exists() {
-        bail!(
+        super::exit::usage!(
             "no baseline named {name:?} in {} (save one with --save-baseline {name})",
             dir.display()
         );

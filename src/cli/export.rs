@@ -51,8 +51,19 @@ pub fn write_file(path: &Path, text: String) -> anyhow::Result<()> {
 
 /// Checks that `path` (given to `flag`) can be written, before any work starts:
 /// its directory exists and this user may write there, and it is not a
-/// directory itself. `-` (stdout) always passes.
+/// directory itself. `-` (stdout) passes only where [`check_stdout_output`]
+/// allows it.
 pub fn check_output(path: Option<&Path>, flag: &str) -> anyhow::Result<()> {
+    if path.is_some_and(|p| p.as_os_str() == "-") {
+        super::exit::usage!("{flag} -: this output goes to a file only; give a file name");
+    }
+    check_stdout_output(path, flag)
+}
+
+/// [`check_output`] for a flag that may also write to stdout (`-`): the JSON
+/// records of `pull`, `simulate` and `aggregate`, whose other output then goes
+/// to stderr or is left out.
+pub fn check_stdout_output(path: Option<&Path>, flag: &str) -> anyhow::Result<()> {
     let Some(path) = path else { return Ok(()) };
     if path.as_os_str() == "-" {
         return Ok(());

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use pulltime::oci::media_type::Compression;
 use pulltime::oci::platform::Platform;
@@ -77,7 +77,7 @@ impl ModelArgs {
     pub fn scenario(&self) -> anyhow::Result<Scenario> {
         let scale = self.scale.unwrap_or(1.0);
         if !(scale > 0.0 && scale.is_finite()) {
-            bail!("--scale must be positive");
+            super::exit::usage!("--scale must be positive");
         }
         let mut network = NetworkProfile::load(&self.network)?;
         if let Some(tls) = self.tls {

@@ -120,11 +120,8 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     };
-    if let (true, Some(dest)) = (args.force, &args.dest) {
-        empty_dir(dest)?;
-    }
     // Fail before measuring if an output cannot be written.
-    super::export::check_output(args.json.as_deref(), "--json")?;
+    super::export::check_stdout_output(args.json.as_deref(), "--json")?;
     if args.save_baseline.is_some() {
         let dir = &args.baseline_dir;
         std::fs::create_dir_all(dir)
@@ -147,27 +144,27 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     }
     if args.gate.fail_on_regression.is_some() {
         let Some(old) = &baseline else {
-            anyhow::bail!("--fail-on-regression needs --baseline NAME to compare with");
+            super::exit::usage!("--fail-on-regression needs --baseline NAME to compare with");
         };
         if let Some(w) = pulltime::report::regression::too_few_runs(
             old.runs.len(),
             args.runs as usize,
             args.gate.significance,
         ) {
-            anyhow::bail!("--fail-on-regression cannot work with these run counts: {w}");
+            super::exit::usage!("--fail-on-regression cannot work with these run counts: {w}");
         }
     }
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        anyhow::bail!("--timeout must be a positive number of seconds");
+        super::exit::usage!("--timeout must be a positive number of seconds");
     }
     if args.puller != PullerKind::Pulltime && args.platform.is_some() {
-        anyhow::bail!(
+        super::exit::usage!(
             "--platform applies to --puller pulltime only: {} pulls its own host's platform",
             args.puller.as_str()
         );
     }
     if args.puller != PullerKind::Pulltime && args.dest.is_some() {
-        anyhow::bail!(
+        super::exit::usage!(
             "--dest keeps pulltime's root filesystem; with --puller {} the image stays in that puller's store only until the next run",
             args.puller.as_str()
         );
@@ -205,6 +202,11 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     };
     let mut options = options;
     args.registry.apply(&reference, &mut options.pull.client)?;
+    // Last, once every check has passed: nothing is deleted for a command that
+    // is then refused.
+    if let (true, Some(dest)) = (args.force, &args.dest) {
+        empty_dir(dest)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -92,7 +92,7 @@ impl RegistryArgs {
         options.credentials = self.credentials(&reference.registry)?;
         for file in &self.ca_cert {
             if !file.is_file() {
-                anyhow::bail!("--ca-cert {}: no such file", file.display());
+                super::exit::usage!("--ca-cert {}: no such file", file.display());
             }
         }
         options.tls = TlsOptions {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use super::export::write_file;
 
@@ -37,12 +37,12 @@ pub struct ReportArgs {
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     let record = read_record(&args.record)?;
     if record.runs.is_empty() {
-        bail!("{} has no runs", args.record.display());
+        super::exit::usage!("{} has no runs", args.record.display());
     }
     let run = match args.run {
-        Some(0) => bail!("--run counts from 1"),
+        Some(0) => super::exit::usage!("--run counts from 1"),
         Some(n) if n > record.runs.len() => {
-            bail!(
+            super::exit::usage!(
                 "--run {n}: the record has {}",
                 pulltime::report::plural(record.runs.len() as u64, "run")
             )

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use pulltime::oci::media_type::Compression;
 use pulltime::oci::record::PullRecord;
@@ -148,7 +148,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     }
     if let Some(f) = args.cpu_speed {
         if !(f > 0.0 && f.is_finite()) {
-            bail!("--cpu-speed must be a positive factor, e.g. 2 for twice as fast");
+            super::exit::usage!("--cpu-speed must be a positive factor, e.g. 2 for twice as fast");
         }
         let label = format!("CPU {f}x as fast");
         let faster = Scenario {
@@ -177,7 +177,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     }
     if let Some(p) = &args.svg {
         if sweep.is_empty() {
-            bail!("--svg draws the --bandwidth sweep: give --bandwidth too");
+            super::exit::usage!("--svg draws the --bandwidth sweep: give --bandwidth too");
         }
         sweep.sort_by(|a, b| a.0.total_cmp(&b.0));
         let title = format!(
@@ -200,6 +200,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         let chart = pulltime::report::svg::bandwidth_sweep(&title, &series);
         super::export::write_file(p, chart.svg)?;
     }
+    let (headers, body) = scenario_rows(&rows);
+    args.export
+        .write_table(&headers, &body, &scenario_machine(&rows, &sweep_rows))?;
     if let Some(path) = &args.json {
         pulltime::report::json::write_record(&base, path)?;
         if path.as_os_str() == "-" {
@@ -231,11 +234,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     for e in &image.estimated {
         println!("estimated: {e}");
     }
-    let (headers, body) = scenario_rows(&rows);
     print!("{}", render(&headers, &body, 1));
     print_bounds(&rows);
-    args.export
-        .write_table(&headers, &body, &scenario_machine(&rows, &sweep_rows))
+    Ok(())
 }
 
 /// [`scenario_rows`] for programs: raw seconds, the bandwidth of the sweep's
@@ -296,7 +297,7 @@ fn print_bounds(rows: &[(String, PullRecord)]) {
 
 /// Refuses flags that would be ignored for this input, naming why.
 fn check_flags(args: &SimulateArgs) -> anyhow::Result<()> {
-    super::export::check_output(args.json.as_deref(), "--json")?;
+    super::export::check_stdout_output(args.json.as_deref(), "--json")?;
     super::export::check_output(args.svg.as_deref(), "--svg")?;
     args.export.check()?;
     let input = ImageInput::classify(&args.image)?;
@@ -415,13 +416,15 @@ fn run_fleet(
 ) -> anyhow::Result<()> {
     use pulltime::sim::fleet::{FleetOptions, quantile, simulate_fleet};
     if nodes == 0 {
-        bail!("--fleet needs at least one node");
+        super::exit::usage!("--fleet needs at least one node");
     }
     let spread = args.fleet_spread.unwrap_or(0.0);
     let cached_fraction = args.fleet_cached_fraction.unwrap_or(0.0);
     let valid = (0.0..=1.0).contains(&cached_fraction) && spread >= 0.0 && spread.is_finite();
     if !valid {
-        bail!("--fleet-cached-fraction must be within 0..1 and --fleet-spread non-negative");
+        super::exit::usage!(
+            "--fleet-cached-fraction must be within 0..1 and --fleet-spread non-negative"
+        );
     }
     let egress = parse_bandwidth(args.egress.as_deref().unwrap_or("10Gbit"))
         .map_err(anyhow::Error::msg)?
@@ -431,7 +434,7 @@ fn run_fleet(
         [n] => n
             .parse()
             .context("with --fleet, --cached-layers takes a number of layers")?,
-        _ => bail!("with --fleet, --cached-layers takes a number of layers"),
+        _ => super::exit::usage!("with --fleet, --cached-layers takes a number of layers"),
     };
     let o = FleetOptions {
         nodes,

@@ -87,12 +87,20 @@ impl Session {
         let (driver, proxy) = match kind {
             PullerKind::Pulltime => (Driver::Pulltime, None),
             other => {
-                let upstream = Url::parse(&format!(
-                    "{}://{}",
-                    options.pulltime.pull.client.scheme.as_str(),
-                    reference.api_host()
-                ))
-                .map_err(|e| PeerError::Proxy(format!("registry address: {e}")))?;
+                // An insecure registry's scheme (HTTPS, else plain HTTP) is found
+                // once, as pulltime's own pulls find it.
+                let scheme = if options.pulltime.pull.client.http_fallback {
+                    crate::pipeline::measure::settle_scheme(reference, &options.pulltime)
+                        .await?
+                        .pull
+                        .client
+                        .scheme
+                } else {
+                    options.pulltime.pull.client.scheme
+                };
+                let upstream =
+                    Url::parse(&format!("{}://{}", scheme.as_str(), reference.api_host()))
+                        .map_err(|e| PeerError::Proxy(format!("registry address: {e}")))?;
                 let client = &options.pulltime.pull.client;
                 let transport = TransportOptions {
                     timeout: options.peers.timeout,

@@ -154,7 +154,7 @@ fn assemble(
 /// An insecure registry's scheme, found once before the runs (HTTPS, or plain
 /// HTTP when it has no TLS), so that every run is timed with the same one and
 /// none pays for the failed attempt.
-async fn settle_scheme(
+pub(crate) async fn settle_scheme(
     reference: &Reference,
     options: &MeasureOptions,
 ) -> Result<MeasureOptions, PullError> {

@@ -10,8 +10,9 @@ use std::net::IpAddr;
 
 use reqwest::Url;
 
-/// The environment's proxy settings.
-#[derive(Debug, Clone, Default)]
+/// The environment's proxy settings. Its `Debug` shows proxies without their
+/// credentials.
+#[derive(Clone, Default)]
 pub struct ProxyConfig {
     https: Option<Url>,
     http: Option<Url>,
@@ -27,6 +28,18 @@ pub struct ProxyError {
     pub variable: String,
     /// The parse error (the value is not repeated: it may hold a password).
     pub reason: String,
+}
+
+impl std::fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |u: &Option<Url>| u.as_ref().map(display_proxy);
+        f.debug_struct("ProxyConfig")
+            .field("https", &show(&self.https))
+            .field("http", &show(&self.http))
+            .field("all", &show(&self.all))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
 }
 
 impl ProxyConfig {
@@ -53,10 +66,21 @@ impl ProxyConfig {
             } else {
                 format!("http://{value}")
             };
-            Url::parse(&with_scheme).map(Some).map_err(|e| ProxyError {
-                variable: name,
+            let url = Url::parse(&with_scheme).map_err(|e| ProxyError {
+                variable: name.clone(),
                 reason: e.to_string(),
-            })
+            })?;
+            // reqwest is built without SOCKS: such a proxy would be sent HTTP.
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ProxyError {
+                    variable: name,
+                    reason: format!(
+                        "{} proxies are not supported, only http and https",
+                        url.scheme()
+                    ),
+                });
+            }
+            Ok(Some(url))
         };
         Ok(ProxyConfig {
             https: url("HTTPS_PROXY")?,
@@ -246,5 +270,14 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("HTTPS_PROXY") && !e.contains("secret"), "{e}");
+        let socks = ProxyConfig::from_lookup(|n| (n == "ALL_PROXY").then(|| "socks5://p:1".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            socks.contains("socks5 proxies are not supported"),
+            "{socks}"
+        );
+        let c = config(&[("HTTPS_PROXY", "http://user:hunter2@p:1")]);
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

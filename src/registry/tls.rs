@@ -134,6 +134,7 @@ pub fn client_config(
     };
     let verifier = RegistryVerifier {
         registry_host: host_of(registry).to_string(),
+        registry_target: with_port(registry),
         registry: verifier(for_registry)?,
         others: verifier(everywhere)?,
         insecure: options.is_insecure(registry),
@@ -153,6 +154,7 @@ pub fn client_config(
     let mut config = builder.with_client_cert_resolver(Arc::new(ClientCert {
         certified,
         wanted: wanted.clone(),
+        registry_target: with_port(registry),
     }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.resumption = Resumption::store(Arc::new(MarkedSessionStore {
@@ -162,11 +164,13 @@ pub fn client_config(
     Ok((config, wanted))
 }
 
-/// The client certificate from `certs.d` (or none), offered when a server asks.
+/// The client certificate from `certs.d` (or none), offered when the registry
+/// asks; other hosts of the run (a CDN, a token service) never get it.
 #[derive(Debug)]
 struct ClientCert {
     certified: Option<Arc<CertifiedKey>>,
     wanted: ClientCertWanted,
+    registry_target: String,
 }
 
 impl ResolvesClientCert for ClientCert {
@@ -175,6 +179,11 @@ impl ResolvesClientCert for ClientCert {
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
+        let to_registry =
+            super::transport::connecting_to().is_none_or(|t| t == self.registry_target);
+        if !to_registry {
+            return None;
+        }
         if self.certified.is_none() {
             self.wanted.store(true, Ordering::Relaxed);
         }
@@ -185,6 +194,13 @@ impl ResolvesClientCert for ClientCert {
         // Always consulted, so that a request without one is noticed.
         true
     }
+}
+
+/// `host` -> `host:443`; `host:port` stays; as the connector names targets.
+fn with_port(registry: &str) -> String {
+    url::Url::parse(&format!("https://{registry}/"))
+        .map(|u| super::transport::host_port(&u))
+        .unwrap_or_else(|_| registry.to_string())
 }
 
 /// `host:port` -> `host`; `[::1]:5000` -> `::1`.
@@ -277,14 +293,22 @@ fn file_name(p: &Path) -> String {
 #[derive(Debug)]
 struct RegistryVerifier {
     registry_host: String,
+    /// `host:port` of the registry (443 when it names none).
+    registry_target: String,
     registry: Arc<dyn ServerCertVerifier>,
     others: Arc<dyn ServerCertVerifier>,
     insecure: bool,
 }
 
 impl RegistryVerifier {
+    /// Whether the server is the registry: by `host:port` when the connector
+    /// says where it connects (so an insecure `reg:5000` does not make `reg:443`
+    /// insecure), else by name.
     fn is_registry(&self, name: &ServerName<'_>) -> bool {
-        name.to_str() == self.registry_host
+        match super::transport::connecting_to() {
+            Some(target) => target == self.registry_target,
+            None => name.to_str() == self.registry_host,
+        }
     }
 }
 
@@ -414,6 +438,9 @@ mod tests {
         assert_eq!(host_of("[::1]:5000"), "::1");
         assert_eq!(host_of("a.b:99"), "a.b");
         assert_eq!(host_of("a.b"), "a.b");
+        assert_eq!(with_port("a.b"), "a.b:443");
+        assert_eq!(with_port("a.b:5000"), "a.b:5000");
+        assert_eq!(with_port("[::1]:5000"), "[::1]:5000");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct RunClock {
     requests: Arc<Mutex<Vec<RequestRecord>>>,
     connections: Arc<Mutex<Vec<ConnectionRecord>>>,
     next_connection: Arc<AtomicUsize>,
+    /// Each connection's local address, which tells the connections apart.
+    locals: Arc<Mutex<std::collections::HashMap<usize, SocketAddr>>>,
 }
 
 impl RunClock {
@@ -35,6 +37,7 @@ impl RunClock {
             requests: Arc::default(),
             connections: Arc::default(),
             next_connection: Arc::default(),
+            locals: Arc::default(),
         }
     }
 
@@ -62,6 +65,18 @@ impl RunClock {
             r.body_s = body.as_secs_f64();
             r.bytes = bytes;
         }
+    }
+
+    /// Whether `response` came over connection `id`: the connector may open a
+    /// connection for a request that then goes out over a pooled one (hyper
+    /// races the two), and only the one it used is the request's.
+    pub fn carried(&self, id: usize, response: &reqwest::Response) -> bool {
+        let local = response
+            .extensions()
+            .get::<HttpInfo>()
+            .map(HttpInfo::local_addr);
+        let locals = self.locals.lock().expect("locals lock");
+        local.is_some() && locals.get(&id).copied() == local
     }
 
     /// The connection the request at `index` (as [`RunClock::log_request`]
@@ -171,10 +186,31 @@ tokio::task_local! {
 /// What the layers inside the connector saw of one connection.
 #[derive(Debug, Default)]
 struct Probe {
+    /// `host:port` the connection is for (the port filled in from the scheme).
+    target: String,
     /// The DNS lookup's start and end (none for an IP address).
     dns: Option<(Instant, Instant)>,
     /// When the TLS ClientHello was built: TCP (and any proxy tunnel) was done.
     hello: Option<Instant>,
+}
+
+/// `host:port` of the connection being set up on this task, when called from
+/// inside the connector (the TLS verifier and client-certificate resolver use
+/// it: a server name carries no port).
+pub(crate) fn connecting_to() -> Option<String> {
+    PROBE
+        .try_with(|p| p.lock().expect("probe lock").target.clone())
+        .ok()
+        .filter(|t| !t.is_empty())
+}
+
+/// `host:port` of `url`, the scheme's default port filled in.
+pub(crate) fn host_port(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port_or_known_default() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    }
 }
 
 /// Runs `send` (a request's future) so that a connection it opens is tied to it:
@@ -259,7 +295,12 @@ where
         let _ = OPENER.try_with(|o| {
             o.lock().expect("opener lock").get_or_insert(id);
         });
-        let probe = Arc::new(Mutex::new(Probe::default()));
+        let probe = Arc::new(Mutex::new(Probe {
+            target: Url::parse(&target)
+                .map(|u| host_port(&u))
+                .unwrap_or_default(),
+            ..Probe::default()
+        }));
         let started = Instant::now();
         let fut = PROBE.scope(probe.clone(), self.inner.call(req));
         Box::pin(async move {
@@ -270,9 +311,15 @@ where
                 let connected = conn.connected();
                 let mut extras = http::Extensions::new();
                 connected.get_extras(&mut extras);
-                let peer = extras
-                    .get::<HttpInfo>()
-                    .map(|i| i.remote_addr().to_string());
+                let info = extras.get::<HttpInfo>();
+                let peer = info.map(|i| i.remote_addr().to_string());
+                if let Some(i) = info {
+                    clock
+                        .locals
+                        .lock()
+                        .expect("locals lock")
+                        .insert(id, i.local_addr());
+                }
                 let tls = target.starts_with("https://");
                 let dns_end = probe.dns.map_or(started, |(_, end)| end);
                 let tcp_end = if tls {

@@ -145,15 +145,18 @@ fn a_private_ca_is_trusted_from_ca_cert_or_certs_d_and_connections_are_split() {
     // The first request opened the first connection; h2 carries the rest on it.
     let requests = run["requests"].as_array().unwrap();
     assert_eq!(requests[0]["connection"], conns[0]["id"], "{}", requests[0]);
-    let opened = requests
+    // A request is credited with a connection only if it went over it (hyper
+    // may open one and then send on another it pooled meanwhile), and each
+    // connection with at most one request.
+    let mut opened: Vec<u64> = requests
         .iter()
-        .filter(|r| !r["connection"].is_null())
-        .count();
-    assert_eq!(
-        opened,
-        conns.len(),
-        "every connection was opened by one request"
-    );
+        .filter_map(|r| r["connection"].as_u64())
+        .collect();
+    let n = opened.len();
+    opened.sort();
+    opened.dedup();
+    assert_eq!(opened.len(), n, "a connection credited twice");
+    assert!(n >= 1 && n <= conns.len());
 
     // `localhost` is looked up, and the lookup is timed.
     let by_name = reference.replace("127.0.0.1", "localhost");

@@ -336,9 +336,15 @@ impl RegistryClient {
         let (sent, opened) = tracking_connection(req.send()).await;
         let mut resp = sent.map_err(|e| {
             let mut reason = log::error_chain(&e);
-            if self
-                .client_cert_wanted
-                .load(std::sync::atomic::Ordering::Relaxed)
+            // Only a failure that can be the refusal of a missing certificate
+            // (TLS 1.3 may report it as a bare "connection closed").
+            let tls_like = ["closed", "alert", "certificate", "handshake"]
+                .iter()
+                .any(|w| reason.to_ascii_lowercase().contains(w));
+            if tls_like
+                && self
+                    .client_cert_wanted
+                    .load(std::sync::atomic::Ordering::Relaxed)
             {
                 reason.push_str(
                     "; the server asked for a client certificate and none is configured for it",
@@ -352,7 +358,7 @@ impl RegistryClient {
                 reason,
             }
         })?;
-        if let Some(id) = opened {
+        if let Some(id) = opened.filter(|&id| self.clock.carried(id, &resp)) {
             resp.extensions_mut().insert(OpenedConnection(id));
         }
         Ok(resp)
