@@ -242,11 +242,34 @@ pub fn push_manifest(reference: &str, manifest: &pulltime::oci::image::Blob) -> 
     })
 }
 
+/// Pushes `image` to `reference` over a client set up as `options` says (TLS,
+/// credentials).
+pub fn push_with(reference: &str, image: &BuiltImage, options: ClientOptions) -> String {
+    with_push_options(reference, options, |client, tag| async move {
+        pulltime::registry::push::push_image(&client, image, &tag)
+            .await
+            .unwrap()
+    })
+}
+
 fn with_push_client<'a, F, Fut>(
     reference: &str,
     credentials: Option<pulltime::registry::auth::Credentials>,
     f: F,
 ) -> String
+where
+    F: FnOnce(RegistryClient, String) -> Fut + 'a,
+    Fut: std::future::Future<Output = String> + 'a,
+{
+    let opts = ClientOptions {
+        scheme: Scheme::Http,
+        credentials,
+        ..Default::default()
+    };
+    with_push_options(reference, opts, f)
+}
+
+fn with_push_options<'a, F, Fut>(reference: &str, opts: ClientOptions, f: F) -> String
 where
     F: FnOnce(RegistryClient, String) -> Fut + 'a,
     Fut: std::future::Future<Output = String> + 'a,
@@ -259,10 +282,8 @@ where
         .unwrap();
     rt.block_on(async {
         let opts = ClientOptions {
-            scheme: Scheme::Http,
-            credentials,
             timeout: Duration::from_secs(30),
-            ..Default::default()
+            ..opts
         };
         let client = RegistryClient::new(&r, &opts, RunClock::start(), true).unwrap();
         client.ping().await.unwrap();

@@ -13,10 +13,8 @@ use common::pki::Pki;
 use common::{E, Registry, Setup, layer, pulltime};
 use predicates::prelude::*;
 use pulltime::oci::media_type::Compression;
-use pulltime::oci::reference::Reference;
 use pulltime::registry::tls::TlsOptions;
-use pulltime::registry::transport::RunClock;
-use pulltime::registry::{ClientOptions, RegistryClient, Scheme};
+use pulltime::registry::{ClientOptions, Scheme};
 
 fn tls_registry(pki: &Pki, mutual: bool) -> Registry {
     Registry::start_setup(Setup {
@@ -37,25 +35,15 @@ fn push_over_tls(reference: &str, tls: TlsOptions) {
         &pulltime::oci::platform::Platform::host(),
     )
     .unwrap();
-    let r = Reference::parse(reference).unwrap();
-    let tag = r.tag.clone().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let opts = ClientOptions {
+    common::push_with(
+        reference,
+        &image,
+        ClientOptions {
             scheme: Scheme::Https,
             tls,
-            timeout: Duration::from_secs(30),
             ..ClientOptions::default()
-        };
-        let client = RegistryClient::new(&r, &opts, RunClock::start(), true).unwrap();
-        client.ping().await.unwrap();
-        pulltime::registry::push::push_image(&client, &image, &tag)
-            .await
-            .unwrap();
-    });
+        },
+    );
 }
 
 fn ca_only(pki: &Pki) -> TlsOptions {

@@ -94,15 +94,7 @@ pub fn bandwidth_sweep(title: &str, series: &[Series]) -> Chart {
     let py = |v: f64| bottom - PLOT_H * (v.max(1e-12).log10() - ya) / (yb - ya);
 
     let mut c = Canvas::new();
-    c.text(MARGIN, 22.0, Anchor::Start, TITLE, "", title);
-    c.text(
-        MARGIN,
-        42.0,
-        Anchor::Start,
-        NORMAL,
-        r##"fill="#555555""##,
-        NOTE,
-    );
+    c.heading(MARGIN, title, &[NOTE]);
     c.shape(&format!(
         r##"<rect x="{left:.1}" y="{PLOT_TOP}" width="{:.1}" height="{PLOT_H}" fill="none" stroke="#000000"/>"##,
         right - left

@@ -185,6 +185,18 @@ impl Canvas {
         !self.texts.iter().any(|t| t.overlaps(b))
     }
 
+    /// A chart's heading at the top left: its title, then grey lines under it
+    /// (a subtitle, a note) 18-20 px apart. Returns the last line's baseline.
+    pub fn heading(&mut self, x: f64, title: &str, lines: &[&str]) -> f64 {
+        self.text(x, 22.0, Anchor::Start, TITLE, "", title);
+        let mut y = 22.0;
+        for line in lines {
+            y += 20.0;
+            self.text(x, y, Anchor::Start, NORMAL, r##"fill="#555555""##, line);
+        }
+        y
+    }
+
     /// Draws `text` with its baseline at `y`; `attrs` are more attributes of the
     /// element (a fill, a class). Returns its box.
     pub fn text(

@@ -102,15 +102,7 @@ pub fn critical_paths_chart(title: &str, groups: &[Group]) -> Chart {
     .fold(0.0, f64::max);
     let plot_w = width - left - value_w - MARGIN;
     let mut c = Canvas::new();
-    c.text(MARGIN, 22.0, Anchor::Start, TITLE, "", title);
-    c.text(
-        MARGIN,
-        42.0,
-        Anchor::Start,
-        NORMAL,
-        r##"fill="#555555""##,
-        NOTE,
-    );
+    c.heading(MARGIN, title, &[NOTE]);
     let mut y = TOP;
     for (label, bars) in groups {
         c.text(MARGIN, y + 12.0, Anchor::Start, BOLD, "", label);
