@@ -19,6 +19,21 @@ fn synth_layout(dir: &std::path::Path) {
     .unwrap();
 }
 
+/// `simulate vp-transcode-original --scale 0.01 --json PATH`: a small record.
+fn simulated_record(home: &std::path::Path, path: &std::path::Path) {
+    pulltime(home)
+        .args([
+            "simulate",
+            "vp-transcode-original",
+            "--scale",
+            "0.01",
+            "--json",
+        ])
+        .arg(path)
+        .assert()
+        .success();
+}
+
 #[test]
 fn a_misspelled_file_is_an_error_naming_it_not_a_pull() {
     let home = tempfile::tempdir().unwrap();
@@ -65,17 +80,7 @@ fn flags_that_do_not_apply_are_refused_naming_why() {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let rec = work.path().join("sim.json");
-    pulltime(home.path())
-        .args([
-            "simulate",
-            "vp-transcode-original",
-            "--scale",
-            "0.01",
-            "--json",
-        ])
-        .arg(&rec)
-        .assert()
-        .success();
+    simulated_record(home.path(), &rec);
     let rec = rec.to_str().unwrap();
     for (args, says) in [
         (
@@ -126,17 +131,7 @@ fn diff_refuses_empty_records_and_says_when_a_side_is_simulated() {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let sim = work.path().join("sim.json");
-    pulltime(home.path())
-        .args([
-            "simulate",
-            "vp-transcode-original",
-            "--scale",
-            "0.01",
-            "--json",
-        ])
-        .arg(&sim)
-        .assert()
-        .success();
+    simulated_record(home.path(), &sim);
     let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&sim).unwrap()).unwrap();
     doc["runs"] = serde_json::json!([]);
     let empty = work.path().join("empty.json");
@@ -659,17 +654,7 @@ fn compare_warns_when_records_were_measured_in_different_conditions() {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let sim = work.path().join("sim.json");
-    pulltime(home.path())
-        .args([
-            "simulate",
-            "vp-transcode-original",
-            "--scale",
-            "0.01",
-            "--json",
-        ])
-        .arg(&sim)
-        .assert()
-        .success();
+    simulated_record(home.path(), &sim);
     // Two "measured" records of the image, from different machines.
     let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&sim).unwrap()).unwrap();
     doc["simulated"] = serde_json::json!(false);
