@@ -10,9 +10,23 @@
 #   skopeo+umoci    `skopeo copy docker://... oci:DIR` + `umoci unpack --rootless` (gzip only)
 #   tar-x           `tar -xf` of the already-decompressed layers into one dir (extraction alone)
 #   pigz-tar        `pigz -dc L | tar -xf -` per layer (zstd-tar: `zstd -dc L | tar -xf -`)
-#   gzip-dc pigz-dc zstd-dc   decompression alone, to /dev/null
-#   curl            every layer blob fetched from the registry to /dev/null (network alone)
+#   gzip-dc pigz-dc zstd-dc   decompression alone, to /dev/null, per layer
+#   curl            every layer blob fetched from the registry to /dev/null, one by one
+#   curl-par        the same, all blobs at once (`curl --parallel`): network alone
+#   sha256sum       sha256 alone: every blob and every decompressed layer, per file
+# and, with pulltime's own code (examples/stage_costs.rs, per layer):
+#   pulltime-sha256            the hasher of a pull, on the same files
+#   pulltime-inflate(BACKEND)  the decompressor of a pull, once per --stage-costs binary
+#   pulltime-apply             the applier of a pull, on the decompressed layers in order
 # then a tmpfs variant (root only) and the peak RSS of pulltime for a ~1 GB layer.
+# Every timed command's wall time and CPU (user + system of the processes it
+# started, from bash's `times`; for ctr only the client's: the work is done in
+# containerd) is recorded, per layer for the single-stage tools. From these the
+# report computes the floor of each image (docs/performance.md, "The floor"):
+#   floor = max(network, largest single-layer inflate, extraction critical path,
+#               (inflate + hash + extract CPU) / cores)
+# with the best tool for each term, and prints every tool's time / floor and the
+# term that bounds it.
 #
 # Cold means: a fresh destination directory per tool and round, and a fresh
 # containerd (new root: empty content store, no snapshots) per ctr pull; `sync`
@@ -29,15 +43,24 @@
 #
 # Usage: benches/peers.sh [--rounds N] [--out FILE] [--pulltime BIN] [--work DIR]
 #                         [--cache DIR] [--images LIST] [--no-tmpfs] [--no-rss]
-#                         [--drop-caches]
+#                         [--drop-caches] [--stage-costs "BIN..."]
+# LIST: space separated, PROFILE:COMPRESSION:SCALE (synthesised) or oci:DIR:TAG (an
+# existing OCI layout, e.g. oci:/var/cache/pulltime-images/debian-small:toolchain
+# from benches/images/build.sh). --stage-costs: examples/stage_costs binaries, one
+# per gzip backend to measure (default target/release/examples/stage_costs; build
+# others with `cargo build --release --example stage_costs --no-default-features
+# --features gzip-miniz` and copy the binary aside).
 # Needs: docker-registry skopeo umoci containerd ctr tar gzip zstd curl python3,
-# pigz; as root, missing containerd and pigz are installed with apt-get.
+# pigz, sha256sum; as root, missing containerd and pigz are installed with apt-get.
 set -euo pipefail
+# EPOCHREALTIME and bash's `times` print with a dot.
+export LC_ALL=C
 
 ROUNDS=3
 OUT=""
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 PULLTIME="$REPO/target/release/pulltime"
+STAGE_COSTS="$REPO/target/release/examples/stage_costs"
 WORK_PARENT=/var/tmp
 CACHE=/var/tmp/pulltime-peers-cache
 # PROFILE:COMPRESSION:SCALE, space separated; the first is the headline image.
@@ -60,7 +83,8 @@ while [ $# -gt 0 ]; do
     --no-tmpfs) TMPFS=0; shift ;;
     --no-rss) RSS=0; shift ;;
     --drop-caches) DROP=1; shift ;;
-    -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --stage-costs) STAGE_COSTS="$2"; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -85,7 +109,19 @@ need_pkg containerd containerd
 need_pkg ctr containerd
 need_pkg pigz pigz
 for c in tar gzip zstd curl python3 sync; do need_pkg "$c" "$c"; done
+need_pkg sha256sum coreutils
 [ -x "$PULLTIME" ] || die "no pulltime binary at $PULLTIME: run 'cargo build --release' (or pass --pulltime BIN)"
+# One pulltime-inflate tool per stage_costs binary, named by its gzip backend.
+declare -A BACKEND_BIN=()
+BACKENDS=()
+for b in $STAGE_COSTS; do
+  [ -x "$b" ] || die "no stage_costs binary at $b: run 'cargo build --release --example stage_costs' (or pass --stage-costs BIN)"
+  be="$("$b" backend)" || die "$b backend failed"
+  [ -z "${BACKEND_BIN[$be]:-}" ] || die "two --stage-costs binaries with the gzip backend $be"
+  BACKEND_BIN[$be]="$b"; BACKENDS+=("$be")
+done
+[ ${#BACKENDS[@]} -gt 0 ] || die "--stage-costs names no binary"
+SC="${BACKEND_BIN[${BACKENDS[0]}]}"  # sha256, zstd inflate and apply: the first one
 TIME_V=""; /usr/bin/time -v true >/dev/null 2>&1 && TIME_V=/usr/bin/time
 
 mkdir -p "$WORK_PARENT" "$CACHE"
@@ -104,11 +140,51 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# results.tsv: fs image tool round wall_s cpu_user_s cpu_sys_s (whole tool);
+# stages.tsv: fs image tool round item wall_s cpu_user_s cpu_sys_s (per layer or file).
 RESULTS="$W/results.tsv"; : > "$RESULTS"
-say "work dir $W ($(stat -f -c %T "$W"), $(findmnt -n -o FSTYPE -T "$W" 2>/dev/null))"
+STAGES="$W/stages.tsv"; : > "$STAGES"
+say "work dir $W ($(findmnt -n -f -o FSTYPE,SOURCE -T "$W" 2>/dev/null))"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
+
+# ---------------------------------------------------------------- timing
+# Without forks, so that nothing but the timed command adds to the children's CPU.
+clock() { NOW_US=${EPOCHREALTIME/./}; }
+ms_of() { # VAR "XmY.ZZZs" -> VAR=milliseconds
+  local m=${2%%m*} r=${2#*m}
+  r=${r%s}
+  local sec=${r%.*} frac=${r#*.}000
+  printf -v "$1" '%d' $((10#$m * 60000 + 10#$sec * 1000 + 10#${frac:0:3}))
+}
+child_cpu() { # CH_U CH_S: user and system ms of this shell's reaped children (bash `times`)
+  local _self cu cs
+  times > "$W/times.out"
+  { read -r _self; read -r cu cs; } < "$W/times.out"
+  ms_of CH_U "$cu"; ms_of CH_S "$cs"
+}
+timed() { # command... -> T_WALL (s), T_USER (s), T_SYS (s)
+  local w0 u0 s0
+  clock; w0=$NOW_US; child_cpu; u0=$CH_U; s0=$CH_S
+  "$@"
+  child_cpu; clock
+  local w=$((NOW_US - w0)) u=$((CH_U - u0)) s=$((CH_S - s0))
+  printf -v T_WALL '%d.%06d' $((w / 1000000)) $((w % 1000000))
+  printf -v T_USER '%d.%03d' $((u / 1000)) $((u % 1000))
+  printf -v T_SYS '%d.%03d' $((s / 1000)) $((s % 1000))
+}
+stage_rec() { # item wall user sys: one per-layer record of the tool being run
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$FS" "$CUR_IMG" "$CUR_TOOL" "$CUR_ROUND" "$1" "$2" "$3" "$4" >> "$STAGES"
+}
+timed_item() { # item command...: timed, and recorded as one stage of the current tool
+  local item=$1; shift
+  timed "$@"
+  stage_rec "$item" "$T_WALL" "$T_USER" "$T_SYS"
+}
+sc_recs() { # items...: the lines of a stage_costs run ($W/sc.out) as stage records
+  local i wall u s _b items=("$@")
+  while IFS=$'\t' read -r i wall u s _b; do stage_rec "${items[$i]}" "$wall" "$u" "$s"; done < "$W/sc.out"
+}
 
 # ---------------------------------------------------------------- registry
 PORT="$(free_port)"
@@ -146,11 +222,18 @@ synth_push() { # profile compression scale -> sets NAME
     rm -rf "$dir"
     "$PULLTIME" synth "$profile" --to "oci:$dir" --tag "$base" --compression "$comp" --scale "$scale" >&2
   fi
-  skopeo copy -q --dest-tls-verify=false "oci:$dir:$base" "docker://$REG/$NAME:latest" >&2 \
-    || die "pushing $NAME with skopeo failed"
-  LAYOUT[$NAME]="$dir:$base"; COMP[$NAME]="$comp"
+  LAYOUT[$NAME]="$dir:$base"
 }
-# Layer blob paths of an image, bottom first.
+oci_push() { # layout-dir tag -> sets NAME
+  NAME="$(basename "$1" | tr -c 'a-z0-9\n' -)-$2"
+  [ -f "$1/index.json" ] || die "no OCI layout at $1 (benches/images/build.sh builds the Debian ones)"
+  LAYOUT[$NAME]="$1:$2"
+}
+push_image() { # name
+  skopeo copy -q --dest-tls-verify=false "oci:${LAYOUT[$1]}" "docker://$REG/$1:latest" >&2 \
+    || die "pushing $1 with skopeo failed"
+}
+# Layer blobs of an image, bottom first: path digest size compression.
 layer_blobs() { # layout-dir tag
   python3 - "$1" "$2" <<'EOF'
 import json, sys, os
@@ -160,20 +243,32 @@ m = next(m for m in idx["manifests"] if m.get("annotations", {}).get("org.openco
 blob = lambda dg: os.path.join(d, "blobs", *dg.split(":"))
 man = json.load(open(blob(m["digest"])))
 for l in man["layers"]:
-    print(blob(l["digest"]), l["digest"], l["size"])
+    mt = l["mediaType"]
+    comp = "gzip" if mt.endswith("gzip") else "zstd" if mt.endswith("zstd") else "none"
+    print(blob(l["digest"]), l["digest"], l["size"], comp)
 EOF
 }
 for spec in $IMAGES; do
-  IFS=: read -r p c s <<<"$spec"
-  synth_push "$p" "$c" "$s"
+  case "$spec" in
+    oci:*) t="${spec#oci:}"; oci_push "${t%:*}" "${t##*:}" ;;
+    *) IFS=: read -r p c s <<<"$spec"; synth_push "$p" "$c" "$s" ;;
+  esac
   NAMES+=("$NAME")
-  # The already-decompressed layers for tar -xf (prepared once, untimed).
+  # The layer list, read by the tools from a file (no python inside a timing).
+  mkdir -p "$W/blobs"
+  layer_blobs "${LAYOUT[$NAME]%:*}" "${LAYOUT[$NAME]##*:}" > "$W/blobs/$NAME"
+  comps="$(cut -d' ' -f4 "$W/blobs/$NAME" | sort -u)"
+  case "$comps" in gzip|zstd) ;; *) die "$NAME: the floor needs layers of one compression, gzip or zstd (has: $(echo $comps))" ;; esac
+  COMP[$NAME]="$comps"
+  push_image "$NAME"
+  # The already-decompressed layers for tar -xf and pulltime-apply (prepared once, untimed).
   mkdir -p "$W/tars/$NAME"
   i=0
-  while read -r path _ _; do
+  while read -r path _ _ c; do
     case "$c" in gzip) pigz -dc "$path" ;; zstd) zstd -qdc "$path" ;; *) cat "$path" ;; esac > "$W/tars/$NAME/$i.tar"
     i=$((i + 1))
-  done < <(layer_blobs "${LAYOUT[$NAME]%:*}" "${LAYOUT[$NAME]##*:}")
+  done < "$W/blobs/$NAME"
+  say "$NAME: $i ${COMP[$NAME]} layers, $(awk '{s += $3} END {printf "%.1f", s / 1e6}' "$W/blobs/$NAME") MB compressed, $(du -cb "$W/tars/$NAME"/*.tar | awk 'END {printf "%.1f", $1 / 1e6}') MB of tar"
 done
 
 # ---------------------------------------------------------------- containerd
@@ -222,6 +317,15 @@ stop_containerd
 
 # ---------------------------------------------------------------- tools
 # Each tool: run_TOOL IMAGE DIR (DIR does not exist yet; on the filesystem under test).
+# The single-stage tools record each layer (or file) with stage_rec.
+layers_of() { # image -> BLOBS DIGESTS (bottom first), TARS, ITEMS (L0 L1 ...)
+  local path digest _size _c i=0
+  BLOBS=(); DIGESTS=(); TARS=(); ITEMS=()
+  while read -r path digest _size _c; do
+    BLOBS+=("$path"); DIGESTS+=("$digest"); TARS+=("$W/tars/$1/$i.tar"); ITEMS+=("L$i")
+    i=$((i + 1))
+  done < "$W/blobs/$1"
+}
 run_pulltime() {
   mkdir -p "$2.tmp"
   "$PULLTIME" pull "$REG/$1:latest" --dest "$2" --tmp-dir "$2.tmp" -q --json "$W/json/$1.$FS.json"
@@ -233,33 +337,78 @@ run_skopeo_umoci() {
   skopeo copy -q --src-tls-verify=false "docker://$REG/$1:latest" "oci:$2.oci:img" >/dev/null
   umoci unpack --rootless --image "$2.oci:img" "$2" >/dev/null
 }
-run_tar_x() { mkdir -p "$2"; for t in "$W/tars/$1"/*.tar; do tar -xf "$t" -C "$2"; done; }
+run_tar_x() {
+  mkdir -p "$2"; layers_of "$1"
+  local i
+  for i in "${!TARS[@]}"; do timed_item "L$i" tar -xf "${TARS[$i]}" -C "$2"; done
+}
+run_pulltime_apply() {
+  layers_of "$1"
+  "$SC" apply "$2" "${TARS[@]}" > "$W/sc.out"
+  sc_recs "${ITEMS[@]}"
+}
 run_pigz_tar() {
-  mkdir -p "$2"
-  local d="pigz -dc"; [ "${COMP[$1]}" = zstd ] && d="zstd -qdc"
-  while read -r path _ _; do $d "$path" | tar -xf - -C "$2"; done < <(blobs_of "$1")
+  mkdir -p "$2"; layers_of "$1"
+  local d="pigz -dc" b; [ "${COMP[$1]}" = zstd ] && d="zstd -qdc"
+  for b in "${BLOBS[@]}"; do $d "$b" | tar -xf - -C "$2"; done
 }
-decomp() { while read -r path _ _; do $2 "$path" > /dev/null; done < <(blobs_of "$1"); }
-run_gzip_dc() { decomp "$1" "gzip -dc"; }
-run_pigz_dc() { decomp "$1" "pigz -dc"; }
-run_zstd_dc() { decomp "$1" "zstd -qdc"; }
+decomp() { # image command...
+  local img=$1 i; shift
+  layers_of "$img"
+  for i in "${!BLOBS[@]}"; do timed_item "L$i" "$@" "${BLOBS[$i]}" > /dev/null; done
+}
+run_gzip_dc() { decomp "$1" gzip -dc; }
+run_pigz_dc() { decomp "$1" pigz -dc; }
+run_zstd_dc() { decomp "$1" zstd -qdc; }
+run_pulltime_inflate() { # image dir backend
+  layers_of "$1"
+  local bin="$SC"; [ "$3" = zstd ] || bin="${BACKEND_BIN[$3]}"
+  "$bin" inflate "${COMP[$1]}" "${BLOBS[@]}" > "$W/sc.out"
+  sc_recs "${ITEMS[@]}"
+}
+# sha256 of what a pull hashes: every blob (its digest) and every tar stream (its diff_id).
+run_sha256sum() {
+  layers_of "$1"
+  local i
+  for i in "${!BLOBS[@]}"; do timed_item "blob$i" sha256sum "${BLOBS[$i]}" > /dev/null; done
+  for i in "${!TARS[@]}"; do timed_item "tar$i" sha256sum "${TARS[$i]}" > /dev/null; done
+}
+run_pulltime_sha256() {
+  layers_of "$1"
+  "$SC" sha256 "${BLOBS[@]}" "${TARS[@]}" > "$W/sc.out"
+  local items=() i
+  for i in "${!BLOBS[@]}"; do items+=("blob$i"); done
+  for i in "${!TARS[@]}"; do items+=("tar$i"); done
+  sc_recs "${items[@]}"
+}
 run_curl() {
-  while read -r _ digest _; do
-    curl -fsS -o /dev/null "http://$REG/v2/$1/blobs/$digest"
-  done < <(blobs_of "$1")
+  layers_of "$1"
+  local d
+  for d in "${DIGESTS[@]}"; do curl -fsS -o /dev/null "http://$REG/v2/$1/blobs/$d"; done
 }
-blobs_of() { layer_blobs "${LAYOUT[$1]%:*}" "${LAYOUT[$1]##*:}"; }
+run_curl_par() { # every blob at once, as a puller fetches its layers
+  layers_of "$1"
+  local args=() d
+  for d in "${DIGESTS[@]}"; do args+=(-o /dev/null "http://$REG/v2/$1/blobs/$d"); done
+  curl -fsS --no-progress-meter --parallel --parallel-immediate --parallel-max 16 "${args[@]}"
+}
 
 tools_for() { # image fs-kind
-  local t=(pulltime)
+  local t=(pulltime) be
   if [ "$2" = disk ]; then
     t+=(ctr-native)
     [ "$OVERLAY" = 1 ] && t+=(ctr-overlayfs)
     [ "${COMP[$1]}" = gzip ] && t+=(skopeo+umoci)
   fi
-  t+=(tar-x)
-  if [ "${COMP[$1]}" = gzip ]; then t+=(pigz-tar gzip-dc pigz-dc); else t+=(zstd-tar zstd-dc); fi
-  [ "$2" = disk ] && t+=(curl)
+  t+=(tar-x pulltime-apply)
+  if [ "${COMP[$1]}" = gzip ]; then
+    t+=(pigz-tar gzip-dc pigz-dc)
+    for be in "${BACKENDS[@]}"; do t+=("pulltime-inflate($be)"); done
+  else
+    t+=(zstd-tar zstd-dc "pulltime-inflate(zstd)")
+  fi
+  t+=(sha256sum pulltime-sha256)
+  [ "$2" = disk ] && t+=(curl curl-par)
   echo "${t[@]}"
 }
 fn_of() {
@@ -267,12 +416,18 @@ fn_of() {
     pulltime) echo run_pulltime ;; ctr-native) echo run_ctr_native ;; ctr-overlayfs) echo run_ctr_overlayfs ;;
     skopeo+umoci) echo run_skopeo_umoci ;; tar-x) echo run_tar_x ;; pigz-tar|zstd-tar) echo run_pigz_tar ;;
     gzip-dc) echo run_gzip_dc ;; pigz-dc) echo run_pigz_dc ;; zstd-dc) echo run_zstd_dc ;; curl) echo run_curl ;;
+    curl-par) echo run_curl_par ;; pulltime-apply) echo run_pulltime_apply ;; pulltime-inflate*) echo run_pulltime_inflate ;;
+    sha256sum) echo run_sha256sum ;; pulltime-sha256) echo run_pulltime_sha256 ;;
+    *) die "no such tool: $1" ;;
   esac
 }
 
-run_rounds() { # fs-label base-dir images...
-  FS="$1"; local base="$2"; shift 2
-  local kind=disk; [ "$FS" = tmpfs ] && kind=tmpfs
+run_rounds() { # disk|tmpfs base-dir images...
+  local kind="$1" base="$2"; shift 2
+  # The label of the results: the destination's filesystem type (ext4 here).
+  FS="$(df --output=fstype "$base" | sed -n 2p)"
+  # (--work on a tmpfs: told apart from the tmpfs variant's label)
+  if [ "$kind" = tmpfs ]; then FS=tmpfs; elif [ "$FS" = tmpfs ]; then FS=tmpfs-work; fi
   mkdir -p "$W/json"
   for r in $(seq "$ROUNDS"); do
     for img in "$@"; do
@@ -284,12 +439,12 @@ run_rounds() { # fs-label base-dir images...
         case "$tool" in ctr-*) start_containerd ;; esac
         sync
         [ "$DROP" = 1 ] && echo 3 > /proc/sys/vm/drop_caches
-        local t0 t1
-        t0=$(now)
-        "$(fn_of "$tool")" "$img" "$dir"
-        t1=$(now)
-        printf '%s\t%s\t%s\t%s\t%s\n' "$FS" "$img" "$tool" "$r" "$(python3 -c "print(round($t1 - $t0, 3))")" >> "$RESULTS"
-        say "$FS round $r $img $tool $(tail -1 "$RESULTS" | cut -f5 | cut -c1-6) s"
+        CUR_IMG=$img; CUR_TOOL=$tool; CUR_ROUND=$r
+        local be=""
+        case "$tool" in pulltime-inflate*) be=${tool#*\(}; be=${be%\)} ;; esac
+        timed "$(fn_of "$tool")" "$img" "$dir" "$be"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$FS" "$img" "$tool" "$r" "$T_WALL" "$T_USER" "$T_SYS" >> "$RESULTS"
+        say "$FS round $r $img $tool ${T_WALL:0:6} s (CPU ${T_USER} user + ${T_SYS} sys)"
         case "$tool" in ctr-*) stop_containerd ;; esac
         # On disk, outputs stay until the end of the run: deleting 13,000 files
         # makes the next tool's file creation pay (see DEFER above).
@@ -301,7 +456,7 @@ run_rounds() { # fs-label base-dir images...
 
 # ---------------------------------------------------------------- runs
 mkdir -p "$W/disk"
-run_rounds ext4 "$W/disk" "${NAMES[@]}"
+run_rounds disk "$W/disk" "${NAMES[@]}"
 if [ "$TMPFS" = 1 ]; then
   if [ "$IS_ROOT" = 1 ]; then
     TMPFS_MNT="$W/tmpfs"; mkdir -p "$TMPFS_MNT"
@@ -317,6 +472,7 @@ RSS_LINES=""
 if [ "$RSS" = 1 ]; then
   for scale in 0.1 1; do
     synth_push "$REPO/profiles/images/one-gigabyte-layer.toml" gzip "$scale"
+    push_image "$NAME"
     dir="$W/disk/rss-$scale"
     sync
     if [ -n "$TIME_V" ]; then
@@ -342,31 +498,12 @@ fi
 
 # ---------------------------------------------------------------- report
 CPU="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
-REPORT="$(python3 - "$RESULTS" <<EOF
-import csv, statistics, sys, collections
-rows = collections.defaultdict(list)
-order = []
-for fs, img, tool, r, s in csv.reader(open(sys.argv[1]), delimiter="\t"):
-    key = (fs, img)
-    if key not in order: order.append(key)
-    rows[key, tool].append(float(s))
-print("Machine: $(nproc) CPUs ($CPU), kernel $(uname -r), destination filesystem $(findmnt -n -o FSTYPE -T "$W") ($(findmnt -n -o SOURCE -T "$W")) under $WORK_PARENT.")
-print("containerd $(containerd --version | awk '{print $3}'), unpigz on PATH when containerd started: ${UNPIGZ:-no}; skopeo $(skopeo --version | awk '{print $3}'), umoci $(umoci --version | awk '{print $3}'); $ROUNDS rounds, tool order rotated every round; page cache not dropped$( [ "$DROP" = 1 ] && echo ' (dropped before every timed command)' ).")
-print()
-for fs, img in order:
-    tools = [t for (k, t) in rows if k == (fs, img)]
-    base = statistics.median(rows[(fs, img), "pulltime"])
-    print(f"### {img} on {fs}")
-    print()
-    print("| tool | median s | min s | max s | tool / pulltime |")
-    print("|---|---:|---:|---:|---:|")
-    for t in tools:
-        v = rows[(fs, img), t]
-        m = statistics.median(v)
-        print(f"| {t} | {m:.2f} | {min(v):.2f} | {max(v):.2f} | {m / base:.2f}x |")
-    print()
-EOF
-)"
+HEAD1="Machine: $(nproc) CPUs ($CPU), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), kernel $(uname -r), destination filesystem $(findmnt -n -f -o FSTYPE -T "$W") ($(findmnt -n -f -o SOURCE -T "$W"), options $(findmnt -n -f -o OPTIONS -T "$W")) under $WORK_PARENT; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+HEAD2="containerd $(containerd --version | awk '{print $3}'), unpigz on PATH when containerd started: ${UNPIGZ:-no}; skopeo $(skopeo --version | awk '{print $3}'), umoci $(umoci --version | awk '{print $3}'), $(tar --version | sed -n 1p), pigz $(pigz --version 2>&1 | awk '{print $2}'), $(sha256sum --version | sed -n 1p); pulltime gzip backends: ${BACKENDS[*]}."
+CACHE_STATE="page cache not dropped"
+[ "$DROP" = 1 ] && CACHE_STATE="page cache dropped before every timed command"
+HEAD3="$ROUNDS rounds, tool order rotated every round; nothing deleted until the end of the run; $CACHE_STATE. CPU: user + system of the processes a tool started."
+REPORT="$(python3 "$REPO/benches/floor.py" "$RESULTS" "$STAGES" "$(nproc)" "$HEAD1" "$HEAD2" "$HEAD3")"
 {
   echo "$REPORT"
   if [ -n "$RSS_LINES" ]; then
@@ -382,6 +519,7 @@ if [ -n "$OUT" ]; then
   # The raw times and pulltime's last JSON record per image, for analysis.
   mkdir -p "$OUT.data"
   cp "$RESULTS" "$OUT.data/results.tsv"
+  cp "$STAGES" "$OUT.data/stages.tsv"
   cp "$W"/json/*.json "$OUT.data/" 2>/dev/null || true
   say "raw data in $OUT.data/"
 fi
