@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod connecting;
 pub mod credentials;
 pub mod error;
 pub mod manifest;

@@ -179,8 +179,7 @@ impl ResolvesClientCert for ClientCert {
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
-        let to_registry =
-            super::transport::connecting_to().is_none_or(|t| t == self.registry_target);
+        let to_registry = super::connecting::target().is_none_or(|t| t == self.registry_target);
         if !to_registry {
             return None;
         }
@@ -199,7 +198,7 @@ impl ResolvesClientCert for ClientCert {
 /// `host` -> `host:443`; `host:port` stays; as the connector names targets.
 fn with_port(registry: &str) -> String {
     url::Url::parse(&format!("https://{registry}/"))
-        .map(|u| super::transport::host_port(&u))
+        .map(|u| super::connecting::host_port(&u))
         .unwrap_or_else(|_| registry.to_string())
 }
 
@@ -305,7 +304,7 @@ impl RegistryVerifier {
     /// says where it connects (so an insecure `reg:5000` does not make `reg:443`
     /// insecure), else by name.
     fn is_registry(&self, name: &ServerName<'_>) -> bool {
-        match super::transport::connecting_to() {
+        match super::connecting::target() {
             Some(target) => target == self.registry_target,
             None => name.to_str() == self.registry_host,
         }

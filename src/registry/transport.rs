@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use hyper_util::client::legacy::connect::{Connection, HttpInfo};
 use reqwest::Url;
 
+use super::connecting;
 use super::proxy::{ProxyConfig, display_proxy};
 use super::tls::{self, ClientCertWanted, HelloHook, TlsError, TlsOptions};
 use crate::oci::record::{ConnectionRecord, RequestRecord};
@@ -186,31 +187,10 @@ tokio::task_local! {
 /// What the layers inside the connector saw of one connection.
 #[derive(Debug, Default)]
 struct Probe {
-    /// `host:port` the connection is for (the port filled in from the scheme).
-    target: String,
     /// The DNS lookup's start and end (none for an IP address).
     dns: Option<(Instant, Instant)>,
     /// When the TLS ClientHello was built: TCP (and any proxy tunnel) was done.
     hello: Option<Instant>,
-}
-
-/// `host:port` of the connection being set up on this task, when called from
-/// inside the connector (the TLS verifier and client-certificate resolver use
-/// it: a server name carries no port).
-pub(crate) fn connecting_to() -> Option<String> {
-    PROBE
-        .try_with(|p| p.lock().expect("probe lock").target.clone())
-        .ok()
-        .filter(|t| !t.is_empty())
-}
-
-/// `host:port` of `url`, the scheme's default port filled in.
-pub(crate) fn host_port(url: &Url) -> String {
-    let host = url.host_str().unwrap_or("");
-    match url.port_or_known_default() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_string(),
-    }
 }
 
 /// Runs `send` (a request's future) so that a connection it opens is tied to it:
@@ -295,14 +275,15 @@ where
         let _ = OPENER.try_with(|o| {
             o.lock().expect("opener lock").get_or_insert(id);
         });
-        let probe = Arc::new(Mutex::new(Probe {
-            target: Url::parse(&target)
-                .map(|u| host_port(&u))
-                .unwrap_or_default(),
-            ..Probe::default()
-        }));
+        let probe = Arc::new(Mutex::new(Probe::default()));
+        let host_port = Url::parse(&target)
+            .map(|u| connecting::host_port(&u))
+            .unwrap_or_default();
         let started = Instant::now();
-        let fut = PROBE.scope(probe.clone(), self.inner.call(req));
+        let fut = PROBE.scope(
+            probe.clone(),
+            connecting::scope(host_port, self.inner.call(req)),
+        );
         Box::pin(async move {
             let out = fut.await;
             if let Ok(conn) = &out {
