@@ -97,7 +97,9 @@ impl Credentials {
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// `--user` was not `user:password`.
-    #[error("--user must be USER:PASSWORD (or put the credentials in ~/.docker/config.json)")]
+    #[error(
+        "--user must be USER:PASSWORD, or USER with --password-stdin (or put the credentials in ~/.docker/config.json)"
+    )]
     BadUserArg,
     /// A docker config or podman auth file exists but could not be read.
     #[error("cannot read credentials file {path}: {reason}")]
