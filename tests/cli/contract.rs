@@ -516,6 +516,9 @@ fn output_piped_into_head_ends_quietly() {
     use std::io::{BufRead, BufReader};
     let home = tempfile::tempdir().unwrap();
     let bin = assert_cmd::cargo::cargo_bin("pulltime");
+    // About 400 kB of output, far more than a pipe holds (64 kB): the writer
+    // must meet the closed pipe, whatever the timing.
+    let sweep: Vec<String> = (1..=1500).map(|i| format!("{i}Mbit")).collect();
     let mut child = std::process::Command::new(bin)
         .env("HOME", home.path())
         .args([
@@ -524,10 +527,7 @@ fn output_piped_into_head_ends_quietly() {
             "--scale",
             "0.01",
         ])
-        .args([
-            "--bandwidth",
-            "1Mbit,2Mbit,5Mbit,10Mbit,20Mbit,50Mbit,100Mbit,1Gbit",
-        ])
+        .args(["--bandwidth", &sweep.join(",")])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
