@@ -120,11 +120,9 @@ fn a_private_ca_is_trusted_from_ca_cert_or_certs_d_and_connections_are_split() {
             c["tls_s"].as_f64().unwrap(),
             c["connect_s"].as_f64().unwrap(),
         );
+        // Both parts were seen (a missing ClientHello mark would leave TLS at 0);
+        // which is longer depends on the machine's load, so it is not asserted.
         assert!(tcp > 0.0 && tls > 0.0, "{c}");
-        assert!(
-            tls > tcp,
-            "a TLS handshake takes longer than a loopback TCP connect: {c}"
-        );
         assert!(
             (tcp + tls - total).abs() < 1e-3,
             "parts add up to the whole: {c}"
