@@ -11,16 +11,17 @@ use super::RegistryClient;
 use crate::oci::record::{RequestKind, RequestRecord};
 
 impl RegistryClient {
-    /// Logs an answered attempt; returns its position in the run's request log.
+    /// Logs an answered attempt (its status and the connection it opened, from
+    /// `response`); returns its position in the run's request log.
     pub(super) fn log(
         &self,
         url: &Url,
         kind: RequestKind,
         method: &str,
-        status: u16,
         started: Instant,
         response: &Response,
     ) -> usize {
+        let status = response.status().as_u16();
         self.log_entry(url, kind, method, status, started, opened_by(response))
     }
 

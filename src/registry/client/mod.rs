@@ -171,14 +171,7 @@ impl RegistryClient {
                 .await
             {
                 Ok(resp) => {
-                    self.log(
-                        &url,
-                        RequestKind::Ping,
-                        "GET",
-                        resp.status().as_u16(),
-                        started,
-                        &resp,
-                    );
+                    self.log(&url, RequestKind::Ping, "GET", started, &resp);
                     return self.answer_ping(&url, resp).await;
                 }
                 Err(RegistryError::Unreachable { reason, .. }) => {

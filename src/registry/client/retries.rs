@@ -65,8 +65,7 @@ impl RegistryClient {
             let (delay, why) = match outcome {
                 Ok(resp) => {
                     let status = resp.status();
-                    let index =
-                        self.log(url, kind, method.as_str(), status.as_u16(), started, &resp);
+                    let index = self.log(url, kind, method.as_str(), started, &resp);
                     if !retriable_status(status) || quota_spent(resp.headers()) {
                         return Ok(Sent {
                             response: resp,

@@ -162,22 +162,12 @@ pub fn waterfall_chart(record: &PullRecord, run: usize) -> Option<Chart> {
     let x = |t: f64| left + (right - left) * (t / domain).clamp(0.0, 1.0);
     let rows_end = top + ROW_H * (r.layers.len() as f64 + 1.0);
     let axis_y = rows_end + 6.0;
-    for (t, label) in ticks.iter().zip(&tick_labels) {
-        c.shape(&format!(
-            r##"<line x1="{0:.1}" y1="{top:.1}" x2="{0:.1}" y2="{axis_y:.1}" stroke="#e0e0e0"/>"##,
-            x(*t)
-        ));
-        c.text_if_free(x(*t), axis_y + 16.0, Anchor::Middle, NORMAL, label);
-    }
-    c.shape(&format!(
-        r##"<line x1="{left:.1}" y1="{axis_y:.1}" x2="{right:.1}" y2="{axis_y:.1}" stroke="#000000"/>"##
-    ));
-    c.text(
-        (left + right) / 2.0,
-        axis_y + 36.0,
-        Anchor::Middle,
-        NORMAL,
-        "",
+    draw_time_axis(
+        &mut c,
+        (&ticks, &tick_labels),
+        &x,
+        (left, right),
+        (top, axis_y),
         &format!("{unit} since the pull started"),
     );
 
@@ -260,23 +250,12 @@ fn inset(c: &mut Canvas, r: &crate::oci::record::RunRecord, top: f64, axis_y: f6
         "",
         "CPU busy per layer",
     );
-    for (t, label) in ticks.iter().zip(&labels) {
-        c.shape(&format!(
-            r##"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{axis_y:.1}" stroke="#e0e0e0"/>"##,
-            x(*t),
-            top + ROW_H
-        ));
-        c.text_if_free(x(*t), axis_y + 16.0, Anchor::Middle, NORMAL, label);
-    }
-    c.shape(&format!(
-        r##"<line x1="{x0:.1}" y1="{axis_y:.1}" x2="{x1:.1}" y2="{axis_y:.1}" stroke="#000000"/>"##
-    ));
-    c.text(
-        (x0 + x1) / 2.0,
-        axis_y + 36.0,
-        Anchor::Middle,
-        NORMAL,
-        "",
+    draw_time_axis(
+        c,
+        (&ticks, &labels),
+        &x,
+        (x0, x1),
+        (top + ROW_H, axis_y),
         &format!("busy {unit}"),
     );
     for (i, l) in r.layers.iter().enumerate() {
@@ -300,6 +279,37 @@ fn bar(x0: f64, x1: f64, y: f64, h: f64, phase: &str, seconds: f64) -> String {
         colour(phase),
         super::fmt_s(seconds)
     )
+}
+
+/// A time axis under a panel: a grey grid line from `grid_top` down to the axis
+/// at each tick, the tick labels that fit, the axis line from `left` to `right`
+/// and its title centred under it.
+fn draw_time_axis(
+    c: &mut Canvas,
+    (ticks, labels): (&[f64], &[String]),
+    x: &dyn Fn(f64) -> f64,
+    (left, right): (f64, f64),
+    (grid_top, axis_y): (f64, f64),
+    title: &str,
+) {
+    for (t, label) in ticks.iter().zip(labels) {
+        c.shape(&format!(
+            r##"<line x1="{0:.1}" y1="{grid_top:.1}" x2="{0:.1}" y2="{axis_y:.1}" stroke="#e0e0e0"/>"##,
+            x(*t)
+        ));
+        c.text_if_free(x(*t), axis_y + 16.0, Anchor::Middle, NORMAL, label);
+    }
+    c.shape(&format!(
+        r##"<line x1="{left:.1}" y1="{axis_y:.1}" x2="{right:.1}" y2="{axis_y:.1}" stroke="#000000"/>"##
+    ));
+    c.text(
+        (left + right) / 2.0,
+        axis_y + 36.0,
+        Anchor::Middle,
+        NORMAL,
+        "",
+        title,
+    );
 }
 
 #[cfg(test)]
