@@ -1,11 +1,12 @@
 //! One layer tar stream -> changes to the root filesystem.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::{CString, OsString};
-use std::fs::{self, OpenOptions, Permissions};
+use std::ffi::{CStr, CString, OsString};
+use std::fs::{self, Permissions};
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
@@ -14,6 +15,7 @@ use super::error::{LayerError, io_err};
 use super::header::{check_pax_size, stored_size};
 use super::meter::{Meter, Metered};
 use super::path::{PathError, clean, resolve_in_root};
+use super::tree::{self, Tree, cstring};
 use super::whiteout::{self, Whiteout};
 use crate::limits::{LimitError, Limits};
 
@@ -85,6 +87,7 @@ pub fn apply_layer_limited<R: Read>(
 ) -> Result<LayerStats, LayerError> {
     let mut state = Applier {
         root,
+        tree: Tree::open(root).map_err(io_err(".", "open the root directory"))?,
         options,
         limits,
         stats: LayerStats::default(),
@@ -120,18 +123,31 @@ pub fn apply_layer_limited<R: Read>(
     Ok(state.stats)
 }
 
+/// A directory entry's mode and mtime, set when the layer is done.
+struct DirMeta {
+    rel: PathBuf,
+    mode: u32,
+    mtime: u64,
+    generation: u64,
+}
+
 struct Applier<'a> {
     root: &'a Path,
+    /// The root's fd and the directories checked in it: entries are created
+    /// relative to their parent's fd.
+    tree: Tree,
     options: &'a ApplyOptions,
     limits: &'a Limits,
     stats: LayerStats,
     /// Root-relative paths this layer wrote, with their ancestors: whiteouts of this
     /// layer must not touch them.
     written: HashSet<PathBuf>,
-    /// Directory modes and mtimes, set after all entries (children change mtimes).
-    dir_meta: Vec<(PathBuf, u32, u64)>,
-    /// Cache of resolved parent directories; cleared whenever something is removed
-    /// or a symlink is created, since either can change a resolution.
+    /// Directory modes and mtimes, set after all entries (children change mtimes),
+    /// with the [`Tree::generation`] at which each was made.
+    dir_meta: Vec<DirMeta>,
+    /// Cache of resolved parent directories; cleared whenever a directory or a
+    /// symlink is removed or a symlink is created, since each can change a
+    /// resolution.
     parents: HashMap<Vec<OsString>, PathBuf>,
     buf: Vec<u8>,
 }
@@ -177,7 +193,7 @@ impl Applier<'_> {
             }
             Whiteout::Opaque => {
                 self.stats.whiteouts += 1;
-                self.parents.clear();
+                self.forget();
                 return whiteout::make_opaque(self.root, &parent, &self.written)
                     .map_err(io_err(&name, "opaque whiteout"));
             }
@@ -185,15 +201,19 @@ impl Applier<'_> {
                 self.stats.whiteouts += 1;
                 let rel = parent.join(target);
                 if !self.written.contains(&rel) {
-                    self.parents.clear();
+                    self.forget();
                     whiteout::remove_path(self.root, &rel).map_err(io_err(&name, "whiteout"))?;
                 }
                 return Ok(());
             }
             Whiteout::None => {}
         }
-        self.make_parents(&parent)
+        let parent_fd = self
+            .tree
+            .dir(&parent)
             .map_err(io_err(&name, "create parent directories"))?;
+        let dir = parent_fd.as_raw_fd();
+        let c_last = cstring(last).map_err(io_err(&name, "create"))?;
         let rel = parent.join(last);
         let dest = self.root.join(&rel);
         let header = entry.header();
@@ -204,9 +224,17 @@ impl Applier<'_> {
         use tar::EntryType as T;
         match kind {
             T::Directory => {
-                self.prepare_dir(&dest).map_err(io_err(&name, "mkdir"))?;
-                self.chown(&dest, owner).map_err(io_err(&name, "chown"))?;
-                self.dir_meta.push((rel.clone(), mode, mtime));
+                self.prepare_dir(dir, &c_last, &dest)
+                    .map_err(io_err(&name, "mkdir"))?;
+                self.lchown_at(dir, &c_last, owner)
+                    .map_err(io_err(&name, "chown"))?;
+                self.tree.know_dir(&rel);
+                self.dir_meta.push(DirMeta {
+                    rel: rel.clone(),
+                    mode,
+                    mtime,
+                    generation: self.tree.generation(),
+                });
                 self.stats.dirs += 1;
             }
             T::Regular | T::Continuous | T::GNUSparse => {
@@ -226,15 +254,15 @@ impl Applier<'_> {
                 } else {
                     mode & !(libc::S_ISUID | libc::S_ISGID)
                 };
-                self.replace(&dest)
-                    .map_err(io_err(&name, "replace existing"))?;
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                    .open(&dest)
-                    .map_err(io_err(&name, "create file"))?;
+                let mut file = match tree::create_at(dir, &c_last, 0o600) {
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        self.replace_at(dir, &c_last, &dest)
+                            .map_err(io_err(&name, "replace existing"))?;
+                        tree::create_at(dir, &c_last, 0o600)
+                    }
+                    other => other,
+                }
+                .map_err(io_err(&name, "create file"))?;
                 let written = copy(entry, &mut file, &mut self.buf).map_err(|e| match e {
                     CopyError::Read(e) => LayerError::from_read(e),
                     CopyError::Write(e) => io_err(&name, "write file")(e),
@@ -260,14 +288,23 @@ impl Applier<'_> {
                     })?
                     .into_owned();
                 self.limits.check_link_target(&name, &target)?;
-                self.replace(&dest)
-                    .map_err(io_err(&name, "replace existing"))?;
+                let target = CString::new(target).map_err(|_| LayerError::Unsafe {
+                    entry: name.clone(),
+                    reason: "symlink target contains a NUL byte".into(),
+                })?;
                 self.parents.clear();
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &dest)
-                    .map_err(io_err(&name, "symlink"))?;
-                self.lchown(&dest, owner).map_err(io_err(&name, "chown"))?;
-                let t = FileTime::from_unix_time(mtime as i64, 0);
-                filetime::set_symlink_file_times(&dest, t, t)
+                match tree::symlink_at(&target, dir, &c_last) {
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        self.replace_at(dir, &c_last, &dest)
+                            .map_err(io_err(&name, "replace existing"))?;
+                        tree::symlink_at(&target, dir, &c_last)
+                    }
+                    other => other,
+                }
+                .map_err(io_err(&name, "symlink"))?;
+                self.lchown_at(dir, &c_last, owner)
+                    .map_err(io_err(&name, "chown"))?;
+                tree::set_times_at(dir, &c_last, mtime as i64)
                     .map_err(io_err(&name, "set mtime"))?;
                 self.stats.symlinks += 1;
             }
@@ -330,35 +367,12 @@ impl Applier<'_> {
         Ok(p)
     }
 
-    /// Creates missing directories of a resolved parent path (mode 0755, as docker).
-    fn make_parents(&mut self, parent: &Path) -> io::Result<()> {
-        let mut cur = self.root.to_path_buf();
-        for c in parent.components() {
-            cur.push(c);
-            match fs::symlink_metadata(&cur) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::NotADirectory,
-                        format!("{} is not a directory", c.as_os_str().to_string_lossy()),
-                    ));
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir(&cur)?;
-                    fs::set_permissions(&cur, Permissions::from_mode(0o755))?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
     /// Removes a non-directory at `dest`, or a directory when a non-directory is
     /// about to take its place.
     fn replace(&mut self, dest: &Path) -> io::Result<()> {
         match fs::symlink_metadata(dest) {
             Ok(m) => {
-                self.parents.clear();
+                self.forget();
                 if m.is_dir() {
                     fs::remove_dir_all(dest)
                 } else {
@@ -370,19 +384,51 @@ impl Applier<'_> {
         }
     }
 
-    /// A directory at `dest`: merge with an existing one, replace anything else.
-    fn prepare_dir(&mut self, dest: &Path) -> io::Result<()> {
-        match fs::symlink_metadata(dest) {
-            Ok(m) if m.is_dir() => return Ok(()),
-            Ok(_) => {
-                self.parents.clear();
-                fs::remove_file(dest)?;
+    /// Makes room for a new entry `name` in `dir` that is already taken: removes a
+    /// non-directory, or a directory (`dest`, its full path) with its contents.
+    fn replace_at(&mut self, dir: RawFd, name: &CStr, dest: &Path) -> io::Result<()> {
+        let st = tree::lstat_at(dir, name)?;
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => {
+                self.forget();
+                fs::remove_dir_all(dest)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            kind => {
+                // Only a symlink can change how a path resolves.
+                if kind == libc::S_IFLNK {
+                    self.parents.clear();
+                }
+                tree::unlink_at(dir, name)
+            }
         }
-        fs::create_dir(dest)?;
-        fs::set_permissions(dest, Permissions::from_mode(0o755))
+    }
+
+    /// A directory `name` in `dir`: merge with an existing one, replace anything
+    /// else. Made with mode 0755 (the final mode is set when the layer is done).
+    fn prepare_dir(&mut self, dir: RawFd, name: &CStr, dest: &Path) -> io::Result<()> {
+        match tree::mkdir_at(dir, name, 0o755) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let st = tree::lstat_at(dir, name)?;
+                if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                    return Ok(());
+                }
+                self.replace_at(dir, name, dest)?;
+                tree::mkdir_at(dir, name, 0o755)?;
+            }
+            other => other?,
+        }
+        // Writable by its owner whatever the umask, for the entries to come.
+        if tree::umask() & 0o700 != 0 {
+            tree::chmod_at(dir, name, 0o755)?;
+        }
+        Ok(())
+    }
+
+    /// Something was removed: forget every cached resolution and checked
+    /// directory.
+    fn forget(&mut self) {
+        self.parents.clear();
+        self.tree.forget();
     }
 
     fn hardlink_target<R: Read>(
@@ -432,8 +478,11 @@ impl Applier<'_> {
         self.written.insert(rel);
     }
 
-    fn chown(&self, path: &Path, owner: (u64, u64)) -> io::Result<()> {
-        self.lchown(path, owner)
+    fn lchown_at(&self, dir: RawFd, name: &CStr, (uid, gid): (u64, u64)) -> io::Result<()> {
+        if self.options.same_owner {
+            tree::lchown_at(dir, name, uid as u32, gid as u32)?;
+        }
+        Ok(())
     }
 
     fn lchown(&self, path: &Path, (uid, gid): (u64, u64)) -> io::Result<()> {
@@ -447,25 +496,34 @@ impl Applier<'_> {
     /// a later entry replaced or moved behind a symlink is left alone.
     fn finish_dirs(&mut self) -> Result<(), LayerError> {
         let dirs = std::mem::take(&mut self.dir_meta);
-        for (rel, mode, mtime) in dirs.into_iter().rev() {
-            let name = rel.to_string_lossy().into_owned();
-            let comps: Vec<OsString> = rel.iter().map(|c| c.to_os_string()).collect();
-            let Some((_, parents)) = comps.split_last() else {
-                continue;
-            };
-            let still_there = resolve_in_root(self.root, parents)
-                .is_ok_and(|p| Some(p.as_path()) == rel.parent());
-            let full = self.root.join(&rel);
-            let is_dir = fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir());
-            if !still_there || !is_dir {
+        let generation = self.tree.generation();
+        for meta in dirs.into_iter().rev() {
+            let name = meta.rel.to_string_lossy().into_owned();
+            let c_rel = cstring(meta.rel.as_os_str()).map_err(io_err(&name, "chmod"))?;
+            // Nothing removed since it was made: it is still a directory, reached
+            // through directories only.
+            if meta.generation != generation && !self.still_there(&meta.rel) {
                 continue;
             }
-            fs::set_permissions(&full, Permissions::from_mode(mode))
-                .map_err(io_err(&name, "chmod"))?;
-            let t = FileTime::from_unix_time(mtime as i64, 0);
-            filetime::set_symlink_file_times(&full, t, t).map_err(io_err(&name, "set mtime"))?;
+            let root = self.tree.root_fd();
+            tree::chmod_at(root, &c_rel, meta.mode).map_err(io_err(&name, "chmod"))?;
+            tree::set_times_at(root, &c_rel, meta.mtime as i64)
+                .map_err(io_err(&name, "set mtime"))?;
         }
         Ok(())
+    }
+
+    /// Whether the directory made at `rel` is still a directory that `rel`
+    /// resolves to (a later entry may have replaced it or moved it behind a
+    /// symlink).
+    fn still_there(&self, rel: &Path) -> bool {
+        let comps: Vec<OsString> = rel.iter().map(|c| c.to_os_string()).collect();
+        let Some((_, parents)) = comps.split_last() else {
+            return false;
+        };
+        let resolved =
+            resolve_in_root(self.root, parents).is_ok_and(|p| Some(p.as_path()) == rel.parent());
+        resolved && fs::symlink_metadata(self.root.join(rel)).is_ok_and(|m| m.is_dir())
     }
 }
 

@@ -7,6 +7,7 @@ mod error;
 mod header;
 mod meter;
 pub mod path;
+mod tree;
 mod whiteout;
 
 pub use apply::{ApplyOptions, LayerStats, apply_layer, apply_layer_limited};

@@ -1,0 +1,321 @@
+//! The root filesystem as the applier sees it: a directory fd for the root, the
+//! directories already known to be real directories, and open fds of recently
+//! used parent directories, so that each entry is created with one `*at` call
+//! relative to its parent instead of a path walked from `/` after a `stat` of
+//! every ancestor.
+//!
+//! Safety rests on two things. A path is only ever walked by the kernel through
+//! directories this applier checked (`known`), and whatever could turn a checked
+//! directory into something else (removing a directory or a symlink) forgets
+//! everything ([`Tree::forget`]). And the parent fds themselves are opened with
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` where the kernel has it
+//! (Linux 5.6+): if the bookkeeping were ever wrong, the kernel refuses to follow
+//! a symlink or leave the root instead of writing somewhere else.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Parent fds kept open at once; tar streams list a directory's entries together,
+/// so a few suffice. The cache is emptied when full.
+const OPEN_DIRS: usize = 64;
+
+/// Mode of directories created implicitly, as docker creates them.
+const IMPLICIT_DIR_MODE: u32 = 0o755;
+
+/// The root of one layer application.
+pub(super) struct Tree {
+    root: OwnedFd,
+    /// Root-relative paths checked (or made) to be real directories, not symlinks.
+    known: HashSet<PathBuf>,
+    /// Open `O_PATH` fds of recently used directories, by root-relative path.
+    open: HashMap<PathBuf, Rc<OwnedFd>>,
+    /// Bumped by [`Tree::forget`]: a path checked at generation `g` is still what
+    /// it was if nothing was forgotten since.
+    generation: u64,
+}
+
+impl Tree {
+    /// Opens `root` (which must be a directory).
+    pub(super) fn open(root: &Path) -> io::Result<Tree> {
+        let c = cstring(root.as_os_str())?;
+        // SAFETY: `c` is a valid NUL-terminated path; the returned fd is checked
+        // and then owned.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        Ok(Tree {
+            root: owned(fd)?,
+            known: HashSet::new(),
+            open: HashMap::new(),
+            generation: 0,
+        })
+    }
+
+    /// The root directory's fd.
+    pub(super) fn root_fd(&self) -> RawFd {
+        self.root.as_raw_fd()
+    }
+
+    /// The current generation (see [`Tree::forget`]).
+    pub(super) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Forgets every checked directory and open fd: something was removed, so a
+    /// checked path may now be a symlink or gone.
+    pub(super) fn forget(&mut self) {
+        self.known.clear();
+        self.open.clear();
+        self.generation += 1;
+    }
+
+    /// Records that `rel` is now a real directory (the applier just made or
+    /// checked it).
+    pub(super) fn know_dir(&mut self, rel: &Path) {
+        self.known.insert(rel.to_path_buf());
+    }
+
+    /// An fd of the root-relative directory `rel`, creating missing directories on
+    /// the way with mode 0755. `rel` must be resolved (no symlinks meant to be
+    /// followed in it); a component that is not a directory is an error.
+    pub(super) fn dir(&mut self, rel: &Path) -> io::Result<Rc<OwnedFd>> {
+        if let Some(fd) = self.open.get(rel) {
+            return Ok(fd.clone());
+        }
+        self.make_dirs(rel)?;
+        let fd = Rc::new(open_beneath(&self.root, rel)?);
+        if self.open.len() >= OPEN_DIRS {
+            self.open.clear();
+        }
+        self.open.insert(rel.to_path_buf(), fd.clone());
+        Ok(fd)
+    }
+
+    /// Checks every ancestor of `rel` (and `rel`) is a real directory, creating
+    /// the missing ones; each is walked by the kernel only through checked ones.
+    fn make_dirs(&mut self, rel: &Path) -> io::Result<()> {
+        let mut cur = PathBuf::new();
+        for c in rel.components() {
+            cur.push(c);
+            if self.known.contains(&cur) {
+                continue;
+            }
+            let c_cur = cstring(cur.as_os_str())?;
+            match lstat_at(self.root_fd(), &c_cur) {
+                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {}
+                Ok(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotADirectory,
+                        format!("{} is not a directory", c.as_os_str().to_string_lossy()),
+                    ));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    mkdir_at(self.root_fd(), &c_cur, IMPLICIT_DIR_MODE)?;
+                    if umask() & IMPLICIT_DIR_MODE != 0 {
+                        chmod_at(self.root_fd(), &c_cur, IMPLICIT_DIR_MODE)?;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            self.known.insert(cur.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Whether `openat2` is worth trying (cleared on the first ENOSYS).
+static OPENAT2: AtomicBool = AtomicBool::new(true);
+
+/// Opens the directory `rel` below `root` without following any symlink and
+/// without leaving `root`: `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`,
+/// or, on kernels without it, `openat` with `O_NOFOLLOW` on a path whose
+/// components the caller checked.
+fn open_beneath(root: &OwnedFd, rel: &Path) -> io::Result<OwnedFd> {
+    let path = if rel.as_os_str().is_empty() {
+        c".".to_owned()
+    } else {
+        cstring(rel.as_os_str())?
+    };
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    if OPENAT2.load(Ordering::Relaxed) {
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = flags as u64;
+        how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+        // SAFETY: `how` is a valid open_how of the size passed; `path` is a valid
+        // NUL-terminated path; the returned fd is checked and then owned.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        } as RawFd;
+        match owned(fd) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                OPENAT2.store(false, Ordering::Relaxed);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(io::Error::other(format!(
+                    "refusing to follow a symlink in {} (checked as a directory)",
+                    rel.display()
+                )));
+            }
+            other => return other,
+        }
+    }
+    // SAFETY: as above, with openat.
+    owned(unsafe { libc::openat(root.as_raw_fd(), path.as_ptr(), flags) })
+}
+
+/// The process's umask, read once from /proc (reading it with `umask(2)` would
+/// change it for a moment under other threads).
+pub(super) fn umask() -> u32 {
+    static UMASK: OnceLock<u32> = OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            })
+            // Unknown: assume it strips everything, so every chmod is made.
+            .unwrap_or(0o777)
+    })
+}
+
+pub(super) fn cstring(s: &OsStr) -> io::Result<CString> {
+    CString::new(s.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+}
+
+fn owned(fd: RawFd) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        // SAFETY: a non-negative fd just returned by the kernel, owned by no one.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`.
+pub(super) fn lstat_at(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: stat is plain old data that fstatat fills; `name` is NUL-terminated.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok(st)
+}
+
+pub(super) fn mkdir_at(dir: RawFd, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated; mkdirat does not retain it.
+    check(unsafe { libc::mkdirat(dir, name.as_ptr(), mode as libc::mode_t) })
+}
+
+/// `fchmodat` (follows a final symlink: callers pass directories they checked).
+pub(super) fn chmod_at(dir: RawFd, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated; fchmodat does not retain it.
+    check(unsafe { libc::fchmodat(dir, name.as_ptr(), mode as libc::mode_t, 0) })
+}
+
+/// `fchownat(dir, name, AT_SYMLINK_NOFOLLOW)`.
+pub(super) fn lchown_at(dir: RawFd, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated; fchownat does not retain it.
+    check(unsafe { libc::fchownat(dir, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })
+}
+
+/// Sets access and modification times of `name` itself (not a symlink's target).
+pub(super) fn set_times_at(dir: RawFd, name: &CStr, secs: i64) -> io::Result<()> {
+    let t = libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [t, t];
+    // SAFETY: `times` holds two timespecs as utimensat requires; `name` is
+    // NUL-terminated.
+    check(unsafe {
+        libc::utimensat(
+            dir,
+            name.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+}
+
+pub(super) fn symlink_at(target: &CStr, dir: RawFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: both strings are NUL-terminated; symlinkat does not retain them.
+    check(unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) })
+}
+
+/// Removes the non-directory `name` in `dir`.
+pub(super) fn unlink_at(dir: RawFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated; unlinkat does not retain it.
+    check(unsafe { libc::unlinkat(dir, name.as_ptr(), 0) })
+}
+
+/// Creates the regular file `name` in `dir`, which must not exist, for writing.
+pub(super) fn create_at(dir: RawFd, name: &CStr, mode: u32) -> io::Result<std::fs::File> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `name` is NUL-terminated; the returned fd is checked and owned.
+    let fd = owned(unsafe { libc::openat(dir, name.as_ptr(), flags, mode as libc::c_uint) })?;
+    Ok(std::fs::File::from(fd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn directories_are_made_and_symlinks_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let mut tree = Tree::open(&root).unwrap();
+        tree.dir(Path::new("a/b/c")).unwrap();
+        assert!(root.join("a/b/c").is_dir());
+        // A symlink swapped in behind the tree's back (the applier forgets on every
+        // removal, so only a bug could do this) is refused, not followed.
+        std::fs::remove_dir_all(root.join("a/b")).unwrap();
+        symlink(&outside, root.join("a/b")).unwrap();
+        tree.open.clear();
+        let err = tree.dir(Path::new("a/b/c")).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(!outside.join("c").exists());
+        // After forgetting, the component is checked again and refused.
+        tree.forget();
+        let err = tree.dir(Path::new("a/b/c")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotADirectory, "{err}");
+        assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn umask_is_read_without_changing_it() {
+        // SAFETY: umask cannot fail; set back at once (this test alone reads it so).
+        let before = unsafe { libc::umask(0o022) };
+        unsafe { libc::umask(before) };
+        assert_eq!(umask(), before as u32);
+    }
+}
