@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsString};
 use std::fs::{self, Permissions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -94,6 +94,7 @@ pub fn apply_layer_limited<R: Read>(
         written: HashSet::new(),
         dir_meta: Vec::new(),
         parents: HashMap::new(),
+        direct: HashSet::new(),
         buf: vec![0; COPY_BUFFER],
     };
     let meter = Meter::new(limits.max_entry_header_bytes());
@@ -145,10 +146,15 @@ struct Applier<'a> {
     /// Directory modes and mtimes, set after all entries (children change mtimes),
     /// with the [`Tree::generation`] at which each was made.
     dir_meta: Vec<DirMeta>,
-    /// Cache of resolved parent directories; cleared whenever a directory or a
-    /// symlink is removed or a symlink is created, since each can change a
-    /// resolution.
+    /// Cache of parent directories resolved through symlinks; cleared whenever a
+    /// directory or a symlink is removed or a symlink is created, since each can
+    /// change such a resolution.
     parents: HashMap<Vec<OsString>, PathBuf>,
+    /// Parent directories that resolved to themselves (no symlink on the way, so
+    /// every step is one of their own ancestors, which [`Tree::dir`] then made
+    /// real directories). A new symlink cannot change that: it would have to
+    /// replace one of those directories, a removal. Cleared on removals only.
+    direct: HashSet<Vec<OsString>>,
     buf: Vec<u8>,
 }
 
@@ -208,11 +214,11 @@ impl Applier<'_> {
             }
             Whiteout::None => {}
         }
-        let parent_fd = self
+        let parent_dir = self
             .tree
             .dir(&parent)
             .map_err(io_err(&name, "create parent directories"))?;
-        let dir = parent_fd.as_raw_fd();
+        let dir = parent_dir.fd();
         let c_last = cstring(last).map_err(io_err(&name, "create"))?;
         let rel = parent.join(last);
         let dest = self.root.join(&rel);
@@ -221,13 +227,18 @@ impl Applier<'_> {
         let mode = header.mode().map_err(LayerError::from_read)? & 0o7777;
         let mtime = header.mtime().unwrap_or(0);
         let owner = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
+        // A new entry already has the owner the kernel gives it: no chown to that.
+        let (new_uid, new_gid) = self.tree.new_owner(&parent_dir);
+        let chown_new = self.options.same_owner && owner != (new_uid.into(), new_gid.into());
         use tar::EntryType as T;
         match kind {
             T::Directory => {
-                self.prepare_dir(dir, &c_last, &dest)
+                let created = self
+                    .prepare_dir(dir, &c_last, &dest)
                     .map_err(io_err(&name, "mkdir"))?;
-                self.lchown_at(dir, &c_last, owner)
-                    .map_err(io_err(&name, "chown"))?;
+                if chown_new || (self.options.same_owner && !created) {
+                    lchown_at(dir, &c_last, owner).map_err(io_err(&name, "chown"))?;
+                }
                 self.tree.know_dir(&rel);
                 self.dir_meta.push(DirMeta {
                     rel: rel.clone(),
@@ -254,11 +265,15 @@ impl Applier<'_> {
                 } else {
                     mode & !(libc::S_ISUID | libc::S_ISGID)
                 };
-                let mut file = match tree::create_at(dir, &c_last, 0o600) {
+                // Made with its final mode when the kernel gives exactly that (no
+                // chmod then); otherwise private until the chmod below.
+                let exact = self.tree.creates_exactly(mode);
+                let create_mode = if exact { mode } else { 0o600 };
+                let mut file = match tree::create_at(dir, &c_last, create_mode) {
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                         self.replace_at(dir, &c_last, &dest)
                             .map_err(io_err(&name, "replace existing"))?;
-                        tree::create_at(dir, &c_last, 0o600)
+                        tree::create_at(dir, &c_last, create_mode)
                     }
                     other => other,
                 }
@@ -267,12 +282,14 @@ impl Applier<'_> {
                     CopyError::Read(e) => LayerError::from_read(e),
                     CopyError::Write(e) => io_err(&name, "write file")(e),
                 })?;
-                if self.options.same_owner {
+                if chown_new {
                     std::os::unix::fs::fchown(&file, Some(owner.0 as u32), Some(owner.1 as u32))
                         .map_err(io_err(&name, "chown"))?;
                 }
-                file.set_permissions(Permissions::from_mode(mode))
-                    .map_err(io_err(&name, "chmod"))?;
+                if !exact {
+                    file.set_permissions(Permissions::from_mode(mode))
+                        .map_err(io_err(&name, "chmod"))?;
+                }
                 let t = FileTime::from_unix_time(mtime as i64, 0);
                 filetime::set_file_handle_times(&file, Some(t), Some(t))
                     .map_err(io_err(&name, "set mtime"))?;
@@ -302,8 +319,9 @@ impl Applier<'_> {
                     other => other,
                 }
                 .map_err(io_err(&name, "symlink"))?;
-                self.lchown_at(dir, &c_last, owner)
-                    .map_err(io_err(&name, "chown"))?;
+                if chown_new {
+                    lchown_at(dir, &c_last, owner).map_err(io_err(&name, "chown"))?;
+                }
                 tree::set_times_at(dir, &c_last, mtime as i64)
                     .map_err(io_err(&name, "set mtime"))?;
                 self.stats.symlinks += 1;
@@ -359,11 +377,29 @@ impl Applier<'_> {
 
     /// Resolved parent directory (root-relative) of an entry, cached.
     fn parent(&mut self, comps: &[OsString]) -> Result<PathBuf, PathError> {
+        if self.direct.contains(comps) {
+            return Ok(comps.iter().collect());
+        }
         if let Some(p) = self.parents.get(comps) {
             return Ok(p.clone());
         }
+        // A directory this layer checked, in a parent that resolved to itself,
+        // resolves to itself without a look.
+        if let Some((_, init)) = comps.split_last()
+            && (init.is_empty() || self.direct.contains(init))
+        {
+            let p: PathBuf = comps.iter().collect();
+            if self.tree.is_known(&p) {
+                self.direct.insert(comps.to_vec());
+                return Ok(p);
+            }
+        }
         let p = resolve_in_root(self.root, comps)?;
-        self.parents.insert(comps.to_vec(), p.clone());
+        if p.iter().eq(comps.iter()) {
+            self.direct.insert(comps.to_vec());
+        } else {
+            self.parents.insert(comps.to_vec(), p.clone());
+        }
         Ok(p)
     }
 
@@ -405,12 +441,13 @@ impl Applier<'_> {
 
     /// A directory `name` in `dir`: merge with an existing one, replace anything
     /// else. Made with mode 0755 (the final mode is set when the layer is done).
-    fn prepare_dir(&mut self, dir: RawFd, name: &CStr, dest: &Path) -> io::Result<()> {
+    /// Whether it was made (false: merged).
+    fn prepare_dir(&mut self, dir: RawFd, name: &CStr, dest: &Path) -> io::Result<bool> {
         match tree::mkdir_at(dir, name, 0o755) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                 let st = tree::lstat_at(dir, name)?;
                 if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-                    return Ok(());
+                    return Ok(false);
                 }
                 self.replace_at(dir, name, dest)?;
                 tree::mkdir_at(dir, name, 0o755)?;
@@ -421,13 +458,14 @@ impl Applier<'_> {
         if tree::umask() & 0o700 != 0 {
             tree::chmod_at(dir, name, 0o755)?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Something was removed: forget every cached resolution and checked
     /// directory.
     fn forget(&mut self) {
         self.parents.clear();
+        self.direct.clear();
         self.tree.forget();
     }
 
@@ -478,13 +516,6 @@ impl Applier<'_> {
         self.written.insert(rel);
     }
 
-    fn lchown_at(&self, dir: RawFd, name: &CStr, (uid, gid): (u64, u64)) -> io::Result<()> {
-        if self.options.same_owner {
-            tree::lchown_at(dir, name, uid as u32, gid as u32)?;
-        }
-        Ok(())
-    }
-
     fn lchown(&self, path: &Path, (uid, gid): (u64, u64)) -> io::Result<()> {
         if self.options.same_owner {
             std::os::unix::fs::lchown(path, Some(uid as u32), Some(gid as u32))?;
@@ -530,6 +561,10 @@ impl Applier<'_> {
 enum CopyError {
     Read(io::Error),
     Write(io::Error),
+}
+
+fn lchown_at(dir: RawFd, name: &CStr, (uid, gid): (u64, u64)) -> io::Result<()> {
+    tree::lchown_at(dir, name, uid as u32, gid as u32)
 }
 
 /// Copies with a large buffer (fewer write calls than `io::copy`'s 8 KiB).

@@ -29,13 +29,34 @@ const OPEN_DIRS: usize = 64;
 /// Mode of directories created implicitly, as docker creates them.
 const IMPLICIT_DIR_MODE: u32 = 0o755;
 
+/// A directory entries are created in.
+#[derive(Clone, Debug)]
+pub(super) struct Parent {
+    fd: Rc<OwnedFd>,
+    /// The group a new entry in it gets: the directory's own when it is set-gid,
+    /// the creator's otherwise.
+    pub(super) new_gid: u32,
+}
+
+impl Parent {
+    pub(super) fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 /// The root of one layer application.
 pub(super) struct Tree {
     root: OwnedFd,
     /// Root-relative paths checked (or made) to be real directories, not symlinks.
     known: HashSet<PathBuf>,
     /// Open `O_PATH` fds of recently used directories, by root-relative path.
-    open: HashMap<PathBuf, Rc<OwnedFd>>,
+    open: HashMap<PathBuf, Parent>,
+    /// The owner a new entry gets from the kernel: (euid, egid).
+    creator: (u32, u32),
+    /// Whether a new entry's mode is exactly the mode asked for, less the umask:
+    /// the root has no default ACL (which directories made inside would inherit
+    /// and which would override the umask).
+    plain_modes: bool,
     /// Bumped by [`Tree::forget`]: a path checked at generation `g` is still what
     /// it was if nothing was forgotten since.
     generation: u64,
@@ -53,12 +74,28 @@ impl Tree {
                 libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
             )
         };
+        let plain_modes = !has_default_acl(&c)?;
+        // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+        let creator = unsafe { (libc::geteuid(), libc::getegid()) };
         Ok(Tree {
             root: owned(fd)?,
             known: HashSet::new(),
             open: HashMap::new(),
+            creator,
+            plain_modes,
             generation: 0,
         })
+    }
+
+    /// The owner (uid, gid) a new entry in `parent` gets without a chown.
+    pub(super) fn new_owner(&self, parent: &Parent) -> (u32, u32) {
+        (self.creator.0, parent.new_gid)
+    }
+
+    /// Whether a file created with `mode` gets exactly `mode` (no set-id or sticky
+    /// bits, nothing the umask or an ACL takes away), so no chmod is needed.
+    pub(super) fn creates_exactly(&self, mode: u32) -> bool {
+        self.plain_modes && mode & 0o7000 == 0 && mode & umask() == 0
     }
 
     /// The root directory's fd.
@@ -85,20 +122,35 @@ impl Tree {
         self.known.insert(rel.to_path_buf());
     }
 
+    /// Whether `rel` was checked (or made) to be a real directory.
+    pub(super) fn is_known(&self, rel: &Path) -> bool {
+        self.known.contains(rel)
+    }
+
     /// An fd of the root-relative directory `rel`, creating missing directories on
     /// the way with mode 0755. `rel` must be resolved (no symlinks meant to be
     /// followed in it); a component that is not a directory is an error.
-    pub(super) fn dir(&mut self, rel: &Path) -> io::Result<Rc<OwnedFd>> {
-        if let Some(fd) = self.open.get(rel) {
-            return Ok(fd.clone());
+    pub(super) fn dir(&mut self, rel: &Path) -> io::Result<Parent> {
+        if let Some(p) = self.open.get(rel) {
+            return Ok(p.clone());
         }
         self.make_dirs(rel)?;
-        let fd = Rc::new(open_beneath(&self.root, rel)?);
+        let fd = open_beneath(&self.root, rel)?;
+        let st = fstat(&fd)?;
+        let new_gid = if st.st_mode & libc::S_ISGID != 0 {
+            st.st_gid
+        } else {
+            self.creator.1
+        };
+        let parent = Parent {
+            fd: Rc::new(fd),
+            new_gid,
+        };
         if self.open.len() >= OPEN_DIRS {
             self.open.clear();
         }
-        self.open.insert(rel.to_path_buf(), fd.clone());
-        Ok(fd)
+        self.open.insert(rel.to_path_buf(), parent.clone());
+        Ok(parent)
     }
 
     /// Checks every ancestor of `rel` (and `rel`) is a real directory, creating
@@ -131,6 +183,36 @@ impl Tree {
         }
         Ok(())
     }
+}
+
+/// Whether the directory at `path` has a default ACL (`system.posix_acl_default`);
+/// a filesystem without ACLs has none.
+fn has_default_acl(path: &CStr) -> io::Result<bool> {
+    // SAFETY: a size query (NULL buffer, size 0) of an xattr of a NUL-terminated
+    // path; nothing is written.
+    let rc = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            c"system.posix_acl_default".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc >= 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENODATA) | Some(libc::EOPNOTSUPP) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
+    // SAFETY: stat is plain old data that fstat fills for a valid fd.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
 }
 
 /// Whether `openat2` is worth trying (cleared on the first ENOSYS).

@@ -424,3 +424,94 @@ fn hard_link_to_a_symlink_cannot_lead_a_whiteout_or_link_outside() {
     outside_unchanged(&s, &before);
     assert!(s.outside.join("victim").exists());
 }
+
+/// A layer of entries with owners, built with the `tar` crate.
+fn owned_layer(entries: &[(&str, tar::EntryType, u32, (u64, u64))]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, mode, (uid, gid)) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(*kind);
+        h.set_mode(*mode);
+        h.set_uid(*uid);
+        h.set_gid(*gid);
+        h.set_mtime(1_700_000_000);
+        h.set_size(0);
+        if *kind == tar::EntryType::Symlink {
+            h.set_link_name("target").unwrap();
+        }
+        b.append_data(&mut h, path, &[][..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// The applier skips a chown to the owner the kernel already gave an entry; in a
+/// set-gid directory the kernel gives the directory's group, so a chown to the
+/// creator's group is still needed there.
+#[test]
+fn owners_are_exact_in_set_gid_directories() {
+    if !ApplyOptions::default().same_owner {
+        eprintln!("skipped: owners are applied only as root");
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use tar::EntryType as T;
+    let s = sandbox();
+    let g = s.root.join("g");
+    std::fs::create_dir(&g).unwrap();
+    std::os::unix::fs::chown(&g, Some(0), Some(4242)).unwrap();
+    std::fs::set_permissions(&g, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    let data = owned_layer(&[
+        ("g/root-file", T::Regular, 0o644, (0, 0)),
+        ("g/user-file", T::Regular, 0o600, (1000, 1001)),
+        ("g/group-file", T::Regular, 0o644, (0, 4242)),
+        ("g/link", T::Symlink, 0o777, (0, 0)),
+        ("g/sub/", T::Directory, 0o755, (0, 0)),
+        ("top-file", T::Regular, 0o640, (0, 0)),
+    ]);
+    apply_layer(&data[..], &s.root, &ApplyOptions::default()).unwrap();
+    let owner = |p: &str| {
+        let m = std::fs::symlink_metadata(s.root.join(p)).unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    };
+    assert_eq!(owner("g/root-file"), (0, 0, 0o644));
+    assert_eq!(owner("g/user-file"), (1000, 1001, 0o600));
+    assert_eq!(owner("g/group-file"), (0, 4242, 0o644));
+    assert_eq!(owner("g/link").1, 0);
+    assert_eq!(owner("g/sub"), (0, 0, 0o755));
+    assert_eq!(owner("top-file"), (0, 0, 0o640));
+}
+
+/// Under a default ACL the kernel ignores the umask and masks a new file's mode
+/// with the ACL: a file's mode must then still be the one in the layer.
+#[test]
+fn modes_are_exact_under_a_default_acl() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = sandbox();
+    let status = std::process::Command::new("setfacl")
+        .args(["-d", "-m", "u::rwx,g::r-x,o::---"])
+        .arg(&s.root)
+        .status();
+    match status {
+        Ok(st) if st.success() => {}
+        other => panic!("setfacl (Debian package acl) is needed by this test: {other:?}"),
+    }
+    apply(
+        &s.root,
+        &[
+            E::File("readable", 0o644, content(1, 10)),
+            E::Dir("d", 0o755),
+            E::File("d/run", 0o755, content(2, 10)),
+        ],
+    )
+    .unwrap();
+    let mode = |p: &str| {
+        std::fs::metadata(s.root.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("readable"), 0o644);
+    assert_eq!(mode("d"), 0o755);
+    assert_eq!(mode("d/run"), 0o755);
+}
