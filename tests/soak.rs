@@ -72,6 +72,8 @@ fn pull(reference: &str, dest: &Path, tmp: &Path, mode: Mode) -> Result<PullReco
         tmp_dir: tmp.to_path_buf(),
         pull,
         progress: pulltime::pipeline::progress::Progress::none(),
+        settle: std::time::Duration::ZERO,
+        deleted_at: None,
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -179,7 +179,7 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
             let root = tempfile::Builder::new()
                 .prefix("pulltime-calibrate-")
                 .tempdir_in(dir)?;
-            crate::pipeline::measure::flush_writes(dir);
+            crate::pipeline::filesystem::flush_writes(dir);
             let t = Instant::now();
             counts = (0, 0, 0);
             let applied = layers.iter().try_for_each(|tar| {
@@ -264,7 +264,7 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
             o.probe_scale
         ),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        filesystem: crate::pipeline::measure::filesystem_type(dir).unwrap_or_default(),
+        filesystem: crate::pipeline::filesystem::filesystem_type(dir).unwrap_or_default(),
         sha256_bps: content.len() as f64 / sha,
         gzip_bps,
         zstd_bps,

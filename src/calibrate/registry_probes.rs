@@ -152,7 +152,7 @@ pub(super) fn spool_probe(dir: &Path, content: &[u8], repeats: usize) -> io::Res
             scratch.path().join(format!("spool-{i}")),
             Default::default(),
         );
-        crate::pipeline::measure::flush_writes(dir);
+        crate::pipeline::filesystem::flush_writes(dir);
         let t = Instant::now();
         let mut f = spool.create()?;
         let mut written = 0u64;

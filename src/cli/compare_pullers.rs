@@ -46,6 +46,13 @@ pub struct PullerCompareArgs {
     /// Connect and read timeout towards the registry, in seconds.
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
+    /// When docker, containerd or podman deleted an image at the end of a round
+    /// and --tmp-dir is on ext4 without a journal, start the next round this many
+    /// seconds after the deletions (0: at once): creating files near files
+    /// deleted in the last minute costs several times more there.
+    #[arg(long, value_name = "SECONDS", env = "PULLTIME_SETTLE", default_value_t = 61,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub settle: u64,
 }
 
 /// Runs the comparison of pullers on `image`.
@@ -81,6 +88,10 @@ pub fn run(
             tmp_dir: args.tmp_dir.clone().unwrap_or_else(std::env::temp_dir),
             pull,
             progress: Progress::none(),
+            // Each pulltime run has its own root: nothing is deleted between
+            // them. The rounds settle after the other pullers' deletions below.
+            settle: Duration::ZERO,
+            deleted_at: None,
         },
         peers: args.daemons.options(timeout),
     };
@@ -93,7 +104,10 @@ pub fn run(
         &kinds,
         args.runs as usize,
         &options,
-        args.quiet,
+        RoundOptions {
+            quiet: args.quiet,
+            settle: Duration::from_secs(args.settle),
+        },
     ))?;
 
     let entries: Vec<Entry<'_>> = records
@@ -134,18 +148,29 @@ pub fn run(
     Ok(())
 }
 
+/// How the rounds run.
+#[derive(Debug, Clone, Copy)]
+struct RoundOptions {
+    /// No progress on stderr.
+    quiet: bool,
+    /// Wait out the filesystem's memory of a round's deletions before the next,
+    /// up to this long after them (zero: no wait).
+    settle: Duration,
+}
+
 /// `runs` rounds; in round r the pullers go in order starting at r mod n. Each
 /// round's images are removed after the round, so that no removal (which on
-/// ext4 slows the file creation after it) falls between two pulls of one round;
-/// pulltime's own root filesystems and the work directories are removed only at
-/// the end.
+/// ext4 slows the file creation after it) falls between two pulls of one round,
+/// and the next round waits the removals out (`pipeline::filesystem`); pulltime's
+/// own root filesystems and the work directories are removed only at the end.
 async fn rounds(
     reference: &Reference,
     kinds: &[PullerKind],
     runs: usize,
     options: &SessionOptions,
-    quiet: bool,
+    how: RoundOptions,
 ) -> anyhow::Result<Vec<(PullerKind, PullRecord)>> {
+    let quiet = how.quiet;
     let mut sessions = Vec::new();
     for &k in kinds {
         if !quiet {
@@ -178,11 +203,25 @@ async fn rounds(
                 }
             }
         }
+        let mut deleted = false;
         for s in &mut sessions {
-            if let Err(e) = s.remove().await {
-                failure = Some(anyhow::Error::from(e).context(s.kind().as_str().to_string()));
-                break 'rounds;
+            match s.remove().await {
+                Ok(d) => deleted |= d,
+                Err(e) => {
+                    failure = Some(anyhow::Error::from(e).context(s.kind().as_str().to_string()));
+                    break 'rounds;
+                }
             }
+        }
+        if deleted && round + 1 < runs {
+            let when = std::time::Instant::now();
+            let tmp = &options.pulltime.tmp_dir;
+            pulltime::pipeline::filesystem::wait_out(tmp, when, how.settle, |m| {
+                if !quiet {
+                    eprintln!("round {}/{runs} done; {m}", round + 1)
+                }
+            })
+            .await;
         }
     }
     let records: Vec<(PullerKind, PullRecord)> =

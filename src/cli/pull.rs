@@ -65,6 +65,13 @@ pub struct PullArgs {
     /// is deleted; symbolic links are removed, not followed).
     #[arg(long, requires = "dest", help_heading = "Output")]
     pub force: bool,
+    /// A run that follows a deletion on ext4 without a journal (--dest is
+    /// emptied between runs, --force empties it first, --puller removes the
+    /// image) starts this many seconds after it (0: at once): creating files
+    /// near files deleted in the last minute costs several times more there.
+    #[arg(long, value_name = "SECONDS", env = "PULLTIME_SETTLE", default_value_t = 61,
+          value_parser = clap::value_parser!(u64).range(0..=3600), help_heading = "Output")]
+    pub settle: u64,
     /// Unpack into DIR (must be empty or absent) and keep the last run's root filesystem there.
     #[arg(help_heading = "Output", long)]
     pub dest: Option<PathBuf>,
@@ -199,13 +206,17 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         } else {
             Progress::none()
         },
+        settle: Duration::from_secs(args.settle),
+        deleted_at: None,
     };
     let mut options = options;
     args.registry.apply(&reference, &mut options.pull.client)?;
     // Last, once every check has passed: nothing is deleted for a command that
     // is then refused.
-    if let (true, Some(dest)) = (args.force, &args.dest) {
-        empty_dir(dest)?;
+    if let (true, Some(dest)) = (args.force, &args.dest)
+        && empty_dir(dest)?
+    {
+        options.deleted_at = Some(std::time::Instant::now());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -347,11 +358,11 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
 }
 
 /// `--force`: deletes what is in `dir` (not `dir` itself), without following
-/// symbolic links; a missing `dir` is fine.
-fn empty_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+/// symbolic links; a missing `dir` is fine. Whether anything was removed.
+fn empty_dir(dir: &std::path::Path) -> anyhow::Result<bool> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => {
             return Err(
                 anyhow::Error::new(e).context(format!("--force: reading {}", dir.display()))
@@ -361,7 +372,9 @@ fn empty_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     if std::fs::canonicalize(dir).is_ok_and(|c| c.parent().is_none()) {
         super::exit::usage!("--force will not empty the root directory");
     }
+    let mut removed_any = false;
     for entry in entries {
+        removed_any = true;
         let path = entry?.path();
         let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
         let removed = if is_dir {
@@ -371,5 +384,5 @@ fn empty_dir(dir: &std::path::Path) -> anyhow::Result<()> {
         };
         removed.with_context(|| format!("--force: removing {}", path.display()))?;
     }
-    Ok(())
+    Ok(removed_any)
 }

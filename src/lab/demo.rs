@@ -146,6 +146,8 @@ pub fn run(options: &DemoOptions, say: &mut dyn FnMut(&str)) -> Result<Vec<PairR
                 tmp_dir: std::env::temp_dir(),
                 pull: PullOptions::lab_defaults(),
                 progress: options.progress.clone(),
+                settle: std::time::Duration::ZERO,
+                deleted_at: None,
             };
             let record = runtime.block_on(measure(&reference, &measure_options))?;
             let path = options

@@ -141,6 +141,8 @@ impl ColdPuller {
             tmp_dir: self.roots.path().to_path_buf(),
             pull: self.options.clone(),
             progress: crate::pipeline::progress::Progress::none(),
+            settle: std::time::Duration::ZERO,
+            deleted_at: None,
         };
         Ok(self.runtime.block_on(measure(&reference, &options))?)
     }

@@ -111,6 +111,11 @@ pub struct HostInfo {
     /// Filesystem type of the extraction destination (`ext4`, `tmpfs`, ...), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dest_filesystem: Option<String>,
+    /// For ext2/3/4: whether it has a journal. Without one, file creation near
+    /// files deleted in the last minute costs several times more
+    /// (docs/performance.md, "The filesystem's memory").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dest_journal: Option<bool>,
     /// Which machine: 16 hex digits of a hash of `/etc/machine-id` (the id itself
     /// is not written). Calibrating from records refuses records of another machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]

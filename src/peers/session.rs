@@ -12,7 +12,8 @@ use crate::oci::record::{
     PullRecord, PullerInfo, RunRecord, SCHEMA_VERSION, Settings, Summary, ToolInfo,
 };
 use crate::oci::reference::Reference;
-use crate::pipeline::measure::{MeasureOptions, flush_writes, host_info, measure};
+use crate::pipeline::filesystem::flush_writes;
+use crate::pipeline::measure::{MeasureOptions, host_info, measure};
 
 use super::containerd::Containerd;
 use super::docker::Docker;
@@ -232,22 +233,36 @@ impl Session {
     }
 
     /// Removes the last run's image from the puller's store and checks that
-    /// nothing of it is left (a next run would not be cold).
-    pub async fn remove(&mut self) -> Result<(), PeerError> {
+    /// nothing of it is left (a next run would not be cold). Whether files were
+    /// deleted (pulltime's and umoci's trees are kept until [`Session::close`]).
+    pub async fn remove(&mut self) -> Result<bool, PeerError> {
         if !self.pending_removal {
-            return Ok(());
+            return Ok(false);
         }
         let image = self.image.clone();
-        match &mut self.driver {
-            Driver::Pulltime => {}
-            Driver::Docker(d) => d.remove(&image).await?,
-            Driver::Containerd(c) => tokio::task::block_in_place(|| c.remove(&image))?,
-            Driver::Podman(p) => tokio::task::block_in_place(|| p.remove(&image))?,
-            Driver::SkopeoUmoci(s) => s.remove(),
-        }
+        let deleted = match &mut self.driver {
+            Driver::Pulltime => false,
+            Driver::Docker(d) => {
+                d.remove(&image).await?;
+                true
+            }
+            Driver::Containerd(c) => {
+                tokio::task::block_in_place(|| c.remove(&image))?;
+                true
+            }
+            Driver::Podman(p) => {
+                tokio::task::block_in_place(|| p.remove(&image))?;
+                true
+            }
+            Driver::SkopeoUmoci(s) => {
+                s.remove();
+                false
+            }
+        };
         self.pending_removal = false;
         self.check_absent("after removing the last run's image")
-            .await
+            .await?;
+        Ok(deleted)
     }
 
     async fn check_absent(&self, when: &str) -> Result<(), PeerError> {
@@ -434,9 +449,20 @@ pub async fn measure_puller(
                 break;
             }
         }
-        if let Err(e) = session.remove().await {
-            outcome = Err(e);
-            break;
+        match session.remove().await {
+            // The next run waits out the deletion where it would slow it
+            // (ext4 without a journal; `pipeline::filesystem`).
+            Ok(true) if k + 1 < warmup + runs => {
+                let (tmp, window) = (&options.pulltime.tmp_dir, options.pulltime.settle);
+                let now = std::time::Instant::now();
+                let say = |m: &str| tracing::warn!("{m}");
+                crate::pipeline::filesystem::wait_out(tmp, now, window, say).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
         }
     }
     let record = session.record(warmup);

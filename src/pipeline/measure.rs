@@ -32,6 +32,15 @@ pub struct MeasureOptions {
     pub pull: PullOptions,
     /// Where progress events go ([`Progress::none`]: nowhere).
     pub progress: Progress,
+    /// Before a run that follows a deletion on a filesystem that remembers
+    /// deletions (ext4 without a journal), wait until it no longer slows file
+    /// creation ([`super::settle`]): between runs into a `dest` (emptied between
+    /// runs), and after [`MeasureOptions::deleted_at`]. At most this long after
+    /// the deletion ([`super::filesystem::WINDOW`]; zero: never wait).
+    pub settle: Duration,
+    /// When the destination was last emptied before the first run, if it was
+    /// (`pull --force`).
+    pub deleted_at: Option<std::time::Instant>,
 }
 
 /// Pulls `reference` `warmup + runs` times, cold each time, and returns the record.
@@ -61,6 +70,7 @@ pub async fn measure(
     // the minutes after many were deleted cost several times more, which would
     // charge each run for the clean-up of the one before.
     let mut spent: Vec<Destination> = Vec::new();
+    let mut deleted_at = options.deleted_at;
     for k in 0..options.warmup + runs {
         if k > 0 && options.dest.is_none() {
             let fresh = Destination::temporary(&options.tmp_dir)?;
@@ -71,8 +81,18 @@ pub async fn measure(
         } else {
             format!("run {}/{}", k - options.warmup + 1, runs)
         };
-        let clear_first = k > 0 && options.dest.is_some();
-        match one_run(reference, &dest, options, progress, &label, clear_first).await {
+        if k > 0 && options.dest.is_some() {
+            dest.clear().map_err(|source| PullError::Io {
+                what: format!("emptying {} between runs", dest.path().display()),
+                source,
+            })?;
+            deleted_at = Some(std::time::Instant::now());
+        }
+        if let Some(when) = deleted_at.take() {
+            let say = |m: &str| tracing::warn!("{m}");
+            super::filesystem::wait_out(dest.path(), when, options.settle, say).await;
+        }
+        match one_run(reference, &dest, options, progress, &label).await {
             Ok(outcome) => {
                 if let Some(Err(e)) = last.as_ref().map(|prev| same_image(prev, &outcome)) {
                     dest.abandon();
@@ -177,7 +197,6 @@ async fn one_run(
     options: &MeasureOptions,
     progress: &Progress,
     label: &str,
-    clear_first: bool,
 ) -> Result<PullOutcome, PullError> {
     let policy = &options.pull.client.retry;
     let jitter = Jitter::default();
@@ -187,7 +206,7 @@ async fn one_run(
     // corrupt transfer among many layers does not use up the others' tries.
     let mut mismatches: std::collections::HashMap<String, u32> = Default::default();
     loop {
-        if clear_first || restarts > 0 {
+        if restarts > 0 {
             dest.clear().map_err(|source| PullError::Io {
                 what: format!("emptying {} between runs", dest.path().display()),
                 source,
@@ -195,7 +214,7 @@ async fn one_run(
         }
         let root = dest.path().to_path_buf();
         // syncfs can take seconds on a busy disk: off the async workers.
-        let _ = tokio::task::spawn_blocking(move || flush_writes(&root)).await;
+        let _ = tokio::task::spawn_blocking(move || super::filesystem::flush_writes(&root)).await;
         let scratch = tempfile::Builder::new()
             .prefix("pulltime-blobs-")
             .tempdir_in(&options.tmp_dir)
@@ -246,23 +265,6 @@ async fn one_run(
             }
             Err(e) => return Err(e),
         }
-    }
-}
-
-/// Writes the filesystem under `dir` back to disk before a run, outside its timed
-/// part: a cold node is not still writing back its last pull, and on a machine
-/// pulling back to back the previous run's writeback would otherwise take CPU and
-/// disk from this one (hyperfine users put `sync` in `--prepare` for the same reason).
-pub fn flush_writes(dir: &Path) {
-    use std::os::fd::AsRawFd;
-    match std::fs::File::open(dir) {
-        // SAFETY: syncfs takes any open descriptor on the filesystem.
-        Ok(f) => {
-            if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-                tracing::debug!(error = %std::io::Error::last_os_error(), "syncfs failed");
-            }
-        }
-        Err(e) => tracing::debug!(error = %e, dir = %dir.display(), "cannot open for syncfs"),
     }
 }
 
@@ -326,7 +328,8 @@ pub fn host_info(dest: &Path) -> HostInfo {
         os: std::env::consts::OS.into(),
         arch: std::env::consts::ARCH.into(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        dest_filesystem: filesystem_type(dest),
+        dest_filesystem: super::filesystem::filesystem_type(dest),
+        dest_journal: super::filesystem::journal(dest),
         machine: machine_id(),
     }
 }
@@ -343,28 +346,4 @@ pub fn machine_id() -> Option<String> {
         .find(|id| !id.is_empty())?;
     let hash = Sha256::digest(format!("pulltime machine {id}").as_bytes());
     Some(hex::encode(&hash[..8]))
-}
-
-/// The filesystem type of `path` by its statfs magic number.
-pub fn filesystem_type(path: &Path) -> Option<String> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statfs writes into a zeroed struct we own; `c` is NUL-terminated.
-    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut buf) } != 0 {
-        return None;
-    }
-    let name = match buf.f_type as i64 {
-        0xEF53 => "ext4",
-        0x0102_1994 => "tmpfs",
-        0x5846_5342 => "xfs",
-        0x9123_683E => "btrfs",
-        0x794C_7630 => "overlay",
-        0x2FC1_2FC1 => "zfs",
-        0x6969 => "nfs",
-        0x0102_1997 => "v9fs",
-        0x6573_5546 => "fuse",
-        other => return Some(format!("0x{other:x}")),
-    };
-    Some(name.into())
 }

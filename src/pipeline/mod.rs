@@ -6,6 +6,7 @@ pub mod bounded;
 mod decode;
 pub mod destination;
 pub mod download;
+pub mod filesystem;
 pub mod measure;
 pub mod progress;
 pub mod readers;

@@ -347,6 +347,7 @@ fn to_record(
             arch: String::new(),
             cpus: scenario.host.cpus,
             dest_filesystem: Some(scenario.host.filesystem.clone()),
+            dest_journal: None,
             machine: None,
         },
         image: ImageInfo {

@@ -525,7 +525,9 @@ pub fn diff(a: &BTreeMap<String, Node>, b: &BTreeMap<String, Node>) -> String {
 /// The pulltime binary, with a private HOME so no user config leaks in.
 pub fn pulltime(home: &Path) -> assert_cmd::Command {
     let mut c = assert_cmd::Command::cargo_bin("pulltime").unwrap();
+    // Tests do not wait out deletions (`--settle`); the test of the wait sets it.
     c.env("HOME", home)
+        .env("PULLTIME_SETTLE", "0")
         .env_remove("DOCKER_CONFIG")
         .env_remove("REGISTRY_AUTH_FILE")
         .env_remove("PULLTIME_USER");

@@ -10,5 +10,6 @@ mod hostile;
 mod index;
 mod oracle;
 mod resilience;
+mod settle;
 mod tls;
 mod token_auth;

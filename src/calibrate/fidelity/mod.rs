@@ -287,7 +287,7 @@ pub fn run(options: &FidelityOptions) -> Result<FidelityReport, FidelityError> {
         return Err(FidelityError::NoNetworks);
     }
     let on_tmpfs =
-        crate::pipeline::measure::filesystem_type(&options.dest_dir).as_deref() == Some("tmpfs");
+        crate::pipeline::filesystem::filesystem_type(&options.dest_dir).as_deref() == Some("tmpfs");
     let work = tempfile::tempdir().map_err(FidelityError::Scratch)?;
     let layout = work.path().join("layout");
     let mut multipliers: Vec<u32> = options.networks.iter().map(|n| n.times).collect();

@@ -1,0 +1,102 @@
+//! Waiting out a deletion before a measured run (`--settle`): on ext4 without a
+//! journal a run into an emptied `--dest` starts only once the filesystem no
+//! longer slows file creation near what was deleted (docs/performance.md).
+
+use crate::common;
+
+use common::{E, Registry, layer, pulltime};
+use pulltime::oci::media_type::Compression;
+
+fn image(reg: &Registry) -> String {
+    let reference = reg.reference("settle:v1");
+    let layers = vec![layer(&[
+        E::Dir("etc", 0o755),
+        E::File("etc/app.conf", 0o644, b"x=1\n".to_vec()),
+    ])];
+    common::build_and_push(&reference, &layers, Compression::Gzip);
+    reference
+}
+
+fn record(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_run_after_emptying_the_destination_waits_on_ext4_without_a_journal() {
+    let work = tempfile::tempdir().unwrap();
+    if !pulltime::pipeline::filesystem::deletions_linger(work.path()) {
+        crate::peers::skip(
+            "a_run_after_emptying_the_destination_waits_on_ext4_without_a_journal",
+            "the temporary directory is not on ext4 without a journal",
+        );
+        return;
+    }
+    let reg = Registry::start();
+    let reference = image(&reg);
+    let home = tempfile::tempdir().unwrap();
+    let json = work.path().join("out.json");
+    let started = std::time::Instant::now();
+    let out = pulltime(home.path())
+        .args(["pull", &reference, "--runs", "2", "--settle", "3", "--json"])
+        .arg(&json)
+        .arg("--dest")
+        .arg(work.path().join("rootfs"))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ext4 without a journal") && stderr.contains("--settle 0"),
+        "no word of the wait: {stderr}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    let r = record(&json);
+    assert_eq!(r["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(r["host"]["dest_filesystem"], "ext4");
+    assert_eq!(r["host"]["dest_journal"], false);
+
+    // --settle 0, and a single run into a new directory: no wait, no word of one.
+    let out = pulltime(home.path())
+        .args(["pull", &reference, "--runs", "2", "--settle", "0", "--dest"])
+        .arg(work.path().join("rootfs2"))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("waiting"));
+    let out = pulltime(home.path())
+        .args(["pull", &reference, "--settle", "3", "--dest"])
+        .arg(work.path().join("rootfs3"))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("waiting"));
+}
+
+#[test]
+fn no_wait_where_deletions_do_not_linger() {
+    let shm = std::path::Path::new("/dev/shm");
+    if pulltime::pipeline::filesystem::journal(shm).is_some() || !shm.is_dir() {
+        crate::peers::skip(
+            "no_wait_where_deletions_do_not_linger",
+            "no tmpfs at /dev/shm",
+        );
+        return;
+    }
+    let reg = Registry::start();
+    let reference = image(&reg);
+    let home = tempfile::tempdir().unwrap();
+    let dest = tempfile::tempdir_in(shm).unwrap();
+    let out = pulltime(home.path())
+        .args([
+            "pull", &reference, "--runs", "2", "--settle", "30", "--dest",
+        ])
+        .arg(dest.path().join("rootfs"))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("waiting"));
+}
