@@ -6,6 +6,9 @@ pub mod bounded;
 mod decode;
 pub mod destination;
 pub mod download;
+pub mod gzip;
+#[cfg(feature = "gzip-isal")]
+pub mod igzip;
 pub mod measure;
 pub mod progress;
 pub mod readers;
