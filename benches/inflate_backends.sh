@@ -4,7 +4,7 @@
 #
 # Builds examples/stage_costs once per backend (release; each binary copied to
 # target/inflate-backends/stage_costs-NAME):
-#   isal      --features gzip-isal (ISA-L's igzip, the system's libisal)
+#   isal      --features gzip-isal (ISA-L's igzip, the system's libisal; the default)
 #   zlib-rs   --no-default-features --features gzip-zlib-rs (the pure-Rust fallback)
 #   zlib-ng   --no-default-features --features gzip-zlib-ng (zlib-ng in C, needs cmake)
 #   miniz     --no-default-features --features gzip-miniz
@@ -22,6 +22,8 @@
 # The report (stdout, and --out FILE): per layer and backend the median MB/s of
 # output (tar bytes / median wall), median CPU s, speed relative to zlib-rs
 # (zlib-rs's median wall / the backend's) and peak RSS; then the whole set.
+# With --out FILE, every run's figures are kept in FILE.runs.tsv (round, layer,
+# backend, wall s, user s, sys s, output bytes, peak RSS KiB).
 #
 # Usage: benches/inflate_backends.sh [--rounds N] [--out FILE] [--no-build]
 #          [--layout DIR] [--tags "TAG..."] [--backends "NAME..."]
@@ -190,3 +192,4 @@ cells = [f"{out_total / tot[b][0] / 1e6:.0f} ({tot[b][1]:.2f} s, {tot[ref][0] / 
 print(f"| all | {sum(size.values()) / 1e6:.1f} | {out_total / 1e6:.1f} | " + " | ".join(cells) + " |")
 EOF
 } | tee "${OUT:-/dev/null}"
+[ -z "$OUT" ] || cp "$W/runs.tsv" "$OUT.runs.tsv"
