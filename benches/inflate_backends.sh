@@ -100,6 +100,24 @@ case " $BACKENDS " in
                     BIN[libdeflate]="$FIRST" ;;
 esac
 
+# The versions of the Rust-side backends, as Cargo.lock pins them (flate2's own
+# dependency where the lock holds two versions of one crate).
+lock_versions() {
+  python3 - "$REPO/Cargo.lock" <<'EOF'
+import sys, tomllib
+pkgs = tomllib.load(open(sys.argv[1], "rb"))["package"]
+flate2 = next(p for p in pkgs if p["name"] == "flate2")
+def version(name):
+    for d in flate2.get("dependencies", []):
+        if d.split()[0] == name and len(d.split()) > 1:
+            return d.split()[1]
+    vs = [p["version"] for p in pkgs if p["name"] == name]
+    return vs[0] if vs else "?"
+print(", ".join(f"{n} {version(n)}" for n in
+                ["flate2", "zlib-rs", "libz-ng-sys", "miniz_oxide", "libdeflater"]))
+EOF
+}
+
 engine_of() { [ "$1" = libdeflate ] && echo libdeflate || echo gzip; }
 
 W="$(mktemp -d /tmp/inflate-backends.XXXXXX)"
@@ -159,7 +177,7 @@ LOAD1="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 {
   echo "Machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs, $(uname -r); load average $LOAD0 before, $LOAD1 after."
-  echo "Date: $(date -u +%Y-%m-%dT%H:%MZ); $(rustc --version); libisal $(pkg-config --modversion libisal 2>/dev/null || echo '?'); libdeflate from libdeflater $(sed -n '/^name = "libdeflater"/{n;s/version = //;s/"//gp}' "$REPO/Cargo.lock")."
+  echo "Date: $(date -u +%Y-%m-%dT%H:%MZ); $(rustc --version); libisal $(pkg-config --modversion libisal 2>/dev/null || echo '?'); $(lock_versions)."
   echo "Layers: ${#LAYERS[@]} gzip layers of $TAGS in $LAYOUT; $ROUNDS rounds, backends in rotating order, one process per layer and backend; medians."
   echo
   python3 - "$W/runs.tsv" "$W/layers.tsv" "$BACKENDS" <<'EOF'
@@ -170,7 +188,8 @@ order = [l.split("\t")[0] for l in open(layers)]
 by = {}
 for line in open(runs):
     r, d, b, wall, user, sys_, out, rss = line.rstrip("\n").split("\t")
-    by.setdefault((d, b), []).append((float(wall), float(user) + float(sys_), int(out), int(rss)))
+    by.setdefault((d, b), []).append((float(wall), float(user) + float(sys_), int(out), int(rss),
+                                      float(user), float(sys_)))
 def med(d, b):
     xs = by[(d, b)]
     return (st.median(x[0] for x in xs), st.median(x[1] for x in xs), xs[0][2], max(x[3] for x in xs))
@@ -190,6 +209,10 @@ for d in order:
     print(f"| {d[7:19]} | {size[d] / 1e6:.1f} | {out / 1e6:.1f} | " + " | ".join(cells) + " |")
 cells = [f"{out_total / tot[b][0] / 1e6:.0f} ({tot[b][1]:.2f} s, {tot[ref][0] / tot[b][0]:.2f}x)" for b in backends]
 print(f"| all | {sum(size.values()) / 1e6:.1f} | {out_total / 1e6:.1f} | " + " | ".join(cells) + " |")
+split = lambda b, i: sum(st.median(x[i] for x in by[(d, b)]) for d in order)
+print()
+print("CPU of the whole set, user + system s (medians per layer, summed): " +
+      "; ".join(f"{b} {split(b, 4):.2f} + {split(b, 5):.2f}" for b in backends) + ".")
 EOF
 } | tee "${OUT:-/dev/null}"
 [ -z "$OUT" ] || cp "$W/runs.tsv" "$OUT.runs.tsv"
