@@ -1,14 +1,19 @@
 //! Criterion benches of the per-byte stages of a pull, in bytes per second:
-//! sha256 verification (per compressed byte), gzip decompression with the flate2
-//! backend selected by this crate's features and zstd decompression (per
-//! uncompressed byte, the unit of `benches/extract.rs`). The input is one
-//! synthetic layer (text, binary and compressed content as in the study's
-//! profiles), so the ratios match what a real layer costs.
+//! sha256 verification (per compressed byte), gzip decompression with every gzip
+//! backend compiled in (`pipeline::gzip::GzipBackend::compiled_in`: ISA-L's igzip
+//! with the feature `gzip-isal`, and flate2 with the backend its features select)
+//! and zstd decompression (per uncompressed byte, the unit of
+//! `benches/extract.rs`). The input is one synthetic layer (text, binary and
+//! compressed content as in the study's profiles), so the ratios match what a
+//! real layer costs; docs/performance.md, "gzip backends", has the same on real
+//! layers (`benches/inflate_backends.sh`).
 //!
 //! ```text
-//! cargo bench --bench codecs                                        # zlib-rs (default)
+//! cargo bench --bench codecs                                        # defaults
+//! cargo bench --bench codecs --features gzip-isal                   # isal and zlib-rs
+//! cargo bench --bench codecs --no-default-features --features gzip-zlib-rs
 //! cargo bench --bench codecs --no-default-features --features gzip-miniz
-//! cargo bench --bench codecs --features gzip-zlib-ng                # needs cmake
+//! cargo bench --bench codecs --no-default-features --features gzip-zlib-ng  # needs cmake
 //! ```
 
 use std::io::{self, Read};
@@ -19,6 +24,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sha2::{Digest as _, Sha256};
 
 use pulltime::oci::media_type::Compression;
+use pulltime::pipeline::gzip::GzipBackend;
 use pulltime::synth::{ImageProfile, SynthOptions, synthesize};
 
 /// One layer of ~32 MB of mixed content, a few hundred files.
@@ -54,17 +60,6 @@ fn layer_blob(compression: Compression) -> Vec<u8> {
 fn read_blob(layout: &Path, digest: &str) -> Vec<u8> {
     let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
     std::fs::read(layout.join("blobs/sha256").join(hex)).expect("blob")
-}
-
-/// Which flate2 backend this build uses (flate2's precedence: C zlib, zlib-rs, miniz).
-fn gzip_backend() -> &'static str {
-    if cfg!(feature = "gzip-zlib-ng") {
-        "zlib-ng"
-    } else if cfg!(feature = "gzip-zlib-rs") {
-        "zlib-rs"
-    } else {
-        "miniz_oxide"
-    }
 }
 
 /// Reads `reader` to its end through a 256 KiB buffer (the copy buffer of the
@@ -107,12 +102,14 @@ fn codecs(c: &mut Criterion) {
     // Decompression throughput in uncompressed (tar) bytes per second, the unit
     // of the extraction benches, so the two stages compare directly.
     group.throughput(Throughput::Bytes(tar.len() as u64));
-    group.bench_function(format!("gzip-decompress/{}", gzip_backend()), |b| {
-        b.iter(|| {
-            let out = drain(flate2::read::GzDecoder::new(&gzip[..]));
-            assert_eq!(out, tar.len() as u64);
-        })
-    });
+    for &backend in GzipBackend::compiled_in() {
+        group.bench_function(format!("gzip-decompress/{}", backend.name()), |b| {
+            b.iter(|| {
+                let out = drain(backend.decoder(&gzip[..]).expect("gzip decoder"));
+                assert_eq!(out, tar.len() as u64);
+            })
+        });
+    }
 
     group.throughput(Throughput::Bytes(tar.len() as u64));
     group.bench_function("zstd-decompress", |b| {

@@ -5,7 +5,8 @@
 //! ```sh
 //! cargo build --release --example stage_costs
 //! target/release/examples/stage_costs sha256 BLOB_OR_TAR...
-//! target/release/examples/stage_costs inflate gzip|zstd BLOB...
+//! target/release/examples/stage_costs inflate gzip|zstd|libdeflate BLOB...
+//! target/release/examples/stage_costs diff-id gzip|zstd|libdeflate BLOB...
 //! target/release/examples/stage_costs apply DEST TAR...
 //! target/release/examples/stage_costs backend
 //! ```
@@ -13,29 +14,36 @@
 //! - `sha256`: the digest of each file with the hasher a pull uses (sha2, through
 //!   `pipeline::readers::hash_all`, read in 256 KiB blocks);
 //! - `inflate`: each blob through the decompressor a pull uses
-//!   (`pipeline::readers::decoder`: flate2 with the gzip backend compiled in, or
-//!   zstd), its output discarded;
+//!   (`pipeline::readers::decoder`: the gzip backend compiled in, or zstd), its
+//!   output discarded; `libdeflate`: gzip with libdeflate instead, for orientation
+//!   only (not a backend of a pull: it decodes whole buffers, so the blob is read
+//!   into memory and the whole output allocated, both inside the timing, and its
+//!   memory grows with the layer);
+//! - `diff-id`: the same decompression, printing `index  sha256:HEX  bytes` of
+//!   each output (untimed): a layer's diff_id, to check a backend's output;
 //! - `apply`: each tar stream (already decompressed) applied in the order given
 //!   into DEST, as a pull applies its layers (`layer::apply_layer` with the default
 //!   options, the tar read through a 256 KiB buffer as the streaming pull reads its
 //!   spool); DEST must not exist;
-//! - `backend`: prints the gzip backend compiled in (`zlib-ng`, `zlib-rs` or
-//!   `miniz`).
+//! - `backend`: prints the gzip backend a pull of this build inflates with
+//!   (`pipeline::gzip::gzip_backend`: `isal`, `zlib-ng`, `zlib-rs` or `miniz`).
 //!
-//! Prints one tab-separated line per file, in the order given:
+//! Except for `diff-id` and `backend`, prints one tab-separated line per file, in
+//! the order given:
 //! `index  wall_s  user_s  sys_s  bytes`, where the CPU times are this thread's
 //! (`getrusage(RUSAGE_THREAD)`; each stage runs on the calling thread alone) and
 //! `bytes` is what the stage read (sha256), wrote out (inflate) or the file
 //! content it wrote (apply).
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::time::Instant;
 
 use pulltime::layer::{ApplyOptions, apply_layer};
 use pulltime::oci::media_type::Compression;
-use pulltime::pipeline::readers::{decoder, hash_all};
+use pulltime::pipeline::gzip::gzip_backend;
+use pulltime::pipeline::readers::{Busy, Hashing, decoder, hash_all};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -65,20 +73,61 @@ fn per_file(
     Ok(())
 }
 
-/// The gzip backend flate2 was built with (its precedence: a C zlib, then
-/// zlib-rs, then miniz_oxide).
-fn backend() -> &'static str {
-    if cfg!(feature = "gzip-zlib-ng") {
-        "zlib-ng"
-    } else if cfg!(feature = "gzip-zlib-rs") {
-        "zlib-rs"
-    } else {
-        "miniz"
+/// What `inflate` and `diff-id` decompress with.
+#[derive(Clone, Copy)]
+enum Engine {
+    /// A pull's decoder for this compression.
+    Pull(Compression),
+    /// libdeflate, whole-buffer gzip (orientation only).
+    Libdeflate,
+}
+
+impl Engine {
+    fn parse(s: &str) -> Result<Engine, Error> {
+        Ok(match s {
+            "gzip" => Engine::Pull(Compression::Gzip),
+            "zstd" => Engine::Pull(Compression::Zstd),
+            "libdeflate" => Engine::Libdeflate,
+            other => return Err(format!("unknown compression {other}; {USAGE}").into()),
+        })
+    }
+
+    /// The decompressed content of the blob at `p`, streamed.
+    fn open(self, p: &Path) -> Result<Box<dyn Read>, Error> {
+        Ok(match self {
+            Engine::Pull(c) => decoder(c, File::open(p)?)?,
+            Engine::Libdeflate => Box::new(io::Cursor::new(libdeflate_gunzip(p)?)),
+        })
     }
 }
 
-const USAGE: &str =
-    "usage: stage_costs sha256 FILE... | inflate gzip|zstd BLOB... | apply DEST TAR... | backend";
+/// The blob at `p` gunzipped whole by libdeflate: the output buffer sized from the
+/// trailer's ISIZE (exact for one member under 4 GiB), doubled while too small.
+/// libdeflater decodes one gzip member: multi-member blobs are an error.
+fn libdeflate_gunzip(p: &Path) -> Result<Vec<u8>, Error> {
+    let gz = std::fs::read(p)?;
+    let isize = match gz.len().checked_sub(4) {
+        Some(at) => u32::from_le_bytes(gz[at..].try_into()?) as usize,
+        None => return Err("too short for gzip".into()),
+    };
+    let mut d = libdeflater::Decompressor::new();
+    let mut out = vec![0u8; isize.max(1 << 16)];
+    loop {
+        match d.gzip_decompress(&gz, &mut out) {
+            Ok(n) => {
+                out.truncate(n);
+                return Ok(out);
+            }
+            Err(libdeflater::DecompressionError::InsufficientSpace) => {
+                out = vec![0u8; out.len() * 2]
+            }
+            Err(e) => return Err(format!("libdeflate: {e}").into()),
+        }
+    }
+}
+
+const USAGE: &str = "usage: stage_costs sha256 FILE... | inflate gzip|zstd|libdeflate BLOB... \
+    | diff-id gzip|zstd|libdeflate BLOB... | apply DEST TAR... | backend";
 
 fn main() {
     if let Err(e) = run() {
@@ -94,18 +143,18 @@ fn run() -> Result<(), Error> {
     };
     let mut buf = vec![0u8; 256 << 10];
     match (cmd.as_str(), rest) {
-        ("backend", []) => println!("{}", backend()),
+        ("backend", []) => println!("{}", gzip_backend()),
         ("sha256", files) if !files.is_empty() => {
             per_file(files, |p| Ok(hash_all(File::open(p)?)?.1))?
         }
-        ("inflate", [format, blobs @ ..]) if !blobs.is_empty() => {
-            let compression = match format.as_str() {
-                "gzip" => Compression::Gzip,
-                "zstd" => Compression::Zstd,
-                other => return Err(format!("unknown compression {other}; {USAGE}").into()),
-            };
+        ("inflate", [engine, blobs @ ..]) if !blobs.is_empty() => {
+            let engine = Engine::parse(engine)?;
             per_file(blobs, |p| {
-                let mut d = decoder(compression, File::open(p)?)?;
+                if let Engine::Libdeflate = engine {
+                    // The whole output at once: no copy out through `buf`.
+                    return Ok(libdeflate_gunzip(p)?.len() as u64);
+                }
+                let mut d = engine.open(p)?;
                 let mut out = 0u64;
                 loop {
                     match d.read(&mut buf)? {
@@ -114,6 +163,15 @@ fn run() -> Result<(), Error> {
                     }
                 }
             })?
+        }
+        ("diff-id", [engine, blobs @ ..]) if !blobs.is_empty() => {
+            let engine = Engine::parse(engine)?;
+            for (i, b) in blobs.iter().enumerate() {
+                let p = Path::new(b);
+                let mut h = Hashing::new(engine.open(p)?, Busy::new(false));
+                io::copy(&mut h, &mut io::sink()).map_err(|e| format!("{b}: {e}"))?;
+                println!("{i}\t{}\t{}", h.digest(), h.byte_count());
+            }
         }
         ("apply", [dest, tars @ ..]) if !tars.is_empty() => {
             let dest = Path::new(dest);

@@ -252,8 +252,9 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
     let mut host = HostProfile {
         name: "calibrated".into(),
         description: format!(
-            "measured by pulltime calibrate {} on {}: sha256 and decompression of {} MB of mixed content, extraction probes of {} directories, {} small files, {} MB in {} files and the layers of {} (scale {})",
+            "measured by pulltime calibrate {} (gzip backend {}) on {}: sha256 and decompression of {} MB of mixed content, extraction probes of {} directories, {} small files, {} MB in {} files and the layers of {} (scale {})",
             env!("CARGO_PKG_VERSION"),
+            crate::pipeline::gzip::gzip_backend(),
             humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
             o.content_bytes >> 20,
             dirs_n,

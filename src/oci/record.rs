@@ -54,6 +54,22 @@ pub struct ToolInfo {
     pub name: String,
     /// Crate version.
     pub version: String,
+    /// The gzip backend of the writer's build (`isal`, `zlib-ng`, `zlib-rs` or
+    /// `miniz`): what pulltime's own pulls inflated with (other pullers inflate
+    /// with their own). Absent in records of builds before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gzip_backend: Option<String>,
+}
+
+impl ToolInfo {
+    /// This build of pulltime, whose pulls inflate gzip with `gzip_backend`.
+    pub fn this_build(gzip_backend: &str) -> ToolInfo {
+        ToolInfo {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            gzip_backend: Some(gzip_backend.into()),
+        }
+    }
 }
 
 /// The program that did the pull, and how it was set up.

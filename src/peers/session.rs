@@ -312,10 +312,7 @@ impl Session {
         let mut record = PullRecord {
             schema_version: SCHEMA_VERSION,
             simulated: false,
-            tool: ToolInfo {
-                name: env!("CARGO_PKG_NAME").into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            },
+            tool: ToolInfo::this_build(crate::pipeline::gzip::gzip_backend()),
             created: self.created.clone(),
             host: host_info(self.storage.as_deref().unwrap_or(self.work.path())),
             image: self.facts.image.clone(),

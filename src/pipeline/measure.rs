@@ -145,10 +145,7 @@ fn assemble(
     PullRecord {
         schema_version: SCHEMA_VERSION,
         simulated: false,
-        tool: ToolInfo {
-            name: env!("CARGO_PKG_NAME").into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
+        tool: ToolInfo::this_build(crate::pipeline::gzip::gzip_backend()),
         created,
         host,
         image: image_info(reference, last),

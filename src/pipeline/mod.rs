@@ -7,6 +7,9 @@ mod decode;
 pub mod destination;
 pub mod download;
 pub mod filesystem;
+pub mod gzip;
+#[cfg(feature = "gzip-isal")]
+pub mod igzip;
 pub mod measure;
 pub mod progress;
 pub mod readers;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
+use super::gzip::GzipBackend;
 use crate::oci::media_type::Compression;
 
 /// An accumulator of busy time, shared between a reader and whoever reads the total.
@@ -127,14 +128,14 @@ pub fn decoder<'a, R: Read + 'a>(
 }
 
 /// A decompressing reader over already buffered input (which sees exactly the
-/// compressed bytes the decoder consumes).
+/// compressed bytes the decoder consumes); gzip through [`GzipBackend::PULL`].
 pub fn decode_buffered<'a, B: BufRead + 'a>(
     compression: Compression,
     buffered: B,
 ) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match compression {
         // Multi-member gzip (pigz, concatenated streams) is valid in layers.
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        Compression::Gzip => GzipBackend::PULL.decoder(buffered)?,
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?),
         Compression::None => Box::new(buffered),
     })

@@ -337,10 +337,7 @@ fn to_record(
     PullRecord {
         schema_version: SCHEMA_VERSION,
         simulated: true,
-        tool: ToolInfo {
-            name: env!("CARGO_PKG_NAME").into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
+        tool: ToolInfo::this_build(crate::pipeline::gzip::gzip_backend()),
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         host: HostInfo {
             os: String::new(),

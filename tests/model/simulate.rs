@@ -37,6 +37,10 @@ fn layout_with_pair(
 /// The keys `docs/json.md` promises for every record, measured or simulated.
 fn assert_record_shape(v: &serde_json::Value) {
     assert_eq!(v["schema_version"], 2);
+    assert_eq!(
+        v["tool"]["gzip_backend"],
+        pulltime::pipeline::gzip::gzip_backend()
+    );
     for k in [
         "reference",
         "layers",

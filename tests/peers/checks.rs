@@ -166,6 +166,10 @@ pub fn pull_twice(
 
 pub fn check_record(puller: &str, source: &Source, record: &PullRecord) {
     assert_eq!(record.schema_version, 2);
+    assert_eq!(
+        record.tool.gzip_backend.as_deref(),
+        Some(pulltime::pipeline::gzip::gzip_backend())
+    );
     assert_eq!(record.puller.name, puller);
     assert!(!record.puller.version.is_empty(), "{:?}", record.puller);
     assert_eq!(record.runs.len(), 2);

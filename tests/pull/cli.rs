@@ -62,6 +62,11 @@ fn record_table_and_statistics_over_runs() {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(v["schema_version"], 2);
     assert_eq!(v["simulated"], false);
+    // Every figure traces to the gzip backend that inflated it.
+    assert_eq!(
+        v["tool"]["gzip_backend"],
+        pulltime::pipeline::gzip::gzip_backend()
+    );
     assert_eq!(v["image"]["reference"], reference);
     assert_eq!(v["image"]["manifest_digest"], image.manifest.digest);
     let host = pulltime::oci::platform::Platform::host();
