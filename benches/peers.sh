@@ -271,6 +271,19 @@ for spec in $IMAGES; do
   say "$NAME: $i ${COMP[$NAME]} layers, $(awk '{s += $3} END {printf "%.1f", s / 1e6}' "$W/blobs/$NAME") MB compressed, $(du -cb "$W/tars/$NAME"/*.tar | awk 'END {printf "%.1f", $1 / 1e6}') MB of tar"
 done
 
+# Every output stays until the end (DEFER): check there is room for them all
+# before the first timing, not when a disk-full error ends the run. Per image
+# and round, about 8 unpacked trees (pulltime, ctr native and overlayfs, umoci,
+# tar, pigz|tar, the applier) and 4 copies of the blobs (content stores, skopeo).
+need=0
+for n in "${NAMES[@]}"; do
+  t=$(du -cb "$W/tars/$n"/*.tar | awk 'END {print $1}')
+  b=$(awk '{s += $3} END {print s}' "$W/blobs/$n")
+  need=$((need + ROUNDS * (8 * t + 4 * b)))
+done
+avail=$(df --output=avail -B1 "$W" | sed -n 2p)
+[ "$avail" -gt "$need" ] || die "the run keeps every output until its end, about $((need / 1000000000)) GB for these images and rounds, but $WORK_PARENT has $((avail / 1000000000)) GB free: fewer --rounds or --images, or free space"
+
 # ---------------------------------------------------------------- containerd
 # A fresh containerd (new root, state and socket under $W/c) for every timed ctr
 # pull: its content store would otherwise already hold the blobs. Started and

@@ -65,7 +65,7 @@ fn per_file(
     for (i, f) in files.iter().enumerate() {
         let (u0, s0) = thread_cpu();
         let t = Instant::now();
-        let bytes = stage(Path::new(f)).map_err(|e| format!("{f}: {e}"))?;
+        let bytes = stage(Path::new(f)).map_err(|e| format!("{f}: {}", chain(e.as_ref())))?;
         let wall = t.elapsed().as_secs_f64();
         let (u1, s1) = thread_cpu();
         println!("{i}\t{wall:.6}\t{:.6}\t{:.6}\t{bytes}", u1 - u0, s1 - s0);
@@ -129,9 +129,20 @@ fn libdeflate_gunzip(p: &Path) -> Result<Vec<u8>, Error> {
 const USAGE: &str = "usage: stage_costs sha256 FILE... | inflate gzip|zstd|libdeflate BLOB... \
     | diff-id gzip|zstd|libdeflate BLOB... | apply DEST TAR... | backend";
 
+/// An error with its causes: "write file failed: No space left on device".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    s
+}
+
 fn main() {
     if let Err(e) = run() {
-        eprintln!("stage_costs: {e}");
+        eprintln!("stage_costs: {}", chain(e.as_ref()));
         std::process::exit(1);
     }
 }

@@ -60,7 +60,8 @@ pub(super) fn realistic_layers(scale: f64) -> io::Result<Vec<Vec<u8>>> {
         .map(|l| {
             let blob = std::fs::File::open(layout.blob_path(&l.digest)?)?;
             let mut tar = Vec::with_capacity(l.uncompressed_bytes as usize);
-            flate2::read::GzDecoder::new(std::io::BufReader::new(blob)).read_to_end(&mut tar)?;
+            // The pull's own decoder (the gzip backend compiled in, multi-member).
+            crate::pipeline::readers::decoder(Compression::Gzip, blob)?.read_to_end(&mut tar)?;
             Ok(tar)
         })
         .collect()

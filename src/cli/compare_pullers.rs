@@ -49,8 +49,8 @@ pub struct PullerCompareArgs {
     /// When docker, containerd or podman deleted an image at the end of a round
     /// and --tmp-dir is on ext4 without a journal, start the next round this many
     /// seconds after the deletions (0: at once): creating files near files
-    /// deleted in the last minute costs several times more there.
-    #[arg(long, value_name = "SECONDS", env = "PULLTIME_SETTLE", default_value_t = 61,
+    /// deleted in the last 6 minutes can cost several times more there.
+    #[arg(long, value_name = "SECONDS", env = "PULLTIME_SETTLE", default_value_t = 361,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub settle: u64,
 }

@@ -65,11 +65,12 @@ pub struct PullArgs {
     /// is deleted; symbolic links are removed, not followed).
     #[arg(long, requires = "dest", help_heading = "Output")]
     pub force: bool,
-    /// A run that follows a deletion on ext4 without a journal (--dest is
-    /// emptied between runs, --force empties it first, --puller removes the
-    /// image) starts this many seconds after it (0: at once): creating files
-    /// near files deleted in the last minute costs several times more there.
-    #[arg(long, value_name = "SECONDS", env = "PULLTIME_SETTLE", default_value_t = 61,
+    /// A run that follows a deletion on ext4 without a journal (--force empties
+    /// --dest first; --puller removes the image after each run; --dest on
+    /// another filesystem than --tmp-dir is emptied between runs) starts this
+    /// many seconds after it (0: at once): creating files near files deleted in
+    /// the last 6 minutes can cost several times more there.
+    #[arg(long, value_name = "SECONDS", env = "PULLTIME_SETTLE", default_value_t = 361,
           value_parser = clap::value_parser!(u64).range(0..=3600), help_heading = "Output")]
     pub settle: u64,
     /// Unpack into DIR (must be empty or absent) and keep the last run's root filesystem there.

@@ -2,7 +2,7 @@
 //! memory of recent deletions before a measured run.
 //!
 //! ext4 without a journal will not reuse an inode deleted in the last 60 s, or
-//! in the last 360 s while its inode-table block is not yet written back
+//! in the last 360 s while its inode-table block is dirty (not yet written back)
 //! (`recently_deleted()` in fs/ext4/ialloc.c, `RECENTCY_MIN` and
 //! `RECENTCY_DIRTY`). New files go to the block group of their directory, where
 //! the deleted ones were: each new inode is then found only after a look at every
@@ -11,7 +11,7 @@
 //! of 0.43 s, and 0.43 s in another directory of the same filesystem
 //! (docs/performance.md, "The filesystem's memory"). A run that follows a
 //! deletion on such a filesystem would measure the deletion, so it waits: a
-//! `syncfs` (written-back blocks leave only the 60 s rule) and the rest of 61 s.
+//! `syncfs`, and the rest of [`WINDOW`] (361 s).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -57,9 +57,23 @@ pub fn flush_writes(dir: &Path) {
     }
 }
 
-/// How long after a deletion new inodes near it cost more, once written back
-/// (60 s, and a second of margin): the default wait.
-pub const WINDOW: Duration = Duration::from_secs(61);
+/// How long after a deletion new inodes near it can cost more: 60 s, plus 300 s
+/// while the inode-table block is dirty, and a second of margin. A `syncfs`
+/// cleans the blocks, but the next run's first allocations in a block dirty it
+/// again, and the other inodes deleted in it are then skipped until the longer
+/// window has passed: in a `compare --puller` run that waited 61 s, round 2 was
+/// still 3.5x round 3 for pulltime and 2.6x for docker (docs/performance.md).
+pub const WINDOW: Duration = Duration::from_secs(361);
+
+/// Whether `a` and `b` are on the same filesystem (false when either cannot be
+/// read).
+pub fn same_filesystem(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev(),
+        _ => false,
+    }
+}
 
 /// Whether deletions on the filesystem of `path` slow the file creation after
 /// them: ext2/3/4 mounted without a journal. Unknown (no /sys, no /proc): false.
@@ -117,7 +131,7 @@ pub async fn wait_out(
     if !left.is_zero() {
         say(&format!(
             "waiting {:.0} s: {} is ext4 without a journal, where file creation near \
-             files deleted in the last minute costs several times more \
+             files deleted in the last minutes costs several times more \
              (docs/performance.md; --settle 0 skips the wait)",
             left.as_secs_f64(),
             path.display()

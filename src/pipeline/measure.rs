@@ -34,9 +34,11 @@ pub struct MeasureOptions {
     pub progress: Progress,
     /// Before a run that follows a deletion on a filesystem that remembers
     /// deletions (ext4 without a journal), wait until it no longer slows file
-    /// creation ([`super::settle`]): between runs into a `dest` (emptied between
-    /// runs), and after [`MeasureOptions::deleted_at`]. At most this long after
-    /// the deletion ([`super::filesystem::WINDOW`]; zero: never wait).
+    /// creation ([`super::filesystem`]): after [`MeasureOptions::deleted_at`],
+    /// and between runs into a `dest` on another filesystem than `tmp_dir`
+    /// (emptied between runs; on the same one, the runs before the last go to
+    /// temporary roots and nothing is deleted). At most this long after the
+    /// deletion ([`super::filesystem::WINDOW`]; zero: never wait).
     pub settle: Duration,
     /// When the destination was last emptied before the first run, if it was
     /// (`pull --force`).
@@ -57,31 +59,54 @@ pub async fn measure(
     } else {
         options
     };
-    let mut dest = match &options.dest {
-        Some(p) => Destination::given(p)?,
-        None => Destination::temporary(&options.tmp_dir)?,
+    let mut given = match &options.dest {
+        Some(p) => Some(Destination::given(p)?),
+        None => None,
     };
+    // With --dest, every run but the last unpacks into a temporary root in
+    // --tmp-dir when that is on the destination's filesystem, and only the last
+    // lands in --dest: nothing is then deleted between runs (see `spent`).
+    // Otherwise --dest is emptied between runs and the next run waits the
+    // deletion out.
+    let elsewhere = given
+        .as_ref()
+        .is_some_and(|g| super::filesystem::same_filesystem(g.path(), &options.tmp_dir));
     let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let progress = &options.progress;
     let mut counted: Vec<RunRecord> = Vec::with_capacity(runs);
     let mut last: Option<PullOutcome> = None;
-    // Without --dest every run gets a new temporary root and the old ones are
-    // deleted only after the last run: on ext4 without a journal, files created in
-    // the minutes after many were deleted cost several times more, which would
-    // charge each run for the clean-up of the one before.
+    // Temporary roots are deleted only after the last run: on ext4 without a
+    // journal, files created in the minutes after many were deleted cost several
+    // times more, which would charge each run for the clean-up of the one before.
     let mut spent: Vec<Destination> = Vec::new();
     let mut deleted_at = options.deleted_at;
-    for k in 0..options.warmup + runs {
-        if k > 0 && options.dest.is_none() {
-            let fresh = Destination::temporary(&options.tmp_dir)?;
-            spent.push(std::mem::replace(&mut dest, fresh));
-        }
+    let total = options.warmup + runs;
+    for k in 0..total {
         let label = if k < options.warmup {
             format!("warmup {}/{}", k + 1, options.warmup)
         } else {
             format!("run {}/{}", k - options.warmup + 1, runs)
         };
-        if k > 0 && options.dest.is_some() {
+        let into_given = given.is_some() && (!elsewhere || k + 1 == total);
+        let temp = if into_given {
+            None
+        } else {
+            match Destination::temporary(&options.tmp_dir) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    if let Some(g) = given.take() {
+                        g.abandon();
+                    }
+                    return Err(e);
+                }
+            }
+        };
+        let dest = temp
+            .as_ref()
+            .or(given.as_ref())
+            .expect("a root for every run");
+        // Emptied between runs only when every run lands in it.
+        if into_given && k > 0 && !elsewhere {
             dest.clear().map_err(|source| PullError::Io {
                 what: format!("emptying {} between runs", dest.path().display()),
                 source,
@@ -92,10 +117,15 @@ pub async fn measure(
             let say = |m: &str| tracing::warn!("{m}");
             super::filesystem::wait_out(dest.path(), when, options.settle, say).await;
         }
-        match one_run(reference, &dest, options, progress, &label).await {
+        match one_run(reference, dest, options, progress, &label).await {
             Ok(outcome) => {
                 if let Some(Err(e)) = last.as_ref().map(|prev| same_image(prev, &outcome)) {
-                    dest.abandon();
+                    if let Some(t) = temp {
+                        t.abandon();
+                    }
+                    if let Some(g) = given.take() {
+                        g.abandon();
+                    }
                     return Err(e);
                 }
                 if k >= options.warmup {
@@ -107,7 +137,12 @@ pub async fn measure(
             }
             Err(e) => {
                 let host = host_info(dest.path());
-                dest.abandon();
+                if let Some(t) = temp {
+                    t.abandon();
+                }
+                if let Some(g) = given.take() {
+                    g.abandon();
+                }
                 let stopped = options.pull.client.cancel.is_cancelled();
                 return match (&last, stopped && !counted.is_empty()) {
                     (Some(last), true) => {
@@ -121,12 +156,14 @@ pub async fn measure(
                 };
             }
         }
+        spent.extend(temp);
     }
     let last = last.expect("at least one run");
+    let root = given.as_ref().or(spent.last()).expect("a root");
     Ok(assemble(
         reference,
         options,
-        host_info(dest.path()),
+        host_info(root.path()),
         created,
         &last,
         counted,

@@ -21,6 +21,10 @@ fn record(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn a_run_after_emptying_the_destination_waits_on_ext4_without_a_journal() {
     let work = tempfile::tempdir().unwrap();
@@ -35,44 +39,82 @@ fn a_run_after_emptying_the_destination_waits_on_ext4_without_a_journal() {
     let reference = image(&reg);
     let home = tempfile::tempdir().unwrap();
     let json = work.path().join("out.json");
+    let dest = work.path().join("rootfs");
+    let tmp = tempfile::tempdir_in(work.path()).unwrap();
+
+    // Runs into --dest with --tmp-dir on the same filesystem: the runs before the
+    // last go to temporary roots, nothing is deleted, nothing waits.
+    let out = pulltime(home.path())
+        .args([
+            "pull", &reference, "--runs", "2", "--settle", "30", "--json",
+        ])
+        .arg(&json)
+        .arg("--tmp-dir")
+        .arg(tmp.path())
+        .arg("--dest")
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("waiting"), "{}", stderr_of(&out));
+    assert_eq!(std::fs::read(dest.join("etc/app.conf")).unwrap(), b"x=1\n");
+    let r = record(&json);
+    assert_eq!(r["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(r["host"]["dest_filesystem"], "ext4");
+    assert_eq!(r["host"]["dest_journal"], false);
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the first run's temporary root is removed at the end"
+    );
+
+    // --force deletes the tree first: the run waits, and says so.
     let started = std::time::Instant::now();
     let out = pulltime(home.path())
-        .args(["pull", &reference, "--runs", "2", "--settle", "3", "--json"])
-        .arg(&json)
-        .arg("--dest")
-        .arg(work.path().join("rootfs"))
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+        .args(["pull", &reference, "--force", "--settle", "3", "--dest"])
+        .arg(&dest)
+        .arg("--tmp-dir")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stderr = stderr_of(&out);
     assert!(
         stderr.contains("ext4 without a journal") && stderr.contains("--settle 0"),
         "no word of the wait: {stderr}"
     );
     assert!(started.elapsed() >= std::time::Duration::from_secs(2));
-    let r = record(&json);
-    assert_eq!(r["runs"].as_array().unwrap().len(), 2);
-    assert_eq!(r["host"]["dest_filesystem"], "ext4");
-    assert_eq!(r["host"]["dest_journal"], false);
 
-    // --settle 0, and a single run into a new directory: no wait, no word of one.
+    // --settle 0: no wait, no word of one.
     let out = pulltime(home.path())
-        .args(["pull", &reference, "--runs", "2", "--settle", "0", "--dest"])
-        .arg(work.path().join("rootfs2"))
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("waiting"));
-    let out = pulltime(home.path())
-        .args(["pull", &reference, "--settle", "3", "--dest"])
-        .arg(work.path().join("rootfs3"))
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("waiting"));
+        .args(["pull", &reference, "--force", "--settle", "0", "--dest"])
+        .arg(&dest)
+        .arg("--tmp-dir")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("waiting"));
+
+    // --tmp-dir on another filesystem: --dest itself is emptied between runs,
+    // and the second run waits.
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() && !pulltime::pipeline::filesystem::same_filesystem(shm, work.path()) {
+        let other = tempfile::tempdir_in(shm).unwrap();
+        let out = pulltime(home.path())
+            .args(["pull", &reference, "--runs", "2", "--settle", "3", "--dest"])
+            .arg(work.path().join("rootfs2"))
+            .arg("--tmp-dir")
+            .arg(other.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("ext4 without a journal"),
+            "{}",
+            stderr_of(&out)
+        );
+    }
 }
 
 #[test]
