@@ -1,9 +1,15 @@
-//! Build script: only with the `gzip-isal` feature, it finds the system's ISA-L
-//! (libisal, with pkg-config) and compiles the small C shim that owns its inflate
-//! state (src/pipeline/igzip_shim.c). Without the feature it does nothing.
+//! Build script: with the `gzip-isal` feature (the default), it looks for the
+//! system's ISA-L (libisal, with pkg-config). Found: it compiles the small C
+//! shim that owns its inflate state (src/pipeline/igzip_shim.c), links libisal
+//! and sets `cfg(pulltime_isal)`, which makes igzip the pull's gzip backend.
+//! Not found: a build warning, and the pure-Rust zlib-rs backend that the
+//! feature also brings, so a plain `cargo build` works on any machine; every
+//! record names the backend it was made with (`tool.gzip_backend`).
+//! `PULLTIME_REQUIRE_ISAL=1` makes a missing libisal an error instead (CI).
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo::rustc-check-cfg=cfg(pulltime_isal)");
     #[cfg(feature = "gzip-isal")]
     isal::build();
 }
@@ -20,6 +26,8 @@ mod isal {
 
     pub fn build() {
         println!("cargo:rerun-if-changed={SHIM}");
+        println!("cargo:rerun-if-env-changed=PULLTIME_REQUIRE_ISAL");
+        let required = std::env::var_os("PULLTIME_REQUIRE_ISAL").is_some_and(|v| v == "1");
         // Link flags are printed after the shim's, below: the shim is a static
         // library that needs libisal, so libisal must come after it on the linker's
         // command line (with --as-needed a shared library named first is dropped).
@@ -30,12 +38,25 @@ mod isal {
             .probe("libisal")
         {
             Ok(lib) => lib,
-            Err(e) => panic!(
-                "the gzip-isal feature needs ISA-L {MIN_VERSION} or newer, found with \
-                 pkg-config as `libisal` (Debian and Ubuntu: apt-get install libisal-dev). \
-                 To build without it, with the pure-Rust zlib-rs: \
-                 cargo build --no-default-features --features gzip-zlib-rs\n{e}"
+            Err(e) if required => panic!(
+                "PULLTIME_REQUIRE_ISAL=1: ISA-L {MIN_VERSION} or newer was not found with \
+                 pkg-config as `libisal` (Debian and Ubuntu: apt-get install libisal-dev \
+                 pkg-config)\n{e}"
             ),
+            Err(e) => {
+                let why: String = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let why: String = why.chars().take(160).collect();
+                println!(
+                    "cargo:warning=ISA-L {MIN_VERSION}+ (libisal) not found with pkg-config \
+                     ({why}): building with the zlib-rs gzip backend. For ISA-L's faster \
+                     one: apt-get install libisal-dev pkg-config"
+                );
+                return;
+            }
         };
         cc::Build::new()
             .file(SHIM)
@@ -49,5 +70,6 @@ mod isal {
         for name in &lib.libs {
             println!("cargo:rustc-link-lib={name}");
         }
+        println!("cargo:rustc-cfg=pulltime_isal");
     }
 }

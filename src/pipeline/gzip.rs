@@ -11,7 +11,7 @@ use std::io::{self, BufRead, Read};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GzipBackend {
     /// ISA-L's igzip (the system's libisal; feature `gzip-isal`).
-    #[cfg(feature = "gzip-isal")]
+    #[cfg(pulltime_isal)]
     Isal,
     /// flate2's `MultiGzDecoder`, over the deflate backend flate2 was built with
     /// (features `gzip-zlib-ng`, `gzip-zlib-rs` or `gzip-miniz`).
@@ -20,16 +20,16 @@ pub enum GzipBackend {
 
 impl GzipBackend {
     /// The backend a pull inflates with: ISA-L when it is compiled in, else flate2.
-    #[cfg(feature = "gzip-isal")]
+    #[cfg(pulltime_isal)]
     pub const PULL: GzipBackend = GzipBackend::Isal;
     /// The backend a pull inflates with: ISA-L when it is compiled in, else flate2.
-    #[cfg(not(feature = "gzip-isal"))]
+    #[cfg(not(pulltime_isal))]
     pub const PULL: GzipBackend = GzipBackend::Flate2;
 
     /// Every backend in this build (the tests run each of them).
     pub fn compiled_in() -> &'static [GzipBackend] {
         &[
-            #[cfg(feature = "gzip-isal")]
+            #[cfg(pulltime_isal)]
             GzipBackend::Isal,
             GzipBackend::Flate2,
         ]
@@ -39,7 +39,7 @@ impl GzipBackend {
     /// precedence when several are on: a C zlib, then zlib-rs, then miniz_oxide).
     pub fn name(self) -> &'static str {
         match self {
-            #[cfg(feature = "gzip-isal")]
+            #[cfg(pulltime_isal)]
             GzipBackend::Isal => "isal",
             GzipBackend::Flate2 if cfg!(feature = "gzip-zlib-ng") => "zlib-ng",
             GzipBackend::Flate2 if cfg!(feature = "gzip-zlib-rs") => "zlib-rs",
@@ -50,7 +50,7 @@ impl GzipBackend {
     /// A streaming decoder of the gzip stream `input`.
     pub fn decoder<'a, B: BufRead + 'a>(self, input: B) -> io::Result<Box<dyn Read + 'a>> {
         Ok(match self {
-            #[cfg(feature = "gzip-isal")]
+            #[cfg(pulltime_isal)]
             GzipBackend::Isal => Box::new(super::igzip::IgzipDecoder::new(input)?),
             GzipBackend::Flate2 => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
         })

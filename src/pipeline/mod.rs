@@ -8,7 +8,7 @@ pub mod destination;
 pub mod download;
 pub mod filesystem;
 pub mod gzip;
-#[cfg(feature = "gzip-isal")]
+#[cfg(pulltime_isal)]
 pub mod igzip;
 pub mod measure;
 pub mod progress;
