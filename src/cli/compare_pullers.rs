@@ -47,7 +47,8 @@ pub struct PullerCompareArgs {
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
     /// When docker, containerd or podman deleted an image at the end of a round
-    /// and --tmp-dir is on ext4 without a journal, start the next round this many
+    /// and its store (docker's and podman's data root; --tmp-dir for the others)
+    /// is on ext4 without a journal, start the next round this many
     /// seconds after the deletions (0: at once): creating files near files
     /// deleted in the last 6 minutes can cost several times more there.
     #[arg(long, value_name = "SECONDS", env = "PULLTIME_SETTLE", default_value_t = 361,
@@ -203,20 +204,26 @@ async fn rounds(
                 }
             }
         }
-        let mut deleted = false;
+        // Where this round deleted: the stores of the pullers that removed an image.
+        let mut deleted: Vec<PathBuf> = Vec::new();
+        let tmp = &options.pulltime.tmp_dir;
         for s in &mut sessions {
             match s.remove().await {
-                Ok(d) => deleted |= d,
+                Ok(true) => deleted.push(s.deletes_in(tmp).to_path_buf()),
+                Ok(false) => {}
                 Err(e) => {
                     failure = Some(anyhow::Error::from(e).context(s.kind().as_str().to_string()));
                     break 'rounds;
                 }
             }
         }
-        if deleted && round + 1 < runs {
+        let lingering = deleted
+            .iter()
+            .find(|p| pulltime::pipeline::filesystem::deletions_linger(p));
+        if let Some(path) = lingering.filter(|_| round + 1 < runs) {
             let when = std::time::Instant::now();
-            let tmp = &options.pulltime.tmp_dir;
-            pulltime::pipeline::filesystem::wait_out(tmp, when, how.settle, |m| {
+            let stop = &options.pulltime.pull.client.cancel;
+            pulltime::pipeline::filesystem::wait_out(path, when, how.settle, stop, |m| {
                 if !quiet {
                     eprintln!("round {}/{runs} done; {m}", round + 1)
                 }

@@ -5,7 +5,6 @@ use std::ffi::{CStr, CString, OsString};
 use std::fs::{self, Permissions};
 use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -228,16 +227,21 @@ impl Applier<'_> {
         let mtime = header.mtime().unwrap_or(0);
         let owner = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
         // A new entry already has the owner the kernel gives it: no chown to that.
-        let (new_uid, new_gid) = self.tree.new_owner(&parent_dir);
-        let chown_new = self.options.same_owner && owner != (new_uid.into(), new_gid.into());
+        let same_owner = self.options.same_owner;
+        let differs = |predicted: Option<(u32, u32)>| {
+            predicted.is_none_or(|(u, g)| owner != (u64::from(u), u64::from(g)))
+        };
+        let chown_new = same_owner && differs(self.tree.new_owner(&parent_dir));
         use tar::EntryType as T;
         match kind {
             T::Directory => {
                 let created = self
                     .prepare_dir(dir, &c_last, &dest)
                     .map_err(io_err(&name, "mkdir"))?;
-                if chown_new || (self.options.same_owner && !created) {
+                if chown_new || (same_owner && !created) {
                     lchown_at(dir, &c_last, owner).map_err(io_err(&name, "chown"))?;
+                    // Its group may have changed: so may what new entries get.
+                    self.tree.evict(&rel);
                 }
                 self.tree.know_dir(&rel);
                 self.dir_meta.push(DirMeta {
@@ -282,7 +286,12 @@ impl Applier<'_> {
                     CopyError::Read(e) => LayerError::from_read(e),
                     CopyError::Write(e) => io_err(&name, "write file")(e),
                 })?;
-                if chown_new {
+                if same_owner {
+                    self.tree
+                        .check_owner(&parent_dir, &file)
+                        .map_err(io_err(&name, "stat"))?;
+                }
+                if same_owner && differs(self.tree.new_owner(&parent_dir)) {
                     std::os::unix::fs::fchown(&file, Some(owner.0 as u32), Some(owner.1 as u32))
                         .map_err(io_err(&name, "chown"))?;
                 }
@@ -352,7 +361,7 @@ impl Applier<'_> {
                     T::Block => libc::S_IFBLK,
                     _ => libc::S_IFIFO,
                 };
-                match mknod(&dest, file_type | mode, libc::makedev(major, minor)) {
+                match tree::mknod(&dest, file_type | mode, libc::makedev(major, minor)) {
                     Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::EPERM) && kind != T::Fifo => {
                         self.stats.skipped_devices += 1;
@@ -455,7 +464,7 @@ impl Applier<'_> {
             other => other?,
         }
         // Writable by its owner whatever the umask, for the entries to come.
-        if tree::umask() & 0o700 != 0 {
+        if self.tree.umask() & 0o700 != 0 {
             tree::chmod_at(dir, name, 0o755)?;
         }
         Ok(true)
@@ -579,17 +588,5 @@ fn copy(r: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> Result<u64, Co
         };
         w.write_all(&buf[..n]).map_err(CopyError::Write)?;
         total += n as u64;
-    }
-}
-
-fn mknod(path: &Path, mode: u32, dev: libc::dev_t) -> io::Result<()> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
-    // SAFETY: `c` is a valid NUL-terminated path; mknod does not retain it.
-    let rc = unsafe { libc::mknod(c.as_ptr(), mode as libc::mode_t, dev) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }

@@ -175,6 +175,12 @@ impl Session {
         self.kind
     }
 
+    /// Where [`Session::remove`] deletes files: the puller's store when known
+    /// (docker's and podman's), else `fallback`.
+    pub fn deletes_in<'a>(&'a self, fallback: &'a Path) -> &'a Path {
+        self.storage.as_deref().unwrap_or(fallback)
+    }
+
     /// One cold pull. The run is kept when `counted`. A previous run's image must
     /// have been removed ([`Session::remove`]) first.
     pub async fn run(&mut self, counted: bool) -> Result<f64, PeerError> {
@@ -450,10 +456,14 @@ pub async fn measure_puller(
             // The next run waits out the deletion where it would slow it
             // (ext4 without a journal; `pipeline::filesystem`).
             Ok(true) if k + 1 < warmup + runs => {
-                let (tmp, window) = (&options.pulltime.tmp_dir, options.pulltime.settle);
+                let path = session.deletes_in(&options.pulltime.tmp_dir).to_path_buf();
+                let (window, stop) = (
+                    options.pulltime.settle,
+                    &options.pulltime.pull.client.cancel,
+                );
                 let now = std::time::Instant::now();
                 let say = |m: &str| tracing::warn!("{m}");
-                crate::pipeline::filesystem::wait_out(tmp, now, window, say).await;
+                crate::pipeline::filesystem::wait_out(&path, now, window, stop, say).await;
             }
             Ok(_) => {}
             Err(e) => {

@@ -113,20 +113,19 @@ pub fn journal(path: &Path) -> Option<bool> {
 /// After files were deleted (the deletion ended at `deleted_at`) on the
 /// filesystem of `path`: writes its dirty blocks back and sleeps until `window`
 /// (normally [`WINDOW`]; zero: no wait) has passed, saying so through `say`,
-/// when that filesystem keeps deletions in mind ([`deletions_linger`]).
-/// Returns the time waited.
+/// when that filesystem keeps deletions in mind ([`deletions_linger`]); `stop`
+/// (the user's Ctrl-C) ends the wait early. Returns the time waited.
 pub async fn wait_out(
     path: &Path,
     deleted_at: Instant,
     window: Duration,
+    stop: &tokio_util::sync::CancellationToken,
     say: impl Fn(&str),
 ) -> Duration {
     if window.is_zero() || !deletions_linger(path) {
         return Duration::ZERO;
     }
     let start = Instant::now();
-    let root = path.to_path_buf();
-    let _ = tokio::task::spawn_blocking(move || flush_writes(&root)).await;
     let left = window.saturating_sub(deleted_at.elapsed());
     if !left.is_zero() {
         say(&format!(
@@ -136,7 +135,13 @@ pub async fn wait_out(
             left.as_secs_f64(),
             path.display()
         ));
-        tokio::time::sleep(left).await;
+    }
+    let root = path.to_path_buf();
+    let _ = tokio::task::spawn_blocking(move || flush_writes(&root)).await;
+    // Ctrl-C ends the wait at once: the caller then stops as after a run.
+    tokio::select! {
+        _ = tokio::time::sleep(window.saturating_sub(deleted_at.elapsed())) => {}
+        _ = stop.cancelled() => {}
     }
     start.elapsed()
 }

@@ -68,7 +68,7 @@ pub async fn measure(
     // lands in --dest: nothing is then deleted between runs (see `spent`).
     // Otherwise --dest is emptied between runs and the next run waits the
     // deletion out.
-    let elsewhere = given
+    let earlier_runs_elsewhere = given
         .as_ref()
         .is_some_and(|g| super::filesystem::same_filesystem(g.path(), &options.tmp_dir));
     let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -87,7 +87,7 @@ pub async fn measure(
         } else {
             format!("run {}/{}", k - options.warmup + 1, runs)
         };
-        let into_given = given.is_some() && (!elsewhere || k + 1 == total);
+        let into_given = given.is_some() && (!earlier_runs_elsewhere || k + 1 == total);
         let temp = if into_given {
             None
         } else {
@@ -106,16 +106,20 @@ pub async fn measure(
             .or(given.as_ref())
             .expect("a root for every run");
         // Emptied between runs only when every run lands in it.
-        if into_given && k > 0 && !elsewhere {
-            dest.clear().map_err(|source| PullError::Io {
-                what: format!("emptying {} between runs", dest.path().display()),
-                source,
-            })?;
+        if into_given && k > 0 && !earlier_runs_elsewhere {
+            if let Err(source) = dest.clear() {
+                let what = format!("emptying {} between runs", dest.path().display());
+                if let Some(g) = given.take() {
+                    g.abandon();
+                }
+                return Err(PullError::Io { what, source });
+            }
             deleted_at = Some(std::time::Instant::now());
         }
         if let Some(when) = deleted_at.take() {
             let say = |m: &str| tracing::warn!("{m}");
-            super::filesystem::wait_out(dest.path(), when, options.settle, say).await;
+            let stop = &options.pull.client.cancel;
+            super::filesystem::wait_out(dest.path(), when, options.settle, stop, say).await;
         }
         match one_run(reference, dest, options, progress, &label).await {
             Ok(outcome) => {

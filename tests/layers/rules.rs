@@ -493,7 +493,15 @@ fn modes_are_exact_under_a_default_acl() {
         .status();
     match status {
         Ok(st) if st.success() => {}
-        other => panic!("setfacl (Debian package acl) is needed by this test: {other:?}"),
+        other => {
+            // No setfacl (Debian package acl; .ci/run installs it), or no ACLs on
+            // this filesystem.
+            crate::peers::skip(
+                "modes_are_exact_under_a_default_acl",
+                &format!("setfacl -d failed: {other:?}"),
+            );
+            return;
+        }
     }
     apply(
         &s.root,

@@ -71,7 +71,7 @@ fn a_run_after_emptying_the_destination_waits_on_ext4_without_a_journal() {
     // --force deletes the tree first: the run waits, and says so.
     let started = std::time::Instant::now();
     let out = pulltime(home.path())
-        .args(["pull", &reference, "--force", "--settle", "3", "--dest"])
+        .args(["pull", &reference, "--force", "--settle", "5", "--dest"])
         .arg(&dest)
         .arg("--tmp-dir")
         .arg(tmp.path())
@@ -102,7 +102,7 @@ fn a_run_after_emptying_the_destination_waits_on_ext4_without_a_journal() {
     if shm.is_dir() && !pulltime::pipeline::filesystem::same_filesystem(shm, work.path()) {
         let other = tempfile::tempdir_in(shm).unwrap();
         let out = pulltime(home.path())
-            .args(["pull", &reference, "--runs", "2", "--settle", "3", "--dest"])
+            .args(["pull", &reference, "--runs", "2", "--settle", "5", "--dest"])
             .arg(work.path().join("rootfs2"))
             .arg("--tmp-dir")
             .arg(other.path())
