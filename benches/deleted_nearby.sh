@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The filesystem's memory of deletions (docs/performance.md): how much a recent
 # deletion slows extraction next to it, for pulltime's applier and for `tar -x`
-# alike, and that waiting it out (`pulltime pull --settle`) removes the effect.
+# alike, and how much is left after a wait (--window, 61 s by default: ext4's
+# window once the blocks are written back; `pulltime --settle` waits 361 s,
+# because a run's own allocations dirty the blocks again).
 #
 #   benches/deleted_nearby.sh [--work DIR] [--other DIR] [--image oci:LAYOUT:TAG]
 #                             [--stage-costs BIN] [--window SECONDS]
