@@ -6,13 +6,8 @@ mod cli;
 use clap::Parser;
 
 fn main() {
-    // Output piped into `head` that closes early ends the process quietly, as it
-    // does `cat` and `ls`, instead of a panic in println!. Rust ignores SIGPIPE by
-    // default; restore the default action.
-    // SAFETY: signal(2) before any thread is started.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SIGPIPE stays ignored (a closed socket must not kill a pull); stdout's
+    // closed reader is handled by pulltime::report::stdout.
     let cli = cli::Cli::parse();
     if let Err(e) = cli::run(cli) {
         eprintln!("Error: {}", message(&e));

@@ -42,7 +42,7 @@ pub fn run(args: AggregateArgs) -> anyhow::Result<()> {
         if args.json.as_deref().is_some_and(|p| p.as_os_str() == "-") {
             Box::new(std::io::stderr())
         } else {
-            Box::new(std::io::stdout())
+            Box::new(pulltime::report::stdout::Stdout)
         };
     writeln!(
         out,

@@ -140,7 +140,7 @@ pub fn write_profile(
             super::export::write_file(path, text.clone())?;
             eprintln!("wrote {}", path.display());
         }
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(())
 }

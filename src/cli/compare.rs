@@ -118,17 +118,17 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         eprintln!("warning: {warning}");
     }
     if measured.len() == args.images.len() {
-        println!("measured:");
-        print!("{}", group(&measured));
-        println!();
+        outln!("measured:");
+        out!("{}", group(&measured));
+        outln!();
     }
-    println!(
+    outln!(
         "simulated ({}, {} policy, host {}):",
         network.name,
         pulltime::sim::Policy::from(args.model.policy).as_str(),
         scenario.host.name
     );
-    print!("{}", group(&simulated));
+    out!("{}", group(&simulated));
     {
         let entries: Vec<Entry<'_>> = simulated
             .iter()
@@ -144,7 +144,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     }
     for (name, image) in &images {
         for e in &image.estimated {
-            println!("{name}: estimated {e}");
+            outln!("{name}: estimated {e}");
         }
     }
 
@@ -174,10 +174,10 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         }
     }
     let base_size = images[0].1.layers.iter().map(|l| l.compressed).sum::<u64>() as f64;
-    println!();
+    outln!();
     // Images are numbered in the table (their names can be long): #1 is the first.
     for (i, (n, _)) in images.iter().enumerate() {
-        println!("#{} = {n}", i + 1);
+        outln!("#{} = {n}", i + 1);
     }
     let mut headers = vec!["bandwidth".to_string()];
     headers.extend((1..=images.len()).map(|i| format!("#{i}")));
@@ -201,8 +201,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         })
         .collect();
     let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
-    print!("{}", render(&header_refs, &rows, 1));
-    print!(
+    out!("{}", render(&header_refs, &rows, 1));
+    out!(
         "{}",
         pulltime::report::table::paragraph(
             "",
@@ -211,11 +211,11 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         )
     );
     if !why.is_empty() {
-        println!("\nwhy, against {}:", images[0].0);
+        outln!("\nwhy, against {}:", images[0].0);
         for line in &why {
             let indent = line.len() - line.trim_start().len();
             let (lead, text) = line.split_at(indent);
-            print!(
+            out!(
                 "{}",
                 pulltime::report::table::paragraph(lead, &" ".repeat(indent + 2), text)
             );
@@ -242,7 +242,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             &named,
         );
         super::export::write_file(p, chart.svg)?;
-        println!("chart: {}", p.display());
+        outln!("chart: {}", p.display());
     }
     if let Some(p) = &args.why_svg {
         let chart = svg_bounds::critical_paths(
@@ -254,11 +254,11 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             &svg_bounds::renamed(&why_bars, &names),
         );
         super::export::write_file(p, chart)?;
-        println!("why chart: {}", p.display());
+        outln!("why chart: {}", p.display());
     }
     if let Some(p) = &args.sweep_csv {
         super::export::write_file(p, sweep_machine(&images, &series).to_csv())?;
-        println!("sweep: {}", p.display());
+        outln!("sweep: {}", p.display());
     }
     if let Some(p) = &args.json {
         let doc = serde_json::json!({

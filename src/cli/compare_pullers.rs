@@ -118,18 +118,18 @@ pub fn run(
             record: r,
         })
         .collect();
-    println!(
+    outln!(
         "{reference}: {} cold pulls by each puller, in rotating order",
         args.runs
     );
-    print!("{}", comparison_table(std::slice::from_ref(&entries)));
+    out!("{}", comparison_table(std::slice::from_ref(&entries)));
     let (headers, rows) = comparison_rows(std::slice::from_ref(&entries));
     let machine = pulltime::report::compare::comparison_machine(&[entries]);
     export.write_table(&headers, &rows, &machine)?;
     for (kind, record) in &records {
-        println!();
-        println!("{}:", kind.as_str());
-        print!("{}", table::pull_table(record));
+        outln!();
+        outln!("{}:", kind.as_str());
+        out!("{}", table::pull_table(record));
     }
     for (kind, record) in &records {
         if let Some(dir) = &args.records {

@@ -71,26 +71,28 @@ pub fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
             pulltime::pipeline::progress::Progress::none()
         },
     };
-    println!(
+    outln!(
         "pulltime demo: the study's original vs multi-stage images at scale {}, {} cold pulls each, over {}",
-        options.scale, options.runs, options.network.name
+        options.scale,
+        options.runs,
+        options.network.name
     );
-    let results = run(&options, &mut |line| println!("  {line}"))?;
-    println!();
-    print!("{}", table(&results));
-    println!(
+    let results = run(&options, &mut |line| outln!("  {line}"))?;
+    outln!();
+    out!("{}", table(&results));
+    outln!(
         "\nwhy pull time falls less than size (simulated from these records with pulltime's policy on host {}):",
         pulltime::profiles::host::HostProfile::builtin().name
     );
     for e in explain(&results, &options.network)? {
         let svg = out.join(format!("why-{}.svg", e.pair));
         for (bandwidth, line) in &e.lines {
-            println!("  {} at {bandwidth}: {line}", e.pair);
+            outln!("  {} at {bandwidth}: {line}", e.pair);
         }
         let title = format!("{}: why pull time falls less than size", e.pair);
         super::export::write_file(&svg, svg_bounds::critical_paths(&title, &e.groups))?;
-        println!("  picture: {}", svg.display());
+        outln!("  picture: {}", svg.display());
     }
-    println!("JSON records: {}", out.join("records").display());
+    outln!("JSON records: {}", out.join("records").display());
     Ok(())
 }

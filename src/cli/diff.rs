@@ -204,6 +204,6 @@ pub fn run(args: DiffArgs) -> anyhow::Result<()> {
         &new,
         &label(&args.new, &new),
         &args.gate,
-        &mut std::io::stdout(),
+        &mut pulltime::report::stdout::Stdout,
     )
 }

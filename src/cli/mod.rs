@@ -1,5 +1,26 @@
 //! Command-line interface: one file per subcommand.
 
+/// `print!` to [`pulltime::report::stdout::Stdout`]: a closed reader ends the
+/// process by SIGPIPE, as it ends `cat`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(pulltime::report::stdout::Stdout, $($arg)*) {
+            panic!("failed printing to stdout: {e}");
+        }
+    }};
+}
+
+/// `println!` to [`pulltime::report::stdout::Stdout`].
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(pulltime::report::stdout::Stdout, $($arg)*) {
+            panic!("failed printing to stdout: {e}");
+        }
+    }};
+}
+
 mod aggregate;
 mod calibrate;
 mod calibrate_fit;

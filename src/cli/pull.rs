@@ -312,7 +312,7 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         if json_to_stdout {
             eprint!("{text}");
         } else {
-            print!("{text}");
+            out!("{text}");
         }
     }
     if let Some(path) = &args.json {
@@ -337,7 +337,7 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
             let mut out: Box<dyn std::io::Write> = if json_to_stdout {
                 Box::new(std::io::stderr())
             } else {
-                Box::new(std::io::stdout())
+                Box::new(pulltime::report::stdout::Stdout)
             };
             writeln!(out)?;
             super::diff::compare_and_gate(

@@ -50,11 +50,11 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         Some(n) => n - 1,
         None => record.runs.len() - 1,
     };
-    print!("{}", table::pull_table(&record));
+    out!("{}", table::pull_table(&record));
     if let Some(p) = &args.svg {
         let chart = svg::waterfall(&record, run).context("the run was checked above")?;
         write_file(p, chart)?;
-        println!("waterfall: {}", p.display());
+        outln!("waterfall: {}", p.display());
     }
     if let Some(p) = &args.export.csv {
         write_file(p, export::csv(&record.runs[run]))?;

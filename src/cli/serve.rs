@@ -112,16 +112,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
                 .context("listening for Ctrl-C")?;
         let server = start(options.clone()).await?;
-        println!("pulltime registry listening on http://{}", server.addr);
-        println!("network profile: {}", options.network.name);
+        outln!("pulltime registry listening on http://{}", server.addr);
+        outln!("network profile: {}", options.network.name);
         if let Some(f) = &options.faults {
-            println!("fault profile: {} (seed {}, {} rules)", f.name, f.seed, f.rules.len());
+            outln!("fault profile: {} (seed {}, {} rules)", f.name, f.seed, f.rules.len());
         }
         if let Some(cdn) = server.cdn_addr {
-            println!("emulating Docker Hub: token realm http://{}/token, blobs redirected to CDN http://{cdn}", server.addr);
+            outln!("emulating Docker Hub: token realm http://{}/token, blobs redirected to CDN http://{cdn}", server.addr);
         }
         for s in &server.served {
-            println!("serving {}", server.reference(s));
+            outln!("serving {}", server.reference(s));
         }
         if !server.addr.ip().is_loopback() {
             eprintln!("warning: listening on {} (not loopback), reachable from other machines", server.addr.ip());
@@ -129,7 +129,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         interrupt.recv().await;
         eprintln!("stopping");
         if let Some(summary) = server.faults_injected() {
-            println!("{}", serde_json::to_string(&summary)?);
+            outln!("{}", serde_json::to_string(&summary)?);
         }
         drop(server);
         Ok(())

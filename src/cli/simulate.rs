@@ -209,7 +209,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    print!(
+    out!(
         "{}",
         paragraph(
             "",
@@ -232,9 +232,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         )
     );
     for e in &image.estimated {
-        println!("estimated: {e}");
+        outln!("estimated: {e}");
     }
-    print!("{}", render(&headers, &body, 1));
+    out!("{}", render(&headers, &body, 1));
     print_bounds(&rows);
     Ok(())
 }
@@ -278,18 +278,18 @@ fn scenario_machine(rows: &[(String, PullRecord)], sweep: &[(String, f64)]) -> M
 
 /// Why: what bounded each scenario's pull, and, as is, each layer.
 fn print_bounds(rows: &[(String, PullRecord)]) {
-    println!("\nwhy:");
+    outln!("\nwhy:");
     for (i, (label, record)) in rows.iter().enumerate() {
         let Some(b) = pulltime::sim::bounds::bounds(record) else {
             continue;
         };
-        print!(
+        out!(
             "{}",
             paragraph(&format!("  {label}: "), "      ", &b.summary())
         );
         if i == 0 {
             for line in b.layer_lines() {
-                print!("{}", paragraph("    ", "        ", &line));
+                out!("{}", paragraph("    ", "        ", &line));
             }
         }
     }
@@ -460,7 +460,7 @@ fn run_fleet(
             return Ok(());
         }
     }
-    println!(
+    outln!(
         "fleet burst: {nodes} nodes pulling {} ({} each) over {} per node, {} registry egress, starts spread over {} s, {:.0}% of nodes holding the first {cached_layers} layers",
         image.name,
         human_bytes(image.layers.iter().map(|l| l.compressed).sum()),
@@ -478,7 +478,7 @@ fn run_fleet(
             format!("{:.2} s", v.last().copied().unwrap_or(0.0)),
         ]
     };
-    print!(
+    out!(
         "{}",
         render(
             &["", "p50", "p95", "p99", "max"],
@@ -489,7 +489,7 @@ fn run_fleet(
             1
         )
     );
-    println!(
+    outln!(
         "one node alone: {:.2} s; {} served, last byte at {:.2} s",
         r.single_node_s,
         human_bytes(r.bytes),

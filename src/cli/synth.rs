@@ -73,15 +73,15 @@ impl From<CompressionArg> for Compression {
 /// Runs `pulltime synth`.
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
     if args.list {
-        println!("built-in image profiles, sizes at --scale 1 (the default), uncompressed:");
+        outln!("built-in image profiles, sizes at --scale 1 (the default), uncompressed:");
         for name in pulltime::profiles::image::builtin_names() {
             let p = ImageProfile::load(name)?;
-            println!(
+            outln!(
                 "{name:32} {:>9} {:>7} files",
                 human_bytes(p.total_size()),
                 p.total_files(),
             );
-            print!("{}", table::paragraph("    ", "    ", &p.description));
+            out!("{}", table::paragraph("    ", "    ", &p.description));
         }
         return Ok(());
     }
@@ -122,7 +122,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table::render(
             &["layer", "what", "compressed", "uncompressed", "files"],
@@ -130,7 +130,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
             2
         )
     );
-    println!(
+    outln!(
         "{} at scale {}{}: {} compressed, {} uncompressed, {}, manifest {}",
         profile.name,
         args.scale,
@@ -145,7 +145,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         image.manifest.digest
     );
     if let Some(d) = &layout_dir {
-        println!("wrote oci:{}:{tag}", d.display());
+        outln!("wrote oci:{}:{tag}", d.display());
     }
     if let Some(reference) = push_ref {
         let mut options = ClientOptions {
@@ -165,7 +165,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
                 pulltime::registry::push::push_layout(&client, &layout, &tag, &dest_tag).await
             })
             .with_context(|| format!("pushing to {reference}"))?;
-        println!("pushed {reference}");
+        outln!("pushed {reference}");
     }
     Ok(())
 }

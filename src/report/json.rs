@@ -43,7 +43,7 @@ pub fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<(), Rec
     let mut text = serde_json::to_vec_pretty(value).expect("plain data serialises");
     text.push(b'\n');
     if path.as_os_str() == "-" {
-        return std::io::stdout().write_all(&text).map_err(io);
+        return super::stdout::Stdout.write_all(&text).map_err(io);
     }
     write_whole(path, &text).map_err(io)
 }

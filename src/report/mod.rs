@@ -5,6 +5,7 @@ pub mod compare;
 pub mod export;
 pub mod json;
 pub mod regression;
+pub mod stdout;
 pub mod svg;
 /// The critical-path pictures, by the name the callers know them by.
 pub use svg::why as svg_bounds;

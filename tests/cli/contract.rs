@@ -546,6 +546,38 @@ fn output_piped_into_head_ends_quietly() {
 }
 
 #[test]
+fn a_closed_socket_cannot_kill_the_process() {
+    // TLS records go out through writev(2), which has no MSG_NOSIGNAL: with
+    // SIGPIPE at its default action, a registry that closes the connection (a
+    // refused client certificate) killed a pull with no message. The process
+    // must keep SIGPIPE ignored; stdout's closed reader is handled by the writer
+    // (output_piped_into_head_ends_quietly).
+    use std::io::{BufRead, BufReader};
+    let home = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pulltime"))
+        .env("HOME", home.path())
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("listening"), "{first}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+        .unwrap();
+    assert_ne!(ignored & (1 << (libc::SIGPIPE - 1)), 0, "{status}");
+}
+
+#[test]
 fn output_fits_100_columns_and_says_counts_in_words() {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();

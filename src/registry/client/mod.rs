@@ -330,10 +330,18 @@ impl RegistryClient {
         let mut resp = sent.map_err(|e| {
             let mut reason = log::error_chain(&e);
             // Only a failure that can be the refusal of a missing certificate
-            // (TLS 1.3 may report it as a bare "connection closed").
-            let tls_like = ["closed", "alert", "certificate", "handshake"]
-                .iter()
-                .any(|w| reason.to_ascii_lowercase().contains(w));
+            // (TLS 1.3 may report it as a bare "connection closed", or, when the
+            // request was written after the server's close, as a reset or EPIPE).
+            let tls_like = [
+                "closed",
+                "alert",
+                "certificate",
+                "handshake",
+                "reset",
+                "broken pipe",
+            ]
+            .iter()
+            .any(|w| reason.to_ascii_lowercase().contains(w));
             if tls_like
                 && self
                     .client_cert_wanted
