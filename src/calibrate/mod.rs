@@ -287,8 +287,8 @@ pub fn calibrate(dir: &Path, o: CalibrateOptions) -> std::io::Result<HostProfile
 /// `host`. Bounded to 0.5-4: outside that the probe measured noise.
 fn stream_cpu_factor(p: &registry_probes::InPull, host: &HostProfile) -> f64 {
     let (mut work, mut bytes) = (0.0, 0u64);
-    for l in &p.image.layers {
-        work += crate::sim::model::stream_work(l, host).total();
+    for (i, l) in p.image.layers.iter().enumerate() {
+        work += crate::sim::model::stream_work(l, host, i == 0).total();
         bytes += l.compressed;
     }
     let overheads = host.pull.startup_s

@@ -140,9 +140,11 @@ fn probe_pulls(puller: &ColdPuller, reference: &str, repeats: usize) -> io::Resu
 /// blocks a pull uses, and reading it back (medians over `repeats`).
 pub(super) fn spool_probe(dir: &Path, content: &[u8], repeats: usize) -> io::Result<(f64, f64)> {
     use crate::pipeline::readers::Busy;
-    use crate::pipeline::spool::Spool;
-    use std::io::{Read, Write};
-    let data = &content[..content.len().min(LOOPBACK_BYTES)];
+    use crate::pipeline::spool::{Spool, WhenFull};
+    use std::io::Read;
+    // Written before its reader starts, so every byte goes through the file: the
+    // cost of a layer downloaded or decoded ahead of its turn.
+    let data = bytes::Bytes::copy_from_slice(&content[..content.len().min(LOOPBACK_BYTES)]);
     let scratch = tempfile::Builder::new()
         .prefix("pulltime-calibrate-spool-")
         .tempdir_in(dir)?;
@@ -151,17 +153,16 @@ pub(super) fn spool_probe(dir: &Path, content: &[u8], repeats: usize) -> io::Res
     for i in 0..repeats.max(1) {
         let spool = Spool::new(
             scratch.path().join(format!("spool-{i}")),
+            WhenFull::Spill,
             Default::default(),
         );
         crate::pipeline::filesystem::flush_writes(dir);
         let t = Instant::now();
-        let mut f = spool.create()?;
-        let mut written = 0u64;
-        for block in data.chunks(256 << 10) {
-            f.write_all(block)?;
-            written += block.len() as u64;
-            spool.advance(written);
+        let mut w = spool.writer();
+        for start in (0..data.len()).step_by(256 << 10) {
+            w.push(data.slice(start..data.len().min(start + (256 << 10))))?;
         }
+        drop(w);
         spool.finish(true);
         writes.push(data.len() as f64 / t.elapsed().as_secs_f64());
         let t = Instant::now();

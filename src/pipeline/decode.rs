@@ -4,17 +4,19 @@
 //! manifest order, so the layer being applied is always being decoded first, and
 //! later layers decode ahead on the other cores instead of waiting for their turn.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::bounded::bounded_decoder;
-use super::readers::{Busy, Hashing, Timed};
-use super::spool::Spool;
+use super::readers::{Busy, Timed};
+use super::spool::{Spool, WhenFull};
 use crate::layer::LayerError;
 use crate::limits::Limits;
 use crate::registry::LayerDescriptor;
@@ -52,7 +54,10 @@ impl DecodeStage {
     pub fn new(scratch: &Path, n: usize, timed: bool, interrupt: &CancellationToken) -> Self {
         DecodeStage {
             tars: (0..n)
-                .map(|i| Spool::new(scratch.join(format!("layer-{i}.tar")), interrupt.clone()))
+                .map(|i| {
+                    let path = scratch.join(format!("layer-{i}.tar"));
+                    Spool::new(path, WhenFull::Wait, interrupt.clone())
+                })
                 .collect(),
             outcomes: Mutex::new((0..n).map(|_| None).collect()),
             next: AtomicUsize::new(0),
@@ -121,8 +126,7 @@ impl DecodeStage {
         tar: &Spool,
         limits: &Limits,
     ) -> Result<Decoded, LayerError> {
-        let (input, decoded, hashed, stall) = (
-            Busy::new(self.timed),
+        let (input, decoded, stall) = (
             Busy::new(self.timed),
             Busy::new(self.timed),
             Busy::new(self.timed),
@@ -138,37 +142,74 @@ impl DecodeStage {
         let t = Instant::now();
         let dec = bounded_decoder(layer.compression, source, limits);
         decoded.add(t.elapsed());
-        let dec = dec.map_err(LayerError::from_read)?;
-        let mut stream = Hashing::new(Timed::new(dec, decoded.clone()), hashed.clone());
+        let mut stream = Timed::new(dec.map_err(LayerError::from_read)?, decoded.clone());
         let write_err = |e: io::Error| {
             LayerError::Read(io::Error::new(e.kind(), format!("scratch tar spool: {e}")))
         };
-        let mut out = tar.create().map_err(write_err)?;
-        let mut buf = vec![0u8; BLOCK];
-        let mut written = 0u64;
-        loop {
-            let n = stream.read(&mut buf).map_err(LayerError::from_read)?;
-            if n == 0 {
-                break;
-            }
-            if decoded.is_on() {
-                let t = Instant::now();
-                out.write_all(&buf[..n]).map_err(write_err)?;
-                decoded.add(t.elapsed());
-            } else {
-                out.write_all(&buf[..n]).map_err(write_err)?;
-            }
-            written += n as u64;
-            tar.advance(written);
-        }
-        Ok(Decoded {
-            decompress: decoded.get().saturating_sub(input.get()),
-            verify: hashed.get(),
-            stall: stall.get(),
-            diff_id: stream.digest(),
-            bytes: stream.byte_count(),
+        let mut out = tar.writer();
+        // The diff_id is hashed on a thread of its own, from the same blocks: on
+        // one thread, inflating and hashing the largest layer was the longest
+        // chain of a pull on a fast disk (docs/performance.md, "Spools").
+        let (blocks, hashing) = std::sync::mpsc::sync_channel::<Bytes>(HASH_QUEUE);
+        let timed = self.timed;
+        std::thread::scope(|scope| {
+            let hasher = scope.spawn(move || hash_blocks(hashing, timed));
+            let decoding = (|| {
+                loop {
+                    // A fresh block each time: the spool keeps it, in memory,
+                    // until the applier has taken it.
+                    let mut block = vec![0u8; BLOCK];
+                    let n = stream.read(&mut block).map_err(LayerError::from_read)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    block.truncate(n);
+                    let block = Bytes::from(block);
+                    blocks
+                        .send(block.clone())
+                        .expect("the hasher ends only when the decoder does");
+                    if decoded.is_on() {
+                        let t = Instant::now();
+                        let waited = out.push(block).map_err(write_err)?;
+                        decoded.add(t.elapsed().saturating_sub(waited));
+                    } else {
+                        out.push(block).map_err(write_err)?;
+                    }
+                }
+            })();
+            drop(blocks);
+            let (diff_id, bytes, verify) = hasher.join().expect("the hasher does not panic");
+            decoding.map(|()| Decoded {
+                decompress: decoded.get().saturating_sub(input.get()),
+                verify,
+                stall: stall.get(),
+                diff_id,
+                bytes,
+            })
         })
     }
+}
+
+/// Blocks decoded and not yet hashed, at most (256 KiB each).
+const HASH_QUEUE: usize = 4;
+
+/// The diff_id of the blocks received, their size, and the time spent hashing
+/// (zero unless `timed`).
+fn hash_blocks(blocks: std::sync::mpsc::Receiver<Bytes>, timed: bool) -> (String, u64, Duration) {
+    let mut hasher = Sha256::new();
+    let (mut bytes, mut busy) = (0u64, Duration::ZERO);
+    for block in blocks {
+        if timed {
+            let t = Instant::now();
+            hasher.update(&block);
+            busy += t.elapsed();
+        } else {
+            hasher.update(&block);
+        }
+        bytes += block.len() as u64;
+    }
+    let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+    (digest, bytes, busy)
 }
 
 /// Fails reads once the stage is stopped (another layer failed).

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_RANGE;
 use sha2::{Digest as _, Sha256};
 
 use super::progress::{LayerProgress, Phase};
-use super::spool::Spool;
+use super::spool::{Spool, SpoolWriter};
 use crate::oci::record::RequestKind;
 use crate::registry::client::strip_query;
 use crate::registry::retry::RetryCost;
@@ -81,16 +82,15 @@ pub async fn download(
     };
     let blob = client.open_blob(RequestKind::Blob, &layer.digest).await?;
     progress.phase(Phase::Downloading);
-    let (file, spool, hashing) = match sink {
-        Sink::Spool(s) => (s.create().map_err(io_err)?, Some(s), true),
-        Sink::File(p) => (std::fs::File::create(p).map_err(io_err)?, None, false),
+    let (out, hashing) = match sink {
+        Sink::Spool(s) => (Out::Spool(s.writer()), true),
+        Sink::File(p) => (Out::File(std::fs::File::create(p).map_err(io_err)?), false),
     };
     let mut body = Body {
         index,
         layer,
         what: what.clone(),
-        file,
-        spool,
+        out,
         hasher: hashing.then(Sha256::new),
         hash: Duration::ZERO,
         bytes: 0,
@@ -231,14 +231,19 @@ enum Cut {
     Fatal(RegistryError),
 }
 
+/// Where a body's bytes go.
+enum Out<'a> {
+    File(std::fs::File),
+    Spool(SpoolWriter<'a>),
+}
+
 /// The state of one blob's body across resumptions.
 struct Body<'a> {
     index: usize,
     layer: &'a LayerDescriptor,
     /// What writing the body is, for errors: the layer and its file.
     what: String,
-    file: std::fs::File,
-    spool: Option<&'a Spool>,
+    out: Out<'a>,
     hasher: Option<Sha256>,
     hash: Duration,
     bytes: u64,
@@ -293,7 +298,7 @@ impl Body<'_> {
                     continue;
                 }
             }
-            self.append(&chunk)?;
+            self.append(chunk)?;
             self.last_byte = Instant::now();
         }
         client
@@ -302,7 +307,7 @@ impl Body<'_> {
         Ok(())
     }
 
-    fn append(&mut self, chunk: &[u8]) -> Result<(), Cut> {
+    fn append(&mut self, chunk: Bytes) -> Result<(), Cut> {
         let index = self.index;
         self.bytes += chunk.len() as u64;
         if self.bytes > self.layer.size {
@@ -318,22 +323,25 @@ impl Body<'_> {
         if let Some(h) = self.hasher.as_mut() {
             if self.stage_timing {
                 let t = Instant::now();
-                h.update(chunk);
+                h.update(&chunk);
                 self.hash += t.elapsed();
             } else {
-                h.update(chunk);
+                h.update(&chunk);
             }
         }
-        self.file.write_all(chunk).map_err(|source| {
+        let len = chunk.len() as u64;
+        let written = match &mut self.out {
+            Out::File(f) => f.write_all(&chunk),
+            // A spool of compressed bytes spills rather than waits.
+            Out::Spool(w) => w.push(chunk).map(drop),
+        };
+        written.map_err(|source| {
             Cut::Fatal(RegistryError::Io {
                 what: self.what.clone(),
                 source,
             })
         })?;
-        if let Some(s) = self.spool {
-            s.advance(self.bytes);
-        }
-        self.progress.bytes(chunk.len() as u64);
+        self.progress.bytes(len);
         Ok(())
     }
 }

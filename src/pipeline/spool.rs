@@ -1,75 +1,143 @@
-//! A spool file per layer: the download writes compressed bytes into it while the
-//! extraction thread tails it. Downloads never wait for extraction (layers must be
-//! applied in order, so later layers arrive before their turn), and extraction of
-//! the current layer consumes bytes as soon as they land, without the whole blob.
+//! A spool per layer stream: one writer (a download, or a decoder) appends bytes
+//! while one reader (a decoder, or the applier) tails them. Downloads never wait
+//! for decoding, and layers decode ahead of their turn (they must be applied in
+//! manifest order), so a spool may hold a whole layer before its reader starts.
+//!
+//! Where the bytes go depends on the reader:
+//! - Bytes its reader is already tailing stay in memory, at most [`WINDOW`]
+//!   unread, and pass to the reader without touching a file.
+//! - Bytes nobody reads yet, and bytes past the window, go to a file in the
+//!   scratch directory and are read back from it.
+//!
+//! Past the window a spool either spills to its file ([`WhenFull::Spill`]: the
+//! network never waits for the CPU) or makes its writer wait ([`WhenFull::Wait`]:
+//! a decoder whose layer is being applied goes no faster than the applier and
+//! leaves the core to the others). Before, every byte went through a file: on
+//! tmpfs the 450 MB of tar stream written, read back and deleted cost a quarter
+//! of a pull's CPU (docs/performance.md, "Spools").
 
+use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use bytes::{Buf, Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::readers::Busy;
 
-#[derive(Debug, Default)]
-struct State {
-    written: u64,
-    done: bool,
-    failed: bool,
+/// Unread bytes a spool keeps in memory for a reader that is tailing it.
+pub const WINDOW: usize = 1 << 20;
+
+/// Size of the reads from a spool's file.
+const FILE_READ: usize = 256 << 10;
+
+/// How often a waiting reader or writer looks at the user's stop.
+const POLL: Duration = Duration::from_millis(200);
+
+/// What a writer does when its reader is tailing and the window is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Write past the window to the file.
+    Spill,
+    /// Wait until the reader has taken half the window.
+    Wait,
 }
 
-/// One layer's spool.
+#[derive(Debug)]
+enum Chunk {
+    Memory(Bytes),
+    File { offset: u64, len: u64 },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    chunks: VecDeque<Chunk>,
+    /// Bytes in `chunks` held in memory.
+    in_memory: usize,
+    /// Bytes written to the file.
+    spilled: u64,
+    reading: bool,
+    reader_gone: bool,
+    reader_waiting: bool,
+    writer_waiting: bool,
+    done: bool,
+    failed: bool,
+    removed: bool,
+}
+
+/// One layer stream's spool.
 #[derive(Debug)]
 pub struct Spool {
     path: PathBuf,
+    when_full: WhenFull,
     state: Mutex<State>,
-    cond: Condvar,
+    readable: Condvar,
+    writable: Condvar,
     stop: CancellationToken,
 }
 
 impl Spool {
-    /// A spool backed by `path` (created by [`Spool::create`]). Once `stop` is
-    /// cancelled (the user asked the pull to stop), reads fail as interrupted.
-    pub fn new(path: PathBuf, stop: CancellationToken) -> Self {
+    /// A spool whose file, if it needs one, is `path`. Once `stop` is cancelled
+    /// (the user asked the pull to stop), reads fail as interrupted and waiting
+    /// writers spill.
+    pub fn new(path: PathBuf, when_full: WhenFull, stop: CancellationToken) -> Self {
         Spool {
             path,
+            when_full,
             state: Mutex::new(State::default()),
-            cond: Condvar::new(),
+            readable: Condvar::new(),
+            writable: Condvar::new(),
             stop,
         }
     }
 
-    /// The backing file.
+    /// The file bytes go to when they cannot stay in memory.
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }
 
-    /// Deletes the backing file once its bytes are consumed (readers that have it
-    /// open keep reading; errors are ignored: the scratch dir goes at the end anyway).
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("spool lock")
+    }
+
+    /// Frees the spool's memory and deletes its file once its bytes are consumed
+    /// (a reader that has it open keeps reading; errors are ignored: the scratch
+    /// directory goes at the end anyway). Later writes are dropped.
     pub fn remove(&self) {
+        let mut s = self.lock();
+        s.removed = true;
+        s.chunks.clear();
+        s.in_memory = 0;
+        drop(s);
+        self.writable.notify_all();
         let _ = std::fs::remove_file(&self.path);
     }
 
-    /// Creates the backing file for writing.
-    pub fn create(&self) -> io::Result<File> {
-        File::create(&self.path)
+    /// Bytes that went through the file rather than memory.
+    pub fn spilled(&self) -> u64 {
+        self.lock().spilled
     }
 
-    /// Publishes that the first `written` bytes are in the file.
-    pub fn advance(&self, written: u64) {
-        self.state.lock().expect("spool lock").written = written;
-        self.cond.notify_all();
+    /// The writing end (one per spool).
+    pub fn writer(&self) -> SpoolWriter<'_> {
+        SpoolWriter {
+            spool: self,
+            file: None,
+            file_len: 0,
+        }
     }
 
-    /// The download ended: `ok` false means readers get an error.
+    /// The writer ended: `ok` false means the reader gets an error.
     pub fn finish(&self, ok: bool) {
-        let mut s = self.state.lock().expect("spool lock");
+        let mut s = self.lock();
         s.done = true;
         s.failed = !ok;
         drop(s);
-        self.cond.notify_all();
+        self.readable.notify_all();
     }
 
     /// A guard that finishes the spool as failed if it is dropped before
@@ -81,23 +149,102 @@ impl Spool {
         }
     }
 
-    /// Blocks until the download has ended (successfully or not).
+    /// Blocks until the writer has ended (successfully or not).
     pub fn wait_done(&self) {
-        let mut s = self.state.lock().expect("spool lock");
+        let mut s = self.lock();
         while !s.done {
-            s = self.cond.wait(s).expect("spool lock");
+            s = self.readable.wait(s).expect("spool lock");
         }
     }
 
-    /// A reader that returns bytes as they arrive and EOF once the download
-    /// succeeded; time spent waiting for bytes goes to `stall`.
+    /// The reading end (one per spool): returns bytes as they arrive and EOF once
+    /// the writer succeeded; time spent waiting for bytes goes to `stall`. From
+    /// now on the writer keeps bytes in memory for it.
     pub fn reader(&self, stall: Busy) -> SpoolReader<'_> {
+        self.lock().reading = true;
         SpoolReader {
             spool: self,
+            memory: Bytes::new(),
             file: None,
-            pos: 0,
+            file_offset: 0,
+            file_left: 0,
+            buf: Vec::new(),
+            buf_pos: 0,
             stall,
         }
+    }
+}
+
+/// See [`Spool::writer`].
+pub struct SpoolWriter<'a> {
+    spool: &'a Spool,
+    file: Option<File>,
+    file_len: u64,
+}
+
+impl SpoolWriter<'_> {
+    /// Appends `bytes`. Returns the time spent waiting for the reader to make room
+    /// ([`WhenFull::Wait`]), which is nobody's busy time.
+    pub fn push(&mut self, bytes: Bytes) -> io::Result<Duration> {
+        let len = bytes.len();
+        let mut waited = Duration::ZERO;
+        if len == 0 {
+            return Ok(waited);
+        }
+        let spool = self.spool;
+        let mut s = spool.lock();
+        loop {
+            if s.removed || s.reader_gone {
+                // Nobody will read these bytes (a reader that stopped early, at
+                // the tar stream's end-of-archive blocks, or on an error).
+                return Ok(waited);
+            }
+            if !s.reading {
+                break;
+            }
+            // One chunk larger than the window still passes through memory.
+            if s.in_memory == 0 || s.in_memory + len <= WINDOW {
+                s.in_memory += len;
+                s.chunks.push_back(Chunk::Memory(bytes));
+                let wake = s.reader_waiting;
+                drop(s);
+                if wake {
+                    spool.readable.notify_one();
+                }
+                return Ok(waited);
+            }
+            if spool.when_full == WhenFull::Spill || spool.stop.is_cancelled() {
+                break;
+            }
+            let t = Instant::now();
+            s.writer_waiting = true;
+            s = spool.writable.wait_timeout(s, POLL).expect("spool lock").0;
+            s.writer_waiting = false;
+            waited += t.elapsed();
+        }
+        drop(s);
+        let offset = self.file_len;
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(File::create(&spool.path)?),
+        };
+        file.write_all(&bytes)?;
+        self.file_len += len as u64;
+        let mut s = spool.lock();
+        s.spilled += len as u64;
+        match s.chunks.back_mut() {
+            Some(Chunk::File { offset: o, len: l }) if *o + *l == offset => *l += len as u64,
+            _ => s.chunks.push_back(Chunk::File {
+                offset,
+                len: len as u64,
+            }),
+        }
+        let wake = s.reader_waiting;
+        drop(s);
+        if wake {
+            spool.readable.notify_one();
+        }
+        Ok(waited)
     }
 }
 
@@ -123,12 +270,106 @@ impl Drop for FinishGuard<'_> {
     }
 }
 
-/// Tails a [`Spool`].
+/// Tails a [`Spool`]; buffered itself ([`BufRead`]), so it needs no `BufReader`.
 pub struct SpoolReader<'a> {
     spool: &'a Spool,
+    /// The rest of the memory chunk being read.
+    memory: Bytes,
     file: Option<File>,
-    pos: u64,
+    /// Where the file chunk being read continues, and how much of it is left.
+    file_offset: u64,
+    file_left: u64,
+    /// Bytes read from the file and not yet consumed (`buf[buf_pos..]`).
+    buf: Vec<u8>,
+    buf_pos: usize,
     stall: Busy,
+}
+
+impl SpoolReader<'_> {
+    /// Takes the next chunk, waiting for the writer; false at the end.
+    fn next_chunk(&mut self) -> io::Result<bool> {
+        let spool = self.spool;
+        let mut s = spool.lock();
+        let chunk = loop {
+            if s.failed {
+                return Err(io::Error::other("the layer's download failed"));
+            }
+            if spool.stop.is_cancelled() {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+            }
+            if let Some(c) = s.chunks.pop_front() {
+                break c;
+            }
+            if s.done {
+                return Ok(false);
+            }
+            let t = Instant::now();
+            s.reader_waiting = true;
+            s = spool.readable.wait_timeout(s, POLL).expect("spool lock").0;
+            s.reader_waiting = false;
+            self.stall.add(t.elapsed());
+        };
+        match chunk {
+            Chunk::Memory(b) => {
+                s.in_memory -= b.len();
+                let wake = s.writer_waiting && s.in_memory <= WINDOW / 2;
+                drop(s);
+                if wake {
+                    spool.writable.notify_one();
+                }
+                self.memory = b;
+            }
+            Chunk::File { offset, len } => {
+                drop(s);
+                self.file_offset = offset;
+                self.file_left = len;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads the next piece of the current file chunk into `buf`.
+    fn read_file(&mut self) -> io::Result<()> {
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(File::open(&self.spool.path)?),
+        };
+        let want = self.file_left.min(FILE_READ as u64) as usize;
+        self.buf.resize(want, 0);
+        file.read_exact_at(&mut self.buf, self.file_offset)?;
+        self.buf_pos = 0;
+        self.file_offset += want as u64;
+        self.file_left -= want as u64;
+        Ok(())
+    }
+}
+
+impl BufRead for SpoolReader<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        loop {
+            if !self.memory.is_empty() {
+                return Ok(&self.memory);
+            }
+            if self.buf_pos < self.buf.len() {
+                return Ok(&self.buf[self.buf_pos..]);
+            }
+            if self.file_left > 0 {
+                self.read_file()?;
+                continue;
+            }
+            if !self.next_chunk()? {
+                return Ok(&[]);
+            }
+        }
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if !self.memory.is_empty() {
+            self.memory.advance(amt);
+        } else {
+            self.buf_pos += amt;
+        }
+    }
 }
 
 impl Read for SpoolReader<'_> {
@@ -136,69 +377,131 @@ impl Read for SpoolReader<'_> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let available = {
-            let mut s = self.spool.state.lock().expect("spool lock");
-            loop {
-                if s.failed {
-                    return Err(io::Error::other("the layer's download failed"));
-                }
-                if self.spool.stop.is_cancelled() {
-                    return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
-                }
-                if s.written > self.pos {
-                    break s.written - self.pos;
-                }
-                if s.done {
-                    return Ok(0);
-                }
-                let t = Instant::now();
-                s = self
-                    .spool
-                    .cond
-                    .wait_timeout(s, Duration::from_millis(200))
-                    .expect("spool lock")
-                    .0;
-                self.stall.add(t.elapsed());
-            }
-        };
-        if self.file.is_none() {
-            let mut f = File::open(&self.spool.path)?;
-            f.seek(SeekFrom::Start(self.pos))?;
-            self.file = Some(f);
-        }
-        let want = buf
-            .len()
-            .min(usize::try_from(available).unwrap_or(usize::MAX));
-        let n = self
-            .file
-            .as_mut()
-            .expect("opened above")
-            .read(&mut buf[..want])?;
-        self.pos += n as u64;
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
         Ok(n)
+    }
+}
+
+impl Drop for SpoolReader<'_> {
+    fn drop(&mut self) {
+        let mut s = self.spool.lock();
+        s.reader_gone = true;
+        drop(s);
+        self.spool.writable.notify_all();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
     use std::sync::Arc;
+
+    fn block(i: usize, len: usize) -> Bytes {
+        Bytes::from(vec![i as u8; len])
+    }
+
+    fn check(out: &[u8], len: usize) {
+        assert!(
+            out.chunks(len)
+                .enumerate()
+                .all(|(i, c)| c.iter().all(|b| *b == i as u8)),
+            "bytes out of order"
+        );
+    }
+
+    #[test]
+    fn bytes_read_ahead_of_the_reader_go_to_the_file_and_the_rest_stay_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(
+            dir.path().join("s"),
+            WhenFull::Spill,
+            CancellationToken::new(),
+        );
+        let mut w = spool.writer();
+        // Nobody reads yet: to the file.
+        for i in 0..3 {
+            w.push(block(i, 1000)).unwrap();
+        }
+        assert_eq!(spool.spilled(), 3000);
+        let mut r = spool.reader(Busy::default());
+        // The reader tails now: in memory, up to the window; past it, spilled.
+        for i in 3..6 {
+            w.push(block(i, 1000)).unwrap();
+        }
+        assert_eq!(spool.spilled(), 3000);
+        w.push(Bytes::from(vec![6u8; WINDOW])).unwrap();
+        assert_eq!(spool.spilled(), 3000 + WINDOW as u64);
+        spool.finish(true);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 6000 + WINDOW);
+        check(&out[..6000], 1000);
+        assert!(out[6000..].iter().all(|b| *b == 6));
+        spool.remove();
+        assert!(!dir.path().join("s").exists());
+    }
+
+    #[test]
+    fn a_waiting_writer_keeps_to_the_window_and_a_reader_that_leaves_releases_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Arc::new(Spool::new(
+            dir.path().join("s"),
+            WhenFull::Wait,
+            CancellationToken::new(),
+        ));
+        let r = spool.reader(Busy::default());
+        let len = WINDOW / 8;
+        let writer = {
+            let spool = spool.clone();
+            std::thread::spawn(move || {
+                let mut w = spool.writer();
+                let mut waited = Duration::ZERO;
+                for i in 0..64 {
+                    waited += w.push(block(i, len)).unwrap();
+                }
+                spool.finish(true);
+                waited
+            })
+        };
+        // The writer fills the window and waits for the reader: it neither
+        // spills nor goes past the window.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while spool.lock().in_memory < WINDOW && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(spool.lock().in_memory, WINDOW);
+        assert_eq!(spool.spilled(), 0);
+        let mut out = Vec::new();
+        let mut r = r.take(32 * len as u64);
+        r.read_to_end(&mut out).unwrap();
+        check(&out, len);
+        // The reader stops early, as tar does at the end-of-archive blocks: the
+        // writer finishes instead of waiting forever.
+        drop(r);
+        let waited = writer.join().unwrap();
+        assert!(waited > Duration::ZERO);
+        assert_eq!(spool.spilled(), 0);
+        assert!(!dir.path().join("s").exists());
+    }
 
     #[test]
     fn reader_tails_the_writer_and_sees_failure() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Arc::new(Spool::new(
             dir.path().join("blob"),
+            WhenFull::Spill,
             CancellationToken::new(),
         ));
         let writer = {
             let spool = spool.clone();
             std::thread::spawn(move || {
-                let mut f = spool.create().unwrap();
-                for i in 0..50u64 {
-                    f.write_all(&[i as u8; 1000]).unwrap();
-                    spool.advance((i + 1) * 1000);
+                let mut w = spool.writer();
+                for i in 0..50 {
+                    w.push(block(i, 1000)).unwrap();
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 spool.finish(true);
@@ -208,15 +511,15 @@ mod tests {
         spool.reader(Busy::default()).read_to_end(&mut out).unwrap();
         writer.join().unwrap();
         assert_eq!(out.len(), 50_000);
-        assert!(
-            out.chunks(1000)
-                .enumerate()
-                .all(|(i, c)| c.iter().all(|b| *b == i as u8))
-        );
+        check(&out, 1000);
 
         // A writer that panics with its guard armed fails the spool for its readers
         // instead of leaving them waiting.
-        let orphan = Arc::new(Spool::new(dir.path().join("b3"), CancellationToken::new()));
+        let orphan = Arc::new(Spool::new(
+            dir.path().join("b3"),
+            WhenFull::Spill,
+            CancellationToken::new(),
+        ));
         let w = {
             let orphan = orphan.clone();
             std::thread::spawn(move || {
@@ -227,8 +530,19 @@ mod tests {
         assert!(w.join().is_err());
         assert!(orphan.reader(Busy::default()).read(&mut [0; 10]).is_err());
 
-        let failed = Spool::new(dir.path().join("b2"), CancellationToken::new());
+        let failed = Spool::new(
+            dir.path().join("b2"),
+            WhenFull::Spill,
+            CancellationToken::new(),
+        );
         failed.finish(false);
         assert!(failed.reader(Busy::default()).read(&mut [0; 10]).is_err());
+
+        // The user's stop ends a waiting read.
+        let stop = CancellationToken::new();
+        let idle = Spool::new(dir.path().join("b4"), WhenFull::Wait, stop.clone());
+        stop.cancel();
+        let e = idle.reader(Busy::default()).read(&mut [0; 10]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Interrupted);
     }
 }

@@ -4,7 +4,6 @@
 //! the layers in manifest order. Downloads, decoding and extraction all overlap,
 //! across layers and within each; each stage's busy time is measured by the readers.
 
-use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,14 +15,11 @@ use super::decode::DecodeStage;
 use super::download::{Downloaded, Sink, download};
 use super::progress::{LayerProgress, Phase};
 use super::readers::Busy;
-use super::spool::Spool;
+use super::spool::{Spool, WhenFull};
 use super::{Extracted, Job, PullError, check_diff_id, pick_error};
 use crate::layer::{ApplyOptions, apply_layer_limited};
 use crate::limits::Limits;
 use crate::registry::{LayerDescriptor, RegistryError};
-
-/// Read-side buffer for tar streams being applied.
-const TAR_BUFFER: usize = 256 << 10;
 
 /// Downloads and applies every layer; returns per-layer download and extraction
 /// results in manifest order.
@@ -43,7 +39,10 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
     let interrupt = client.cancel_token().clone();
     let spools: Arc<Vec<Spool>> = Arc::new(
         (0..n)
-            .map(|i| Spool::new(scratch.join(format!("layer-{i}.blob")), interrupt.clone()))
+            .map(|i| {
+                let path = scratch.join(format!("layer-{i}.blob"));
+                Spool::new(path, WhenFull::Spill, interrupt.clone())
+            })
             .collect(),
     );
     let cancel = Arc::new(AtomicBool::new(false));
@@ -172,9 +171,9 @@ fn apply_in_order(
         let started = Instant::now();
         let waited = Busy::new(stage_timing);
         progress[i].phase(Phase::Extracting);
-        // Buffered: the tar reader asks for every 512-byte header on its own, and
-        // each read of the spool is a lock and a system call.
-        let mut tar = BufReader::with_capacity(TAR_BUFFER, stage.tar(i).reader(waited.clone()));
+        // The spool's reader is buffered itself: the tar reader's 512-byte reads
+        // are copies out of the block the decoder wrote.
+        let mut tar = stage.tar(i).reader(waited.clone());
         let applied = apply_layer_limited(&mut tar, root, apply, limits);
         drop(tar);
         stage.tar(i).remove();

@@ -63,17 +63,24 @@ pub fn cpu_costs(l: &SimLayer, host: &HostProfile) -> CpuCosts {
 /// (hashing the blob and writing it to its spool as it arrives), the decoder
 /// (reading the spool back, decompressing, hashing the tar stream and writing it
 /// to its own spool) and the extractor (reading that spool, extracting).
-pub fn stream_work(l: &SimLayer, host: &HostProfile) -> StreamWork {
+///
+/// Spools keep bytes in memory for a reader that is already tailing them, and
+/// write to a file only what runs ahead of it. The first layer's tar stream is
+/// tailed from its first byte (`first`), so it costs no spool file; the model
+/// counts every other stream as spilled, an upper bound that the calibrated
+/// `stream_cpu_factor` brings down to what real pulls cost.
+pub fn stream_work(l: &SimLayer, host: &HostProfile, first: bool) -> StreamWork {
     let costs = cpu_costs(l, host);
     let o = &host.pull;
     let hash = |bytes: u64| bytes as f64 / host.sha256_bps;
+    let tar_spool = if first { 0 } else { l.uncompressed };
     StreamWork {
         transfer: hash(l.compressed) + o.spool_write_s(l.compressed),
         decode: o.spool_read_s(l.compressed)
             + costs.decompress
             + hash(l.uncompressed)
-            + o.spool_write_s(l.uncompressed),
-        extract: o.spool_read_s(l.uncompressed) + costs.extract,
+            + o.spool_write_s(tar_spool),
+        extract: o.spool_read_s(tar_spool) + costs.extract,
     }
 }
 
@@ -303,7 +310,7 @@ fn stream_policy(
         lr.verify_s = costs.verify * factor;
         lr.decompress_s = costs.decompress * factor;
         lr.extract_s = costs.extract * factor;
-        let work = stream_work(l, host);
+        let work = stream_work(l, host, fetched.is_empty());
         let body = lr.start_s + lr.ttfb_s;
         let in_flight = lr.download_end_s - body;
         // The transfer's own CPU (the download task's, and a registry's on this
