@@ -56,7 +56,12 @@ impl DecodeStage {
             tars: (0..n)
                 .map(|i| {
                     let path = scratch.join(format!("layer-{i}.tar"));
-                    Spool::new(path, WhenFull::Wait, interrupt.clone())
+                    let spool = Spool::new(path, WhenFull::Wait, interrupt.clone());
+                    if i == 0 {
+                        // The applier starts here.
+                        spool.expect_reader();
+                    }
+                    spool
                 })
                 .collect(),
             outcomes: Mutex::new((0..n).map(|_| None).collect()),
@@ -78,9 +83,13 @@ impl DecodeStage {
         &self.tars[i]
     }
 
-    /// Tells the workers to stop after their current block.
+    /// Tells the workers to stop after their current block. The tar spools are
+    /// dropped, so no worker waits for an applier that will not come.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        for tar in &self.tars {
+            tar.remove();
+        }
     }
 
     /// Layer `i`'s outcome, once its tar spool is done (blocks until then).

@@ -190,6 +190,8 @@ pub struct Extracted {
     pub extract: Duration,
     /// Time waiting for the network (streaming).
     pub stall: Duration,
+    /// Compressed and tar-stream bytes written to scratch files.
+    pub spooled_bytes: u64,
 }
 
 /// The result of one cold pull.
@@ -364,6 +366,7 @@ fn layer_run(
         resumes: d.resumes,
         resumed_bytes: d.resumed_bytes,
         discarded_bytes: d.discarded_bytes,
+        spooled_bytes: Some(x.spooled_bytes),
         fault_s: d.retry_cost.lost.as_secs_f64(),
         connections_opened,
         connect_s: Some(connect_s),

@@ -157,6 +157,13 @@ impl Spool {
         }
     }
 
+    /// Keeps bytes in memory from now on, as for a reader, because one is about
+    /// to start (a layer a decoder or the applier takes first): its first bytes
+    /// need not go through the file while the reader's thread gets going.
+    pub fn expect_reader(&self) {
+        self.lock().reading = true;
+    }
+
     /// The reading end (one per spool): returns bytes as they arrive and EOF once
     /// the writer succeeded; time spent waiting for bytes goes to `stall`. From
     /// now on the writer keeps bytes in memory for it.

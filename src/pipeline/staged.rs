@@ -185,5 +185,6 @@ fn process_layer(
         verify,
         extract,
         stall: Duration::ZERO,
+        spooled_bytes: layer.size + uncompressed,
     })
 }

@@ -41,7 +41,12 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
         (0..n)
             .map(|i| {
                 let path = scratch.join(format!("layer-{i}.blob"));
-                Spool::new(path, WhenFull::Spill, interrupt.clone())
+                let spool = Spool::new(path, WhenFull::Spill, interrupt.clone());
+                if i < DecodeStage::workers(n) {
+                    // A decoder takes this layer first.
+                    spool.expect_reader();
+                }
+                spool
             })
             .collect(),
     );
@@ -207,6 +212,7 @@ fn apply_in_order(
             verify: d.verify,
             extract: started.elapsed().saturating_sub(waited.get()),
             stall: d.stall,
+            spooled_bytes: spools[i].spilled() + stage.tar(i).spilled(),
         });
     }
     Ok(out)

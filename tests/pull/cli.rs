@@ -222,8 +222,10 @@ fn staged_and_streaming_produce_the_same_tree() {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let mut snaps = Vec::new();
+    let mut runs = Vec::new();
     for mode in ["streaming", "staged"] {
         let dest = work.path().join(mode);
+        let json = work.path().join(format!("{mode}.json"));
         pulltime(home.path())
             .args([
                 "pull",
@@ -236,12 +238,37 @@ fn staged_and_streaming_produce_the_same_tree() {
                 "--dest",
             ])
             .arg(&dest)
+            .arg("--json")
+            .arg(&json)
             .assert()
             .success();
         snaps.push(common::snapshot(&dest));
+        let record = pulltime::report::json::read_record(&json).unwrap();
+        runs.push(record.runs[0].clone());
     }
     assert_eq!(snaps[0].len(), 600 + 300 + 16 * 2 + 2 + 2);
     assert_eq!(snaps[0], snaps[1]);
+    // Staged writes every blob and tar stream to a file; streaming keeps what
+    // its readers tail in memory: the first layer's blob (within the 1 MiB
+    // window), which a decoder takes at once, and its tar stream, which the
+    // applier tails from the first byte, never touch a file.
+    let (streaming, staged) = (&runs[0], &runs[1]);
+    for l in &staged.layers {
+        assert_eq!(
+            l.spooled_bytes,
+            Some(l.compressed_bytes + l.uncompressed_bytes)
+        );
+    }
+    let first = &streaming.layers[0];
+    assert!(
+        first.compressed_bytes < 1 << 20,
+        "{}",
+        first.compressed_bytes
+    );
+    assert_eq!(first.spooled_bytes, Some(0));
+    for l in &streaming.layers {
+        assert!(l.spooled_bytes <= Some(l.compressed_bytes + l.uncompressed_bytes));
+    }
 }
 
 #[test]
