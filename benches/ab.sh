@@ -5,6 +5,7 @@
 # RSS (GNU time), then the medians and the ratio B/A. docs/performance.md quotes
 # it for changes to the pipeline ("Spools").
 #   benches/ab.sh A_BIN B_BIN [--image oci:LAYOUT:TAG] [--work DIR] [--rounds N]
+#                 [--warm MIB]
 # Build A from another commit with its own target directory, e.g.
 #   git worktree add /tmp/base HEAD~1 &&
 #   (cd /tmp/base && CARGO_TARGET_DIR=/tmp/base-target cargo build --release)
@@ -13,6 +14,10 @@
 # slower (docs/performance.md, "The filesystem's memory"). WORK (default
 # /var/tmp) needs about 2 x ROUNDS x the image's unpacked size free. The image
 # defaults to the Debian-built `toolchain` image of benches/images/build.sh.
+# Before every pull, MIB (default 2048; 0: no) of /dev/shm are written and
+# deleted: on this VM, memory that has been free for a while costs up to 2.9 s
+# per GiB to touch again, memory freed a moment ago 0.37 s, and a pull writes
+# about 1 GiB of new page cache (docs/performance.md, "The machine's memory").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -23,11 +28,13 @@ A=$(realpath "$1"); B=$(realpath "$2"); shift 2
 IMAGE=oci:/var/cache/pulltime-images/debian-small:toolchain
 WORK=/var/tmp
 ROUNDS=5
+WARM=2048
 while [ $# -gt 0 ]; do
   case "$1" in
     --image) IMAGE=$2; shift 2 ;;
     --work) WORK=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
+    --warm) WARM=$2; shift 2 ;;
     *) die "unknown argument $1" ;;
   esac
 done
@@ -56,6 +63,11 @@ for r in $(seq "$ROUNDS"); do
     if [ "$which" = A ]; then bin=$A; else bin=$B; fi
     dir="$W/$which-$r"; mkdir -p "$dir.tmp"
     sync
+    if [ "$WARM" -gt 0 ]; then
+      dd if=/dev/zero of=/dev/shm/pulltime-ab-warm bs=1M count="$WARM" status=none \
+        || die "could not write $WARM MiB to /dev/shm to warm the free memory (--warm 0 skips it)"
+      rm -f /dev/shm/pulltime-ab-warm
+    fi
     /usr/bin/time -f "%e %U %S %M" -o "$W/time" \
       "$bin" pull "127.0.0.1:$PORT/img:$TAG" --dest "$dir" --tmp-dir "$dir.tmp" -q \
       || die "$which's pull failed"

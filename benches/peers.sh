@@ -43,7 +43,11 @@
 #
 # Usage: benches/peers.sh [--rounds N] [--out FILE] [--pulltime BIN] [--work DIR]
 #                         [--cache DIR] [--images LIST] [--no-tmpfs] [--no-rss]
-#                         [--drop-caches] [--stage-costs "BIN..."]
+#                         [--drop-caches] [--stage-costs "BIN..."] [--warm MIB]
+#                         [--no-peers]
+# --no-peers: pulltime and the single-stage tools only (no ctr, no skopeo+umoci).
+# --warm MIB: write and delete MIB of /dev/shm before every timed command (see
+# warm_free_memory below; benches/ab.sh does it by default).
 # LIST: space separated, PROFILE:COMPRESSION:SCALE (synthesised) or oci:DIR:TAG (an
 # existing OCI layout, e.g. oci:/var/cache/pulltime-images/debian-small:toolchain
 # from benches/images/build.sh). --stage-costs: examples/stage_costs binaries, one
@@ -68,6 +72,8 @@ IMAGES="$REPO/profiles/images/many-small-files.toml:gzip:1 sn-compose-post-multi
 TMPFS=1
 RSS=1
 DROP=0
+WARM=0
+PEERS=1
 
 die() { echo "peers.sh: $*" >&2; exit 1; }
 say() { echo "peers.sh: $*" >&2; }
@@ -83,12 +89,15 @@ while [ $# -gt 0 ]; do
     --no-tmpfs) TMPFS=0; shift ;;
     --no-rss) RSS=0; shift ;;
     --drop-caches) DROP=1; shift ;;
+    --warm) WARM="$2"; shift 2 ;;
+    --no-peers) PEERS=0; shift ;;
     --stage-costs) STAGE_COSTS="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
 case "$ROUNDS" in ''|*[!0-9]*|0) die "--rounds must be a positive integer, got '$ROUNDS'" ;; esac
+case "$WARM" in ''|*[!0-9]*) die "--warm takes MiB, got '$WARM'" ;; esac
 IS_ROOT=0; [ "$(id -u)" = 0 ] && IS_ROOT=1
 [ "$DROP" = 1 ] && [ "$IS_ROOT" = 0 ] && die "--drop-caches needs root"
 
@@ -408,7 +417,7 @@ run_curl_par() { # every blob at once, as a puller fetches its layers
 
 tools_for() { # image fs-kind
   local t=(pulltime) be
-  if [ "$2" = disk ]; then
+  if [ "$2" = disk ] && [ "$PEERS" = 1 ]; then
     t+=(ctr-native)
     [ "$OVERLAY" = 1 ] && t+=(ctr-overlayfs)
     [ "${COMP[$1]}" = gzip ] && t+=(skopeo+umoci)
@@ -435,6 +444,17 @@ fn_of() {
   esac
 }
 
+# --warm: on this VM, memory that has been free for a while costs up to 2.9 s
+# per GiB to touch again, memory freed a moment ago 0.37 s (docs/performance.md,
+# "The machine's memory"); writing and deleting WARM MiB of /dev/shm before each
+# timed command gives every tool recently freed memory to write its output into.
+warm_free_memory() {
+  [ "$WARM" -gt 0 ] || return 0
+  dd if=/dev/zero of=/dev/shm/pulltime-peers-warm bs=1M count="$WARM" status=none \
+    || die "could not write $WARM MiB to /dev/shm for --warm"
+  rm -f /dev/shm/pulltime-peers-warm
+}
+
 run_rounds() { # disk|tmpfs base-dir images...
   local kind="$1" base="$2"; shift 2
   # The label of the results: the destination's filesystem type (ext4 here).
@@ -452,6 +472,7 @@ run_rounds() { # disk|tmpfs base-dir images...
         case "$tool" in ctr-*) start_containerd ;; esac
         sync
         [ "$DROP" = 1 ] && echo 3 > /proc/sys/vm/drop_caches
+        warm_free_memory
         CUR_IMG=$img; CUR_TOOL=$tool; CUR_ROUND=$r
         local be=""
         case "$tool" in pulltime-inflate*) be=${tool#*\(}; be=${be%\)} ;; esac
@@ -515,7 +536,9 @@ HEAD1="Machine: $(nproc) CPUs ($CPU), $(awk '/MemTotal/ {printf "%.0f GiB", $2 /
 HEAD2="containerd $(containerd --version | awk '{print $3}'), unpigz on PATH when containerd started: ${UNPIGZ:-no}; skopeo $(skopeo --version | awk '{print $3}'), umoci $(umoci --version | awk '{print $3}'), $(tar --version | sed -n 1p), pigz $(pigz --version 2>&1 | awk '{print $2}'), $(sha256sum --version | sed -n 1p); pulltime gzip backends: ${BACKENDS[*]}."
 CACHE_STATE="page cache not dropped"
 [ "$DROP" = 1 ] && CACHE_STATE="page cache dropped before every timed command"
-HEAD3="$ROUNDS rounds, tool order rotated every round; nothing deleted until the end of the run; $CACHE_STATE. CPU: user + system of the processes a tool started."
+MEM_STATE="free memory not warmed"
+[ "$WARM" -gt 0 ] && MEM_STATE="$WARM MiB of /dev/shm written and deleted before every timed command (--warm)"
+HEAD3="$ROUNDS rounds, tool order rotated every round; nothing deleted until the end of the run; $CACHE_STATE; $MEM_STATE. CPU: user + system of the processes a tool started."
 REPORT="$(python3 "$REPO/benches/floor.py" "$RESULTS" "$STAGES" "$(nproc)" "$HEAD1" "$HEAD2" "$HEAD3")"
 {
   echo "$REPORT"

@@ -55,6 +55,11 @@ pub struct PullArgs {
     /// Layer downloads in flight at once (docker's default is 3).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_concurrent_downloads: u32,
+    /// Streaming: threads that decompress and hash layers (default: one fewer than
+    /// the cores, at least one; more decode later layers ahead of their turn,
+    /// into spool files in --tmp-dir).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub decoders: Option<u32>,
     /// Platform to pull from a multi-platform image: os/arch[/variant]. Default: this host.
     #[arg(long)]
     pub platform: Option<String>,
@@ -187,6 +192,7 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         pull: PullOptions {
             mode: args.mode.into(),
             max_concurrent_downloads: args.max_concurrent_downloads as usize,
+            decoders: args.decoders.map(|d| d as usize),
             platform,
             platform_explicit: args.platform.is_some(),
             client: ClientOptions {

@@ -196,6 +196,11 @@ pub struct Settings {
     pub platform: String,
     /// `http` or `https`.
     pub scheme: String,
+    /// pulltime streaming: decoder threads (`pull --decoders`; by default one
+    /// fewer than the cores, at least one). Absent for other pullers, staged
+    /// pulls and simulations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoders: Option<usize>,
     /// Set when the user stopped the measurement before all runs were done:
     /// `runs[]` then holds only the completed ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]

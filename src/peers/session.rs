@@ -329,6 +329,7 @@ impl Session {
                 warmup,
                 platform: self.facts.settings.platform.clone(),
                 scheme: "http".into(),
+                decoders: None,
                 stopped: None,
             },
             puller: self.info.clone(),

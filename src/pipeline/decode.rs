@@ -71,13 +71,6 @@ impl DecodeStage {
         }
     }
 
-    /// Decoder threads worth running here: one per core, at most one per layer.
-    pub fn workers(n: usize) -> usize {
-        std::thread::available_parallelism()
-            .map_or(1, |c| c.get())
-            .clamp(1, n.max(1))
-    }
-
     /// Layer `i`'s tar stream, readable while it is being decoded.
     pub fn tar(&self, i: usize) -> &Spool {
         &self.tars[i]

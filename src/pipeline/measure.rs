@@ -201,6 +201,8 @@ fn assemble(
             warmup: options.warmup,
             platform: options.pull.platform.to_string(),
             scheme: options.pull.client.scheme.as_str().into(),
+            decoders: (options.pull.mode == super::Mode::Streaming)
+                .then(|| options.pull.decoders()),
             stopped: None,
         },
         summary: Summary::of(&counted),

@@ -59,6 +59,8 @@ pub struct PullOptions {
     pub mode: Mode,
     /// Downloads in flight at once (docker: 3).
     pub max_concurrent_downloads: usize,
+    /// Streaming: decoder threads; `None`: [`default_decoders`].
+    pub decoders: Option<usize>,
     /// Platform to pick from an index.
     pub platform: Platform,
     /// The user named the platform: a single-platform image must match it too.
@@ -76,13 +78,32 @@ pub struct PullOptions {
     pub stage_timing: bool,
 }
 
+/// Decoder threads of a streaming pull unless told otherwise: one fewer than
+/// the cores, at least one. The applier and the diff_id hasher need the rest;
+/// a second decoder on two cores only decodes layers ahead of their turn into
+/// spool files, which cost more CPU than the overlap saved: on the Debian-built
+/// images here, one decoder was 3-7 % faster with 7-10 % less CPU
+/// (docs/performance.md, "Spools").
+pub fn default_decoders() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |c| c.get())
+        .saturating_sub(1)
+        .max(1)
+}
+
 impl PullOptions {
+    /// The decoder threads this pull runs (streaming).
+    pub fn decoders(&self) -> usize {
+        self.decoders.unwrap_or_else(default_decoders).max(1)
+    }
+
     /// What the lab uses against its own loopback registry: streaming, 3 concurrent
     /// downloads like docker, this host's platform, plain HTTP, 60 s timeouts.
     pub fn lab_defaults() -> Self {
         PullOptions {
             mode: Mode::Streaming,
             max_concurrent_downloads: 3,
+            decoders: None,
             platform: Platform::host(),
             platform_explicit: false,
             client: ClientOptions {
@@ -165,6 +186,7 @@ struct Job<'a> {
     root: &'a Path,
     scratch: &'a Path,
     max_concurrent_downloads: usize,
+    decoders: usize,
     apply: &'a ApplyOptions,
     limits: &'a Limits,
     stage_timing: bool,
@@ -248,6 +270,7 @@ pub async fn pull_once(
         root,
         scratch,
         max_concurrent_downloads: options.max_concurrent_downloads.max(1),
+        decoders: options.decoders(),
         apply: &options.apply,
         limits: &options.limits,
         stage_timing: options.stage_timing,

@@ -29,6 +29,7 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
         root,
         scratch,
         max_concurrent_downloads,
+        decoders: _,
         apply,
         limits,
         stage_timing,

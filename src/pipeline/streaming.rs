@@ -30,6 +30,7 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
         root,
         scratch,
         max_concurrent_downloads,
+        decoders,
         apply,
         limits,
         stage_timing,
@@ -42,7 +43,7 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
             .map(|i| {
                 let path = scratch.join(format!("layer-{i}.blob"));
                 let spool = Spool::new(path, WhenFull::Spill, interrupt.clone());
-                if i < DecodeStage::workers(n) {
+                if i < decoders.min(n) {
                     // A decoder takes this layer first.
                     spool.expect_reader();
                 }
@@ -58,7 +59,7 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
             cancel.clone(),
             progress.to_vec(),
         );
-        let stage = (stage_timing, interrupt.clone());
+        let stage = (stage_timing, interrupt.clone(), decoders);
         let (root, scratch) = (root.to_path_buf(), scratch.to_path_buf());
         let (apply, limits): (ApplyOptions, Limits) = (apply.clone(), limits.clone());
         tokio::task::spawn_blocking(move || {
@@ -131,11 +132,11 @@ fn extract_in_order(
     (apply, limits): (&ApplyOptions, &Limits),
     cancel: &AtomicBool,
     progress: &[LayerProgress],
-    (stage_timing, interrupt): (bool, tokio_util::sync::CancellationToken),
+    (stage_timing, interrupt, decoders): (bool, tokio_util::sync::CancellationToken, usize),
 ) -> Result<Vec<Extracted>, PullError> {
     let stage = DecodeStage::new(scratch, layers.len(), stage_timing, &interrupt);
     std::thread::scope(|scope| {
-        for _ in 0..DecodeStage::workers(layers.len()) {
+        for _ in 0..decoders.clamp(1, layers.len().max(1)) {
             scope.spawn(|| stage.work(layers, spools, limits));
         }
         let r = apply_in_order(

@@ -373,6 +373,7 @@ fn to_record(
             warmup: 0,
             platform: String::new(),
             scheme: String::new(),
+            decoders: None,
             stopped: None,
         },
         summary: Summary::of(&runs),

@@ -223,51 +223,68 @@ fn staged_and_streaming_produce_the_same_tree() {
     let work = tempfile::tempdir().unwrap();
     let mut snaps = Vec::new();
     let mut runs = Vec::new();
-    for mode in ["streaming", "staged"] {
-        let dest = work.path().join(mode);
-        let json = work.path().join(format!("{mode}.json"));
-        pulltime(home.path())
-            .args([
-                "pull",
-                &reference,
-                "--quiet",
-                "--mode",
-                mode,
-                "--max-concurrent-downloads",
-                "2",
-                "--dest",
-            ])
-            .arg(&dest)
-            .arg("--json")
-            .arg(&json)
-            .assert()
-            .success();
+    // The third pull decodes with three threads: later layers are decoded ahead
+    // of their turn into spool files (one decoder by default on two cores).
+    for (mode, decoders) in [
+        ("streaming", None),
+        ("staged", None),
+        ("streaming", Some("3")),
+    ] {
+        let dest = work
+            .path()
+            .join(format!("{mode}-{}", decoders.unwrap_or("default")));
+        let json = dest.with_extension("json");
+        let mut pull = pulltime(home.path());
+        pull.args([
+            "pull",
+            &reference,
+            "--quiet",
+            "--mode",
+            mode,
+            "--max-concurrent-downloads",
+            "2",
+            "--dest",
+        ])
+        .arg(&dest)
+        .arg("--json")
+        .arg(&json);
+        if let Some(d) = decoders {
+            pull.args(["--decoders", d]);
+        }
+        pull.assert().success();
         snaps.push(common::snapshot(&dest));
         let record = pulltime::report::json::read_record(&json).unwrap();
+        match (mode, decoders) {
+            ("staged", _) => assert_eq!(record.settings.decoders, None),
+            (_, Some(d)) => assert_eq!(record.settings.decoders, Some(d.parse().unwrap())),
+            _ => assert!(record.settings.decoders >= Some(1)),
+        }
         runs.push(record.runs[0].clone());
     }
     assert_eq!(snaps[0].len(), 600 + 300 + 16 * 2 + 2 + 2);
     assert_eq!(snaps[0], snaps[1]);
+    assert_eq!(snaps[0], snaps[2]);
     // Staged writes every blob and tar stream to a file; streaming keeps what
     // its readers tail in memory: the first layer's blob (within the 1 MiB
     // window), which a decoder takes at once, and its tar stream, which the
     // applier tails from the first byte, never touch a file.
-    let (streaming, staged) = (&runs[0], &runs[1]);
-    for l in &staged.layers {
+    for l in &runs[1].layers {
         assert_eq!(
             l.spooled_bytes,
             Some(l.compressed_bytes + l.uncompressed_bytes)
         );
     }
-    let first = &streaming.layers[0];
-    assert!(
-        first.compressed_bytes < 1 << 20,
-        "{}",
-        first.compressed_bytes
-    );
-    assert_eq!(first.spooled_bytes, Some(0));
-    for l in &streaming.layers {
-        assert!(l.spooled_bytes <= Some(l.compressed_bytes + l.uncompressed_bytes));
+    for streaming in [&runs[0], &runs[2]] {
+        let first = &streaming.layers[0];
+        assert!(
+            first.compressed_bytes < 1 << 20,
+            "{}",
+            first.compressed_bytes
+        );
+        assert_eq!(first.spooled_bytes, Some(0));
+        for l in &streaming.layers {
+            assert!(l.spooled_bytes <= Some(l.compressed_bytes + l.uncompressed_bytes));
+        }
     }
 }
 
@@ -355,14 +372,18 @@ fn corrupted_blob_is_a_digest_mismatch_naming_the_layer_and_leaves_no_tree() {
     let actual = pulltime::oci::digest::sha256_digest(&data);
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    for mode in ["streaming", "staged"] {
-        let dest = work.path().join(format!("new-{mode}"));
+    // Three decoders: the layers after the corrupt one are being decoded ahead
+    // when it fails, and must stop without leaving anything behind.
+    for (mode, decoders) in [("streaming", "1"), ("staged", "1"), ("streaming", "3")] {
+        let dest = work.path().join(format!("new-{mode}-{decoders}"));
         pulltime(home.path())
             .args([
                 "pull",
                 &reg.reference("corrupt:v1"),
                 "--mode",
                 mode,
+                "--decoders",
+                decoders,
                 "--dest",
             ])
             .arg(&dest)
@@ -384,7 +405,7 @@ fn corrupted_blob_is_a_digest_mismatch_naming_the_layer_and_leaves_no_tree() {
             "{mode}: a destination pulltime created is removed on failure"
         );
         // An existing empty destination is left empty.
-        let empty = work.path().join(format!("empty-{mode}"));
+        let empty = work.path().join(format!("empty-{mode}-{decoders}"));
         std::fs::create_dir(&empty).unwrap();
         pulltime(home.path())
             .args([
@@ -392,6 +413,8 @@ fn corrupted_blob_is_a_digest_mismatch_naming_the_layer_and_leaves_no_tree() {
                 &reg.reference("corrupt:v1"),
                 "--mode",
                 mode,
+                "--decoders",
+                decoders,
                 "--dest",
             ])
             .arg(&empty)
