@@ -55,9 +55,9 @@ pub struct PullArgs {
     /// Layer downloads in flight at once (docker's default is 3).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_concurrent_downloads: u32,
-    /// Streaming: threads that decompress and hash layers (default: one fewer than
-    /// the cores, at least one; more decode later layers ahead of their turn,
-    /// into spool files in --tmp-dir).
+    /// Streaming: threads that decompress layers (default: one per core). Those
+    /// beyond the first decode later layers ahead of their turn, into spool files
+    /// in --tmp-dir.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub decoders: Option<u32>,
     /// Platform to pull from a multi-platform image: os/arch[/variant]. Default: this host.

@@ -197,8 +197,7 @@ pub struct Settings {
     /// `http` or `https`.
     pub scheme: String,
     /// pulltime streaming: decoder threads (`pull --decoders`; by default one
-    /// fewer than the cores, at least one). Absent for other pullers, staged
-    /// pulls and simulations.
+    /// per core). Absent for other pullers, staged pulls and simulations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoders: Option<usize>,
     /// Set when the user stopped the measurement before all runs were done:

@@ -78,17 +78,14 @@ pub struct PullOptions {
     pub stage_timing: bool,
 }
 
-/// Decoder threads of a streaming pull unless told otherwise: one fewer than
-/// the cores, at least one. The applier and the diff_id hasher need the rest;
-/// a second decoder on two cores only decodes layers ahead of their turn into
-/// spool files, which cost more CPU than the overlap saved: on the Debian-built
-/// images here, one decoder was 3-7 % faster with 7-10 % less CPU
-/// (docs/performance.md, "Spools").
+/// Decoder threads of a streaming pull unless told otherwise: one per core.
+/// Decoders beyond the first decode later layers ahead of their turn, into spool
+/// files; that costs CPU, and on two cores it was a wash (docs/performance.md,
+/// "Spools": 3 % faster on ext4, 2 % slower on tmpfs than one decoder). It is
+/// kept because without it a large layer behind slow-to-extract ones cannot
+/// start inflating until they are applied.
 pub fn default_decoders() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |c| c.get())
-        .saturating_sub(1)
-        .max(1)
+    std::thread::available_parallelism().map_or(1, |c| c.get())
 }
 
 impl PullOptions {

@@ -224,7 +224,7 @@ fn staged_and_streaming_produce_the_same_tree() {
     let mut snaps = Vec::new();
     let mut runs = Vec::new();
     // The third pull decodes with three threads: later layers are decoded ahead
-    // of their turn into spool files (one decoder by default on two cores).
+    // of their turn into spool files, whatever the cores here.
     for (mode, decoders) in [
         ("streaming", None),
         ("staged", None),
