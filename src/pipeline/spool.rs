@@ -75,7 +75,10 @@ pub struct Spool {
     path: PathBuf,
     when_full: WhenFull,
     state: Mutex<State>,
+    /// Bytes arrived or the writer ended; waited on by the reader and by
+    /// [`Spool::wait_done`], so always notified to all.
     readable: Condvar,
+    /// The reader took bytes or left; only the writer waits on it.
     writable: Condvar,
     stop: CancellationToken,
 }
@@ -216,7 +219,7 @@ impl SpoolWriter<'_> {
                 let wake = s.reader_waiting;
                 drop(s);
                 if wake {
-                    spool.readable.notify_one();
+                    spool.readable.notify_all();
                 }
                 return Ok(waited);
             }
@@ -249,7 +252,7 @@ impl SpoolWriter<'_> {
         let wake = s.reader_waiting;
         drop(s);
         if wake {
-            spool.readable.notify_one();
+            spool.readable.notify_all();
         }
         Ok(waited)
     }
