@@ -77,7 +77,7 @@ impl DecodeStage {
     }
 
     /// Tells the workers to stop after their current block. The tar spools are
-    /// dropped, so no worker waits for an applier that will not come.
+    /// removed, so no worker waits for an applier that will not come.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         for tar in &self.tars {
@@ -158,14 +158,25 @@ impl DecodeStage {
             let hasher = scope.spawn(move || hash_blocks(hashing, timed));
             let decoding = (|| {
                 loop {
-                    // A fresh block each time: the spool keeps it, in memory,
-                    // until the applier has taken it.
+                    // A fresh block each time, filled before it is handed on:
+                    // the spool keeps it, in memory, until the applier has taken
+                    // it, and counts its window in bytes, so a block must not
+                    // hold 256 KiB for the few bytes of one short read.
                     let mut block = vec![0u8; BLOCK];
-                    let n = stream.read(&mut block).map_err(LayerError::from_read)?;
-                    if n == 0 {
+                    let mut filled = 0;
+                    while filled < BLOCK {
+                        let n = stream
+                            .read(&mut block[filled..])
+                            .map_err(LayerError::from_read)?;
+                        if n == 0 {
+                            break;
+                        }
+                        filled += n;
+                    }
+                    if filled == 0 {
                         return Ok(());
                     }
-                    block.truncate(n);
+                    block.truncate(filled);
                     let block = Bytes::from(block);
                     blocks
                         .send(block.clone())

@@ -107,9 +107,10 @@ impl Spool {
         self.state.lock().expect("spool lock")
     }
 
-    /// Frees the spool's memory and deletes its file once its bytes are consumed
-    /// (a reader that has it open keeps reading; errors are ignored: the scratch
-    /// directory goes at the end anyway). Later writes are dropped.
+    /// Frees the spool's memory and deletes its file, once its reader is done with
+    /// it or will not come (bytes still queued are dropped, so a reader would see
+    /// them missing; errors are ignored: the scratch directory goes at the end
+    /// anyway). Later writes are dropped.
     pub fn remove(&self) {
         let mut s = self.lock();
         s.removed = true;
@@ -241,6 +242,13 @@ impl SpoolWriter<'_> {
         file.write_all(&bytes)?;
         self.file_len += len as u64;
         let mut s = spool.lock();
+        if s.removed {
+            // Removed while this block was being written: the file may have been
+            // created again after its deletion.
+            drop(s);
+            let _ = std::fs::remove_file(&spool.path);
+            return Ok(waited);
+        }
         s.spilled += len as u64;
         match s.chunks.back_mut() {
             Some(Chunk::File { offset: o, len: l }) if *o + *l == offset => *l += len as u64,

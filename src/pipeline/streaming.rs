@@ -139,15 +139,24 @@ fn extract_in_order(
         for _ in 0..decoders.clamp(1, layers.len().max(1)) {
             scope.spawn(|| stage.work(layers, spools, limits));
         }
-        let r = apply_in_order(
-            layers,
-            spools,
-            &stage,
-            root,
-            (apply, limits),
-            cancel,
-            (progress, stage_timing),
-        );
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            apply_in_order(
+                layers,
+                spools,
+                &stage,
+                root,
+                (apply, limits),
+                cancel,
+                (progress, stage_timing),
+            )
+        }));
+        let r = applied.unwrap_or_else(|panic| {
+            // The decoders must not wait for an applier that is gone, or the
+            // scope would never end and the panic never be reported.
+            cancel.store(true, Ordering::Relaxed);
+            stage.stop();
+            std::panic::resume_unwind(panic)
+        });
         if r.is_err() {
             // Stop the downloads (their spools then fail the decoders' reads) and
             // the decoders, so the scope can end.

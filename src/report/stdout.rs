@@ -30,10 +30,12 @@ fn ended_if_reader_gone<T>(result: io::Result<T>) -> io::Result<T> {
     {
         // SAFETY: signal(2) and raise(3) are async-signal-safe and may be called
         // from any thread; SIGPIPE is not blocked, so its default action ends the
-        // whole process here. Were it blocked, the error is returned as it came.
+        // whole process here. Were it blocked, SIGPIPE goes back to ignored and
+        // the error is returned as it came.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
             libc::raise(libc::SIGPIPE);
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         }
     }
     result
