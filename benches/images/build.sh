@@ -3,7 +3,7 @@
 # repository (default /var/cache/pulltime-images; override with
 # PULLTIME_IMAGE_CACHE). Each image is built once; delete its directory to rebuild.
 #
-#   benches/images/build.sh [small|toolchain|bigfiles|layers|all]
+#   benches/images/build.sh [small|toolchain|bigfiles|layers|ml|all]
 #
 # All are tags of one OCI layout, $cache/debian-small, sharing its base layers:
 # small     (tag v1) bookworm minbase (one layer) + one layer with a few packages
@@ -12,6 +12,9 @@
 #           files, the image of docs/performance.md and docs/peers.md.
 # bigfiles  v1 + LLVM's and Mesa's shared libraries and their data: a layer of
 #           few, large files (tens of MB each).
+# ml        v1 + PyTorch, NumPy, SciPy and pandas from Debian: one layer of
+#           several hundred MB, as the study's ML image has (a Python stack of
+#           many small files beside a few very large shared libraries).
 # layers    v1 + eight layers of one or two packages each (10 layers in all):
 #           many layers, most of them small.
 #
@@ -92,6 +95,14 @@ build_bigfiles() {
   echo "built $layout:bigfiles"
 }
 
+build_ml() {
+  build_small
+  local layout="$cache/debian-small"
+  grep -q '"ml"' "$layout/index.json" && return
+  add_layer "$layout" ml v1 apt_install python3-torch python3-numpy python3-scipy python3-pandas
+  echo "built $layout:ml"
+}
+
 build_layers() {
   build_small
   local layout="$cache/debian-small"
@@ -119,6 +130,7 @@ case "$want" in
   toolchain) build_toolchain ;;
   bigfiles) build_bigfiles ;;
   layers) build_layers ;;
-  all) build_toolchain; build_bigfiles; build_layers ;;
-  *) echo "usage: $0 [small|toolchain|bigfiles|layers|all]" >&2; exit 2 ;;
+  ml) build_ml ;;
+  all) build_toolchain; build_bigfiles; build_layers; build_ml ;;
+  *) echo "usage: $0 [small|toolchain|bigfiles|layers|ml|all]" >&2; exit 2 ;;
 esac

@@ -1,66 +1,27 @@
 //! One layer tar stream -> changes to the root filesystem.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::{CStr, CString, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::{self, Permissions};
 use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use filetime::FileTime;
 
+use super::dirs::{DirMeta, FinishDirs};
 use super::error::{LayerError, io_err};
 use super::header::{check_pax_size, stored_size};
+use super::index::Touch;
 use super::meter::{Meter, Metered};
+use super::options::{ApplyOptions, LayerStats};
+use super::order::Gate;
 use super::path::{PathError, clean, resolve_in_root};
 use super::tree::{self, Tree, cstring};
 use super::whiteout::{self, Whiteout};
 use crate::limits::{LimitError, Limits};
-
-/// How to apply layers.
-#[derive(Debug, Clone)]
-pub struct ApplyOptions {
-    /// Set owners from the tar headers (needs root); default: when running as root.
-    /// When false, setuid and setgid bits are dropped from regular files: they
-    /// would run the file as whoever extracted it (docs/limits.md).
-    pub same_owner: bool,
-    /// Create device nodes (needs root); default: when running as root. When false
-    /// they are skipped and counted.
-    pub devices: bool,
-}
-
-impl Default for ApplyOptions {
-    fn default() -> Self {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
-        ApplyOptions {
-            same_owner: root,
-            devices: root,
-        }
-    }
-}
-
-/// Counts of what one layer did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LayerStats {
-    /// Tar entries read (all types).
-    pub entries: u64,
-    /// Regular files written.
-    pub files: u64,
-    /// Directories created or merged.
-    pub dirs: u64,
-    /// Symlinks created.
-    pub symlinks: u64,
-    /// Hard links created.
-    pub hardlinks: u64,
-    /// Whiteouts and opaque markers applied.
-    pub whiteouts: u64,
-    /// Device nodes skipped for lack of privilege.
-    pub skipped_devices: u64,
-    /// Bytes of regular-file content written.
-    pub file_bytes: u64,
-}
 
 const COPY_BUFFER: usize = 256 << 10;
 
@@ -84,11 +45,28 @@ pub fn apply_layer_limited<R: Read>(
     options: &ApplyOptions,
     limits: &Limits,
 ) -> Result<LayerStats, LayerError> {
+    let (stats, (finish, _)) = apply_entries(reader, root, options, limits, None)?;
+    finish.run(root)?;
+    Ok(stats)
+}
+
+/// What is left of a layer once its entries are in place, and the time its
+/// entries waited for the layers below.
+pub(super) type Finish = (FinishDirs, Duration);
+
+pub(super) fn apply_entries<'a, R: Read>(
+    reader: R,
+    root: &'a Path,
+    options: &'a ApplyOptions,
+    limits: &'a Limits,
+    gate: Option<Gate<'a>>,
+) -> Result<(LayerStats, Finish), LayerError> {
     let mut state = Applier {
         root,
         tree: Tree::open(root).map_err(io_err(".", "open the root directory"))?,
         options,
         limits,
+        gate,
         stats: LayerStats::default(),
         written: HashSet::new(),
         dir_meta: Vec::new(),
@@ -119,16 +97,24 @@ pub fn apply_layer_limited<R: Read>(
     }
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(LayerError::from_read)?;
-    state.finish_dirs()?;
-    Ok(state.stats)
-}
-
-/// A directory entry's mode and mtime, set when the layer is done.
-struct DirMeta {
-    rel: PathBuf,
-    mode: u32,
-    mtime: u64,
-    generation: u64,
+    let generation = state.tree.generation();
+    let dirs = std::mem::take(&mut state.dir_meta)
+        .into_iter()
+        .map(|(mut meta, made_at)| {
+            meta.untouched = made_at == generation;
+            meta
+        })
+        .collect();
+    let (ahead, waited) = match &state.gate {
+        Some(g) => (g.went_ahead(), g.waited()),
+        None => (false, Duration::ZERO),
+    };
+    let finish = FinishDirs {
+        dirs,
+        chown_again: ahead && options.same_owner,
+        ahead,
+    };
+    Ok((state.stats, (finish, waited)))
 }
 
 struct Applier<'a> {
@@ -142,9 +128,12 @@ struct Applier<'a> {
     /// Root-relative paths this layer wrote, with their ancestors: whiteouts of this
     /// layer must not touch them.
     written: HashSet<PathBuf>,
-    /// Directory modes and mtimes, set after all entries (children change mtimes),
-    /// with the [`Tree::generation`] at which each was made.
-    dir_meta: Vec<DirMeta>,
+    /// Where this layer's entries wait for the layers below, when applied beside
+    /// them.
+    gate: Option<Gate<'a>>,
+    /// Directory metadata, set after all entries (children change mtimes), with
+    /// the [`Tree::generation`] at which each was made.
+    dir_meta: Vec<(DirMeta, u64)>,
     /// Cache of parent directories resolved through symlinks; cleared whenever a
     /// directory or a symlink is removed or a symlink is created, since each can
     /// change such a resolution.
@@ -180,14 +169,20 @@ impl Applier<'_> {
         if whiteout::is_aufs_meta(&comps[0]) {
             return Ok(()); // aufs bookkeeping (`.wh..wh.plnk/...`), as docker skips it
         }
-        // Whiteouts delete and hard links point at what they resolve to: resolve those
-        // afresh, never from the cache, so a stale entry can never lead outside.
-        let parent = match whiteout::classify(last) {
-            Whiteout::None if entry.header().entry_type() != tar::EntryType::Link => {
-                self.parent(parent_comps).map_err(unsafe_err)?
-            }
-            _ => resolve_in_root(self.root, parent_comps).map_err(unsafe_err)?,
-        };
+        let kind = entry.header().entry_type();
+        let mut parent = self
+            .entry_parent(last, kind, parent_comps)
+            .map_err(unsafe_err)?;
+        let gate = self.gate.as_mut().filter(|g| !g.in_order());
+        if let Some(gate) = gate
+            && gate.pass_entry(&comps, &parent, kind)?
+        {
+            // It waited for the layers below: they may have changed the way.
+            self.forget();
+            parent = self
+                .entry_parent(last, kind, parent_comps)
+                .map_err(unsafe_err)?;
+        }
         match whiteout::classify(last) {
             Whiteout::Meta => return Ok(()),
             Whiteout::Invalid => {
@@ -213,16 +208,25 @@ impl Applier<'_> {
             }
             Whiteout::None => {}
         }
-        let parent_dir = self
-            .tree
-            .dir(&parent)
-            .map_err(io_err(&name, "create parent directories"))?;
+        let parent_dir = match self.tree.dir(&parent) {
+            // Beside the layers below, a directory they are about to make in place
+            // of something else may not be one yet: in order, it would be.
+            Err(_) if self.gate.as_ref().is_some_and(|g| !g.in_order()) => {
+                self.gate.as_mut().map_or(Ok(()), |g| g.wait_lower())?;
+                self.forget();
+                parent = self
+                    .entry_parent(last, kind, parent_comps)
+                    .map_err(unsafe_err)?;
+                self.tree.dir(&parent)
+            }
+            other => other,
+        }
+        .map_err(io_err(&name, "create parent directories"))?;
         let dir = parent_dir.fd();
         let c_last = cstring(last).map_err(io_err(&name, "create"))?;
         let rel = parent.join(last);
         let dest = self.root.join(&rel);
         let header = entry.header();
-        let kind = header.entry_type();
         let mode = header.mode().map_err(LayerError::from_read)? & 0o7777;
         let mtime = header.mtime().unwrap_or(0);
         let owner = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
@@ -244,12 +248,14 @@ impl Applier<'_> {
                     self.tree.evict(&rel);
                 }
                 self.tree.know_dir(&rel);
-                self.dir_meta.push(DirMeta {
+                let meta = DirMeta {
                     rel: rel.clone(),
                     mode,
                     mtime,
-                    generation: self.tree.generation(),
-                });
+                    owner,
+                    untouched: false,
+                };
+                self.dir_meta.push((meta, self.tree.generation()));
                 self.stats.dirs += 1;
             }
             T::Regular | T::Continuous | T::GNUSparse => {
@@ -384,6 +390,21 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// The resolved parent directory of an entry: from the cache, except for
+    /// whiteouts and hard links, which delete and point at what they resolve to and
+    /// are resolved afresh, so a stale entry can never lead outside.
+    fn entry_parent(
+        &mut self,
+        last: &OsStr,
+        kind: tar::EntryType,
+        parent_comps: &[OsString],
+    ) -> Result<PathBuf, PathError> {
+        match whiteout::classify(last) {
+            Whiteout::None if kind != tar::EntryType::Link => self.parent(parent_comps),
+            _ => resolve_in_root(self.root, parent_comps),
+        }
+    }
+
     /// Resolved parent directory (root-relative) of an entry, cached.
     fn parent(&mut self, comps: &[OsString]) -> Result<PathBuf, PathError> {
         if self.direct.contains(comps) {
@@ -501,9 +522,19 @@ impl Applier<'_> {
         let (last, parents) = comps
             .split_last()
             .ok_or_else(|| refuse("hard link to the root directory".into()))?;
-        let target = resolve_in_root(self.root, parents)
-            .map_err(|e| refuse(format!("hard link target: {e}")))?
-            .join(last);
+        let resolve = |root| {
+            resolve_in_root(root, parents)
+                .map(|p| p.join(last))
+                .map_err(|e| refuse(format!("hard link target: {e}")))
+        };
+        let mut target = resolve(self.root)?;
+        if let Some(gate) = self.gate.as_mut().filter(|g| !g.in_order()) {
+            let named: PathBuf = comps.iter().collect();
+            gate.check([&named, &target], Touch::Other)?;
+            if gate.in_order() {
+                target = resolve(self.root)?;
+            }
+        }
         match fs::symlink_metadata(self.root.join(&target)) {
             Ok(m) if m.is_dir() => Err(refuse("hard link to a directory".into())),
             Ok(_) => Ok(target),
@@ -530,40 +561,6 @@ impl Applier<'_> {
             std::os::unix::fs::lchown(path, Some(uid as u32), Some(gid as u32))?;
         }
         Ok(())
-    }
-
-    /// Sets directory modes and mtimes, deepest last-created first. A directory that
-    /// a later entry replaced or moved behind a symlink is left alone.
-    fn finish_dirs(&mut self) -> Result<(), LayerError> {
-        let dirs = std::mem::take(&mut self.dir_meta);
-        let generation = self.tree.generation();
-        for meta in dirs.into_iter().rev() {
-            let name = meta.rel.to_string_lossy().into_owned();
-            let c_rel = cstring(meta.rel.as_os_str()).map_err(io_err(&name, "chmod"))?;
-            // Nothing removed since it was made: it is still a directory, reached
-            // through directories only.
-            if meta.generation != generation && !self.still_there(&meta.rel) {
-                continue;
-            }
-            let root = self.tree.root_fd();
-            tree::chmod_at(root, &c_rel, meta.mode).map_err(io_err(&name, "chmod"))?;
-            tree::set_times_at(root, &c_rel, meta.mtime as i64)
-                .map_err(io_err(&name, "set mtime"))?;
-        }
-        Ok(())
-    }
-
-    /// Whether the directory made at `rel` is still a directory that `rel`
-    /// resolves to (a later entry may have replaced it or moved it behind a
-    /// symlink).
-    fn still_there(&self, rel: &Path) -> bool {
-        let comps: Vec<OsString> = rel.iter().map(|c| c.to_os_string()).collect();
-        let Some((_, parents)) = comps.split_last() else {
-            return false;
-        };
-        let resolved =
-            resolve_in_root(self.root, parents).is_ok_and(|p| Some(p.as_path()) == rel.parent());
-        resolved && fs::symlink_metadata(self.root.join(rel)).is_ok_and(|m| m.is_dir())
     }
 }
 

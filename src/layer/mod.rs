@@ -3,12 +3,21 @@
 //! writing outside the root.
 
 mod apply;
+mod concurrent;
+mod dirs;
 mod error;
 mod header;
+pub mod index;
 mod meter;
+mod options;
+mod order;
 pub mod path;
 mod tree;
 mod whiteout;
 
-pub use apply::{ApplyOptions, LayerStats, apply_layer, apply_layer_limited};
+pub use apply::{apply_layer, apply_layer_limited};
+pub use concurrent::{Ordered, apply_layer_ordered, apply_layers};
 pub use error::LayerError;
+pub use index::LayerIndex;
+pub use options::{ApplyOptions, LayerStats};
+pub use order::{ApplyOrder, Gate};

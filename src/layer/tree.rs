@@ -209,8 +209,17 @@ impl Tree {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     // Always chmod: the umask, a default ACL or a set-gid parent
                     // would otherwise decide the mode (these are rare anyway).
-                    mkdir_at(self.root_fd(), &c_cur, IMPLICIT_DIR_MODE)?;
-                    chmod_at(self.root_fd(), &c_cur, IMPLICIT_DIR_MODE)?;
+                    match mkdir_at(self.root_fd(), &c_cur, IMPLICIT_DIR_MODE) {
+                        Ok(()) => chmod_at(self.root_fd(), &c_cur, IMPLICIT_DIR_MODE)?,
+                        // Made meanwhile by a layer applied beside this one.
+                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                            let st = lstat_at(self.root_fd(), &c_cur)?;
+                            if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                                return Err(e);
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 Err(e) => return Err(e),
             }

@@ -3,6 +3,7 @@
 //! disagree, limits), each case run in a sandbox checked unchanged outside the root.
 
 mod case;
+mod concurrent;
 mod hostile_entries;
 mod hostile_headers;
 mod rawtar;

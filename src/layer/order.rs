@@ -1,0 +1,350 @@
+//! Layers applied by several threads at once, with the result of applying them
+//! one after another.
+//!
+//! A layer may be applied while layers below it are still being applied only
+//! where the [`LayerIndex`]es of those layers show that its entries do not
+//! interact with theirs: no path in common (except directories both merge), none
+//! below something they replace or remove, none replacing or removing what they
+//! write below it. Both the names in the streams and the places they lead through
+//! the symlinks already in the root are compared. Its first entry waits until
+//! every layer below has an index (is decoded); at the first entry that interacts,
+//! or when an index cannot tell (an unreadable stream, entries below a symlink of
+//! the same or a lower pending layer), the layer waits until every layer below is
+//! applied and goes on in order. Directory metadata is set layer by layer in
+//! order ([`FinishDirs`]), after the layers below, and a layer applied beside them
+//! sets its directories' owners again then, since they may have merged into them.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use std::ffi::OsString;
+
+use super::dirs::FinishDirs;
+use super::error::LayerError;
+use super::index::{LayerIndex, Touch};
+use super::whiteout::{self, Whiteout};
+
+/// The shared state of applying `n` layers to one root.
+pub struct ApplyOrder {
+    root: PathBuf,
+    next: AtomicUsize,
+    applied: Vec<AtomicBool>,
+    stopped: AtomicBool,
+    state: Mutex<State>,
+    changed: Condvar,
+    /// Held while finishing layers, so that they finish in order.
+    finishing: Mutex<()>,
+}
+
+struct State {
+    indices: Vec<Option<Arc<LayerIndex>>>,
+    finishes: Vec<Option<FinishDirs>>,
+    outcomes: Vec<Option<Result<(), LayerError>>>,
+    next_finish: usize,
+}
+
+impl ApplyOrder {
+    /// `n` layers to apply to `root`, none indexed yet.
+    pub fn new(root: &Path, n: usize) -> ApplyOrder {
+        ApplyOrder {
+            root: root.to_path_buf(),
+            next: AtomicUsize::new(0),
+            applied: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            stopped: AtomicBool::new(false),
+            state: Mutex::new(State {
+                indices: (0..n).map(|_| None).collect(),
+                finishes: (0..n).map(|_| None).collect(),
+                outcomes: (0..n).map(|_| None).collect(),
+                next_finish: 0,
+            }),
+            changed: Condvar::new(),
+            finishing: Mutex::new(()),
+        }
+    }
+
+    /// The root the layers are applied to.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The next layer for an applier thread to take, lowest first.
+    pub fn take_layer(&self) -> Option<usize> {
+        let i = self.next.fetch_add(1, Ordering::SeqCst);
+        (i < self.applied.len() && !self.stopped.load(Ordering::SeqCst)).then_some(i)
+    }
+
+    /// Layer `i`'s index, once its whole stream is known.
+    pub fn set_index(&self, i: usize, index: LayerIndex) {
+        self.lock().indices[i] = Some(Arc::new(index));
+        self.changed.notify_all();
+    }
+
+    /// Wakes and fails every wait: a layer failed or the pull was stopped.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        let _state = self.lock();
+        self.changed.notify_all();
+    }
+
+    /// Whether layer `i` is applied, its directory metadata included.
+    pub fn is_applied(&self, i: usize) -> bool {
+        self.applied[i].load(Ordering::SeqCst)
+    }
+
+    /// Layer `i`'s outcome once it is applied (blocks until then, or until stopped).
+    pub fn wait_applied(&self, i: usize) -> Result<(), LayerError> {
+        let mut state = self.lock();
+        loop {
+            if let Some(outcome) = state.outcomes[i].take() {
+                return outcome;
+            }
+            if self.stopped.load(Ordering::SeqCst) {
+                return Err(stopped());
+            }
+            state = self.changed.wait(state).expect("apply order lock");
+        }
+    }
+
+    /// Layer `i`'s entries are all in place: its directory metadata is set now if
+    /// every layer below is applied, else by whichever thread applies the last of
+    /// them, so that no applier thread waits for that.
+    pub(super) fn entries_done(&self, i: usize, finish: FinishDirs) {
+        self.lock().finishes[i] = Some(finish);
+        let _finishing = self.finishing.lock().expect("finishing lock");
+        loop {
+            let (k, finish) = {
+                let mut state = self.lock();
+                let k = state.next_finish;
+                match state.finishes.get_mut(k).and_then(Option::take) {
+                    Some(f) => (k, f),
+                    None => return,
+                }
+            };
+            let outcome = finish.run(&self.root);
+            let ok = outcome.is_ok();
+            let mut state = self.lock();
+            state.outcomes[k] = Some(outcome);
+            state.next_finish += 1;
+            self.applied[k].store(ok, Ordering::SeqCst);
+            drop(state);
+            self.changed.notify_all();
+            if !ok {
+                self.stop();
+                return;
+            }
+        }
+    }
+
+    /// The gate layer `layer`'s entries pass. `pause(true)` is called before it
+    /// waits and `pause(false)` after: the stream's producer should not wait for a
+    /// reader that is waiting itself.
+    pub fn gate<'a>(&'a self, layer: usize, pause: &'a dyn Fn(bool)) -> Gate<'a> {
+        Gate {
+            order: self,
+            layer,
+            pause,
+            pending: None,
+            lowest_unapplied: 0,
+            in_order: layer == 0,
+            ahead: false,
+            waited: Duration::ZERO,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("apply order lock")
+    }
+}
+
+pub(super) fn stopped() -> LayerError {
+    LayerError::Read(std::io::Error::other(
+        "stopped: another layer failed or the pull was interrupted",
+    ))
+}
+
+/// A layer below, not yet applied when the gate first looked.
+struct Pending {
+    layer: usize,
+    index: Arc<LayerIndex>,
+    /// Its paths as they resolve through the root's symlinks, where different.
+    resolved: LayerIndex,
+}
+
+/// What one layer's entries pass before they touch the root.
+pub struct Gate<'a> {
+    order: &'a ApplyOrder,
+    layer: usize,
+    pause: &'a dyn Fn(bool),
+    pending: Option<Vec<Pending>>,
+    lowest_unapplied: usize,
+    /// Every layer below is applied: nothing to check.
+    in_order: bool,
+    /// Some entry was applied before the layers below were.
+    ahead: bool,
+    waited: Duration,
+}
+
+impl Gate<'_> {
+    /// Before an entry touching `paths` (its name in the stream and where that
+    /// resolves) as `touch`: returns when that is safe, waiting if needed.
+    pub(super) fn check(&mut self, paths: [&Path; 2], touch: Touch) -> Result<(), LayerError> {
+        if self.in_order || self.lower_applied() {
+            self.in_order = true;
+            return Ok(());
+        }
+        if self.pending.is_none() {
+            self.prepare()?;
+            if self.in_order {
+                return Ok(());
+            }
+        }
+        // Through a symlink in the root: a layer below may replace it (with a
+        // directory, say) and change where the entry lands. Rare in images built
+        // from filesystem diffs; in order then.
+        if paths[0] != paths[1] {
+            return self.wait_lower();
+        }
+        let root = &self.order.root;
+        let interacts = self.pending.iter().flatten().any(|p| {
+            !self.order.is_applied(p.layer)
+                && paths.iter().any(|path| {
+                    let indices = [&*p.index, &p.resolved];
+                    indices.iter().any(|i| i.interacts(path, touch))
+                        // A directory both merge must be one already, or both
+                        // would race to replace what is there.
+                        || (touch == Touch::Dir
+                            && indices.iter().any(|i| i.merges(path))
+                            && !root.join(paths[1]).symlink_metadata().is_ok_and(|m| m.is_dir()))
+                })
+        });
+        if interacts {
+            self.wait_lower()
+        } else {
+            self.ahead = true;
+            Ok(())
+        }
+    }
+
+    /// Checks an entry (its cleaned path `comps`, its resolved parent, its type)
+    /// against the layers below still being applied, waiting for them when it
+    /// interacts. Whether the layers below are now all applied (resolutions made
+    /// before may have changed).
+    pub(super) fn pass_entry(
+        &mut self,
+        comps: &[OsString],
+        parent: &Path,
+        kind: tar::EntryType,
+    ) -> Result<bool, LayerError> {
+        let (last, parent_comps) = comps.split_last().expect("not the root");
+        let raw_parent: PathBuf = parent_comps.iter().collect();
+        let (raw, resolved, touch) = match whiteout::classify(last) {
+            Whiteout::Opaque => (raw_parent, parent.to_path_buf(), Touch::Opaque),
+            Whiteout::Delete(t) => (raw_parent.join(t), parent.join(t), Touch::Whiteout),
+            Whiteout::None if kind == tar::EntryType::Directory => {
+                (raw_parent.join(last), parent.join(last), Touch::Dir)
+            }
+            Whiteout::None => (raw_parent.join(last), parent.join(last), Touch::Other),
+            Whiteout::Meta | Whiteout::Invalid => return Ok(false),
+        };
+        self.check([&raw, &resolved], touch)?;
+        Ok(self.in_order)
+    }
+
+    /// Waits until every layer below is applied; the layer goes on in order.
+    pub(super) fn wait_lower(&mut self) -> Result<(), LayerError> {
+        if self.in_order {
+            return Ok(());
+        }
+        let t = Instant::now();
+        (self.pause)(true);
+        let mut state = self.order.lock();
+        let r = loop {
+            if self.lower_applied() {
+                break Ok(());
+            }
+            if self.order.stopped.load(Ordering::SeqCst) {
+                break Err(stopped());
+            }
+            state = self.order.changed.wait(state).expect("apply order lock");
+        };
+        drop(state);
+        (self.pause)(false);
+        self.waited += t.elapsed();
+        self.in_order = r.is_ok();
+        r
+    }
+
+    /// Whether every layer below is applied (as far as this gate has seen).
+    pub(super) fn in_order(&self) -> bool {
+        self.in_order
+    }
+
+    /// Whether some entry was applied before the layers below were.
+    pub(super) fn went_ahead(&self) -> bool {
+        self.ahead
+    }
+
+    /// Time spent waiting for the layers below.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+
+    fn lower_applied(&mut self) -> bool {
+        while self.lowest_unapplied < self.layer && self.order.is_applied(self.lowest_unapplied) {
+            self.lowest_unapplied += 1;
+        }
+        self.lowest_unapplied == self.layer
+    }
+
+    /// Waits until every layer below is applied or indexed, then takes the indices
+    /// of those still pending, or goes in order when they cannot tell.
+    fn prepare(&mut self) -> Result<(), LayerError> {
+        let t = Instant::now();
+        (self.pause)(true);
+        let mut state = self.order.lock();
+        let indices = loop {
+            if self.order.stopped.load(Ordering::SeqCst) {
+                drop(state);
+                (self.pause)(false);
+                return Err(stopped());
+            }
+            let known =
+                (0..self.layer).all(|i| self.order.is_applied(i) || state.indices[i].is_some());
+            if known {
+                break state.indices[..self.layer].to_vec();
+            }
+            state = self.order.changed.wait(state).expect("apply order lock");
+        };
+        drop(state);
+        (self.pause)(false);
+        self.waited += t.elapsed();
+        let pending: Vec<Pending> = indices
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !self.order.is_applied(*i))
+            .filter_map(|(layer, index)| index.map(|index| (layer, index)))
+            .map(|(layer, index)| Pending {
+                layer,
+                resolved: index.resolved(&self.order.root),
+                index,
+            })
+            .collect();
+        let usable = pending
+            .iter()
+            .all(|p| p.index.usable() && p.resolved.usable());
+        // A pending layer's symlink on the way to a higher pending layer's entry:
+        // where that entry lands is not known yet.
+        let redirected = pending.iter().enumerate().any(|(k, low)| {
+            pending[k + 1..]
+                .iter()
+                .any(|high| low.index.redirects(&high.index) || low.index.redirects(&high.resolved))
+        });
+        self.pending = Some(pending);
+        if !usable || redirected {
+            return self.wait_lower();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,213 @@
+//! Layers applied by several threads at once (`apply_layers`, concurrency forced
+//! on: every index is known from the start, and the lowest layer ends with
+//! thousands of files, so the layers above run while it is still being applied)
+//! give the tree that applying them one after another gives: the layer rules
+//! (whiteouts, opaque directories, file <-> directory changes, hard links into
+//! lower layers, symlinks on the way) whatever the interleaving.
+
+use std::os::unix::fs::MetadataExt;
+
+use super::case::case;
+use super::rawtar::Tar;
+use crate::common::{self, snapshot};
+use pulltime::layer::{ApplyOptions, apply_layer_limited, apply_layers};
+use pulltime::limits::Limits;
+
+const THREADS: usize = 4;
+
+fn rootless() -> ApplyOptions {
+    ApplyOptions {
+        same_owner: false,
+        devices: false,
+    }
+}
+
+/// Adds enough files to a low layer that the layers above start while it is
+/// still being applied.
+fn pad(low: &mut Tar) -> &mut Tar {
+    low.dir("pad", 0o755);
+    for i in 0..3000 {
+        low.file(format!("pad/f{i}"), 0o644, b"p");
+    }
+    low
+}
+
+fn padded(low: &mut Tar) -> Vec<u8> {
+    pad(low).finish()
+}
+
+/// Applies `layers` in order and with [`THREADS`] threads into two roots and
+/// asserts the trees are the same. Returns which layers went ahead.
+#[track_caller]
+fn same_as_in_order(layers: &[Vec<u8>]) -> Vec<bool> {
+    let (seq, conc) = (case(), case());
+    for layer in layers {
+        apply_layer_limited(&layer[..], &seq.root, &rootless(), &Limits::DEFAULT).unwrap();
+    }
+    let slices: Vec<&[u8]> = layers.iter().map(|l| &l[..]).collect();
+    let applied = apply_layers(&slices, &conc.root, &rootless(), &Limits::DEFAULT, THREADS)
+        .unwrap_or_else(|(i, e)| panic!("layer {i}: {e}"));
+    let (want, have) = (snapshot(&seq.root), snapshot(&conc.root));
+    assert!(
+        want == have,
+        "trees differ:\n{}",
+        common::diff(&want, &have)
+    );
+    applied.iter().map(|a| a.ahead).collect()
+}
+
+#[test]
+fn independent_layers_go_ahead_and_merge_directories_upper_metadata_last() {
+    let mut l0 = Tar::new();
+    l0.dir("usr", 0o755)
+        .dir("usr/bin", 0o755)
+        .file("usr/bin/a", 0o755, b"a");
+    l0.dir("shared", 0o700).file("shared/low", 0o644, b"low");
+    let l0 = padded(&mut l0);
+    let l1 = Tar::new()
+        .dir("usr", 0o755)
+        .dir("usr/bin", 0o755)
+        .file("usr/bin/b", 0o755, b"b")
+        .dir("shared", 0o750)
+        .file("shared/high", 0o600, b"high")
+        .symlink("usr/bin/c", "b")
+        .finish();
+    let l2 = Tar::new().file("opt/new/file", 0o644, b"new").finish();
+    // Whether the layers above really ran beside the first depends on the
+    // scheduler: a few tries.
+    let mut ahead = vec![false; 3];
+    for _ in 0..5 {
+        ahead = same_as_in_order(&[l0.clone(), l1.clone(), l2.clone()]);
+        if ahead[1] && ahead[2] {
+            break;
+        }
+    }
+    assert!(!ahead[0], "the lowest layer has nothing below it");
+    assert!(ahead[1] && ahead[2], "nothing went ahead: {ahead:?}");
+    // The directory both layers name has the upper layer's mode.
+    let c = case();
+    let slices = [&l0[..], &l1[..], &l2[..]];
+    apply_layers(&slices, &c.root, &rootless(), &Limits::DEFAULT, THREADS).unwrap();
+    let mode = std::fs::metadata(c.root.join("shared")).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o750);
+}
+
+#[test]
+fn whiteouts_and_opaque_directories_wait_for_what_they_hide() {
+    let mut l0 = Tar::new();
+    l0.file("a", 0o644, b"a")
+        .dir("d", 0o755)
+        .file("d/x", 0o644, b"x");
+    l0.dir("o", 0o755)
+        .file("o/old", 0o644, b"old")
+        .file("keep", 0o644, b"k");
+    let l0 = padded(&mut l0);
+    let l1 = Tar::new()
+        .file("unrelated", 0o644, b"u")
+        .file(".wh.a", 0o644, b"")
+        .file(".wh.d", 0o644, b"")
+        .file("o/.wh..wh..opq", 0o644, b"")
+        .file("o/new", 0o644, b"new")
+        .file("pad/.wh.f2999", 0o644, b"")
+        .finish();
+    // A whiteout of a layer below that a layer above recreates.
+    let l2 = Tar::new()
+        .file("d/again", 0o644, b"again")
+        .file("a", 0o600, b"A")
+        .finish();
+    same_as_in_order(&[l0, l1, l2]);
+}
+
+#[test]
+fn files_and_directories_replace_each_other_in_layer_order() {
+    let mut l0 = Tar::new();
+    l0.file("x", 0o644, b"file")
+        .dir("d", 0o755)
+        .file("d/z", 0o644, b"z");
+    let l0 = padded(&mut l0);
+    let l1 = Tar::new()
+        .dir("x", 0o755)
+        .file("x/y", 0o644, b"y")
+        .file("d", 0o644, b"now a file")
+        .file("pad", 0o644, b"the padding, replaced")
+        .finish();
+    let l2 = Tar::new().file("x", 0o644, b"a file again").finish();
+    same_as_in_order(&[l0, l1, l2]);
+}
+
+#[test]
+fn hard_links_into_lower_layers_see_the_lower_file() {
+    let mut l0 = Tar::new();
+    l0.file("t", 0o644, b"old target").dir("bin", 0o755);
+    let l0 = padded(&mut l0);
+    // Links the file of the layer below, before the layer above replaces it.
+    let l1 = Tar::new()
+        .hardlink("bin/l", "t")
+        .hardlink("bin/p", "pad/f2999")
+        .finish();
+    let l2 = Tar::new().file("t", 0o644, b"new target").finish();
+    same_as_in_order(&[l0.clone(), l1.clone(), l2.clone()]);
+    let c = case();
+    apply_layers(
+        &[&l0, &l1, &l2],
+        &c.root,
+        &rootless(),
+        &Limits::DEFAULT,
+        THREADS,
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(c.root.join("bin/l")).unwrap(), b"old target");
+    assert_eq!(std::fs::read(c.root.join("t")).unwrap(), b"new target");
+}
+
+#[test]
+fn symlinks_on_the_way_are_followed_as_in_order() {
+    // The lowest layer makes `lib` a symlink late in its stream; a layer above
+    // writes through it by that name, another by the name it leads to.
+    let mut l0 = Tar::new();
+    l0.dir("usr", 0o755).dir("usr/lib", 0o755);
+    let l0 = pad(&mut l0).symlink("lib", "usr/lib").finish();
+    let l1 = Tar::new().file("lib/libfoo.so", 0o644, b"via lib").finish();
+    let l2 = Tar::new()
+        .file("usr/lib/libfoo.so", 0o644, b"via usr/lib")
+        .finish();
+    same_as_in_order(&[l0.clone(), l1.clone(), l2.clone()]);
+    // And a symlink already in the root, replaced by a directory above.
+    let base = Tar::new()
+        .dir("usr", 0o755)
+        .dir("usr/lib", 0o755)
+        .symlink("lib", "usr/lib")
+        .finish();
+    let mut l1 = Tar::new();
+    l1.dir("lib", 0o755)
+        .file("lib/real", 0o644, b"real dir now");
+    let l1 = padded(&mut l1);
+    let l2 = Tar::new()
+        .file("usr/lib/real", 0o644, b"under usr")
+        .finish();
+    let l3 = Tar::new()
+        .file("lib/later", 0o644, b"in the new lib")
+        .finish();
+    same_as_in_order(&[base, l1, l2, l3]);
+}
+
+#[test]
+fn a_failing_layer_fails_the_whole_and_names_the_lowest() {
+    let mut l0 = Tar::new();
+    l0.file("a", 0o644, b"a");
+    let l0 = padded(&mut l0);
+    let l1 = Tar::new().file("../escape", 0o644, b"no").finish();
+    let l2 = Tar::new().file("b", 0o644, b"b").finish();
+    let c = case();
+    let r = apply_layers(
+        &[&l0, &l1, &l2],
+        &c.root,
+        &rootless(),
+        &Limits::DEFAULT,
+        THREADS,
+    );
+    match r {
+        Err((1, e)) => assert!(e.to_string().contains("escape"), "{e}"),
+        other => panic!("expected layer 1 refused, got {other:?}"),
+    }
+}
