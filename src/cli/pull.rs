@@ -60,6 +60,11 @@ pub struct PullArgs {
     /// in --tmp-dir.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub decoders: Option<u32>,
+    /// Streaming: threads that apply layers (default: one per core). A layer is
+    /// applied beside the layers below it where their paths do not interact, and
+    /// waits for them where they do; the tree is the same as in order. 1: in order.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub appliers: Option<u32>,
     /// Platform to pull from a multi-platform image: os/arch[/variant]. Default: this host.
     #[arg(long)]
     pub platform: Option<String>,
@@ -193,6 +198,7 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
             mode: args.mode.into(),
             max_concurrent_downloads: args.max_concurrent_downloads as usize,
             decoders: args.decoders.map(|d| d as usize),
+            appliers: args.appliers.map(|a| a as usize),
             platform,
             platform_explicit: args.platform.is_some(),
             client: ClientOptions {

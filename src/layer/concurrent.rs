@@ -28,7 +28,8 @@ pub struct Ordered {
 /// their paths do not interact ([`ApplyOrder`]). The directory metadata is set in
 /// layer order, perhaps later by another thread: [`ApplyOrder::wait_applied`]
 /// tells when, and how it went. `pause(true)` is called before the layer waits,
-/// `pause(false)` after.
+/// `pause(false)` after. On an error the caller stops `order` (after noting the
+/// error: what the other layers then see is its consequence).
 pub fn apply_layer_ordered<R: Read>(
     reader: R,
     (order, layer, pause): (&ApplyOrder, usize, &dyn Fn(bool)),
@@ -37,7 +38,7 @@ pub fn apply_layer_ordered<R: Read>(
 ) -> Result<Ordered, LayerError> {
     let gate = order.gate(layer, pause);
     let applied = apply_entries(reader, order.root(), options, limits, Some(gate));
-    let (stats, (finish, waited)) = applied.inspect_err(|_| order.stop())?;
+    let (stats, (finish, waited)) = applied?;
     let ahead = finish.ahead;
     order.entries_done(layer, finish);
     Ok(Ordered {
@@ -49,8 +50,8 @@ pub fn apply_layer_ordered<R: Read>(
 
 /// Applies `layers` (tar streams, lowest first) onto `root` with `threads` threads
 /// at once, as [`apply_layer_ordered`] does (all indices are read first). The
-/// result is that of applying them one after another; the error is the lowest
-/// failed layer's.
+/// result is that of applying them one after another; the error is the first
+/// to happen (the others are its consequences).
 pub fn apply_layers(
     layers: &[&[u8]],
     root: &Path,
@@ -62,24 +63,31 @@ pub fn apply_layers(
     for (i, layer) in layers.iter().enumerate() {
         order.set_index(i, LayerIndex::read(std::io::Cursor::new(layer), limits));
     }
-    let results: Vec<Mutex<Option<Result<Ordered, LayerError>>>> =
-        layers.iter().map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<Ordered>>> = layers.iter().map(|_| Mutex::new(None)).collect();
+    // The first failure; the others are its consequences.
+    let failure = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| {
                 while let Some(i) = order.take_layer() {
-                    let r = apply_layer_ordered(layers[i], (&order, i, &|_| {}), options, limits);
-                    *results[i].lock().expect("result lock") = Some(r);
+                    match apply_layer_ordered(layers[i], (&order, i, &|_| {}), options, limits) {
+                        Ok(o) => *results[i].lock().expect("result lock") = Some(o),
+                        Err(e) => {
+                            failure.lock().expect("failure lock").get_or_insert((i, e));
+                            order.stop();
+                        }
+                    }
                 }
             });
         }
     });
+    if let Some(failed) = failure.into_inner().expect("failure lock") {
+        return Err(failed);
+    }
     let mut out = Vec::with_capacity(layers.len());
     for (i, r) in results.into_iter().enumerate() {
-        let r = r.into_inner().expect("result lock");
-        let applied = r
-            .unwrap_or_else(|| Err(stopped()))
-            .and_then(|o| order.wait_applied(i).map(|()| o));
+        let applied = r.into_inner().expect("result lock").ok_or_else(stopped);
+        let applied = applied.and_then(|o| order.wait_applied(i).map(|_| o));
         out.push(applied.map_err(|e| (i, e))?);
     }
     Ok(out)

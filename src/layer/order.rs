@@ -41,7 +41,8 @@ pub struct ApplyOrder {
 struct State {
     indices: Vec<Option<Arc<LayerIndex>>>,
     finishes: Vec<Option<FinishDirs>>,
-    outcomes: Vec<Option<Result<(), LayerError>>>,
+    /// When each layer was applied, or why not.
+    outcomes: Vec<Option<Result<Instant, LayerError>>>,
     next_finish: usize,
 }
 
@@ -93,8 +94,9 @@ impl ApplyOrder {
         self.applied[i].load(Ordering::SeqCst)
     }
 
-    /// Layer `i`'s outcome once it is applied (blocks until then, or until stopped).
-    pub fn wait_applied(&self, i: usize) -> Result<(), LayerError> {
+    /// When layer `i` was applied, its directory metadata included (blocks until
+    /// then, or until stopped).
+    pub fn wait_applied(&self, i: usize) -> Result<Instant, LayerError> {
         let mut state = self.lock();
         loop {
             if let Some(outcome) = state.outcomes[i].take() {
@@ -122,7 +124,7 @@ impl ApplyOrder {
                     None => return,
                 }
             };
-            let outcome = finish.run(&self.root);
+            let outcome = finish.run(&self.root).map(|()| Instant::now());
             let ok = outcome.is_ok();
             let mut state = self.lock();
             state.outcomes[k] = Some(outcome);
@@ -204,6 +206,7 @@ impl Gate<'_> {
         // directory, say) and change where the entry lands. Rare in images built
         // from filesystem diffs; in order then.
         if paths[0] != paths[1] {
+            tracing::debug!(layer = self.layer, path = %paths[0].display(), "through a symlink: waits for the layers below");
             return self.wait_lower();
         }
         let root = &self.order.root;
@@ -220,6 +223,7 @@ impl Gate<'_> {
                 })
         });
         if interacts {
+            tracing::debug!(layer = self.layer, path = %paths[0].display(), ?touch, "interacts with a layer below: waits for them");
             self.wait_lower()
         } else {
             self.ahead = true;
@@ -343,6 +347,12 @@ impl Gate<'_> {
         });
         self.pending = Some(pending);
         if !usable || redirected {
+            tracing::debug!(
+                layer = self.layer,
+                usable,
+                redirected,
+                "the layers below cannot tell: waits for them"
+            );
             return self.wait_lower();
         }
         Ok(())

@@ -330,6 +330,7 @@ impl Session {
                 platform: self.facts.settings.platform.clone(),
                 scheme: "http".into(),
                 decoders: None,
+                appliers: None,
                 stopped: None,
             },
             puller: self.info.clone(),

@@ -4,20 +4,21 @@
 //! manifest order, so the layer being applied is always being decoded first, and
 //! later layers decode ahead on the other cores instead of waiting for their turn.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf as _, Bytes};
 use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::bounded::bounded_decoder;
 use super::readers::{Busy, Timed};
 use super::spool::{Spool, WhenFull};
-use crate::layer::LayerError;
+use crate::layer::{ApplyOrder, LayerError, LayerIndex};
 use crate::limits::Limits;
 use crate::registry::LayerDescriptor;
 
@@ -51,14 +52,21 @@ const BLOCK: usize = 256 << 10;
 impl DecodeStage {
     /// A stage for `n` layers whose tar spools live in `scratch`; `timed`: measure
     /// each stage's busy time; `interrupt`: the user's stop.
-    pub fn new(scratch: &Path, n: usize, timed: bool, interrupt: &CancellationToken) -> Self {
+    /// `appliers`: threads applying layers, each of which starts on one of the
+    /// first layers.
+    pub fn new(
+        scratch: &Path,
+        (n, appliers): (usize, usize),
+        timed: bool,
+        interrupt: &CancellationToken,
+    ) -> Self {
         DecodeStage {
             tars: (0..n)
                 .map(|i| {
                     let path = scratch.join(format!("layer-{i}.tar"));
                     let spool = Spool::new(path, WhenFull::Wait, interrupt.clone());
-                    if i == 0 {
-                        // The applier starts here.
+                    if i < appliers.max(1) {
+                        // An applier starts here.
                         spool.expect_reader();
                     }
                     spool
@@ -99,18 +107,40 @@ impl DecodeStage {
 
     /// A worker: decodes layers in manifest order until none is left or the stage
     /// is stopped. Layers it never reaches are finished as failed, so no reader waits.
-    pub fn work(&self, layers: &[LayerDescriptor], blobs: &[Spool], limits: &Limits) {
+    /// With `order`, each layer's [`LayerIndex`] is read from its tar stream and
+    /// handed to it, so that layers above can be applied beside it.
+    pub fn work(
+        &self,
+        layers: &[LayerDescriptor],
+        blobs: &[Spool],
+        limits: &Limits,
+        order: Option<&ApplyOrder>,
+    ) {
         loop {
             let i = self.next.fetch_add(1, Ordering::SeqCst);
             if i >= layers.len() {
                 return;
             }
             let guard = self.tars[i].guard();
-            let outcome = if self.stop.load(Ordering::SeqCst) {
+            let mut outcome = if self.stop.load(Ordering::SeqCst) {
                 Err(LayerError::Read(io::Error::other("stopped")))
             } else {
-                self.decode(&layers[i], &blobs[i], &self.tars[i], limits)
+                self.decode(
+                    &layers[i],
+                    &blobs[i],
+                    &self.tars[i],
+                    (limits, order.is_some()),
+                )
             };
+            if let Some(order) = order {
+                let index = match &mut outcome {
+                    Ok((_, index)) => index.take(),
+                    Err(_) => None,
+                };
+                let index = index.unwrap_or_else(LayerIndex::unusable);
+                order.set_index(i, index);
+            }
+            let outcome = outcome.map(|(decoded, _)| decoded);
             if outcome.is_ok() {
                 // The compressed bytes are verified and consumed: free the space.
                 blobs[i].remove();
@@ -126,8 +156,8 @@ impl DecodeStage {
         layer: &LayerDescriptor,
         blob: &Spool,
         tar: &Spool,
-        limits: &Limits,
-    ) -> Result<Decoded, LayerError> {
+        (limits, index): (&Limits, bool),
+    ) -> Result<(Decoded, Option<LayerIndex>), LayerError> {
         let (input, decoded, stall) = (
             Busy::new(self.timed),
             Busy::new(self.timed),
@@ -155,7 +185,7 @@ impl DecodeStage {
         let (blocks, hashing) = std::sync::mpsc::sync_channel::<Bytes>(HASH_QUEUE);
         let timed = self.timed;
         std::thread::scope(|scope| {
-            let hasher = scope.spawn(move || hash_blocks(hashing, timed));
+            let hasher = scope.spawn(move || hash_blocks(hashing, timed, index.then_some(limits)));
             let decoding = (|| {
                 loop {
                     // A fresh block each time, filled before it is handed on:
@@ -191,13 +221,16 @@ impl DecodeStage {
                 }
             })();
             drop(blocks);
-            let (diff_id, bytes, verify) = hasher.join().expect("the hasher does not panic");
-            decoding.map(|()| Decoded {
-                decompress: decoded.get().saturating_sub(input.get()),
-                verify,
-                stall: stall.get(),
-                diff_id,
-                bytes,
+            let hashed = hasher.join().expect("the hasher does not panic");
+            decoding.map(|()| {
+                let decoded = Decoded {
+                    decompress: decoded.get().saturating_sub(input.get()),
+                    verify: hashed.busy,
+                    stall: stall.get(),
+                    diff_id: hashed.diff_id,
+                    bytes: hashed.bytes,
+                };
+                (decoded, hashed.index)
             })
         })
     }
@@ -206,23 +239,101 @@ impl DecodeStage {
 /// Blocks decoded and not yet hashed, at most (256 KiB each).
 const HASH_QUEUE: usize = 4;
 
-/// The diff_id of the blocks received, their size, and the time spent hashing
-/// (zero unless `timed`).
-fn hash_blocks(blocks: std::sync::mpsc::Receiver<Bytes>, timed: bool) -> (String, u64, Duration) {
-    let mut hasher = Sha256::new();
-    let (mut bytes, mut busy) = (0u64, Duration::ZERO);
-    for block in blocks {
-        if timed {
-            let t = Instant::now();
-            hasher.update(&block);
-            busy += t.elapsed();
-        } else {
-            hasher.update(&block);
-        }
-        bytes += block.len() as u64;
+/// What the hasher thread found in a layer's tar stream.
+struct Hashed {
+    diff_id: String,
+    bytes: u64,
+    /// Time spent hashing (zero unless timed).
+    busy: Duration,
+    index: Option<LayerIndex>,
+}
+
+/// Hashes the blocks received (timing it when `timed`); with `index`, also reads
+/// the tar headers as they pass into a [`LayerIndex`] (content is skipped, not
+/// copied).
+fn hash_blocks(blocks: Receiver<Bytes>, timed: bool, index: Option<&Limits>) -> Hashed {
+    let mut reader = HashingBlocks {
+        blocks,
+        block: Bytes::new(),
+        hasher: Sha256::new(),
+        bytes: 0,
+        busy: Duration::ZERO,
+        timed,
+    };
+    let index = index.map(|limits| LayerIndex::read(&mut reader, limits));
+    // The rest: after the end-of-archive blocks, or after a header the index
+    // could not read (the applier reports that).
+    while reader.next_block() {
+        reader.block.clear();
     }
-    let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
-    (digest, bytes, busy)
+    Hashed {
+        diff_id: format!("sha256:{}", hex::encode(reader.hasher.finalize())),
+        bytes: reader.bytes,
+        busy: reader.busy,
+        index,
+    }
+}
+
+/// The decoded blocks as one stream, each hashed as it arrives.
+struct HashingBlocks {
+    blocks: Receiver<Bytes>,
+    /// What is left of the current block.
+    block: Bytes,
+    hasher: Sha256,
+    bytes: u64,
+    busy: Duration,
+    timed: bool,
+}
+
+impl HashingBlocks {
+    /// Takes and hashes the next block; false at the end.
+    fn next_block(&mut self) -> bool {
+        let Ok(block) = self.blocks.recv() else {
+            return false;
+        };
+        let t = self.timed.then(Instant::now);
+        self.hasher.update(&block);
+        if let Some(t) = t {
+            self.busy += t.elapsed();
+        }
+        self.bytes += block.len() as u64;
+        self.block = block;
+        true
+    }
+}
+
+impl Read for HashingBlocks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.block.is_empty() && !self.next_block() {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.block.len());
+        buf[..n].copy_from_slice(&self.block[..n]);
+        self.block.advance(n);
+        Ok(n)
+    }
+}
+
+impl Seek for HashingBlocks {
+    /// Forward from the current position only (skipping an entry's content).
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let SeekFrom::Current(mut ahead) = pos else {
+            return Err(io::Error::other("only skips forward"));
+        };
+        if ahead < 0 {
+            return Err(io::Error::other("only skips forward"));
+        }
+        while ahead > 0 {
+            if self.block.is_empty() && !self.next_block() {
+                break;
+            }
+            let n = (ahead as u64).min(self.block.len() as u64) as usize;
+            self.block.advance(n);
+            ahead -= n as i64;
+        }
+        // The tar reader keeps what this returns as its position.
+        Ok(self.bytes - self.block.len() as u64)
+    }
 }
 
 /// Fails reads once the stage is stopped (another layer failed).

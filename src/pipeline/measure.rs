@@ -203,6 +203,8 @@ fn assemble(
             scheme: options.pull.client.scheme.as_str().into(),
             decoders: (options.pull.mode == super::Mode::Streaming)
                 .then(|| options.pull.decoders()),
+            appliers: (options.pull.mode == super::Mode::Streaming)
+                .then(|| options.pull.appliers()),
             stopped: None,
         },
         summary: Summary::of(&counted),

@@ -61,6 +61,10 @@ pub struct PullOptions {
     pub max_concurrent_downloads: usize,
     /// Streaming: decoder threads; `None`: [`default_decoders`].
     pub decoders: Option<usize>,
+    /// Streaming: threads applying layers, each beside the layers below it where
+    /// their paths do not interact (`crate::layer::ApplyOrder`); `None`:
+    /// [`default_appliers`].
+    pub appliers: Option<usize>,
     /// Platform to pick from an index.
     pub platform: Platform,
     /// The user named the platform: a single-platform image must match it too.
@@ -88,10 +92,21 @@ pub fn default_decoders() -> usize {
     std::thread::available_parallelism().map_or(1, |c| c.get())
 }
 
+/// Threads applying layers in a streaming pull unless told otherwise: one per
+/// core (docs/performance.md, "Layers side by side").
+pub fn default_appliers() -> usize {
+    std::thread::available_parallelism().map_or(1, |c| c.get())
+}
+
 impl PullOptions {
     /// The decoder threads this pull runs (streaming).
     pub fn decoders(&self) -> usize {
         self.decoders.unwrap_or_else(default_decoders).max(1)
+    }
+
+    /// The applier threads this pull runs (streaming).
+    pub fn appliers(&self) -> usize {
+        self.appliers.unwrap_or_else(default_appliers).max(1)
     }
 
     /// What the lab uses against its own loopback registry: streaming, 3 concurrent
@@ -101,6 +116,7 @@ impl PullOptions {
             mode: Mode::Streaming,
             max_concurrent_downloads: 3,
             decoders: None,
+            appliers: None,
             platform: Platform::host(),
             platform_explicit: false,
             client: ClientOptions {
@@ -184,6 +200,7 @@ struct Job<'a> {
     scratch: &'a Path,
     max_concurrent_downloads: usize,
     decoders: usize,
+    appliers: usize,
     apply: &'a ApplyOptions,
     limits: &'a Limits,
     stage_timing: bool,
@@ -268,6 +285,7 @@ pub async fn pull_once(
         scratch,
         max_concurrent_downloads: options.max_concurrent_downloads.max(1),
         decoders: options.decoders(),
+        appliers: options.appliers(),
         apply: &options.apply,
         limits: &options.limits,
         stage_timing: options.stage_timing,

@@ -168,6 +168,16 @@ impl Spool {
         self.lock().reading = true;
     }
 
+    /// The reader stops reading for a while (its layer waits for the layers below
+    /// it): meanwhile bytes past the window go to the file, as before it came, so
+    /// that the writer does not wait for it. `false`: it reads again.
+    pub fn pause_reader(&self, paused: bool) {
+        self.lock().reading = !paused;
+        if paused {
+            self.writable.notify_all();
+        }
+    }
+
     /// The reading end (one per spool): returns bytes as they arrive and EOF once
     /// the writer succeeded; time spent waiting for bytes goes to `stall`. From
     /// now on the writer keeps bytes in memory for it.

@@ -30,6 +30,7 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
         scratch,
         max_concurrent_downloads,
         decoders: _,
+        appliers: _,
         apply,
         limits,
         stage_timing,

@@ -6,10 +6,12 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use super::decode::DecodeStage;
 use super::download::{Downloaded, Sink, download};
@@ -17,7 +19,7 @@ use super::progress::{LayerProgress, Phase};
 use super::readers::Busy;
 use super::spool::{Spool, WhenFull};
 use super::{Extracted, Job, PullError, check_diff_id, pick_error};
-use crate::layer::{ApplyOptions, apply_layer_limited};
+use crate::layer::{ApplyOptions, ApplyOrder, LayerError, apply_layer_ordered};
 use crate::limits::Limits;
 use crate::registry::{LayerDescriptor, RegistryError};
 
@@ -31,6 +33,7 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
         scratch,
         max_concurrent_downloads,
         decoders,
+        appliers,
         apply,
         limits,
         stage_timing,
@@ -59,11 +62,11 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
             cancel.clone(),
             progress.to_vec(),
         );
-        let stage = (stage_timing, interrupt.clone(), decoders);
+        let stage = (stage_timing, interrupt.clone(), (decoders, appliers));
         let (root, scratch) = (root.to_path_buf(), scratch.to_path_buf());
         let (apply, limits): (ApplyOptions, Limits) = (apply.clone(), limits.clone());
         tokio::task::spawn_blocking(move || {
-            let r = extract_in_order(
+            let r = extract(
                 &layers,
                 &spools,
                 (&root, &scratch),
@@ -125,84 +128,151 @@ pub(super) async fn run(job: Job<'_>) -> Result<Vec<(Downloaded, Extracted)>, Pu
     pick_error(downloads, extracted, n)
 }
 
-fn extract_in_order(
+fn extract(
     layers: &[LayerDescriptor],
     spools: &[Spool],
     (root, scratch): (&Path, &Path),
     (apply, limits): (&ApplyOptions, &Limits),
     cancel: &AtomicBool,
     progress: &[LayerProgress],
-    (stage_timing, interrupt, decoders): (bool, tokio_util::sync::CancellationToken, usize),
+    (stage_timing, interrupt, (decoders, appliers)): (bool, CancellationToken, (usize, usize)),
 ) -> Result<Vec<Extracted>, PullError> {
-    let stage = DecodeStage::new(scratch, layers.len(), stage_timing, &interrupt);
+    let n = layers.len();
+    let appliers = appliers.clamp(1, n.max(1));
+    let stage = DecodeStage::new(scratch, (n, appliers), stage_timing, &interrupt);
+    let order = ApplyOrder::new(root, n);
+    // Indices only matter where a layer can be applied beside another.
+    let indexed = (appliers > 1).then_some(&order);
+    let shared = Appliers {
+        layers,
+        spools,
+        stage: &stage,
+        order: &order,
+        options: (apply, limits),
+        cancel,
+        progress,
+        stage_timing,
+        failure: Mutex::new(None),
+        applied: (0..n).map(|_| Mutex::new(None)).collect(),
+    };
     std::thread::scope(|scope| {
-        for _ in 0..decoders.clamp(1, layers.len().max(1)) {
-            scope.spawn(|| stage.work(layers, spools, limits));
+        for _ in 0..decoders.clamp(1, n.max(1)) {
+            scope.spawn(|| stage.work(layers, spools, limits, indexed));
         }
-        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            apply_in_order(
-                layers,
-                spools,
-                &stage,
-                root,
-                (apply, limits),
-                cancel,
-                (progress, stage_timing),
-            )
-        }));
-        let r = applied.unwrap_or_else(|panic| {
-            // The decoders must not wait for an applier that is gone, or the
-            // scope would never end and the panic never be reported.
-            cancel.store(true, Ordering::Relaxed);
-            stage.stop();
-            std::panic::resume_unwind(panic)
-        });
-        if r.is_err() {
-            // Stop the downloads (their spools then fail the decoders' reads) and
-            // the decoders, so the scope can end.
-            cancel.store(true, Ordering::Relaxed);
-            stage.stop();
+        let others: Vec<_> = (1..appliers)
+            .map(|_| scope.spawn(|| shared.run()))
+            .collect();
+        shared.run();
+        for other in others {
+            if let Err(panic) = other.join() {
+                std::panic::resume_unwind(panic)
+            }
         }
-        r
-    })
-}
-
-fn apply_in_order(
-    layers: &[LayerDescriptor],
-    spools: &[Spool],
-    stage: &DecodeStage,
-    root: &Path,
-    (apply, limits): (&ApplyOptions, &Limits),
-    cancel: &AtomicBool,
-    (progress, stage_timing): (&[LayerProgress], bool),
-) -> Result<Vec<Extracted>, PullError> {
-    let mut out = Vec::with_capacity(layers.len());
-    for (i, layer) in layers.iter().enumerate() {
-        if cancel.load(Ordering::Relaxed) {
+    });
+    if let Some(e) = shared.failure.into_inner().expect("failure lock") {
+        return Err(e);
+    }
+    let mut out = Vec::with_capacity(n);
+    for (i, slot) in shared.applied.into_iter().enumerate() {
+        let Some(mut extracted) = slot.into_inner().expect("applied lock") else {
             return Err(PullError::Registry(RegistryError::Cancelled(
                 "another layer failed".into(),
             )));
+        };
+        // Its directory metadata, set in layer order, may have come later.
+        let finished = order
+            .wait_applied(i)
+            .map_err(|source| layer_error(i, &layers[i], source))?;
+        extracted.finished = extracted.finished.max(finished);
+        out.push(extracted);
+    }
+    Ok(out)
+}
+
+fn layer_error(index: usize, layer: &LayerDescriptor, source: LayerError) -> PullError {
+    PullError::Layer {
+        index,
+        digest: layer.digest.clone(),
+        source,
+    }
+}
+
+/// What the applier threads of one pull share.
+struct Appliers<'a> {
+    layers: &'a [LayerDescriptor],
+    spools: &'a [Spool],
+    stage: &'a DecodeStage,
+    order: &'a ApplyOrder,
+    options: (&'a ApplyOptions, &'a Limits),
+    cancel: &'a AtomicBool,
+    progress: &'a [LayerProgress],
+    stage_timing: bool,
+    /// The first failure: what the others then see (stopped reads and waits) is
+    /// its consequence, not reported.
+    failure: Mutex<Option<PullError>>,
+    /// Each layer's measurements once its entries are applied.
+    applied: Vec<Mutex<Option<Extracted>>>,
+}
+
+impl Appliers<'_> {
+    /// One applier thread: takes layers lowest first until none is left or one
+    /// fails, and then stops everything else.
+    fn run(&self) {
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            while let Some(i) = self.order.take_layer() {
+                if self.cancel.load(Ordering::Relaxed) {
+                    // A download or another layer failed: reported as such.
+                    return;
+                }
+                match self.apply(i) {
+                    Ok(extracted) => {
+                        *self.applied[i].lock().expect("applied lock") = Some(extracted);
+                    }
+                    Err(e) => {
+                        self.failure.lock().expect("failure lock").get_or_insert(e);
+                        self.stop();
+                        return;
+                    }
+                }
+            }
+        }));
+        if let Err(panic) = applied {
+            // No decoder or applier may wait for this one, or the scope would
+            // never end and the panic never be reported.
+            self.stop();
+            std::panic::resume_unwind(panic)
         }
+    }
+
+    /// Stops the downloads (their spools then fail the decoders' reads), the
+    /// decoders (so that none waits for an applier that is gone) and the
+    /// appliers' waits.
+    fn stop(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        self.stage.stop();
+        self.order.stop();
+    }
+
+    fn apply(&self, i: usize) -> Result<Extracted, PullError> {
+        let (layer, spools, stage) = (&self.layers[i], self.spools, self.stage);
+        let (apply, limits) = self.options;
         let started = Instant::now();
-        let waited = Busy::new(stage_timing);
-        progress[i].phase(Phase::Extracting);
+        let waited = Busy::new(self.stage_timing);
+        self.progress[i].phase(Phase::Extracting);
         // The spool's reader is buffered itself: the tar reader's 512-byte reads
         // are copies out of the block the decoder wrote.
-        let mut tar = stage.tar(i).reader(waited.clone());
-        let applied = apply_layer_limited(&mut tar, root, apply, limits);
+        let tar_spool = stage.tar(i);
+        let mut tar = tar_spool.reader(waited.clone());
+        // While the layer waits for the layers below, its decoder goes on.
+        let pause = |paused| tar_spool.pause_reader(paused);
+        let applied = apply_layer_ordered(&mut tar, (self.order, i, &pause), apply, limits);
         drop(tar);
-        stage.tar(i).remove();
+        tar_spool.remove();
         // A decoding failure (corrupt stream, a limit) is the cause of whatever
         // extraction then saw; otherwise extraction's own error.
-        let layer_err = |source| PullError::Layer {
-            index: i,
-            digest: layer.digest.clone(),
-            source,
-        };
         let result = match (applied, stage.outcome(i)) {
-            (_, Err(e)) => Err(layer_err(e)),
-            (Err(e), _) => Err(layer_err(e)),
-            (Ok(stats), Ok(d)) => check_diff_id(i, layer, &d.diff_id).map(|()| (stats, d)),
+            (_, Err(e)) | (Err(e), _) => Err(layer_error(i, layer, e)),
+            (Ok(o), Ok(d)) => check_diff_id(i, layer, &d.diff_id).map(|()| (o, d)),
         };
         // Bytes are applied before the whole blob is verified: a corrupt stream, an
         // entry refused or a wrong diff_id may come from a corrupt download. Let the
@@ -211,19 +281,20 @@ fn apply_in_order(
         if result.is_err() {
             spools[i].wait_done();
         }
-        let (stats, d) = result?;
-        progress[i].phase(Phase::Done);
-        out.push(Extracted {
+        let (ordered, d) = result?;
+        self.progress[i].phase(Phase::Done);
+        Ok(Extracted {
             started,
             finished: Instant::now(),
-            stats,
+            stats: ordered.stats,
             uncompressed_bytes: d.bytes,
             decompress: d.decompress,
             verify: d.verify,
-            extract: started.elapsed().saturating_sub(waited.get()),
+            extract: started
+                .elapsed()
+                .saturating_sub(waited.get() + ordered.waited),
             stall: d.stall,
             spooled_bytes: spools[i].spilled() + stage.tar(i).spilled(),
-        });
+        })
     }
-    Ok(out)
 }

@@ -374,6 +374,7 @@ fn to_record(
             platform: String::new(),
             scheme: String::new(),
             decoders: None,
+            appliers: None,
             stopped: None,
         },
         summary: Summary::of(&runs),

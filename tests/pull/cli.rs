@@ -223,16 +223,20 @@ fn staged_and_streaming_produce_the_same_tree() {
     let work = tempfile::tempdir().unwrap();
     let mut snaps = Vec::new();
     let mut runs = Vec::new();
-    // The third pull decodes with three threads: later layers are decoded ahead
-    // of their turn into spool files, whatever the cores here.
-    for (mode, decoders) in [
-        ("streaming", None),
-        ("staged", None),
-        ("streaming", Some("3")),
+    // The third pull decodes and applies with three threads: later layers are
+    // decoded ahead of their turn into spool files, and applied beside the
+    // layers below, whatever the cores here; the fourth applies in order.
+    for (mode, decoders, appliers) in [
+        ("streaming", None, None),
+        ("staged", None, None),
+        ("streaming", Some("3"), Some("3")),
+        ("streaming", None, Some("1")),
     ] {
-        let dest = work
-            .path()
-            .join(format!("{mode}-{}", decoders.unwrap_or("default")));
+        let dest = work.path().join(format!(
+            "{mode}-{}-{}",
+            decoders.unwrap_or("default"),
+            appliers.unwrap_or("default")
+        ));
         let json = dest.with_extension("json");
         let mut pull = pulltime(home.path());
         pull.args([
@@ -251,19 +255,28 @@ fn staged_and_streaming_produce_the_same_tree() {
         if let Some(d) = decoders {
             pull.args(["--decoders", d]);
         }
+        if let Some(a) = appliers {
+            pull.args(["--appliers", a]);
+        }
         pull.assert().success();
         snaps.push(common::snapshot(&dest));
         let record = pulltime::report::json::read_record(&json).unwrap();
-        match (mode, decoders) {
-            ("staged", _) => assert_eq!(record.settings.decoders, None),
-            (_, Some(d)) => assert_eq!(record.settings.decoders, Some(d.parse().unwrap())),
-            _ => assert!(record.settings.decoders >= Some(1)),
+        let s = &record.settings;
+        match (mode, decoders, appliers) {
+            ("staged", _, _) => assert_eq!((s.decoders, s.appliers), (None, None)),
+            (_, Some(d), Some(a)) => {
+                assert_eq!(s.decoders, Some(d.parse().unwrap()));
+                assert_eq!(s.appliers, Some(a.parse().unwrap()));
+            }
+            (_, None, Some(a)) => assert_eq!(s.appliers, Some(a.parse().unwrap())),
+            _ => assert!(s.decoders >= Some(1) && s.appliers >= Some(1)),
         }
         runs.push(record.runs[0].clone());
     }
     assert_eq!(snaps[0].len(), 600 + 300 + 16 * 2 + 2 + 2);
-    assert_eq!(snaps[0], snaps[1]);
-    assert_eq!(snaps[0], snaps[2]);
+    for other in &snaps[1..] {
+        assert!(&snaps[0] == other, "{}", common::diff(&snaps[0], other));
+    }
     // Staged writes every blob and tar stream to a file; streaming keeps what
     // its readers tail in memory: the first layer's blob (within the 1 MiB
     // window), which a decoder takes at once, and its tar stream, which the
@@ -274,7 +287,7 @@ fn staged_and_streaming_produce_the_same_tree() {
             Some(l.compressed_bytes + l.uncompressed_bytes)
         );
     }
-    for streaming in [&runs[0], &runs[2]] {
+    for streaming in [&runs[0], &runs[2], &runs[3]] {
         let first = &streaming.layers[0];
         assert!(
             first.compressed_bytes < 1 << 20,
