@@ -60,9 +60,9 @@ pub struct PullArgs {
     /// in --tmp-dir.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub decoders: Option<u32>,
-    /// Streaming: threads that apply layers (default: one per core). A layer is
-    /// applied beside the layers below it where their paths do not interact, and
-    /// waits for them where they do; the tree is the same as in order. 1: in order.
+    /// Streaming: threads that apply layers (default 1: in order). With more, a
+    /// layer is applied beside the layers below it until an entry interacts with
+    /// theirs, and then waits for them; the tree is the same as in order.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub appliers: Option<u32>,
     /// Platform to pull from a multi-platform image: os/arch[/variant]. Default: this host.

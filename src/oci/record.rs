@@ -201,8 +201,8 @@ pub struct Settings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoders: Option<usize>,
     /// pulltime streaming: threads applying layers, each beside the layers below
-    /// it where their paths do not interact (`pull --appliers`; by default one per
-    /// core). Absent for other pullers, staged pulls and simulations.
+    /// it where their paths do not interact (`pull --appliers`; by default 1, in
+    /// order). Absent for other pullers, staged pulls and simulations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appliers: Option<usize>,
     /// Set when the user stopped the measurement before all runs were done:
