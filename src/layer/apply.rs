@@ -1,5 +1,7 @@
 //! One layer tar stream -> changes to the root filesystem.
 
+mod beside;
+
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::{self, Permissions};
@@ -11,10 +13,10 @@ use std::time::Duration;
 
 use filetime::FileTime;
 
+use super::aside::SetAside;
 use super::dirs::{DirMeta, FinishDirs};
 use super::error::{LayerError, io_err};
 use super::header::{check_pax_size, stored_size};
-use super::index::Touch;
 use super::meter::{Meter, Metered};
 use super::options::{ApplyOptions, LayerStats};
 use super::order::Gate;
@@ -22,6 +24,7 @@ use super::path::{PathError, clean, resolve_in_root};
 use super::tree::{self, Tree, cstring};
 use super::whiteout::{self, Whiteout};
 use crate::limits::{LimitError, Limits};
+use beside::Step;
 
 const COPY_BUFFER: usize = 256 << 10;
 
@@ -67,6 +70,7 @@ pub(super) fn apply_entries<'a, R: Read>(
         options,
         limits,
         gate,
+        aside: SetAside::default(),
         stats: LayerStats::default(),
         written: HashSet::new(),
         dir_meta: Vec::new(),
@@ -97,6 +101,9 @@ pub(super) fn apply_entries<'a, R: Read>(
     }
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(LayerError::from_read)?;
+    if !state.aside.is_empty() {
+        state.in_order_now()?;
+    }
     let generation = state.tree.generation();
     let dirs = std::mem::take(&mut state.dir_meta)
         .into_iter()
@@ -131,6 +138,8 @@ struct Applier<'a> {
     /// Where this layer's entries wait for the layers below, when applied beside
     /// them.
     gate: Option<Gate<'a>>,
+    /// Entries set aside until the layers below are applied.
+    aside: SetAside,
     /// Directory metadata, set after all entries (children change mtimes), with
     /// the [`Tree::generation`] at which each was made.
     dir_meta: Vec<(DirMeta, u64)>,
@@ -173,15 +182,15 @@ impl Applier<'_> {
         let mut parent = self
             .entry_parent(last, kind, parent_comps)
             .map_err(unsafe_err)?;
-        let gate = self.gate.as_mut().filter(|g| !g.in_order());
-        if let Some(gate) = gate
-            && gate.pass_entry(&comps, &parent, kind)?
-        {
-            // It waited for the layers below: they may have changed the way.
-            self.forget();
-            parent = self
-                .entry_parent(last, kind, parent_comps)
-                .map_err(unsafe_err)?;
+        match self.before_entry(entry, &comps, &parent)? {
+            Step::Go => {}
+            Step::SetAside => return Ok(()),
+            // The layers below are applied now: they may have changed the way.
+            Step::InOrder => {
+                parent = self
+                    .entry_parent(last, kind, parent_comps)
+                    .map_err(unsafe_err)?;
+            }
         }
         match whiteout::classify(last) {
             Whiteout::Meta => return Ok(()),
@@ -212,8 +221,7 @@ impl Applier<'_> {
             // Beside the layers below, a directory they are about to make in place
             // of something else may not be one yet: in order, it would be.
             Err(_) if self.gate.as_ref().is_some_and(|g| !g.in_order()) => {
-                self.gate.as_mut().map_or(Ok(()), |g| g.wait_lower())?;
-                self.forget();
+                self.in_order_now()?;
                 parent = self
                     .entry_parent(last, kind, parent_comps)
                     .map_err(unsafe_err)?;
@@ -522,19 +530,9 @@ impl Applier<'_> {
         let (last, parents) = comps
             .split_last()
             .ok_or_else(|| refuse("hard link to the root directory".into()))?;
-        let resolve = |root| {
-            resolve_in_root(root, parents)
-                .map(|p| p.join(last))
-                .map_err(|e| refuse(format!("hard link target: {e}")))
-        };
-        let mut target = resolve(self.root)?;
-        if let Some(gate) = self.gate.as_mut().filter(|g| !g.in_order()) {
-            let named: PathBuf = comps.iter().collect();
-            gate.check([&named, &target], Touch::Other)?;
-            if gate.in_order() {
-                target = resolve(self.root)?;
-            }
-        }
+        let target = resolve_in_root(self.root, parents)
+            .map_err(|e| refuse(format!("hard link target: {e}")))?
+            .join(last);
         match fs::symlink_metadata(self.root.join(&target)) {
             Ok(m) if m.is_dir() => Err(refuse("hard link to a directory".into())),
             Ok(_) => Ok(target),

@@ -32,6 +32,9 @@ pub enum Touch {
 pub struct LayerIndex {
     touched: HashMap<PathBuf, Touch>,
     ancestors: HashSet<PathBuf>,
+    /// Symlinks and hard links (which may link a symlink): the entries that can
+    /// change where a path below them leads.
+    links: HashSet<PathBuf>,
     /// Entries whose parent is to be resolved (kind, components): for adding the
     /// resolved forms of these paths later.
     raw: Vec<(Touch, Vec<OsString>)>,
@@ -54,12 +57,9 @@ impl LayerIndex {
             index.usable = false;
         }
         if index.usable {
-            // A non-directory of this layer (perhaps a symlink) with entries of
-            // this layer below it: those go wherever it leads.
-            index.usable = !index
-                .touched
-                .iter()
-                .any(|(p, t)| *t == Touch::Other && index.ancestors.contains(p));
+            // A link of this layer with entries of this layer below it: those go
+            // wherever it leads.
+            index.usable = !index.links.iter().any(|p| index.ancestors.contains(p));
         }
         index.raw.shrink_to_fit();
         index
@@ -103,6 +103,9 @@ impl LayerIndex {
                     } else {
                         Touch::Other
                     };
+                    if matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) {
+                        self.links.insert(comps.iter().collect());
+                    }
                     self.add(touch, comps);
                 }
             }
@@ -120,6 +123,11 @@ impl LayerIndex {
         let path: PathBuf = comps.iter().collect();
         self.insert(path, touch);
         self.raw.push((touch, comps));
+    }
+
+    /// Adds one path the layer touches.
+    pub(super) fn add_path(&mut self, path: PathBuf, touch: Touch) {
+        self.insert(path, touch);
     }
 
     fn insert(&mut self, path: PathBuf, touch: Touch) {
@@ -174,12 +182,10 @@ impl LayerIndex {
         out
     }
 
-    /// Whether a non-directory of this layer (a symlink perhaps) lies on the way to
-    /// an entry of `above`: where that entry lands then depends on this layer.
+    /// Whether a link of this layer lies on the way to an entry of `above`: where
+    /// that entry lands then depends on this layer.
     pub fn redirects(&self, above: &LayerIndex) -> bool {
-        self.touched
-            .iter()
-            .any(|(p, t)| *t == Touch::Other && above.ancestors.contains(p))
+        self.links.iter().any(|p| above.ancestors.contains(p))
     }
 
     /// Whether this layer makes or merges a directory at `path` (named by an entry

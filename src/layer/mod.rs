@@ -3,6 +3,7 @@
 //! writing outside the root.
 
 mod apply;
+mod aside;
 mod concurrent;
 mod dirs;
 mod error;

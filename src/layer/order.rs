@@ -166,6 +166,43 @@ pub(super) fn stopped() -> LayerError {
     ))
 }
 
+/// How an entry touches the root: the path as its stream names it and as it
+/// resolves now, for the entry itself or a hard link's target.
+#[derive(Debug, Clone)]
+pub(super) struct EntryTouch {
+    pub named: PathBuf,
+    pub resolved: PathBuf,
+    pub touch: Touch,
+}
+
+impl EntryTouch {
+    /// The touch of an entry (its cleaned path `comps`, its resolved parent, its
+    /// type); `None` for names that touch nothing (aufs metadata, invalid
+    /// whiteouts, which the applier refuses).
+    pub(super) fn of_entry(
+        comps: &[OsString],
+        parent: &Path,
+        kind: tar::EntryType,
+    ) -> Option<EntryTouch> {
+        let (last, parent_comps) = comps.split_last()?;
+        let named_parent: PathBuf = parent_comps.iter().collect();
+        let (named, resolved, touch) = match whiteout::classify(last) {
+            Whiteout::Opaque => (named_parent, parent.to_path_buf(), Touch::Opaque),
+            Whiteout::Delete(t) => (named_parent.join(t), parent.join(t), Touch::Whiteout),
+            Whiteout::None if kind == tar::EntryType::Directory => {
+                (named_parent.join(last), parent.join(last), Touch::Dir)
+            }
+            Whiteout::None => (named_parent.join(last), parent.join(last), Touch::Other),
+            Whiteout::Meta | Whiteout::Invalid => return None,
+        };
+        Some(EntryTouch {
+            named,
+            resolved,
+            touch,
+        })
+    }
+}
+
 /// A layer below, not yet applied when the gate first looked.
 struct Pending {
     layer: usize,
@@ -189,71 +226,47 @@ pub struct Gate<'a> {
 }
 
 impl Gate<'_> {
-    /// Before an entry touching `paths` (its name in the stream and where that
-    /// resolves) as `touch`: returns when that is safe, waiting if needed.
-    pub(super) fn check(&mut self, paths: [&Path; 2], touch: Touch) -> Result<(), LayerError> {
+    /// Whether an entry touching `touches` interacts with a layer below that is
+    /// still being applied (waiting first, once, until every layer below is
+    /// indexed). False once every layer below is applied ([`Gate::in_order`]).
+    pub(super) fn interacts(&mut self, touches: &[EntryTouch]) -> Result<bool, LayerError> {
         if self.in_order || self.lower_applied() {
             self.in_order = true;
-            return Ok(());
+            return Ok(false);
         }
         if self.pending.is_none() {
             self.prepare()?;
             if self.in_order {
-                return Ok(());
+                return Ok(false);
             }
         }
-        // Through a symlink in the root: a layer below may replace it (with a
-        // directory, say) and change where the entry lands. Rare in images built
-        // from filesystem diffs; in order then.
-        if paths[0] != paths[1] {
-            tracing::debug!(layer = self.layer, path = %paths[0].display(), "through a symlink: waits for the layers below");
-            return self.wait_lower();
-        }
         let root = &self.order.root;
-        let interacts = self.pending.iter().flatten().any(|p| {
-            !self.order.is_applied(p.layer)
-                && paths.iter().any(|path| {
+        let interacts = touches.iter().any(|t| {
+            // Through a symlink in the root: a layer below may replace it (with a
+            // directory, say) and change where the entry lands.
+            t.named != t.resolved
+                || self.pending.iter().flatten().any(|p| {
                     let indices = [&*p.index, &p.resolved];
-                    indices.iter().any(|i| i.interacts(path, touch))
-                        // A directory both merge must be one already, or both
-                        // would race to replace what is there.
-                        || (touch == Touch::Dir
-                            && indices.iter().any(|i| i.merges(path))
-                            && !root.join(paths[1]).symlink_metadata().is_ok_and(|m| m.is_dir()))
+                    !self.order.is_applied(p.layer)
+                        && [&t.named, &t.resolved].iter().any(|path| {
+                            indices.iter().any(|i| i.interacts(path, t.touch))
+                            // A directory both merge must not be something else
+                            // now, or both would race to replace it.
+                            || (t.touch == Touch::Dir
+                                && indices.iter().any(|i| i.merges(path))
+                                && root
+                                    .join(&t.resolved)
+                                    .symlink_metadata()
+                                    .is_ok_and(|m| !m.is_dir()))
+                        })
                 })
         });
         if interacts {
-            tracing::debug!(layer = self.layer, path = %paths[0].display(), ?touch, "interacts with a layer below: waits for them");
-            self.wait_lower()
+            tracing::debug!(layer = self.layer, path = %touches[0].named.display(), touch = ?touches[0].touch, "interacts with a layer below still being applied");
         } else {
             self.ahead = true;
-            Ok(())
         }
-    }
-
-    /// Checks an entry (its cleaned path `comps`, its resolved parent, its type)
-    /// against the layers below still being applied, waiting for them when it
-    /// interacts. Whether the layers below are now all applied (resolutions made
-    /// before may have changed).
-    pub(super) fn pass_entry(
-        &mut self,
-        comps: &[OsString],
-        parent: &Path,
-        kind: tar::EntryType,
-    ) -> Result<bool, LayerError> {
-        let (last, parent_comps) = comps.split_last().expect("not the root");
-        let raw_parent: PathBuf = parent_comps.iter().collect();
-        let (raw, resolved, touch) = match whiteout::classify(last) {
-            Whiteout::Opaque => (raw_parent, parent.to_path_buf(), Touch::Opaque),
-            Whiteout::Delete(t) => (raw_parent.join(t), parent.join(t), Touch::Whiteout),
-            Whiteout::None if kind == tar::EntryType::Directory => {
-                (raw_parent.join(last), parent.join(last), Touch::Dir)
-            }
-            Whiteout::None => (raw_parent.join(last), parent.join(last), Touch::Other),
-            Whiteout::Meta | Whiteout::Invalid => return Ok(false),
-        };
-        self.check([&raw, &resolved], touch)?;
-        Ok(self.in_order)
+        Ok(interacts)
     }
 
     /// Waits until every layer below is applied; the layer goes on in order.

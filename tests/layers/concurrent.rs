@@ -211,3 +211,55 @@ fn a_failing_layer_fails_the_whole_and_names_the_lowest() {
         other => panic!("expected layer 1 refused, got {other:?}"),
     }
 }
+
+#[test]
+fn entries_that_interact_are_set_aside_and_the_rest_goes_ahead() {
+    // As a package manager's layers: each rewrites files of the layers below
+    // (its database, a cache) early in its stream, and adds files of its own.
+    let mut l0 = Tar::new();
+    l0.dir("etc", 0o755)
+        .file("etc/ld.so.cache", 0o644, b"cache 0");
+    l0.dir("var", 0o755).file("var/status", 0o644, b"status 0");
+    l0.file("a", 0o644, b"a 0").file("long", 0o644, b"long 0");
+    l0.dir("x", 0o755).file("x/old", 0o644, b"old");
+    // A name longer than a tar header holds (a GNU long-name record).
+    let long = format!("deep/{}/file", "n".repeat(150));
+    l0.gnu_long(b'L', long.as_bytes())
+        .file("deep/x", 0o644, b"long 0");
+    let l0 = padded(&mut l0);
+    let l1 = Tar::new()
+        .file("etc/ld.so.cache", 0o644, b"cache 1")
+        .file("etc/new.conf", 0o644, b"new")
+        // Set aside (it replaces a file below), then replaced within the layer by
+        // a directory: that must wait for it.
+        .file("a", 0o600, b"a 1")
+        .dir("a", 0o755)
+        .file("a/b", 0o644, b"b")
+        // A file over a directory below (set aside), then a directory again and
+        // a file in it: neither touches the layer below as it is, but each must
+        // wait for the file, which empties the directory.
+        .file("x", 0o644, b"x 1")
+        .dir("x", 0o700)
+        .file("x/new", 0o644, b"new")
+        // A hard link to an entry set aside, and one to a file of its own.
+        .hardlink("cache-link", "etc/ld.so.cache")
+        .file("own", 0o644, b"own")
+        .hardlink("own-link", "own")
+        .gnu_long(b'L', long.as_bytes())
+        .file("deep/x", 0o644, b"a long name, set aside")
+        .symlink("long", "deep/../etc/new.conf")
+        .file("var/status", 0o644, b"status 1")
+        .finish();
+    let l2 = Tar::new()
+        .file("var/status", 0o644, b"status 2")
+        .file("usr/bin/tool", 0o755, b"tool")
+        .finish();
+    let mut ahead = vec![false; 3];
+    for _ in 0..5 {
+        ahead = same_as_in_order(&[l0.clone(), l1.clone(), l2.clone()]);
+        if ahead[1] && ahead[2] {
+            break;
+        }
+    }
+    assert!(ahead[1] && ahead[2], "nothing went ahead: {ahead:?}");
+}
