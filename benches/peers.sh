@@ -46,6 +46,8 @@
 #                         [--drop-caches] [--stage-costs "BIN..."] [--warm MIB]
 #                         [--no-peers]
 # --no-peers: pulltime and the single-stage tools only (no ctr, no skopeo+umoci).
+# --work on a tmpfs (e.g. /dev/shm/x): every output is deleted once timed (tmpfs
+# forgets deletions, and holds only so much), so an image of GBs fits in memory.
 # --warm MIB: write and delete MIB of /dev/shm before every timed command (see
 # warm_free_memory below; benches/ab.sh does it by default).
 # LIST: space separated, PROFILE:COMPRESSION:SCALE (synthesised) or oci:DIR:TAG (an
@@ -284,11 +286,16 @@ done
 # before the first timing, not when a disk-full error ends the run. Per image
 # and round, about 8 unpacked trees (pulltime, ctr native and overlayfs, umoci,
 # tar, pigz|tar, the applier) and 4 copies of the blobs (content stores, skopeo).
+# On a tmpfs work dir each output is deleted once timed: room for the largest.
 need=0
 for n in "${NAMES[@]}"; do
   t=$(du -cb "$W/tars/$n"/*.tar | awk 'END {print $1}')
   b=$(awk '{s += $3} END {print s}' "$W/blobs/$n")
-  need=$((need + ROUNDS * (8 * t + 4 * b)))
+  if [ "$(stat -f -c %T "$W")" = tmpfs ]; then
+    [ $((t + b)) -gt "$need" ] && need=$((t + b))
+  else
+    need=$((need + ROUNDS * (8 * t + 4 * b)))
+  fi
 done
 avail=$(df --output=avail -B1 "$W" | sed -n 2p)
 [ "$avail" -gt "$need" ] || die "the run keeps every output until its end, about $((need / 1000000000)) GB for these images and rounds, but $WORK_PARENT has $((avail / 1000000000)) GB free: fewer --rounds or --images, or free space"
@@ -481,8 +488,9 @@ run_rounds() { # disk|tmpfs base-dir images...
         say "$FS round $r $img $tool ${T_WALL:0:6} s (CPU ${T_USER} user + ${T_SYS} sys)"
         case "$tool" in ctr-*) stop_containerd ;; esac
         # On disk, outputs stay until the end of the run: deleting 13,000 files
-        # makes the next tool's file creation pay (see DEFER above).
-        if [ "$kind" = tmpfs ]; then rm -rf "$dir" "$dir.tmp" "$dir.oci"; fi
+        # makes the next tool's file creation pay (see DEFER above). tmpfs has
+        # no such memory, and only so much room (--work on a tmpfs included).
+        if [ "$FS" = tmpfs ] || [ "$FS" = tmpfs-work ]; then rm -rf "$dir" "$dir.tmp" "$dir.oci"; fi
       done
     done
   done
@@ -538,7 +546,9 @@ CACHE_STATE="page cache not dropped"
 [ "$DROP" = 1 ] && CACHE_STATE="page cache dropped before every timed command"
 MEM_STATE="free memory not warmed"
 [ "$WARM" -gt 0 ] && MEM_STATE="$WARM MiB of /dev/shm written and deleted before every timed command (--warm)"
-HEAD3="$ROUNDS rounds, tool order rotated every round; nothing deleted until the end of the run; $CACHE_STATE; $MEM_STATE. CPU: user + system of the processes a tool started."
+DELETES="nothing deleted on disk until the end of the run, tmpfs outputs deleted once timed"
+[ "$(stat -f -c %T "$W")" = tmpfs ] && DELETES="every output deleted once timed (tmpfs work dir)"
+HEAD3="$ROUNDS rounds, tool order rotated every round; $DELETES; $CACHE_STATE; $MEM_STATE. CPU: user + system of the processes a tool started."
 REPORT="$(python3 "$REPO/benches/floor.py" "$RESULTS" "$STAGES" "$(nproc)" "$HEAD1" "$HEAD2" "$HEAD3")"
 {
   echo "$REPORT"

@@ -220,7 +220,8 @@ impl Applier<'_> {
         let parent_dir = match self.tree.dir(&parent) {
             // Beside the layers below, a directory they are about to make in place
             // of something else may not be one yet: in order, it would be.
-            Err(_) if self.gate.as_ref().is_some_and(|g| !g.in_order()) => {
+            Err(e) if self.gate.as_ref().is_some_and(|g| !g.in_order()) => {
+                tracing::debug!(entry = %name, error = %e, "parent directory not ready beside the layers below: in order");
                 self.in_order_now()?;
                 parent = self
                     .entry_parent(last, kind, parent_comps)

@@ -92,6 +92,11 @@ impl SetAside {
         Ok(true)
     }
 
+    /// How many entries are set aside, and their content's size.
+    pub fn size(&self) -> (u64, u64) {
+        (self.count, self.bytes)
+    }
+
     /// The entries set aside, as a tar stream, in their order; empties the store.
     pub fn take(&mut self) -> io::Result<Vec<u8>> {
         let stream = std::mem::take(self).stream;

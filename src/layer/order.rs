@@ -318,13 +318,13 @@ impl Gate<'_> {
     /// Waits until every layer below is applied or indexed, then takes the indices
     /// of those still pending, or goes in order when they cannot tell.
     fn prepare(&mut self) -> Result<(), LayerError> {
+        // Not paused meanwhile: the layers below decode first, so this wait is
+        // short, and this layer's decoder had better wait at its window than
+        // write ahead into a file.
         let t = Instant::now();
-        (self.pause)(true);
         let mut state = self.order.lock();
         let indices = loop {
             if self.order.stopped.load(Ordering::SeqCst) {
-                drop(state);
-                (self.pause)(false);
                 return Err(stopped());
             }
             let known =
@@ -335,7 +335,6 @@ impl Gate<'_> {
             state = self.order.changed.wait(state).expect("apply order lock");
         };
         drop(state);
-        (self.pause)(false);
         self.waited += t.elapsed();
         let pending: Vec<Pending> = indices
             .into_iter()

@@ -125,12 +125,9 @@ impl DecodeStage {
             let mut outcome = if self.stop.load(Ordering::SeqCst) {
                 Err(LayerError::Read(io::Error::other("stopped")))
             } else {
-                self.decode(
-                    &layers[i],
-                    &blobs[i],
-                    &self.tars[i],
-                    (limits, order.is_some()),
-                )
+                // No layer above the top one consults its index.
+                let index = order.is_some() && i + 1 < layers.len();
+                self.decode(&layers[i], &blobs[i], &self.tars[i], (limits, index))
             };
             if let Some(order) = order {
                 let index = match &mut outcome {

@@ -78,6 +78,8 @@ impl Applier<'_> {
         if self.aside.is_empty() {
             return Ok(());
         }
+        let (entries, bytes) = self.aside.size();
+        tracing::debug!(entries, bytes, "applies the entries set aside, in order");
         let stream = self.aside.take().map_err(LayerError::from_read)?;
         let mut archive = tar::Archive::new(&stream[..]);
         for entry in archive.entries().map_err(LayerError::from_read)? {
