@@ -104,18 +104,19 @@ pub(super) fn apply_entries<'a, R: Read>(
     if !state.aside.is_empty() {
         state.in_order_now()?;
     }
-    let generation = state.tree.generation();
-    let dirs = std::mem::take(&mut state.dir_meta)
-        .into_iter()
-        .map(|(mut meta, made_at)| {
-            meta.untouched = made_at == generation;
-            meta
-        })
-        .collect();
     let (ahead, waited) = match &state.gate {
         Some(g) => (g.went_ahead(), g.waited()),
         None => (false, Duration::ZERO),
     };
+    // Beside other layers, whose removals the generation does not count: look.
+    let generation = state.tree.generation();
+    let dirs = std::mem::take(&mut state.dir_meta)
+        .into_iter()
+        .map(|(mut meta, made_at)| {
+            meta.untouched = made_at == generation && !ahead;
+            meta
+        })
+        .collect();
     let finish = FinishDirs {
         dirs,
         chown_again: ahead && options.same_owner,
@@ -489,7 +490,17 @@ impl Applier<'_> {
                     return Ok(false);
                 }
                 self.replace_at(dir, name, dest)?;
-                tree::mkdir_at(dir, name, 0o755)?;
+                match tree::mkdir_at(dir, name, 0o755) {
+                    // Made meanwhile by a layer applied beside this one: merge.
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        let st = tree::lstat_at(dir, name)?;
+                        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                            return Err(e);
+                        }
+                        return Ok(false);
+                    }
+                    other => other?,
+                }
             }
             other => other?,
         }

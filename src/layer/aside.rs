@@ -9,8 +9,9 @@ use std::io::{self, Read};
 use super::index::LayerIndex;
 use super::order::EntryTouch;
 
-/// Content set aside at most: these are a package manager's database and
-/// caches, small files; past this the layer waits for the layers below instead.
+/// Memory for entries set aside, at most (content, headers and names): these
+/// are a package manager's database and caches, a few small files; past this
+/// the layer waits for the layers below instead.
 const BUDGET: u64 = 16 << 20;
 
 /// The entries set aside so far.
@@ -59,11 +60,14 @@ impl SetAside {
         touches: &[EntryTouch],
     ) -> io::Result<bool> {
         let kind = entry.header().entry_type();
-        let size = entry.size();
+        // Its content, its headers (a pax one and its own) and its names, kept
+        // here and in `touched`.
+        let link_len = entry.link_name_bytes().map_or(0, |l| l.len());
+        let size = entry.size() + 3 * 512 + 4 * (name.len() + link_len) as u64;
         if kind == tar::EntryType::GNUSparse || self.bytes.saturating_add(size) > BUDGET {
             return Ok(false);
         }
-        let mut content = Vec::with_capacity(size as usize);
+        let mut content = Vec::with_capacity(entry.size() as usize);
         entry.read_to_end(&mut content)?;
         // The name and link target exactly as the stream gave them (however long,
         // whatever their bytes), in a pax header before the entry's own header.
@@ -92,7 +96,7 @@ impl SetAside {
         Ok(true)
     }
 
-    /// How many entries are set aside, and their content's size.
+    /// How many entries are set aside, and the memory they take.
     pub fn size(&self) -> (u64, u64) {
         (self.count, self.bytes)
     }

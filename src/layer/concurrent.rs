@@ -81,6 +81,9 @@ pub fn apply_layers(
             });
         }
     });
+    if let Some(failed) = order.failed_finish() {
+        return Err(failed);
+    }
     if let Some(failed) = failure.into_inner().expect("failure lock") {
         return Err(failed);
     }

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
-use super::path::{clean, resolve_in_root};
+use super::path::{clean, resolve_in_root_visiting};
 use super::whiteout::{self, Whiteout};
 use crate::limits::Limits;
 
@@ -35,6 +35,9 @@ pub struct LayerIndex {
     /// Symlinks and hard links (which may link a symlink): the entries that can
     /// change where a path below them leads.
     links: HashSet<PathBuf>,
+    /// In resolved forms: every path the resolution went through (symlinks and
+    /// the directories their targets pass), which nothing may touch meanwhile.
+    chain: HashSet<PathBuf>,
     /// Entries whose parent is to be resolved (kind, components): for adding the
     /// resolved forms of these paths later.
     raw: Vec<(Touch, Vec<OsString>)>,
@@ -158,34 +161,42 @@ impl LayerIndex {
             usable: true,
             ..LayerIndex::default()
         };
-        let mut cache: HashMap<&[OsString], Option<PathBuf>> = HashMap::new();
+        type Resolution = Option<(PathBuf, Vec<PathBuf>)>;
+        let mut cache: HashMap<&[OsString], Resolution> = HashMap::new();
         for (touch, comps) in &self.raw {
             let (dir, last) = match touch {
                 Touch::Opaque => (&comps[..], None),
                 _ => (&comps[..comps.len() - 1], comps.last()),
             };
-            let resolved = cache
-                .entry(dir)
-                .or_insert_with(|| resolve_in_root(root, dir).ok())
-                .clone();
-            let Some(mut resolved) = resolved else {
+            let resolution = cache.entry(dir).or_insert_with(|| {
+                let mut visited = Vec::new();
+                let resolved =
+                    resolve_in_root_visiting(root, dir, &mut |p| visited.push(p.to_path_buf()));
+                resolved.ok().map(|r| (r, visited))
+            });
+            let Some((resolved, visited)) = resolution.clone() else {
                 out.usable = false;
                 continue;
             };
+            if resolved.iter().eq(dir.iter()) {
+                continue;
+            }
+            out.chain.extend(visited);
+            let mut resolved = resolved;
             if let Some(last) = last {
                 resolved.push(last);
             }
-            if !resolved.iter().eq(comps.iter()) {
-                out.insert(resolved, *touch);
-            }
+            out.insert(resolved, *touch);
         }
         out
     }
 
-    /// Whether a link of this layer lies on the way to an entry of `above`: where
-    /// that entry lands then depends on this layer.
+    /// Whether this layer can change where an entry of `above` lands: a link of
+    /// this layer on its way, or anything this layer touches on the symlinks its
+    /// resolution went through (`above` holding resolved forms).
     pub fn redirects(&self, above: &LayerIndex) -> bool {
         self.links.iter().any(|p| above.ancestors.contains(p))
+            || (!above.chain.is_empty() && self.touched.keys().any(|p| above.chain.contains(p)))
     }
 
     /// Whether this layer makes or merges a directory at `path` (named by an entry
@@ -199,6 +210,11 @@ impl LayerIndex {
     /// interacts with this layer: applied before this layer is complete, the result
     /// could differ from applying the layers in order.
     pub fn interacts(&self, path: &Path, touch: Touch) -> bool {
+        // On the way a path of this layer resolves through: anything there,
+        // even a directory in place of a symlink, changes where it lands.
+        if self.chain.contains(path) {
+            return true;
+        }
         if let Some(mine) = self.touched.get(path)
             && !(touch == Touch::Dir && *mine == Touch::Dir)
         {

@@ -36,6 +36,9 @@ pub struct ApplyOrder {
     changed: Condvar,
     /// Held while finishing layers, so that they finish in order.
     finishing: Mutex<()>,
+    /// A layer whose directory metadata could not be set, and why: the cause of
+    /// the stop that follows.
+    failed_finish: Mutex<Option<(usize, LayerError)>>,
 }
 
 struct State {
@@ -62,6 +65,7 @@ impl ApplyOrder {
             }),
             changed: Condvar::new(),
             finishing: Mutex::new(()),
+            failed_finish: Mutex::new(None),
         }
     }
 
@@ -109,6 +113,16 @@ impl ApplyOrder {
         }
     }
 
+    /// The layer whose directory metadata could not be set, and why, if one
+    /// failed: the cause of the stop (what the other layers saw then is its
+    /// consequence).
+    pub fn failed_finish(&self) -> Option<(usize, LayerError)> {
+        self.failed_finish
+            .lock()
+            .expect("failed finish lock")
+            .take()
+    }
+
     /// Layer `i`'s entries are all in place: its directory metadata is set now if
     /// every layer below is applied, else by whichever thread applies the last of
     /// them, so that no applier thread waits for that.
@@ -124,7 +138,16 @@ impl ApplyOrder {
                     None => return,
                 }
             };
-            let outcome = finish.run(&self.root).map(|()| Instant::now());
+            let outcome = match finish.run(&self.root) {
+                Ok(()) => Ok(Instant::now()),
+                Err(e) => {
+                    self.failed_finish
+                        .lock()
+                        .expect("failed finish lock")
+                        .get_or_insert((k, e));
+                    Err(stopped())
+                }
+            };
             let ok = outcome.is_ok();
             let mut state = self.lock();
             state.outcomes[k] = Some(outcome);

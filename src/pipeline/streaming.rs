@@ -169,6 +169,9 @@ fn extract(
             }
         }
     });
+    if let Some((i, e)) = order.failed_finish() {
+        return Err(layer_error(i, &layers[i], e));
+    }
     if let Some(e) = shared.failure.into_inner().expect("failure lock") {
         return Err(e);
     }
@@ -221,7 +224,9 @@ impl Appliers<'_> {
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             while let Some(i) = self.order.take_layer() {
                 if self.cancel.load(Ordering::Relaxed) {
-                    // A download or another layer failed: reported as such.
+                    // A download or another layer failed: reported as such. A
+                    // layer above that waits for this one must not wait on.
+                    self.stop();
                     return;
                 }
                 match self.apply(i) {

@@ -263,3 +263,64 @@ fn entries_that_interact_are_set_aside_and_the_rest_goes_ahead() {
     }
     assert!(ahead[1] && ahead[2], "nothing went ahead: {ahead:?}");
 }
+
+#[test]
+fn symlink_chains_count_every_link_on_the_way() {
+    // `a -> b -> c`; a layer below replaces `b` (late in its stream), a layer
+    // above writes through `a`, and the one above that writes where `b` then
+    // leads: each must see the others as in order.
+    let l0 = Tar::new()
+        .dir("c", 0o755)
+        .dir("d", 0o755)
+        .symlink("b", "c")
+        .symlink("a", "b")
+        .finish();
+    let l1 = pad(&mut Tar::new()).symlink("b", "d").finish();
+    let l2 = Tar::new().file("a/f", 0o644, b"through a").finish();
+    let l3 = Tar::new().file("d/f", 0o644, b"straight to d").finish();
+    for _ in 0..3 {
+        same_as_in_order(&[l0.clone(), l1.clone(), l2.clone(), l3.clone()]);
+    }
+}
+
+#[test]
+fn a_link_replaced_on_a_lower_layers_way_cannot_lead_outside() {
+    // `p -> r -> a`; a layer below writes a symlink out of the root through
+    // `p`, late in its stream; the layer above replaces `r` and makes
+    // directories and a fifo where `p/q` would lead if `r` changed first.
+    for _ in 0..3 {
+        let c = case();
+        let l0 = Tar::new()
+            .dir("a", 0o755)
+            .symlink("r", "a")
+            .symlink("p", "r")
+            .finish();
+        let mut l1 = Tar::new();
+        pad(&mut l1).symlink("p/q", c.sentinel());
+        for i in 0..2000 {
+            l1.file(format!("pad/g{i}"), 0o644, b"g");
+        }
+        let l1 = l1.finish();
+        let mut l2 = Tar::new();
+        l2.symlink("r", "c")
+            .dir("c", 0o755)
+            .dir("c/q", 0o755)
+            .dir("c/q/dir", 0o700);
+        l2.dir("s", 0o755);
+        for i in 0..2000 {
+            l2.file(format!("s/f{i}"), 0o644, b"s");
+        }
+        let l2 = l2.device("c/q/victim", b'6', 0, 0).finish();
+        let slices = [&l0[..], &l1[..], &l2[..]];
+        apply_layers(&slices, &c.root, &rootless(), &Limits::DEFAULT, THREADS)
+            .unwrap_or_else(|(i, e)| panic!("layer {i}: {e}"));
+        // As in order: the link lands in `a`, the directories in `c`. The case
+        // checks, when it ends, that nothing outside the root changed.
+        let target = std::fs::read_link(c.root.join("a/q")).unwrap();
+        assert_eq!(target.to_string_lossy(), c.sentinel());
+        let dir = std::fs::symlink_metadata(c.root.join("c/q/dir")).unwrap();
+        assert!(dir.is_dir() && dir.mode() & 0o7777 == 0o700);
+        let fifo = std::fs::symlink_metadata(c.root.join("c/q/victim")).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&fifo.file_type()));
+    }
+}
