@@ -17,7 +17,8 @@ const BUDGET: u64 = 16 << 20;
 /// The entries set aside so far.
 pub(super) struct SetAside {
     stream: tar::Builder<Vec<u8>>,
-    /// Their paths, both as named and as resolved (hard links: their targets too).
+    /// Their paths (hard links: their targets too); they meet no symlink, so
+    /// named and resolved are the same.
     touched: LayerIndex,
     bytes: u64,
     count: u64,
@@ -44,10 +45,9 @@ impl SetAside {
     /// now, it would be applied out of the layer's order.
     pub fn interacts(&self, touches: &[EntryTouch]) -> bool {
         !self.is_empty()
-            && touches.iter().any(|t| {
-                self.touched.interacts(&t.named, t.touch)
-                    || self.touched.interacts(&t.resolved, t.touch)
-            })
+            && touches
+                .iter()
+                .any(|t| self.touched.interacts(&t.named, t.touch))
     }
 
     /// Sets `entry` (named `name`, touching `touches`) aside, reading its content.
@@ -87,9 +87,9 @@ impl SetAside {
         header.set_size(content.len() as u64);
         header.set_cksum();
         self.stream.append(&header, &content[..])?;
+        // Only entries that meet no symlink are set aside: named = resolved.
         for t in touches {
             self.touched.add_path(t.named.clone(), t.touch);
-            self.touched.add_path(t.resolved.clone(), t.touch);
         }
         self.bytes += size;
         self.count += 1;

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
-use super::path::{clean, resolve_in_root_visiting};
+use super::path::{clean, resolve_in_root};
 use super::whiteout::{self, Whiteout};
 use crate::limits::Limits;
 
@@ -35,9 +35,6 @@ pub struct LayerIndex {
     /// Symlinks and hard links (which may link a symlink): the entries that can
     /// change where a path below them leads.
     links: HashSet<PathBuf>,
-    /// In resolved forms: every path the resolution went through (symlinks and
-    /// the directories their targets pass), which nothing may touch meanwhile.
-    chain: HashSet<PathBuf>,
     /// Entries whose parent is to be resolved (kind, components): for adding the
     /// resolved forms of these paths later.
     raw: Vec<(Touch, Vec<OsString>)>,
@@ -151,52 +148,26 @@ impl LayerIndex {
         self.usable
     }
 
-    /// The forms this layer's paths take when their parents are resolved in
-    /// `root` as it is now (through the symlinks of the layers below), where these
-    /// differ from the names in the stream: with both, the name and the place it
-    /// leads to are known. An opaque directory is resolved whole, as the applier
-    /// resolves it. Unusable if a path cannot be resolved (the applier refuses it).
-    pub fn resolved(&self, root: &Path) -> LayerIndex {
-        let mut out = LayerIndex {
-            usable: true,
-            ..LayerIndex::default()
-        };
-        type Resolution = Option<(PathBuf, Vec<PathBuf>)>;
-        let mut cache: HashMap<&[OsString], Resolution> = HashMap::new();
-        for (touch, comps) in &self.raw {
-            let (dir, last) = match touch {
-                Touch::Opaque => (&comps[..], None),
-                _ => (&comps[..comps.len() - 1], comps.last()),
+    /// Whether every entry's parent (an opaque directory: the directory itself)
+    /// resolves in `root`, as it is now, to itself: no symlink on the way. Only
+    /// then are the names in the stream the places the entries land, whatever
+    /// other layers do that does not interact with them, and only then may
+    /// anything be applied beside this layer.
+    pub fn direct_in(&self, root: &Path) -> bool {
+        let mut seen: HashSet<&[OsString]> = HashSet::new();
+        self.raw.iter().all(|(touch, comps)| {
+            let dir = match touch {
+                Touch::Opaque => &comps[..],
+                _ => &comps[..comps.len() - 1],
             };
-            let resolution = cache.entry(dir).or_insert_with(|| {
-                let mut visited = Vec::new();
-                let resolved =
-                    resolve_in_root_visiting(root, dir, &mut |p| visited.push(p.to_path_buf()));
-                resolved.ok().map(|r| (r, visited))
-            });
-            let Some((resolved, visited)) = resolution.clone() else {
-                out.usable = false;
-                continue;
-            };
-            if resolved.iter().eq(dir.iter()) {
-                continue;
-            }
-            out.chain.extend(visited);
-            let mut resolved = resolved;
-            if let Some(last) = last {
-                resolved.push(last);
-            }
-            out.insert(resolved, *touch);
-        }
-        out
+            !seen.insert(dir) || resolve_in_root(root, dir).is_ok_and(|r| r.iter().eq(dir.iter()))
+        })
     }
 
-    /// Whether this layer can change where an entry of `above` lands: a link of
-    /// this layer on its way, or anything this layer touches on the symlinks its
-    /// resolution went through (`above` holding resolved forms).
+    /// Whether a link of this layer lies on the way to an entry of `above`: where
+    /// that entry lands then depends on this layer.
     pub fn redirects(&self, above: &LayerIndex) -> bool {
         self.links.iter().any(|p| above.ancestors.contains(p))
-            || (!above.chain.is_empty() && self.touched.keys().any(|p| above.chain.contains(p)))
     }
 
     /// Whether this layer makes or merges a directory at `path` (named by an entry
@@ -210,11 +181,6 @@ impl LayerIndex {
     /// interacts with this layer: applied before this layer is complete, the result
     /// could differ from applying the layers in order.
     pub fn interacts(&self, path: &Path, touch: Touch) -> bool {
-        // On the way a path of this layer resolves through: anything there,
-        // even a directory in place of a symlink, changes where it lands.
-        if self.chain.contains(path) {
-            return true;
-        }
         if let Some(mine) = self.touched.get(path)
             && !(touch == Touch::Dir && *mine == Touch::Dir)
         {
@@ -325,21 +291,22 @@ mod tests {
     }
 
     #[test]
-    fn resolved_forms_are_added() {
+    fn only_layers_whose_entries_meet_no_symlink_are_direct() {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join("usr/lib")).unwrap();
         std::os::unix::fs::symlink("usr/lib", root.path().join("lib")).unwrap();
-        let i = index(&[("lib/libc.so", T::Regular, ""), ("etc/x", T::Regular, "")]);
-        assert!(!i.interacts(Path::new("usr/lib/libc.so"), Touch::Other));
-        let r = i.resolved(root.path());
-        assert!(r.usable() && r.interacts(Path::new("usr/lib/libc.so"), Touch::Other));
-        assert!(
-            !r.interacts(Path::new("etc/x"), Touch::Other),
-            "only what differs"
-        );
-        assert!(i.interacts(Path::new("lib/libc.so"), Touch::Other));
+        let through = index(&[
+            ("usr/lib/a", T::Regular, ""),
+            ("lib/libc.so", T::Regular, ""),
+        ]);
+        assert!(!through.direct_in(root.path()));
+        let opaque = index(&[("lib/.wh..wh..opq", T::Regular, "")]);
+        assert!(!opaque.direct_in(root.path()));
+        // Missing parents are made as directories: direct.
+        let direct = index(&[("usr/lib/a", T::Regular, ""), ("new/dir/b", T::Regular, "")]);
+        assert!(direct.direct_in(root.path()));
         // A symlink of a lower layer on the way to an entry of this one.
-        let lower = index(&[("etc", T::Symlink, "usr/etc")]);
-        assert!(lower.redirects(&i) && !i.redirects(&lower));
+        let lower = index(&[("new", T::Symlink, "usr")]);
+        assert!(lower.redirects(&direct) && !direct.redirects(&lower));
     }
 }

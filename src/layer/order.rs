@@ -1,18 +1,20 @@
 //! Layers applied by several threads at once, with the result of applying them
 //! one after another.
 //!
-//! A layer may be applied while layers below it are still being applied only
-//! where the [`LayerIndex`]es of those layers show that its entries do not
-//! interact with theirs: no path in common (except directories both merge), none
-//! below something they replace or remove, none replacing or removing what they
-//! write below it. Both the names in the streams and the places they lead through
-//! the symlinks already in the root are compared. Its first entry waits until
-//! every layer below has an index (is decoded); at the first entry that interacts,
-//! or when an index cannot tell (an unreadable stream, entries below a symlink of
-//! the same or a lower pending layer), the layer waits until every layer below is
-//! applied and goes on in order. Directory metadata is set layer by layer in
-//! order ([`FinishDirs`]), after the layers below, and a layer applied beside them
-//! sets its directories' owners again then, since they may have merged into them.
+//! Only paths that meet no symlink are ever applied beside other layers: then a
+//! name in a stream is the place it lands, and two layers that touch disjoint
+//! names (and merge shared directories) cannot change each other's results. So
+//! a layer's first entry waits until every layer below has an index (is decoded),
+//! and goes on beside them only if every entry of every pending layer below
+//! resolves, in the root as it is, to its own name, and none of their links lies
+//! on the way to another's entry; otherwise it waits until they are applied. Its
+//! entries that go through a symlink make it wait too (and go on in order); its
+//! entries that interact with theirs (a path in common except merging
+//! directories, one below what they replace or remove, one replacing what they
+//! write below it) are set aside ([`super::aside`]) and applied in order after
+//! them. Directory metadata is set layer by layer in order ([`FinishDirs`]),
+//! after the layers below, and a layer applied beside them sets its directories'
+//! owners again then, since they may have merged into them.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -230,8 +232,18 @@ impl EntryTouch {
 struct Pending {
     layer: usize,
     index: Arc<LayerIndex>,
-    /// Its paths as they resolve through the root's symlinks, where different.
-    resolved: LayerIndex,
+}
+
+/// What an entry may do beside the layers below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Be applied now (or, every layer below being applied, in order).
+    Go,
+    /// Wait, set aside, until the layers below are applied.
+    SetAside,
+    /// Not be set aside: the layer waits for the layers below and goes on in
+    /// order.
+    InOrder,
 }
 
 /// What one layer's entries pass before they touch the root.
@@ -249,47 +261,46 @@ pub struct Gate<'a> {
 }
 
 impl Gate<'_> {
-    /// Whether an entry touching `touches` interacts with a layer below that is
-    /// still being applied (waiting first, once, until every layer below is
-    /// indexed). False once every layer below is applied ([`Gate::in_order`]).
-    pub(super) fn interacts(&mut self, touches: &[EntryTouch]) -> Result<bool, LayerError> {
+    /// What an entry touching `touches` may do while layers below are still being
+    /// applied (waiting first, once, until every layer below is indexed).
+    pub(super) fn verdict(&mut self, touches: &[EntryTouch]) -> Result<Verdict, LayerError> {
         if self.in_order || self.lower_applied() {
             self.in_order = true;
-            return Ok(false);
+            return Ok(Verdict::Go);
         }
         if self.pending.is_none() {
             self.prepare()?;
             if self.in_order {
-                return Ok(false);
+                return Ok(Verdict::Go);
             }
+        }
+        // Through a symlink: where it lands depends on more than its name, and
+        // setting it aside would not keep the layer's order. In order.
+        if touches.iter().any(|t| t.named != t.resolved) {
+            tracing::debug!(layer = self.layer, path = %touches[0].named.display(), "through a symlink: in order");
+            return Ok(Verdict::InOrder);
         }
         let root = &self.order.root;
         let interacts = touches.iter().any(|t| {
-            // Through a symlink in the root: a layer below may replace it (with a
-            // directory, say) and change where the entry lands.
-            t.named != t.resolved
-                || self.pending.iter().flatten().any(|p| {
-                    let indices = [&*p.index, &p.resolved];
-                    !self.order.is_applied(p.layer)
-                        && [&t.named, &t.resolved].iter().any(|path| {
-                            indices.iter().any(|i| i.interacts(path, t.touch))
-                            // A directory both merge must not be something else
-                            // now, or both would race to replace it.
-                            || (t.touch == Touch::Dir
-                                && indices.iter().any(|i| i.merges(path))
-                                && root
-                                    .join(&t.resolved)
-                                    .symlink_metadata()
-                                    .is_ok_and(|m| !m.is_dir()))
-                        })
-                })
+            self.pending.iter().flatten().any(|p| {
+                !self.order.is_applied(p.layer)
+                    && (p.index.interacts(&t.named, t.touch)
+                        // A directory both merge must not be something else
+                        // now, or both would race to replace it.
+                        || (t.touch == Touch::Dir
+                            && p.index.merges(&t.named)
+                            && root
+                                .join(&t.named)
+                                .symlink_metadata()
+                                .is_ok_and(|m| !m.is_dir())))
+            })
         });
         if interacts {
             tracing::debug!(layer = self.layer, path = %touches[0].named.display(), touch = ?touches[0].touch, "interacts with a layer below still being applied");
-        } else {
-            self.ahead = true;
+            return Ok(Verdict::SetAside);
         }
-        Ok(interacts)
+        self.ahead = true;
+        Ok(Verdict::Go)
     }
 
     /// Waits until every layer below is applied; the layer goes on in order.
@@ -363,22 +374,20 @@ impl Gate<'_> {
             .into_iter()
             .enumerate()
             .filter(|(i, _)| !self.order.is_applied(*i))
-            .filter_map(|(layer, index)| index.map(|index| (layer, index)))
-            .map(|(layer, index)| Pending {
-                layer,
-                resolved: index.resolved(&self.order.root),
-                index,
-            })
+            .filter_map(|(layer, index)| index.map(|index| Pending { layer, index }))
             .collect();
+        // Every entry of the layers below must land where its name says, through
+        // real directories only: then nothing this layer does without touching
+        // their paths can change where they land, nor they where its entries do.
+        let root = &self.order.root;
         let usable = pending
             .iter()
-            .all(|p| p.index.usable() && p.resolved.usable());
-        // A pending layer's symlink on the way to a higher pending layer's entry:
-        // where that entry lands is not known yet.
+            .all(|p| p.index.usable() && p.index.direct_in(root));
+        // A pending layer's symlink on the way to a higher pending layer's entry.
         let redirected = pending.iter().enumerate().any(|(k, low)| {
             pending[k + 1..]
                 .iter()
-                .any(|high| low.index.redirects(&high.index) || low.index.redirects(&high.resolved))
+                .any(|high| low.index.redirects(&high.index))
         });
         self.pending = Some(pending);
         if !usable || redirected {

@@ -52,17 +52,6 @@ pub fn clean(name: &[u8]) -> Result<Vec<OsString>, PathError> {
 /// Components that do not exist are kept as they are. Returns the resolved path
 /// relative to `root`, made only of real directories (or not-yet-existing names).
 pub fn resolve_in_root(root: &Path, components: &[OsString]) -> Result<PathBuf, PathError> {
-    resolve_in_root_visiting(root, components, &mut |_| {})
-}
-
-/// [`resolve_in_root`], calling `visit` with every root-relative path it looks at
-/// on the way (symlinks followed, and the directories their targets pass
-/// through): what the resolution depends on.
-pub fn resolve_in_root_visiting(
-    root: &Path,
-    components: &[OsString],
-    visit: &mut dyn FnMut(&Path),
-) -> Result<PathBuf, PathError> {
     let mut resolved: Vec<OsString> = Vec::new();
     let mut pending: VecDeque<OsString> = components.iter().cloned().collect();
     let mut hops = 0;
@@ -78,9 +67,6 @@ pub fn resolve_in_root_visiting(
         let mut candidate = root.to_path_buf();
         candidate.extend(&resolved);
         candidate.push(&c);
-        if let Ok(rel) = candidate.strip_prefix(root) {
-            visit(rel);
-        }
         match std::fs::symlink_metadata(&candidate) {
             Ok(m) if m.file_type().is_symlink() => {
                 hops += 1;

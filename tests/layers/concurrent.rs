@@ -40,7 +40,19 @@ fn padded(low: &mut Tar) -> Vec<u8> {
 /// asserts the trees are the same. Returns which layers went ahead.
 #[track_caller]
 fn same_as_in_order(layers: &[Vec<u8>]) -> Vec<bool> {
+    same_as_in_order_over(&[], layers)
+}
+
+/// [`same_as_in_order`] over roots that already hold `base` (layers applied
+/// before, in order).
+#[track_caller]
+fn same_as_in_order_over(base: &[u8], layers: &[Vec<u8>]) -> Vec<bool> {
     let (seq, conc) = (case(), case());
+    if !base.is_empty() {
+        for root in [&seq.root, &conc.root] {
+            apply_layer_limited(base, root, &rootless(), &Limits::DEFAULT).unwrap();
+        }
+    }
     for layer in layers {
         apply_layer_limited(&layer[..], &seq.root, &rootless(), &Limits::DEFAULT).unwrap();
     }
@@ -322,5 +334,111 @@ fn a_link_replaced_on_a_lower_layers_way_cannot_lead_outside() {
         assert!(dir.is_dir() && dir.mode() & 0o7777 == 0o700);
         let fifo = std::fs::symlink_metadata(c.root.join("c/q/victim")).unwrap();
         assert!(std::os::unix::fs::FileTypeExt::is_fifo(&fifo.file_type()));
+    }
+}
+
+#[test]
+fn a_layer_below_whose_own_symlink_moves_its_entries_keeps_the_others_in_order() {
+    // The root has `lib -> usr/lib`; the layer below turns `usr/lib` into a
+    // symlink and then writes through `lib`, the usr-merge pattern: its entries
+    // land where none of their names says.
+    let base = Tar::new()
+        .dir("usr", 0o755)
+        .symlink("lib", "usr/lib")
+        .finish();
+    let mut l0 = Tar::new();
+    let l0 = pad(&mut l0)
+        .symlink("usr/lib", "lib64")
+        .file("lib/foo", 0o644, b"below")
+        .finish();
+    let l1 = Tar::new().file("usr/lib64/foo", 0o644, b"above").finish();
+    for _ in 0..3 {
+        same_as_in_order_over(&base, &[l0.clone(), l1.clone()]);
+    }
+}
+
+#[test]
+fn a_symlink_below_that_lands_through_the_root_keeps_the_others_in_order() {
+    // `lib/x -> /y` is written through the root's `lib -> usr/lib`: a layer
+    // above writing into `usr/lib/x`, and one above that making `y`, must see it.
+    let base = Tar::new()
+        .dir("usr", 0o755)
+        .dir("usr/lib", 0o755)
+        .symlink("lib", "usr/lib")
+        .finish();
+    let l0 = pad(&mut Tar::new()).symlink("lib/x", "/y").finish();
+    let l1 = Tar::new().file("usr/lib/x/f", 0o644, b"L1").finish();
+    let l2 = Tar::new().file("y/f", 0o644, b"L2").finish();
+    for _ in 0..3 {
+        same_as_in_order_over(&base, &[l0.clone(), l1.clone(), l2.clone()]);
+    }
+}
+
+#[test]
+fn entries_through_a_symlink_are_not_set_aside_past_its_change() {
+    // Within one layer: an entry through `p -> q -> a`, then `q` replaced; an
+    // entry through `s -> a`, then `s` made a directory.
+    let base = Tar::new()
+        .dir("a", 0o755)
+        .symlink("q", "a")
+        .symlink("p", "q")
+        .symlink("s", "a")
+        .finish();
+    let mut l0 = Tar::new();
+    let l0 = pad(&mut l0).file("a/b", 0o644, b"L0").finish();
+    for l1 in [
+        Tar::new()
+            .file("p/b", 0o644, b"L1")
+            .symlink("q", "c")
+            .finish(),
+        Tar::new()
+            .file("s/b", 0o644, b"L1")
+            .dir("s", 0o755)
+            .finish(),
+    ] {
+        for _ in 0..3 {
+            same_as_in_order_over(&base, &[l0.clone(), l1.clone()]);
+        }
+    }
+}
+
+#[test]
+fn a_symlink_made_above_cannot_lead_a_lower_layers_entry_outside() {
+    // Below: `lib/x -> /y` through the root's `lib -> usr/lib`, then entries
+    // through `usr/lib/x`; above: `y` made a symlink out of the root. In order
+    // the fifo lands in the root's `y`; it must not replace the file outside.
+    for _ in 0..3 {
+        let c = case();
+        apply_layer_limited(
+            &Tar::new()
+                .dir("usr", 0o755)
+                .dir("usr/lib", 0o755)
+                .symlink("lib", "usr/lib")
+                .finish()[..],
+            &c.root,
+            &rootless(),
+            &Limits::DEFAULT,
+        )
+        .unwrap();
+        let mut l0 = Tar::new();
+        for i in 0..1000 {
+            l0.file(format!("pad0/f{i}"), 0o644, b"p");
+        }
+        let l0 = l0.symlink("lib/x", "/y").finish();
+        let mut l1 = Tar::new();
+        l1.file("usr/lib/x/f1", 0o644, b"x");
+        for i in 0..8000 {
+            l1.file(format!("pad1/f{i}"), 0o644, b"p");
+        }
+        let l1 = l1.device("usr/lib/x/victim", b'6', 0, 0).finish();
+        let mut l2 = Tar::new();
+        for i in 0..4000 {
+            l2.file(format!("pad2/f{i}"), 0o644, b"p");
+        }
+        let l2 = l2.symlink("y", c.sentinel()).finish();
+        let slices = [&l0[..], &l1[..], &l2[..]];
+        apply_layers(&slices, &c.root, &rootless(), &Limits::DEFAULT, THREADS)
+            .unwrap_or_else(|(i, e)| panic!("layer {i}: {e}"));
+        // The case checks, when it ends, that nothing outside the root changed.
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::Applier;
 use crate::layer::LayerError;
 use crate::layer::index::Touch;
-use crate::layer::order::EntryTouch;
+use crate::layer::order::{EntryTouch, Verdict};
 use crate::layer::path::{clean, resolve_in_root};
 
 /// What [`Applier::before_entry`] decided.
@@ -48,13 +48,18 @@ impl Applier<'_> {
                 touch: Touch::Other,
             });
         }
-        let below = gate.interacts(&touches)?;
+        let verdict = gate.verdict(&touches)?;
         if gate.in_order() {
             self.in_order_now()?;
             return Ok(Step::InOrder);
         }
-        if !below && !self.aside.interacts(&touches) {
-            return Ok(Step::Go);
+        match verdict {
+            Verdict::InOrder => {
+                self.in_order_now()?;
+                return Ok(Step::InOrder);
+            }
+            Verdict::Go if !self.aside.interacts(&touches) => return Ok(Step::Go),
+            Verdict::Go | Verdict::SetAside => {}
         }
         let name = entry.path_bytes().into_owned();
         if self
