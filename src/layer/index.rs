@@ -164,6 +164,12 @@ impl LayerIndex {
         })
     }
 
+    /// Whether a link of this layer is a proper ancestor of `path`: once made,
+    /// it leads `path` elsewhere.
+    pub fn link_above(&self, path: &Path) -> bool {
+        !self.links.is_empty() && path.ancestors().skip(1).any(|a| self.links.contains(a))
+    }
+
     /// Whether a link of this layer lies on the way to an entry of `above`: where
     /// that entry lands then depends on this layer.
     pub fn redirects(&self, above: &LayerIndex) -> bool {
@@ -308,5 +314,6 @@ mod tests {
         // A symlink of a lower layer on the way to an entry of this one.
         let lower = index(&[("new", T::Symlink, "usr")]);
         assert!(lower.redirects(&direct) && !direct.redirects(&lower));
+        assert!(lower.link_above(Path::new("new/dir/c")) && !lower.link_above(Path::new("new")));
     }
 }

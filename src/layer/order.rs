@@ -8,7 +8,8 @@
 //! and goes on beside them only if every entry of every pending layer below
 //! resolves, in the root as it is, to its own name, and none of their links lies
 //! on the way to another's entry; otherwise it waits until they are applied. Its
-//! entries that go through a symlink make it wait too (and go on in order); its
+//! entries that go through a symlink, or below a link one of them will make,
+//! make it wait too (and go on in order); its
 //! entries that interact with theirs (a path in common except merging
 //! directories, one below what they replace or remove, one replacing what they
 //! write below it) are set aside ([`super::aside`]) and applied in order after
@@ -274,9 +275,14 @@ impl Gate<'_> {
                 return Ok(Verdict::Go);
             }
         }
-        // Through a symlink: where it lands depends on more than its name, and
-        // setting it aside would not keep the layer's order. In order.
-        if touches.iter().any(|t| t.named != t.resolved) {
+        // Through a symlink, now or once a layer below has made its link: where
+        // it lands depends on more than its name, and setting it aside would
+        // not keep the layer's order. In order.
+        let pending = || self.pending.iter().flatten();
+        if touches
+            .iter()
+            .any(|t| t.named != t.resolved || pending().any(|p| p.index.link_above(&t.named)))
+        {
             tracing::debug!(layer = self.layer, path = %touches[0].named.display(), "through a symlink: in order");
             return Ok(Verdict::InOrder);
         }

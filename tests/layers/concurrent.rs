@@ -290,7 +290,7 @@ fn symlink_chains_count_every_link_on_the_way() {
     let l1 = pad(&mut Tar::new()).symlink("b", "d").finish();
     let l2 = Tar::new().file("a/f", 0o644, b"through a").finish();
     let l3 = Tar::new().file("d/f", 0o644, b"straight to d").finish();
-    for _ in 0..3 {
+    for _ in 0..2 {
         same_as_in_order(&[l0.clone(), l1.clone(), l2.clone(), l3.clone()]);
     }
 }
@@ -300,7 +300,7 @@ fn a_link_replaced_on_a_lower_layers_way_cannot_lead_outside() {
     // `p -> r -> a`; a layer below writes a symlink out of the root through
     // `p`, late in its stream; the layer above replaces `r` and makes
     // directories and a fifo where `p/q` would lead if `r` changed first.
-    for _ in 0..3 {
+    for _ in 0..2 {
         let c = case();
         let l0 = Tar::new()
             .dir("a", 0o755)
@@ -352,7 +352,7 @@ fn a_layer_below_whose_own_symlink_moves_its_entries_keeps_the_others_in_order()
         .file("lib/foo", 0o644, b"below")
         .finish();
     let l1 = Tar::new().file("usr/lib64/foo", 0o644, b"above").finish();
-    for _ in 0..3 {
+    for _ in 0..2 {
         same_as_in_order_over(&base, &[l0.clone(), l1.clone()]);
     }
 }
@@ -369,7 +369,7 @@ fn a_symlink_below_that_lands_through_the_root_keeps_the_others_in_order() {
     let l0 = pad(&mut Tar::new()).symlink("lib/x", "/y").finish();
     let l1 = Tar::new().file("usr/lib/x/f", 0o644, b"L1").finish();
     let l2 = Tar::new().file("y/f", 0o644, b"L2").finish();
-    for _ in 0..3 {
+    for _ in 0..2 {
         same_as_in_order_over(&base, &[l0.clone(), l1.clone(), l2.clone()]);
     }
 }
@@ -396,7 +396,7 @@ fn entries_through_a_symlink_are_not_set_aside_past_its_change() {
             .dir("s", 0o755)
             .finish(),
     ] {
-        for _ in 0..3 {
+        for _ in 0..2 {
             same_as_in_order_over(&base, &[l0.clone(), l1.clone()]);
         }
     }
@@ -407,7 +407,7 @@ fn a_symlink_made_above_cannot_lead_a_lower_layers_entry_outside() {
     // Below: `lib/x -> /y` through the root's `lib -> usr/lib`, then entries
     // through `usr/lib/x`; above: `y` made a symlink out of the root. In order
     // the fifo lands in the root's `y`; it must not replace the file outside.
-    for _ in 0..3 {
+    for _ in 0..2 {
         let c = case();
         apply_layer_limited(
             &Tar::new()
@@ -440,5 +440,47 @@ fn a_symlink_made_above_cannot_lead_a_lower_layers_entry_outside() {
         apply_layers(&slices, &c.root, &rootless(), &Limits::DEFAULT, THREADS)
             .unwrap_or_else(|(i, e)| panic!("layer {i}: {e}"));
         // The case checks, when it ends, that nothing outside the root changed.
+    }
+}
+
+#[test]
+fn entries_below_a_link_a_layer_below_will_make_go_in_order() {
+    // Usr-merge done by a layer: it removes `lib` and links it to `usr/lib`
+    // late in its stream; the layer above names both paths of one file.
+    let base = Tar::new()
+        .dir("usr", 0o755)
+        .dir("usr/lib", 0o755)
+        .dir("lib", 0o755)
+        .finish();
+    let mut l0 = Tar::new();
+    let l0 = pad(&mut l0)
+        .file(".wh.lib", 0o644, b"")
+        .symlink("lib", "usr/lib")
+        .finish();
+    let l1 = Tar::new()
+        .file("lib/libz.so", 0o644, b"old")
+        .file("usr/lib/libz.so", 0o644, b"new")
+        .finish();
+    // And a layer that writes below a link to be made, removes through it, and
+    // then moves the link's target; or replaces the target by a file.
+    let base2 = Tar::new()
+        .dir("t", 0o755)
+        .file("t/victim", 0o644, b"v")
+        .finish();
+    let mut m0 = Tar::new();
+    let m0 = pad(&mut m0).symlink("a", "b").finish();
+    let m1 = Tar::new()
+        .file("a/x", 0o644, b"x")
+        .file("a/.wh.victim", 0o644, b"")
+        .symlink("b", "t")
+        .finish();
+    let m2 = Tar::new()
+        .file("a/x", 0o644, b"x")
+        .file("b", 0o644, b"file")
+        .finish();
+    for _ in 0..2 {
+        same_as_in_order_over(&base, &[l0.clone(), l1.clone()]);
+        same_as_in_order_over(&base2, &[m0.clone(), m1.clone()]);
+        same_as_in_order_over(&base2, &[m0.clone(), m2.clone()]);
     }
 }
