@@ -35,8 +35,7 @@ pub struct LayerIndex {
     /// Symlinks and hard links (which may link a symlink): the entries that can
     /// change where a path below them leads.
     links: HashSet<PathBuf>,
-    /// Entries whose parent is to be resolved (kind, components): for adding the
-    /// resolved forms of these paths later.
+    /// Every touch with its path's components, for [`LayerIndex::direct_in`].
     raw: Vec<(Touch, Vec<OsString>)>,
     /// False when the stream could not be read to its end, broke a limit, or has an
     /// entry below a non-directory of its own (its paths then depend on its own

@@ -17,12 +17,11 @@
 //! after the layers below, and a layer applied beside them sets its directories'
 //! owners again then, since they may have merged into them.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-use std::ffi::OsString;
 
 use super::dirs::FinishDirs;
 use super::error::LayerError;

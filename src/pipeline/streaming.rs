@@ -1,7 +1,8 @@
 //! Streaming mode: bytes flow from the socket through the hasher into a spool; decoder
 //! threads (one per core) tail the spools, decompress and hash the tar streams into
 //! tar spools (see [`super::decode`]); one extraction thread tails those and applies
-//! the layers in manifest order. Downloads, decoding and extraction all overlap,
+//! the layers in manifest order (or `--appliers N` threads, each layer beside the
+//! layers below where their paths do not interact: [`crate::layer::ApplyOrder`]). Downloads, decoding and extraction all overlap,
 //! across layers and within each; each stage's busy time is measured by the readers.
 
 use std::path::Path;
