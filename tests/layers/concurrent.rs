@@ -484,3 +484,20 @@ fn entries_below_a_link_a_layer_below_will_make_go_in_order() {
         same_as_in_order_over(&base2, &[m0.clone(), m2.clone()]);
     }
 }
+
+#[test]
+fn a_hard_link_through_a_loop_a_layer_below_undoes_goes_in_order() {
+    // The root has a symlink loop `lp -> lp`; the layer below makes `lp` a
+    // link to `d`; the layer above hard-links `lp/x`, which resolves only then.
+    let base = Tar::new()
+        .dir("d", 0o755)
+        .file("d/x", 0o644, b"x")
+        .symlink("lp", "lp")
+        .finish();
+    let mut l0 = Tar::new();
+    let l0 = pad(&mut l0).symlink("lp", "d").finish();
+    let l1 = Tar::new().hardlink("h", "lp/x").finish();
+    for _ in 0..2 {
+        same_as_in_order_over(&base, &[l0.clone(), l1.clone()]);
+    }
+}

@@ -37,16 +37,26 @@ impl Applier<'_> {
             return Ok(Step::Go);
         };
         let mut touches = vec![own];
-        if kind == tar::EntryType::Link
-            && let Some(target) = entry.link_name_bytes().and_then(|l| clean(&l).ok())
-            && let Some((last, parents)) = target.split_last()
-            && let Ok(resolved) = resolve_in_root(self.root, parents)
-        {
-            touches.push(EntryTouch {
-                named: target.iter().collect(),
-                resolved: resolved.join(last),
-                touch: Touch::Other,
+        if kind == tar::EntryType::Link {
+            let target = entry.link_name_bytes().and_then(|l| clean(&l).ok());
+            let touch = target.as_deref().and_then(|target| {
+                let (last, parents) = target.split_last()?;
+                let resolved = resolve_in_root(self.root, parents).ok()?;
+                Some(EntryTouch {
+                    named: target.iter().collect(),
+                    resolved: resolved.join(last),
+                    touch: Touch::Other,
+                })
             });
+            match touch {
+                Some(touch) => touches.push(touch),
+                // A target that does not resolve now (a symlink loop a layer
+                // below may undo): in order, where the applier judges it.
+                None => {
+                    self.in_order_now()?;
+                    return Ok(Step::InOrder);
+                }
+            }
         }
         let verdict = gate.verdict(&touches)?;
         if gate.in_order() {
