@@ -61,8 +61,9 @@ pub struct PullArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub decoders: Option<u32>,
     /// Streaming: threads that apply layers (default 1: in order). With more, a
-    /// layer is applied beside the layers below it until an entry interacts with
-    /// theirs, and then waits for them; the tree is the same as in order.
+    /// layer is applied beside the layers below it where their paths meet no
+    /// symlink; entries that interact with theirs are set aside until they are
+    /// applied. The tree is the same as in order.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub appliers: Option<u32>,
     /// Platform to pull from a multi-platform image: os/arch[/variant]. Default: this host.
