@@ -26,10 +26,15 @@ fn rootless() -> ApplyOptions {
 /// still being applied.
 fn pad(low: &mut Tar) -> &mut Tar {
     low.dir("pad", 0o755);
-    for i in 0..3000 {
-        low.file(format!("pad/f{i}"), 0o644, b"p");
+    files(low, "pad/f", 3000)
+}
+
+/// Adds `n` one-byte files named `{prefix}{i}`: time for other threads to run.
+fn files<'a>(tar: &'a mut Tar, prefix: &str, n: usize) -> &'a mut Tar {
+    for i in 0..n {
+        tar.file(format!("{prefix}{i}"), 0o644, b"p");
     }
-    low
+    tar
 }
 
 fn padded(low: &mut Tar) -> Vec<u8> {
@@ -204,7 +209,7 @@ fn symlinks_on_the_way_are_followed_as_in_order() {
 }
 
 #[test]
-fn a_failing_layer_fails_the_whole_and_names_the_lowest() {
+fn a_failing_layer_fails_the_whole_and_is_named() {
     let mut l0 = Tar::new();
     l0.file("a", 0o644, b"a");
     let l0 = padded(&mut l0);
@@ -309,9 +314,7 @@ fn a_link_replaced_on_a_lower_layers_way_cannot_lead_outside() {
             .finish();
         let mut l1 = Tar::new();
         pad(&mut l1).symlink("p/q", c.sentinel());
-        for i in 0..2000 {
-            l1.file(format!("pad/g{i}"), 0o644, b"g");
-        }
+        files(&mut l1, "pad/g", 2000);
         let l1 = l1.finish();
         let mut l2 = Tar::new();
         l2.symlink("r", "c")
@@ -319,9 +322,7 @@ fn a_link_replaced_on_a_lower_layers_way_cannot_lead_outside() {
             .dir("c/q", 0o755)
             .dir("c/q/dir", 0o700);
         l2.dir("s", 0o755);
-        for i in 0..2000 {
-            l2.file(format!("s/f{i}"), 0o644, b"s");
-        }
+        files(&mut l2, "s/f", 2000);
         let l2 = l2.device("c/q/victim", b'6', 0, 0).finish();
         let slices = [&l0[..], &l1[..], &l2[..]];
         apply_layers(&slices, &c.root, &rootless(), &Limits::DEFAULT, THREADS)
@@ -421,20 +422,14 @@ fn a_symlink_made_above_cannot_lead_a_lower_layers_entry_outside() {
         )
         .unwrap();
         let mut l0 = Tar::new();
-        for i in 0..1000 {
-            l0.file(format!("pad0/f{i}"), 0o644, b"p");
-        }
+        files(&mut l0, "pad0/f", 1000);
         let l0 = l0.symlink("lib/x", "/y").finish();
         let mut l1 = Tar::new();
         l1.file("usr/lib/x/f1", 0o644, b"x");
-        for i in 0..8000 {
-            l1.file(format!("pad1/f{i}"), 0o644, b"p");
-        }
+        files(&mut l1, "pad1/f", 8000);
         let l1 = l1.device("usr/lib/x/victim", b'6', 0, 0).finish();
         let mut l2 = Tar::new();
-        for i in 0..4000 {
-            l2.file(format!("pad2/f{i}"), 0o644, b"p");
-        }
+        files(&mut l2, "pad2/f", 4000);
         let l2 = l2.symlink("y", c.sentinel()).finish();
         let slices = [&l0[..], &l1[..], &l2[..]];
         apply_layers(&slices, &c.root, &rootless(), &Limits::DEFAULT, THREADS)
