@@ -15,6 +15,7 @@ use bytes::{Buf as _, Bytes};
 use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use super::batch::BatchPolicy;
 use super::bounded::bounded_decoder;
 use super::readers::{Busy, Timed};
 use super::spool::{Spool, WhenFull};
@@ -116,6 +117,7 @@ impl DecodeStage {
         limits: &Limits,
         order: Option<&ApplyOrder>,
     ) {
+        let _batch = BatchPolicy::enter();
         loop {
             let i = self.next.fetch_add(1, Ordering::SeqCst);
             if i >= layers.len() {
@@ -182,7 +184,10 @@ impl DecodeStage {
         let (blocks, hashing) = std::sync::mpsc::sync_channel::<Bytes>(HASH_QUEUE);
         let timed = self.timed;
         std::thread::scope(|scope| {
-            let hasher = scope.spawn(move || hash_blocks(hashing, timed, index.then_some(limits)));
+            let hasher = scope.spawn(move || {
+                let _batch = BatchPolicy::enter();
+                hash_blocks(hashing, timed, index.then_some(limits))
+            });
             let decoding = (|| {
                 loop {
                     // A fresh block each time, filled before it is handed on:

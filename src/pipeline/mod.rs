@@ -2,6 +2,7 @@
 //! extract, in one of two modes (see [`Mode`]). [`pull_once`] does one cold pull and
 //! returns its [`RunRecord`].
 
+mod batch;
 pub mod bounded;
 mod decode;
 pub mod destination;

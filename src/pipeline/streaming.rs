@@ -14,6 +14,7 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::batch::BatchPolicy;
 use super::decode::DecodeStage;
 use super::download::{Downloaded, Sink, download};
 use super::progress::{LayerProgress, Phase};
@@ -222,6 +223,7 @@ impl Appliers<'_> {
     /// One applier thread: takes layers lowest first until none is left or one
     /// fails, and then stops everything else.
     fn run(&self) {
+        let _batch = BatchPolicy::enter();
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             while let Some(i) = self.order.take_layer() {
                 if self.cancel.load(Ordering::Relaxed) {
