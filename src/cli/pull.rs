@@ -188,6 +188,18 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
             args.puller.as_str()
         );
     }
+    if args.mode == ModeArg::Staged {
+        for (flag, given) in [
+            ("--decoders", args.decoders.is_some()),
+            ("--appliers", args.appliers.is_some()),
+        ] {
+            if given {
+                super::exit::usage!(
+                    "{flag} applies to --mode streaming only: --mode staged decodes and applies each layer on its own, one after another"
+                );
+            }
+        }
+    }
     let stop = CancellationToken::new();
     let json_to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
     let options = MeasureOptions {

@@ -127,6 +127,29 @@ fn flags_that_do_not_apply_are_refused_naming_why() {
 }
 
 #[test]
+fn streaming_only_pull_flags_are_refused_with_staged_mode() {
+    let home = tempfile::tempdir().unwrap();
+    for flag in ["--decoders", "--appliers"] {
+        // Refused before any request: nothing listens on port 1.
+        pulltime(home.path())
+            .args([
+                "pull",
+                "-q",
+                "127.0.0.1:1/app:v1",
+                "--mode",
+                "staged",
+                flag,
+                "2",
+            ])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "{flag} applies to --mode streaming only"
+            )));
+    }
+}
+
+#[test]
 fn diff_refuses_empty_records_and_says_when_a_side_is_simulated() {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
