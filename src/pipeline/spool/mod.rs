@@ -12,7 +12,10 @@
 //! Past the window a spool either spills to its file ([`WhenFull::Spill`]: the
 //! network never waits for the CPU) or makes its writer wait ([`WhenFull::Wait`]:
 //! a decoder whose layer is being applied goes no faster than the applier and
-//! leaves the core to the others). Before, every byte went through a file: on
+//! leaves the core to the others), except while its reader still has bytes in
+//! the file to read: it then spills, since waiting for the reader to come
+//! through them would idle the writer's core (a layer decoded ahead whose turn
+//! comes). Before, every byte went through a file: on
 //! tmpfs the 450 MB of tar stream written, read back and deleted cost a quarter
 //! of a pull's CPU (docs/performance.md, "Spools").
 
@@ -43,7 +46,8 @@ const POLL: Duration = Duration::from_millis(200);
 pub enum WhenFull {
     /// Write past the window to the file.
     Spill,
-    /// Wait until the reader has taken half the window.
+    /// Wait until the reader has taken half the window (spill while the reader
+    /// has bytes in the file to read).
     Wait,
 }
 
@@ -60,6 +64,8 @@ struct State {
     in_memory: usize,
     /// Bytes written to the file.
     spilled: u64,
+    /// Bytes in the file the reader has not read yet.
+    file_backlog: u64,
     reading: bool,
     reader_gone: bool,
     reader_waiting: bool,
@@ -116,6 +122,7 @@ impl Spool {
         s.removed = true;
         s.chunks.clear();
         s.in_memory = 0;
+        s.file_backlog = 0;
         drop(s);
         self.writable.notify_all();
         let _ = std::fs::remove_file(&self.path);
@@ -234,7 +241,10 @@ impl SpoolWriter<'_> {
                 }
                 return Ok(waited);
             }
-            if spool.when_full == WhenFull::Spill || spool.stop.is_cancelled() {
+            // A reader still reading the file has bytes to go on with: waiting
+            // for it to come through them would leave the writer's core idle.
+            if spool.when_full == WhenFull::Spill || s.file_backlog > 0 || spool.stop.is_cancelled()
+            {
                 break;
             }
             let t = Instant::now();
@@ -260,6 +270,7 @@ impl SpoolWriter<'_> {
             return Ok(waited);
         }
         s.spilled += len as u64;
+        s.file_backlog += len as u64;
         match s.chunks.back_mut() {
             Some(Chunk::File { offset: o, len: l }) if *o + *l == offset => *l += len as u64,
             _ => s.chunks.push_back(Chunk::File {
@@ -365,6 +376,9 @@ impl SpoolReader<'_> {
         let want = self.file_left.min(FILE_READ as u64) as usize;
         self.buf.resize(want, 0);
         file.read_exact_at(&mut self.buf, self.file_offset)?;
+        let mut s = self.spool.lock();
+        s.file_backlog = s.file_backlog.saturating_sub(want as u64);
+        drop(s);
         self.buf_pos = 0;
         self.file_offset += want as u64;
         self.file_left -= want as u64;
@@ -423,154 +437,4 @@ impl Drop for SpoolReader<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Arc;
-
-    fn block(i: usize, len: usize) -> Bytes {
-        Bytes::from(vec![i as u8; len])
-    }
-
-    fn check(out: &[u8], len: usize) {
-        assert!(
-            out.chunks(len)
-                .enumerate()
-                .all(|(i, c)| c.iter().all(|b| *b == i as u8)),
-            "bytes out of order"
-        );
-    }
-
-    #[test]
-    fn bytes_read_ahead_of_the_reader_go_to_the_file_and_the_rest_stay_in_memory() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::new(
-            dir.path().join("s"),
-            WhenFull::Spill,
-            CancellationToken::new(),
-        );
-        let mut w = spool.writer();
-        // Nobody reads yet: to the file.
-        for i in 0..3 {
-            w.push(block(i, 1000)).unwrap();
-        }
-        assert_eq!(spool.spilled(), 3000);
-        let mut r = spool.reader(Busy::default());
-        // The reader tails now: in memory, up to the window; past it, spilled.
-        for i in 3..6 {
-            w.push(block(i, 1000)).unwrap();
-        }
-        assert_eq!(spool.spilled(), 3000);
-        w.push(Bytes::from(vec![6u8; WINDOW])).unwrap();
-        assert_eq!(spool.spilled(), 3000 + WINDOW as u64);
-        spool.finish(true);
-        let mut out = Vec::new();
-        r.read_to_end(&mut out).unwrap();
-        assert_eq!(out.len(), 6000 + WINDOW);
-        check(&out[..6000], 1000);
-        assert!(out[6000..].iter().all(|b| *b == 6));
-        spool.remove();
-        assert!(!dir.path().join("s").exists());
-    }
-
-    #[test]
-    fn a_waiting_writer_keeps_to_the_window_and_a_reader_that_leaves_releases_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Arc::new(Spool::new(
-            dir.path().join("s"),
-            WhenFull::Wait,
-            CancellationToken::new(),
-        ));
-        let r = spool.reader(Busy::default());
-        let len = WINDOW / 8;
-        let writer = {
-            let spool = spool.clone();
-            std::thread::spawn(move || {
-                let mut w = spool.writer();
-                let mut waited = Duration::ZERO;
-                for i in 0..64 {
-                    waited += w.push(block(i, len)).unwrap();
-                }
-                spool.finish(true);
-                waited
-            })
-        };
-        // The writer fills the window and waits for the reader: it neither
-        // spills nor goes past the window.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while spool.lock().in_memory < WINDOW && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(spool.lock().in_memory, WINDOW);
-        assert_eq!(spool.spilled(), 0);
-        let mut out = Vec::new();
-        let mut r = r.take(32 * len as u64);
-        r.read_to_end(&mut out).unwrap();
-        check(&out, len);
-        // The reader stops early, as tar does at the end-of-archive blocks: the
-        // writer finishes instead of waiting forever.
-        drop(r);
-        let waited = writer.join().unwrap();
-        assert!(waited > Duration::ZERO);
-        assert_eq!(spool.spilled(), 0);
-        assert!(!dir.path().join("s").exists());
-    }
-
-    #[test]
-    fn reader_tails_the_writer_and_sees_failure() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Arc::new(Spool::new(
-            dir.path().join("blob"),
-            WhenFull::Spill,
-            CancellationToken::new(),
-        ));
-        let writer = {
-            let spool = spool.clone();
-            std::thread::spawn(move || {
-                let mut w = spool.writer();
-                for i in 0..50 {
-                    w.push(block(i, 1000)).unwrap();
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                spool.finish(true);
-            })
-        };
-        let mut out = Vec::new();
-        spool.reader(Busy::default()).read_to_end(&mut out).unwrap();
-        writer.join().unwrap();
-        assert_eq!(out.len(), 50_000);
-        check(&out, 1000);
-
-        // A writer that panics with its guard armed fails the spool for its readers
-        // instead of leaving them waiting.
-        let orphan = Arc::new(Spool::new(
-            dir.path().join("b3"),
-            WhenFull::Spill,
-            CancellationToken::new(),
-        ));
-        let w = {
-            let orphan = orphan.clone();
-            std::thread::spawn(move || {
-                let _guard = orphan.guard();
-                panic!("writer died");
-            })
-        };
-        assert!(w.join().is_err());
-        assert!(orphan.reader(Busy::default()).read(&mut [0; 10]).is_err());
-
-        let failed = Spool::new(
-            dir.path().join("b2"),
-            WhenFull::Spill,
-            CancellationToken::new(),
-        );
-        failed.finish(false);
-        assert!(failed.reader(Busy::default()).read(&mut [0; 10]).is_err());
-
-        // The user's stop ends a waiting read.
-        let stop = CancellationToken::new();
-        let idle = Spool::new(dir.path().join("b4"), WhenFull::Wait, stop.clone());
-        stop.cancel();
-        let e = idle.reader(Busy::default()).read(&mut [0; 10]).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::Interrupted);
-    }
-}
+mod tests;

@@ -1,0 +1,203 @@
+//! The spool's unit tests: where bytes go (memory or file), when a writer
+//! waits, and what a reader sees.
+
+use super::*;
+use std::sync::Arc;
+
+fn block(i: usize, len: usize) -> Bytes {
+    Bytes::from(vec![i as u8; len])
+}
+
+fn check(out: &[u8], len: usize) {
+    assert!(
+        out.chunks(len)
+            .enumerate()
+            .all(|(i, c)| c.iter().all(|b| *b == i as u8)),
+        "bytes out of order"
+    );
+}
+
+#[test]
+fn bytes_read_ahead_of_the_reader_go_to_the_file_and_the_rest_stay_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::new(
+        dir.path().join("s"),
+        WhenFull::Spill,
+        CancellationToken::new(),
+    );
+    let mut w = spool.writer();
+    // Nobody reads yet: to the file.
+    for i in 0..3 {
+        w.push(block(i, 1000)).unwrap();
+    }
+    assert_eq!(spool.spilled(), 3000);
+    let mut r = spool.reader(Busy::default());
+    // The reader tails now: in memory, up to the window; past it, spilled.
+    for i in 3..6 {
+        w.push(block(i, 1000)).unwrap();
+    }
+    assert_eq!(spool.spilled(), 3000);
+    w.push(Bytes::from(vec![6u8; WINDOW])).unwrap();
+    assert_eq!(spool.spilled(), 3000 + WINDOW as u64);
+    spool.finish(true);
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).unwrap();
+    assert_eq!(out.len(), 6000 + WINDOW);
+    check(&out[..6000], 1000);
+    assert!(out[6000..].iter().all(|b| *b == 6));
+    spool.remove();
+    assert!(!dir.path().join("s").exists());
+}
+
+#[test]
+fn a_waiting_writer_keeps_to_the_window_and_a_reader_that_leaves_releases_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Arc::new(Spool::new(
+        dir.path().join("s"),
+        WhenFull::Wait,
+        CancellationToken::new(),
+    ));
+    let r = spool.reader(Busy::default());
+    let len = WINDOW / 8;
+    let writer = {
+        let spool = spool.clone();
+        std::thread::spawn(move || {
+            let mut w = spool.writer();
+            let mut waited = Duration::ZERO;
+            for i in 0..64 {
+                waited += w.push(block(i, len)).unwrap();
+            }
+            spool.finish(true);
+            waited
+        })
+    };
+    // The writer fills the window and waits for the reader: it neither
+    // spills nor goes past the window.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while spool.lock().in_memory < WINDOW && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(spool.lock().in_memory, WINDOW);
+    assert_eq!(spool.spilled(), 0);
+    let mut out = Vec::new();
+    let mut r = r.take(32 * len as u64);
+    r.read_to_end(&mut out).unwrap();
+    check(&out, len);
+    // The reader stops early, as tar does at the end-of-archive blocks: the
+    // writer finishes instead of waiting forever.
+    drop(r);
+    let waited = writer.join().unwrap();
+    assert!(waited > Duration::ZERO);
+    assert_eq!(spool.spilled(), 0);
+    assert!(!dir.path().join("s").exists());
+}
+
+#[test]
+fn a_waiting_writer_spills_while_its_reader_has_file_bytes_to_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Arc::new(Spool::new(
+        dir.path().join("s"),
+        WhenFull::Wait,
+        CancellationToken::new(),
+    ));
+    let len = WINDOW / 8;
+    let (pushed, pushes) = std::sync::mpsc::channel();
+    let (go, went) = std::sync::mpsc::channel::<()>();
+    let writer = {
+        let spool = spool.clone();
+        std::thread::spawn(move || {
+            let mut w = spool.writer();
+            // Decoded ahead of its turn: nobody reads yet, to the file.
+            for i in 0..4 {
+                w.push(block(i, len)).unwrap();
+            }
+            pushed.send(Duration::ZERO).unwrap();
+            went.recv().unwrap();
+            let mut waited = Duration::ZERO;
+            for i in 4..32 {
+                waited += w.push(block(i, len)).unwrap();
+            }
+            pushed.send(waited).unwrap();
+            spool.finish(true);
+        })
+    };
+    let bounded = Duration::from_secs(20);
+    pushes.recv_timeout(bounded).unwrap();
+    assert_eq!(spool.spilled(), 4 * len as u64);
+    // The applier comes to the layer; the reader does not read yet. It has
+    // the file to read first, so the writer fills the window and spills
+    // past it instead of waiting (its core would stay idle meanwhile).
+    let mut r = spool.reader(Busy::default());
+    go.send(()).unwrap();
+    let waited = pushes
+        .recv_timeout(bounded)
+        .expect("the writer waited for a reader with file bytes to read");
+    assert_eq!(waited, Duration::ZERO);
+    assert_eq!(spool.spilled(), 24 * len as u64);
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).unwrap();
+    assert_eq!(out.len(), 32 * len);
+    check(&out, len);
+    // Read through: a writer would wait for this reader again.
+    assert_eq!(spool.lock().file_backlog, 0);
+    writer.join().unwrap();
+}
+
+#[test]
+fn reader_tails_the_writer_and_sees_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Arc::new(Spool::new(
+        dir.path().join("blob"),
+        WhenFull::Spill,
+        CancellationToken::new(),
+    ));
+    let writer = {
+        let spool = spool.clone();
+        std::thread::spawn(move || {
+            let mut w = spool.writer();
+            for i in 0..50 {
+                w.push(block(i, 1000)).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            spool.finish(true);
+        })
+    };
+    let mut out = Vec::new();
+    spool.reader(Busy::default()).read_to_end(&mut out).unwrap();
+    writer.join().unwrap();
+    assert_eq!(out.len(), 50_000);
+    check(&out, 1000);
+
+    // A writer that panics with its guard armed fails the spool for its readers
+    // instead of leaving them waiting.
+    let orphan = Arc::new(Spool::new(
+        dir.path().join("b3"),
+        WhenFull::Spill,
+        CancellationToken::new(),
+    ));
+    let w = {
+        let orphan = orphan.clone();
+        std::thread::spawn(move || {
+            let _guard = orphan.guard();
+            panic!("writer died");
+        })
+    };
+    assert!(w.join().is_err());
+    assert!(orphan.reader(Busy::default()).read(&mut [0; 10]).is_err());
+
+    let failed = Spool::new(
+        dir.path().join("b2"),
+        WhenFull::Spill,
+        CancellationToken::new(),
+    );
+    failed.finish(false);
+    assert!(failed.reader(Busy::default()).read(&mut [0; 10]).is_err());
+
+    // The user's stop ends a waiting read.
+    let stop = CancellationToken::new();
+    let idle = Spool::new(dir.path().join("b4"), WhenFull::Wait, stop.clone());
+    stop.cancel();
+    let e = idle.reader(Busy::default()).read(&mut [0; 10]).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::Interrupted);
+}
