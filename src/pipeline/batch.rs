@@ -8,7 +8,7 @@
 //! switched out thousands of times a second. `SCHED_BATCH` keeps the time
 //! slices and the fair share, but a woken batch thread waits for the next tick
 //! instead of preempting. Measured with `benches/ab.sh` (docs/performance.md,
-//! "Batch scheduling"): 3-6 % less wall time, 3 % less CPU.
+//! "Batch scheduling"): 2-6 % less wall time, up to 3 % less CPU.
 //!
 //! Downloads stay on tokio's threads under the default policy: the network
 //! never waits for the CPU. Any user may select the policy for their own
