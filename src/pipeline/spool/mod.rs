@@ -12,10 +12,12 @@
 //! Past the window a spool either spills to its file ([`WhenFull::Spill`]: the
 //! network never waits for the CPU) or makes its writer wait ([`WhenFull::Wait`]:
 //! a decoder whose layer is being applied goes no faster than the applier and
-//! leaves the core to the others), except while its reader still has bytes in
-//! the file to read: it then spills, since waiting for the reader to come
-//! through them would idle the writer's core (a layer decoded ahead whose turn
-//! comes). Before, every byte went through a file: on
+//! leaves the core to the others), except while its reader catches up with
+//! bytes that were in the file when it came (a layer decoded ahead whose turn
+//! comes): waiting for it to come through them would idle the writer's core, so
+//! the writer spills instead, at most as much as there was to catch up with, and
+//! again in rounds while it spills less than the reader reads. Before, every
+//! byte went through a file: on
 //! tmpfs the 450 MB of tar stream written, read back and deleted cost a quarter
 //! of a pull's CPU (docs/performance.md, "Spools").
 
@@ -46,8 +48,8 @@ const POLL: Duration = Duration::from_millis(200);
 pub enum WhenFull {
     /// Write past the window to the file.
     Spill,
-    /// Wait until the reader has taken half the window (spill while the reader
-    /// has bytes in the file to read).
+    /// Wait until the reader has taken half the window (but spill while the
+    /// reader catches up with the file; see the module's documentation).
     Wait,
 }
 
@@ -66,6 +68,13 @@ struct State {
     spilled: u64,
     /// Bytes in the file the reader has not read yet.
     file_backlog: u64,
+    /// Catching up: file bytes the reader has yet to read in this round.
+    catch_up: u64,
+    /// The round's size: the file bytes unread when the reader came (or came
+    /// back), then the writer's spills of the round before.
+    round: u64,
+    /// What the writer spilled in this round instead of waiting.
+    round_spilled: u64,
     reading: bool,
     reader_gone: bool,
     reader_waiting: bool,
@@ -73,6 +82,55 @@ struct State {
     done: bool,
     failed: bool,
     removed: bool,
+}
+
+impl State {
+    /// The reader starts, or goes on after a pause: it has the file's unread
+    /// bytes to catch up with first.
+    fn start_reading(&mut self) {
+        if !self.reading {
+            self.reading = true;
+            self.begin_round(self.file_backlog);
+        }
+    }
+
+    /// The writer put `len` more bytes in the file.
+    fn spilled_to_file(&mut self, len: u64) {
+        self.spilled += len;
+        self.file_backlog += len;
+        if self.reading && self.catch_up > 0 {
+            self.round_spilled += len;
+        }
+    }
+
+    fn begin_round(&mut self, bytes: u64) {
+        self.catch_up = bytes;
+        self.round = bytes;
+        self.round_spilled = 0;
+    }
+
+    /// Whether a writer whose window is full may spill `len` bytes rather than
+    /// wait: while its reader catches up with the file, as much as the round's
+    /// size. The reader has bytes to go on with, and waiting for it to come
+    /// through them would leave the writer's core idle.
+    fn may_spill_for_catch_up(&self, len: u64) -> bool {
+        self.catch_up > 0 && self.round_spilled + len <= self.round
+    }
+
+    /// The reader read `n` bytes from the file. At the end of a round, a writer
+    /// that spilled less than the round is the slower of the two: the reader
+    /// goes on through those bytes (the next in the file) in a new round.
+    /// Otherwise the writer waits for the reader from now on.
+    fn read_from_file(&mut self, n: u64) {
+        self.file_backlog = self.file_backlog.saturating_sub(n);
+        if self.catch_up > 0 {
+            self.catch_up = self.catch_up.saturating_sub(n);
+            if self.catch_up == 0 {
+                let spilled = self.round_spilled;
+                self.begin_round(if spilled < self.round { spilled } else { 0 });
+            }
+        }
+    }
 }
 
 /// One layer stream's spool.
@@ -123,6 +181,7 @@ impl Spool {
         s.chunks.clear();
         s.in_memory = 0;
         s.file_backlog = 0;
+        s.begin_round(0);
         drop(s);
         self.writable.notify_all();
         let _ = std::fs::remove_file(&self.path);
@@ -172,14 +231,20 @@ impl Spool {
     /// to start (a layer a decoder or the applier takes first): its first bytes
     /// need not go through the file while the reader's thread gets going.
     pub fn expect_reader(&self) {
-        self.lock().reading = true;
+        self.lock().start_reading();
     }
 
     /// The reader stops reading for a while (its layer waits for the layers below
     /// it): meanwhile bytes past the window go to the file, as before it came, so
     /// that the writer does not wait for it. `false`: it reads again.
     pub fn pause_reader(&self, paused: bool) {
-        self.lock().reading = !paused;
+        let mut s = self.lock();
+        if paused {
+            s.reading = false;
+        } else {
+            s.start_reading();
+        }
+        drop(s);
         if paused {
             self.writable.notify_all();
         }
@@ -189,7 +254,7 @@ impl Spool {
     /// the writer succeeded; time spent waiting for bytes goes to `stall`. From
     /// now on the writer keeps bytes in memory for it.
     pub fn reader(&self, stall: Busy) -> SpoolReader<'_> {
-        self.lock().reading = true;
+        self.lock().start_reading();
         SpoolReader {
             spool: self,
             memory: Bytes::new(),
@@ -241,9 +306,9 @@ impl SpoolWriter<'_> {
                 }
                 return Ok(waited);
             }
-            // A reader still reading the file has bytes to go on with: waiting
-            // for it to come through them would leave the writer's core idle.
-            if spool.when_full == WhenFull::Spill || s.file_backlog > 0 || spool.stop.is_cancelled()
+            if spool.when_full == WhenFull::Spill
+                || s.may_spill_for_catch_up(len as u64)
+                || spool.stop.is_cancelled()
             {
                 break;
             }
@@ -269,8 +334,7 @@ impl SpoolWriter<'_> {
             let _ = std::fs::remove_file(&spool.path);
             return Ok(waited);
         }
-        s.spilled += len as u64;
-        s.file_backlog += len as u64;
+        s.spilled_to_file(len as u64);
         match s.chunks.back_mut() {
             Some(Chunk::File { offset: o, len: l }) if *o + *l == offset => *l += len as u64,
             _ => s.chunks.push_back(Chunk::File {
@@ -376,9 +440,7 @@ impl SpoolReader<'_> {
         let want = self.file_left.min(FILE_READ as u64) as usize;
         self.buf.resize(want, 0);
         file.read_exact_at(&mut self.buf, self.file_offset)?;
-        let mut s = self.spool.lock();
-        s.file_backlog = s.file_backlog.saturating_sub(want as u64);
-        drop(s);
+        self.spool.lock().read_from_file(want as u64);
         self.buf_pos = 0;
         self.file_offset += want as u64;
         self.file_left -= want as u64;

@@ -94,7 +94,7 @@ fn a_waiting_writer_keeps_to_the_window_and_a_reader_that_leaves_releases_it() {
 }
 
 #[test]
-fn a_waiting_writer_spills_while_its_reader_has_file_bytes_to_read() {
+fn a_waiting_writer_spills_while_its_reader_catches_up_at_most_as_much_as_there_was() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Arc::new(Spool::new(
         dir.path().join("s"),
@@ -102,7 +102,7 @@ fn a_waiting_writer_spills_while_its_reader_has_file_bytes_to_read() {
         CancellationToken::new(),
     ));
     let len = WINDOW / 8;
-    let (pushed, pushes) = std::sync::mpsc::channel();
+    let (ahead, went_ahead) = std::sync::mpsc::channel();
     let (go, went) = std::sync::mpsc::channel::<()>();
     let writer = {
         let spool = spool.clone();
@@ -112,36 +112,79 @@ fn a_waiting_writer_spills_while_its_reader_has_file_bytes_to_read() {
             for i in 0..4 {
                 w.push(block(i, len)).unwrap();
             }
-            pushed.send(Duration::ZERO).unwrap();
+            ahead.send(()).unwrap();
             went.recv().unwrap();
-            let mut waited = Duration::ZERO;
             for i in 4..32 {
-                waited += w.push(block(i, len)).unwrap();
+                w.push(block(i, len)).unwrap();
             }
-            pushed.send(waited).unwrap();
             spool.finish(true);
         })
     };
-    let bounded = Duration::from_secs(20);
-    pushes.recv_timeout(bounded).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    went_ahead.recv_timeout(Duration::from_secs(20)).unwrap();
     assert_eq!(spool.spilled(), 4 * len as u64);
-    // The applier comes to the layer; the reader does not read yet. It has
-    // the file to read first, so the writer fills the window and spills
-    // past it instead of waiting (its core would stay idle meanwhile).
+    // The applier comes to the layer; its reader does not read yet. With four
+    // blocks in the file to catch up with, the writer fills the window, then
+    // spills rather than waits, but no more than those four blocks: a reader
+    // slower than its writer must not turn waiting into spilling for good.
     let mut r = spool.reader(Busy::default());
     go.send(()).unwrap();
-    let waited = pushes
-        .recv_timeout(bounded)
-        .expect("the writer waited for a reader with file bytes to read");
-    assert_eq!(waited, Duration::ZERO);
-    assert_eq!(spool.spilled(), 24 * len as u64);
+    while spool.spilled() < 8 * len as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        spool.spilled(),
+        8 * len as u64,
+        "the writer spilled while its reader caught up"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        spool.spilled(),
+        8 * len as u64,
+        "the writer spilled more than there was to catch up with"
+    );
+    assert_eq!(spool.lock().in_memory, WINDOW);
     let mut out = Vec::new();
     r.read_to_end(&mut out).unwrap();
     assert_eq!(out.len(), 32 * len);
     check(&out, len);
-    // Read through: a writer would wait for this reader again.
-    assert_eq!(spool.lock().file_backlog, 0);
     writer.join().unwrap();
+    // The writer spilled as much as the reader read in that round: from then on
+    // it waited for its reader.
+    assert_eq!(spool.spilled(), 8 * len as u64);
+    assert_eq!(spool.lock().file_backlog, 0);
+}
+
+#[test]
+fn catching_up_goes_on_in_rounds_while_the_writer_spills_less_than_the_reader_reads() {
+    let mut s = State::default();
+    // 400 bytes decoded ahead, then the reader comes.
+    s.spilled_to_file(400);
+    s.start_reading();
+    assert!(s.may_spill_for_catch_up(400) && !s.may_spill_for_catch_up(401));
+    s.spilled_to_file(100);
+    s.read_from_file(300);
+    assert!(s.may_spill_for_catch_up(300));
+    s.read_from_file(100);
+    // Round two: the 100 bytes spilled meanwhile are next in the file.
+    assert_eq!((s.catch_up, s.round, s.round_spilled), (100, 100, 0));
+    assert!(s.may_spill_for_catch_up(100) && !s.may_spill_for_catch_up(101));
+    s.spilled_to_file(100);
+    s.read_from_file(100);
+    // The writer spilled as much as the reader read: it is the faster one, and
+    // waits for its reader from now on.
+    assert_eq!(s.catch_up, 0);
+    assert!(!s.may_spill_for_catch_up(1));
+    assert_eq!(s.file_backlog, 100);
+    // Paused (its layer waits for the layers below), the reader comes back to
+    // what is in the file by then: a new round.
+    s.reading = false;
+    s.spilled_to_file(50);
+    s.start_reading();
+    assert_eq!((s.catch_up, s.round), (150, 150));
+    s.read_from_file(150);
+    assert!(!s.may_spill_for_catch_up(1));
+    assert_eq!(s.file_backlog, 0);
 }
 
 #[test]
