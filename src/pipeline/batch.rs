@@ -15,10 +15,14 @@
 //! threads; where it is refused (a seccomp filter), the thread goes on as it
 //! was.
 
+use std::marker::PhantomData;
+
 /// While alive, the calling thread runs under `SCHED_BATCH`; dropped, it gets
-/// its previous policy back (a thread of tokio's blocking pool is reused).
+/// its previous policy back (a thread of tokio's blocking pool is reused). Not
+/// `Send`: it must be dropped on the thread it changed.
 pub struct BatchPolicy {
     previous: Option<libc::c_int>,
+    _this_thread: PhantomData<*const ()>,
 }
 
 impl BatchPolicy {
@@ -28,7 +32,10 @@ impl BatchPolicy {
         // SAFETY: both calls take this thread (pid 0) and a valid parameter.
         let previous = unsafe { libc::sched_getscheduler(0) };
         if previous != libc::SCHED_OTHER {
-            return BatchPolicy { previous: None };
+            return BatchPolicy {
+                previous: None,
+                _this_thread: PhantomData,
+            };
         }
         let param = libc::sched_param { sched_priority: 0 };
         let set = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } == 0;
@@ -40,6 +47,7 @@ impl BatchPolicy {
         }
         BatchPolicy {
             previous: set.then_some(previous),
+            _this_thread: PhantomData,
         }
     }
 }
