@@ -16,7 +16,7 @@
 //! bytes that were in the file when it came (a layer decoded ahead whose turn
 //! comes): waiting for it to come through them would idle the writer's core, so
 //! the writer spills instead, at most as much as there was to catch up with, and
-//! again in rounds while it spills less than the reader reads. Before, every
+//! again in rounds while it never comes to that bound. Before, every
 //! byte went through a file: on
 //! tmpfs the 450 MB of tar stream written, read back and deleted cost a quarter
 //! of a pull's CPU (docs/performance.md, "Spools").
@@ -75,6 +75,8 @@ struct State {
     round: u64,
     /// What the writer spilled in this round instead of waiting.
     round_spilled: u64,
+    /// The writer would have spilled more than the round in this round.
+    round_capped: bool,
     reading: bool,
     reader_gone: bool,
     reader_waiting: bool,
@@ -107,27 +109,37 @@ impl State {
         self.catch_up = bytes;
         self.round = bytes;
         self.round_spilled = 0;
+        self.round_capped = false;
     }
 
     /// Whether a writer whose window is full may spill `len` bytes rather than
     /// wait: while its reader catches up with the file, as much as the round's
     /// size. The reader has bytes to go on with, and waiting for it to come
     /// through them would leave the writer's core idle.
-    fn may_spill_for_catch_up(&self, len: u64) -> bool {
-        self.catch_up > 0 && self.round_spilled + len <= self.round
+    fn may_spill_for_catch_up(&mut self, len: u64) -> bool {
+        if self.catch_up == 0 {
+            return false;
+        }
+        let may = self.round_spilled + len <= self.round;
+        self.round_capped |= !may;
+        may
     }
 
     /// The reader read `n` bytes from the file. At the end of a round, a writer
-    /// that spilled less than the round is the slower of the two: the reader
-    /// goes on through those bytes (the next in the file) in a new round.
-    /// Otherwise the writer waits for the reader from now on.
+    /// that never came to the round's bound is the slower of the two: the
+    /// reader goes on through what it spilled (the next bytes in the file) in a
+    /// new round. A writer that did waits for the reader from now on.
     fn read_from_file(&mut self, n: u64) {
         self.file_backlog = self.file_backlog.saturating_sub(n);
         if self.catch_up > 0 {
             self.catch_up = self.catch_up.saturating_sub(n);
             if self.catch_up == 0 {
-                let spilled = self.round_spilled;
-                self.begin_round(if spilled < self.round { spilled } else { 0 });
+                let next = if self.round_capped {
+                    0
+                } else {
+                    self.round_spilled
+                };
+                self.begin_round(next);
             }
         }
     }
