@@ -16,7 +16,8 @@
 //! bytes that were in the file when it came (a layer decoded ahead whose turn
 //! comes): waiting for it to come through them would idle the writer's core, so
 //! the writer spills instead, at most as much as there was to catch up with, and
-//! again in rounds while it never comes to that bound. Before, every
+//! again in smaller rounds while it spills less and never comes to that bound.
+//! Before, every
 //! byte went through a file: on
 //! tmpfs the 450 MB of tar stream written, read back and deleted cost a quarter
 //! of a pull's CPU (docs/performance.md, "Spools").
@@ -126,15 +127,16 @@ impl State {
     }
 
     /// The reader read `n` bytes from the file. At the end of a round, a writer
-    /// that never came to the round's bound is the slower of the two: the
-    /// reader goes on through what it spilled (the next bytes in the file) in a
-    /// new round. A writer that did waits for the reader from now on.
+    /// that spilled less than the round and never came to its bound is the
+    /// slower of the two: the reader goes on through what it spilled (the next
+    /// bytes in the file) in a new, smaller round. Otherwise the writer waits
+    /// for the reader from now on.
     fn read_from_file(&mut self, n: u64) {
         self.file_backlog = self.file_backlog.saturating_sub(n);
         if self.catch_up > 0 {
             self.catch_up = self.catch_up.saturating_sub(n);
             if self.catch_up == 0 {
-                let next = if self.round_capped {
+                let next = if self.round_capped || self.round_spilled >= self.round {
                     0
                 } else {
                     self.round_spilled

@@ -165,8 +165,9 @@ fn catching_up_goes_on_in_rounds_only_while_the_writer_stays_within_the_bound() 
     s.spilled_to_file(100);
     s.read_from_file(300);
     s.read_from_file(100);
-    // The writer never came to the bound (400): it is the slower one. Round
-    // two: the 100 bytes it spilled meanwhile, next in the file.
+    // The writer spilled less than the round and never came to its bound: it
+    // is the slower one. Round two: the 100 bytes it spilled meanwhile, next
+    // in the file.
     assert_eq!((s.catch_up, s.round, s.round_spilled), (100, 100, 0));
     assert!(s.may_spill_for_catch_up(60));
     s.spilled_to_file(60);
@@ -186,9 +187,14 @@ fn catching_up_goes_on_in_rounds_only_while_the_writer_stays_within_the_bound() 
     s.spilled_to_file(40);
     s.start_reading();
     assert_eq!((s.catch_up, s.round), (100, 100));
+    // A writer that spills the whole round without being refused is as fast
+    // as its reader: that ends it too, or rounds of the same size would go on.
+    assert!(s.may_spill_for_catch_up(100));
+    s.spilled_to_file(100);
     s.read_from_file(100);
-    // Nothing spilled in that round: nothing more to catch up with.
+    assert_eq!(s.catch_up, 0);
     assert!(!s.may_spill_for_catch_up(1));
+    s.read_from_file(100);
     assert_eq!(s.file_backlog, 0);
 }
 
