@@ -17,10 +17,9 @@
 //! comes): waiting for it to come through them would idle the writer's core, so
 //! the writer spills instead, at most as much as there was to catch up with, and
 //! again in smaller rounds while it spills less and never comes to that bound.
-//! Before, every
-//! byte went through a file: on
-//! tmpfs the 450 MB of tar stream written, read back and deleted cost a quarter
-//! of a pull's CPU (docs/performance.md, "Spools").
+//! Before, every byte went through a file: on tmpfs the 450 MB of tar stream
+//! written, read back and deleted cost a quarter of a pull's CPU
+//! (docs/performance.md, "Spools").
 
 use std::collections::VecDeque;
 use std::fs::File;
