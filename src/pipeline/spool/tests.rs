@@ -4,6 +4,11 @@
 use super::*;
 use std::sync::Arc;
 
+/// A spool at `path` that nobody stops.
+fn spool_at(path: PathBuf, when_full: WhenFull) -> Arc<Spool> {
+    Arc::new(Spool::new(path, when_full, CancellationToken::new()))
+}
+
 fn block(i: usize, len: usize) -> Bytes {
     Bytes::from(vec![i as u8; len])
 }
@@ -20,11 +25,7 @@ fn check(out: &[u8], len: usize) {
 #[test]
 fn bytes_read_ahead_of_the_reader_go_to_the_file_and_the_rest_stay_in_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::new(
-        dir.path().join("s"),
-        WhenFull::Spill,
-        CancellationToken::new(),
-    );
+    let spool = spool_at(dir.path().join("s"), WhenFull::Spill);
     let mut w = spool.writer();
     // Nobody reads yet: to the file.
     for i in 0..3 {
@@ -52,11 +53,7 @@ fn bytes_read_ahead_of_the_reader_go_to_the_file_and_the_rest_stay_in_memory() {
 #[test]
 fn a_waiting_writer_keeps_to_the_window_and_a_reader_that_leaves_releases_it() {
     let dir = tempfile::tempdir().unwrap();
-    let spool = Arc::new(Spool::new(
-        dir.path().join("s"),
-        WhenFull::Wait,
-        CancellationToken::new(),
-    ));
+    let spool = spool_at(dir.path().join("s"), WhenFull::Wait);
     let r = spool.reader(Busy::default());
     let len = WINDOW / 8;
     let writer = {
@@ -96,11 +93,7 @@ fn a_waiting_writer_keeps_to_the_window_and_a_reader_that_leaves_releases_it() {
 #[test]
 fn a_waiting_writer_spills_while_its_reader_catches_up_at_most_as_much_as_there_was() {
     let dir = tempfile::tempdir().unwrap();
-    let spool = Arc::new(Spool::new(
-        dir.path().join("s"),
-        WhenFull::Wait,
-        CancellationToken::new(),
-    ));
+    let spool = spool_at(dir.path().join("s"), WhenFull::Wait);
     let len = WINDOW / 8;
     let (ahead, went_ahead) = std::sync::mpsc::channel();
     let (go, went) = std::sync::mpsc::channel::<()>();
@@ -201,11 +194,7 @@ fn catching_up_goes_on_in_rounds_only_while_the_writer_stays_within_the_bound() 
 #[test]
 fn reader_tails_the_writer_and_sees_failure() {
     let dir = tempfile::tempdir().unwrap();
-    let spool = Arc::new(Spool::new(
-        dir.path().join("blob"),
-        WhenFull::Spill,
-        CancellationToken::new(),
-    ));
+    let spool = spool_at(dir.path().join("blob"), WhenFull::Spill);
     let writer = {
         let spool = spool.clone();
         std::thread::spawn(move || {
@@ -225,11 +214,7 @@ fn reader_tails_the_writer_and_sees_failure() {
 
     // A writer that panics with its guard armed fails the spool for its readers
     // instead of leaving them waiting.
-    let orphan = Arc::new(Spool::new(
-        dir.path().join("b3"),
-        WhenFull::Spill,
-        CancellationToken::new(),
-    ));
+    let orphan = spool_at(dir.path().join("b3"), WhenFull::Spill);
     let w = {
         let orphan = orphan.clone();
         std::thread::spawn(move || {
@@ -240,11 +225,7 @@ fn reader_tails_the_writer_and_sees_failure() {
     assert!(w.join().is_err());
     assert!(orphan.reader(Busy::default()).read(&mut [0; 10]).is_err());
 
-    let failed = Spool::new(
-        dir.path().join("b2"),
-        WhenFull::Spill,
-        CancellationToken::new(),
-    );
+    let failed = spool_at(dir.path().join("b2"), WhenFull::Spill);
     failed.finish(false);
     assert!(failed.reader(Busy::default()).read(&mut [0; 10]).is_err());
 
