@@ -287,7 +287,7 @@ impl Gate<'_> {
         }
         let root = &self.order.root;
         let interacts = touches.iter().any(|t| {
-            self.pending.iter().flatten().any(|p| {
+            pending().any(|p| {
                 !self.order.is_applied(p.layer)
                     && (p.index.interacts(&t.named, t.touch)
                         // A directory both merge must not be something else
