@@ -3,11 +3,17 @@
 floor of each image computed from the single-stage costs measured in the same run
 (docs/performance.md, "The floor").
 
-    floor.py RESULTS_TSV STAGES_TSV CORES [HEADER_LINE...]
+    floor.py [--registry-cpu SERVED_TSV] RESULTS_TSV STAGES_TSV CORES [HEADER_LINE...]
 
 RESULTS_TSV: fs image tool round wall_s user_s sys_s (one line per timed command).
 STAGES_TSV:  fs image tool round item wall_s user_s sys_s (per layer `Ln`, or per
              hashed file `blobN` / `tarN`, of the single-stage tools).
+SERVED_TSV:  fs image tool round registry_cpu_s: the registry's CPU while each
+             timed command ran. Here the registry serves on the same cores as
+             the puller, which the floor's CPU term does not count; with this
+             file the report also gives the floor with the registry's CPU to
+             serve the blobs once (to curl) added to that term, and pulltime
+             against it.
 Prints Markdown: the header lines, then per image and filesystem the tools' table,
 the per-layer stage costs and the floor with its bounding term, then a summary.
 """
@@ -35,7 +41,7 @@ def med(values):
 
 
 class Run:
-    def __init__(self, results, stages):
+    def __init__(self, results, stages, served=None):
         self.walls = collections.defaultdict(list)
         self.cpus = collections.defaultdict(list)
         self.order = []  # (fs, image) in run order
@@ -52,6 +58,22 @@ class Run:
         self.stages = collections.defaultdict(lambda: collections.defaultdict(list))
         for fs, img, tool, _r, item, wall, user, sys_ in csv.reader(open(stages), delimiter="\t"):
             self.stages[fs, img, tool][item].append((float(wall), float(user) + float(sys_)))
+        # (fs, image, tool) -> the registry's CPU s over rounds
+        self.served = collections.defaultdict(list)
+        for fs, img, tool, _r, cpu in csv.reader(open(served), delimiter="\t") if served else []:
+            self.served[fs, img, tool].append(float(cpu))
+
+    def serving(self, fs, img, agg=med):
+        """The registry's CPU to serve every blob of `img` once: the least over the
+        network tools (median over rounds, or `agg`), with the tool; a tmpfs run
+        takes the figure of another filesystem's run of the image, as the network
+        term does. None when not recorded."""
+        for where in [fs] + [f for f, i in self.order if i == img and f != fs]:
+            got = [(agg(self.served[where, img, t]), t) for t in NETWORK if self.served.get((where, img, t))]
+            if got:
+                s, t = min(got)
+                return s, t + ("" if where == fs else f" (on {where})")
+        return None
 
     def stage(self, fs, img, tool, agg=med):
         """item -> (wall, CPU) of a single-stage tool over its rounds (median, or
@@ -109,12 +131,28 @@ def floor_of(run, fs, img, cores, agg=med):
     return terms
 
 
+def with_registry(run, fs, img, cores, terms, agg=med):
+    """The floor with the registry's CPU to serve the blobs added to the CPU term
+    (it runs on the same cores here): (floor, CPU term, serving s, how), or None."""
+    serving = run.serving(fs, img, agg)
+    if not serving or "CPU / cores" not in terms:
+        return None
+    s, how = serving
+    cpu = terms["CPU / cores"][0] + s / cores
+    other = [v[0] for k, v in terms.items() if k != "CPU / cores"]
+    return max([cpu] + other), cpu, s, how
+
+
 def main():
-    results, stages, cores = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    for line in sys.argv[4:]:
+    args = sys.argv[1:]
+    served = None
+    if args[:1] == ["--registry-cpu"]:
+        served, args = args[1], args[2:]
+    results, stages, cores = args[0], args[1], int(args[2])
+    for line in args[3:]:
         print(line)
     print()
-    run = Run(results, stages)
+    run = Run(results, stages, served)
     summary = []
     for fs, img in run.order:
         key = (fs, img)
@@ -125,15 +163,19 @@ def main():
 
         print(f"### {img} on {fs}")
         print()
-        print("| tool | median s | min s | max s | CPU s (user+sys, median) | tool / pulltime | tool / floor |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        reg = bool(run.served)
+        print("| tool | median s | min s | max s | CPU s (user+sys, median) | tool / pulltime | tool / floor |"
+              + (" registry CPU s (median) |" if reg else ""))
+        print("|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if reg else ""))
         for t in run.tools[key]:
             v = run.walls[key, t]
             m = med(v)
             cpu = f"{med(run.cpus[key, t]):.2f}" + (" (client only)" if t in CLIENT_ONLY_CPU else "")
             vs_p = f"{m / base:.2f}x" if base else "-"
             vs_f = f"{m / floor:.2f}x" if floor else "-"
-            print(f"| {t} | {m:.2f} | {min(v):.2f} | {max(v):.2f} | {cpu} | {vs_p} | {vs_f} |")
+            served = run.served.get((fs, img, t))
+            extra = (f" {med(served):.2f} |" if served else " - |") if reg else ""
+            print(f"| {t} | {m:.2f} | {min(v):.2f} | {max(v):.2f} | {cpu} | {vs_p} | {vs_f} |{extra}")
         print()
 
         per_layer = run.stage_tools(fs, img, lambda t: is_inflate(t) or t in EXTRACT)
@@ -169,6 +211,15 @@ def main():
             print(line + " |")
             if base:
                 print(f"| pulltime | {base:.2f} | pulltime / floor = {base / floor:.2f}x |")
+            shared = with_registry(run, fs, img, cores, terms)
+            if shared:
+                f2, cpu2, s, how = shared
+                print(f"| CPU / cores with the registry's | {cpu2:.2f} | the registry's {s:.2f} s of CPU to serve "
+                      f"the blobs ({how}) added: it runs on the same cores here |")
+                line = f"| floor with the registry's CPU | {f2:.2f} |"
+                if base:
+                    line += f" pulltime / that floor = {base / f2:.2f}x"
+                print(line + " |")
             print()
             # The same from each stage's fastest round, against pulltime's fastest:
             # less sensitive to a round that met a slow filesystem state.
@@ -180,19 +231,26 @@ def main():
                 print(f"From each stage's fastest round instead of the median: floor {f_min:.2f} s, bound by "
                       f"{b_min}; pulltime's fastest round {p_min:.2f} s = {p_min / f_min:.2f}x that floor.")
                 print()
-        summary.append((img, fs, floor, bound, key))
+        shared = with_registry(run, fs, img, cores, terms) if terms else None
+        summary.append((img, fs, floor, bound, key, shared[0] if shared else None))
 
-    if any(f for _, _, f, _, _ in summary):
+    if any(row[2] for row in summary):
         print("### The floor, per image")
         print()
-        pullers = [p for p in PULLERS if any(run.walls.get((k, p)) for *_, k in summary)]
-        print("| image | fs | floor s | bound by | " + " | ".join(f"{p} / floor" for p in pullers) + " |")
-        print("|---|---|---:|---|" + "---:|" * len(pullers))
-        for img, fs, floor, bound, key in summary:
+        pullers = [p for p in PULLERS if any(run.walls.get((row[4], p)) for row in summary)]
+        shared = any(row[5] for row in summary)
+        print("| image | fs | floor s | bound by | " + " | ".join(f"{p} / floor" for p in pullers) + " |"
+              + (" floor with the registry's CPU s | pulltime / that |" if shared else ""))
+        print("|---|---|---:|---|" + "---:|" * len(pullers) + ("---:|---:|" if shared else ""))
+        for img, fs, floor, bound, key, f2 in summary:
             if not floor:
                 continue
             cells = [f"{med(run.walls[key, p]) / floor:.2f}x" if run.walls.get((key, p)) else "-" for p in pullers]
-            print(f"| {img} | {fs} | {floor:.2f} | {bound} | " + " | ".join(cells) + " |")
+            extra = ""
+            if shared:
+                base = run.walls.get((key, "pulltime"))
+                extra = (f" {f2:.2f} | " + (f"{med(base) / f2:.2f}x" if base else "-") + " |") if f2 else " - | - |"
+            print(f"| {img} | {fs} | {floor:.2f} | {bound} | " + " | ".join(cells) + " |" + extra)
         print()
 
 

@@ -155,6 +155,9 @@ trap 'exit 130' INT TERM
 # stages.tsv: fs image tool round item wall_s cpu_user_s cpu_sys_s (per layer or file).
 RESULTS="$W/results.tsv"; : > "$RESULTS"
 STAGES="$W/stages.tsv"; : > "$STAGES"
+# The registry's CPU (user + system, s) while each timed command ran: it serves
+# the blobs on the same cores as the tool, which a remote registry would not.
+SERVED="$W/registry_cpu.tsv"; : > "$SERVED"
 say "work dir $W ($(findmnt -n -f -o FSTYPE,SOURCE -T "$W" 2>/dev/null))"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -167,6 +170,13 @@ ms_of() { # VAR "XmY.ZZZs" -> VAR=milliseconds
   r=${r%s}
   local sec=${r%.*} frac=${r#*.}000
   printf -v "$1" '%d' $((10#$m * 60000 + 10#$sec * 1000 + 10#${frac:0:3}))
+}
+TICK_HZ=$(getconf CLK_TCK)
+registry_ticks() { # REG_TICKS: utime + stime of the registry process, in clock ticks
+  local stat
+  stat="$(cat "/proc/$REG_PID/stat")" || die "the registry (pid $REG_PID) is gone"
+  read -r -a f <<<"${stat##*) }"
+  REG_TICKS=$(( f[11] + f[12] ))
 }
 child_cpu() { # CH_U CH_S: user and system ms of this shell's reaped children (bash `times`)
   local _self cu cs
@@ -483,8 +493,12 @@ run_rounds() { # disk|tmpfs base-dir images...
         CUR_IMG=$img; CUR_TOOL=$tool; CUR_ROUND=$r
         local be=""
         case "$tool" in pulltime-inflate*) be=${tool#*\(}; be=${be%\)} ;; esac
+        registry_ticks; local reg0=$REG_TICKS
         timed "$(fn_of "$tool")" "$img" "$dir" "$be"
+        registry_ticks
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$FS" "$img" "$tool" "$r" "$T_WALL" "$T_USER" "$T_SYS" >> "$RESULTS"
+        printf '%s\t%s\t%s\t%s\t%s\n' "$FS" "$img" "$tool" "$r" \
+          "$(awk -v t=$((REG_TICKS - reg0)) -v hz="$TICK_HZ" 'BEGIN { printf "%.2f", t / hz }')" >> "$SERVED"
         say "$FS round $r $img $tool ${T_WALL:0:6} s (CPU ${T_USER} user + ${T_SYS} sys)"
         case "$tool" in ctr-*) stop_containerd ;; esac
         # On disk, outputs stay until the end of the run: deleting 13,000 files
@@ -549,7 +563,7 @@ MEM_STATE="free memory not warmed"
 DELETES="nothing deleted on disk until the end of the run, tmpfs outputs deleted once timed"
 [ "$(stat -f -c %T "$W")" = tmpfs ] && DELETES="every output deleted once timed (tmpfs work dir)"
 HEAD3="$ROUNDS rounds, tool order rotated every round; $DELETES; $CACHE_STATE; $MEM_STATE. CPU: user + system of the processes a tool started."
-REPORT="$(python3 "$REPO/benches/floor.py" "$RESULTS" "$STAGES" "$(nproc)" "$HEAD1" "$HEAD2" "$HEAD3")"
+REPORT="$(python3 "$REPO/benches/floor.py" --registry-cpu "$SERVED" "$RESULTS" "$STAGES" "$(nproc)" "$HEAD1" "$HEAD2" "$HEAD3")"
 {
   echo "$REPORT"
   if [ -n "$RSS_LINES" ]; then
