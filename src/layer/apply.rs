@@ -1,11 +1,12 @@
 //! One layer tar stream -> changes to the root filesystem.
 
 mod beside;
+mod copy;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::{self, Permissions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::RawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use std::time::Duration;
 use filetime::FileTime;
 
 use super::aside::SetAside;
-use super::dirs::{DirMeta, FinishDirs};
+use super::dirs::{DirMeta, FinishDirs, MtimesBefore, Settled};
 use super::error::{LayerError, io_err};
 use super::header::{check_pax_size, stored_size};
 use super::meter::{Meter, Metered};
@@ -25,6 +26,7 @@ use super::tree::{self, Tree, cstring};
 use super::whiteout::{self, Whiteout};
 use crate::limits::{LimitError, Limits};
 use beside::Step;
+use copy::{CopyError, copy};
 
 const COPY_BUFFER: usize = 256 << 10;
 
@@ -49,7 +51,7 @@ pub fn apply_layer_limited<R: Read>(
     limits: &Limits,
 ) -> Result<LayerStats, LayerError> {
     let (stats, (finish, _)) = apply_entries(reader, root, options, limits, None)?;
-    finish.run(root)?;
+    finish.run(root, &mut Settled::default())?;
     Ok(stats)
 }
 
@@ -74,6 +76,7 @@ pub(super) fn apply_entries<'a, R: Read>(
         stats: LayerStats::default(),
         written: HashSet::new(),
         dir_meta: Vec::new(),
+        mtimes_before: MtimesBefore::default(),
         parents: HashMap::new(),
         direct: HashSet::new(),
         buf: vec![0; COPY_BUFFER],
@@ -110,7 +113,7 @@ pub(super) fn apply_entries<'a, R: Read>(
     };
     // Beside other layers, whose removals the generation does not count: look.
     let generation = state.tree.generation();
-    let dirs = std::mem::take(&mut state.dir_meta)
+    let dirs: Vec<DirMeta> = std::mem::take(&mut state.dir_meta)
         .into_iter()
         .map(|(mut meta, made_at)| {
             meta.untouched = made_at == generation && !ahead;
@@ -118,6 +121,7 @@ pub(super) fn apply_entries<'a, R: Read>(
         })
         .collect();
     let finish = FinishDirs {
+        set_back: std::mem::take(&mut state.mtimes_before).set_back(&dirs),
         dirs,
         chown_again: ahead && options.same_owner,
         ahead,
@@ -144,6 +148,8 @@ struct Applier<'a> {
     /// Directory metadata, set after all entries (children change mtimes), with
     /// the [`Tree::generation`] at which each was made.
     dir_meta: Vec<(DirMeta, u64)>,
+    /// Directories whose entries this layer changed, with their mtimes before.
+    mtimes_before: MtimesBefore,
     /// Cache of parent directories resolved through symlinks; cleared whenever a
     /// directory or a symlink is removed or a symlink is created, since each can
     /// change such a resolution.
@@ -203,6 +209,7 @@ impl Applier<'_> {
             }
             Whiteout::Opaque => {
                 self.stats.whiteouts += 1;
+                self.mtimes_before.note_at(&parent, self.tree.root_fd());
                 self.forget();
                 return whiteout::make_opaque(self.root, &parent, &self.written)
                     .map_err(io_err(&name, "opaque whiteout"));
@@ -211,6 +218,7 @@ impl Applier<'_> {
                 self.stats.whiteouts += 1;
                 let rel = parent.join(target);
                 if !self.written.contains(&rel) {
+                    self.mtimes_before.note_at(&parent, self.tree.root_fd());
                     self.forget();
                     whiteout::remove_path(self.root, &rel).map_err(io_err(&name, "whiteout"))?;
                 }
@@ -233,6 +241,7 @@ impl Applier<'_> {
         }
         .map_err(io_err(&name, "create parent directories"))?;
         let dir = parent_dir.fd();
+        self.mtimes_before.note(&parent, dir);
         let c_last = cstring(last).map_err(io_err(&name, "create"))?;
         let rel = parent.join(last);
         let dest = self.root.join(&rel);
@@ -388,6 +397,9 @@ impl Applier<'_> {
                 self.lchown(&dest, owner).map_err(io_err(&name, "chown"))?;
                 fs::set_permissions(&dest, Permissions::from_mode(mode))
                     .map_err(io_err(&name, "chmod"))?;
+                let t = FileTime::from_unix_time(mtime as i64, 0);
+                filetime::set_symlink_file_times(&dest, t, t)
+                    .map_err(io_err(&name, "set mtime"))?;
             }
             other => {
                 return Err(LayerError::Unsafe {
@@ -574,26 +586,6 @@ impl Applier<'_> {
     }
 }
 
-enum CopyError {
-    Read(io::Error),
-    Write(io::Error),
-}
-
 fn lchown_at(dir: RawFd, name: &CStr, (uid, gid): (u64, u64)) -> io::Result<()> {
     tree::lchown_at(dir, name, uid as u32, gid as u32)
-}
-
-/// Copies with a large buffer (fewer write calls than `io::copy`'s 8 KiB).
-fn copy(r: &mut impl Read, w: &mut impl Write, buf: &mut [u8]) -> Result<u64, CopyError> {
-    let mut total = 0u64;
-    loop {
-        let n = match r.read(buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CopyError::Read(e)),
-        };
-        w.write_all(&buf[..n]).map_err(CopyError::Write)?;
-        total += n as u64;
-    }
 }

@@ -1,15 +1,29 @@
 //! The last step of a layer: the modes, mtimes (and, for a layer applied beside
 //! the layers below it, owners) of its directory entries, set once every entry is
 //! in place, since creating children changes a directory's mtime.
+//!
+//! A directory whose entries the layer changed without describing it (a package
+//! manager's files rewritten in place, as `var/log/dpkg.log`, leave no entry for
+//! `var/log`) gets back the mtime it had before the layer first changed it: the
+//! layer says nothing about it, so it keeps what the layers below gave it, as
+//! umoci keeps it (docker and containerd leave the time of the pull).
 
-use std::ffi::OsString;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, OsString};
 use std::fs;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use super::error::{LayerError, io_err};
 use super::path::resolve_in_root;
 use super::tree::{self, cstring};
+
+/// A modification time: seconds and nanoseconds since the epoch.
+pub(super) type Mtime = (i64, i64);
+
+/// The mtime each directory got from the last layer that set it, as the layers
+/// finish in order: what a layer applied beside the layers below sets back.
+pub(super) type Settled = HashMap<PathBuf, Mtime>;
 
 /// A directory entry's metadata, set when the layer is done.
 #[derive(Debug)]
@@ -28,6 +42,9 @@ pub(super) struct DirMeta {
 #[derive(Debug)]
 pub struct FinishDirs {
     pub(super) dirs: Vec<DirMeta>,
+    /// Directories changed but not described by the layer, with their mtimes
+    /// before it changed them ([`MtimesBefore::set_back`]).
+    pub(super) set_back: Vec<(PathBuf, Mtime)>,
     /// Set owners again: a layer below may have merged into these directories
     /// after this layer had set them.
     pub(super) chown_again: bool,
@@ -36,12 +53,27 @@ pub struct FinishDirs {
 }
 
 impl FinishDirs {
-    /// Sets modes and mtimes (and owners when asked), deepest last-created first.
-    /// A directory that a later entry replaced or moved behind a symlink is left
-    /// alone.
-    pub fn run(self, root: &Path) -> Result<(), LayerError> {
+    /// Sets back the mtimes of the directories changed and not described, then
+    /// sets modes and mtimes (and owners when asked) of those described,
+    /// deepest last-created first. A directory that a later entry replaced or
+    /// moved behind a symlink is left alone. `settled` is what the layers below
+    /// left (a layer applied beside them saw their changes, not their result).
+    pub fn run(self, root: &Path, settled: &mut Settled) -> Result<(), LayerError> {
         let root_dir = fs::File::open(root).map_err(io_err(".", "open the root directory"))?;
         let fd = root_dir.as_raw_fd();
+        for (rel, before) in self.set_back {
+            let mtime = match settled.get(&rel) {
+                Some(&m) if self.ahead => m,
+                _ => before,
+            };
+            let name = rel.to_string_lossy().into_owned();
+            if !rel.as_os_str().is_empty() && !still_there(root, &rel) {
+                continue;
+            }
+            let c_rel = name_in_root(&rel).map_err(io_err(&name, "set mtime back"))?;
+            tree::set_mtime_at(fd, &c_rel, mtime).map_err(io_err(&name, "set mtime back"))?;
+            settled.insert(rel, mtime);
+        }
         for meta in self.dirs.into_iter().rev() {
             let name = meta.rel.to_string_lossy().into_owned();
             let c_rel = cstring(meta.rel.as_os_str()).map_err(io_err(&name, "chmod"))?;
@@ -56,8 +88,62 @@ impl FinishDirs {
             tree::chmod_at(fd, &c_rel, meta.mode).map_err(io_err(&name, "chmod"))?;
             tree::set_times_at(fd, &c_rel, meta.mtime as i64)
                 .map_err(io_err(&name, "set mtime"))?;
+            settled.insert(meta.rel, (meta.mtime as i64, 0));
         }
         Ok(())
+    }
+}
+
+/// The directories a layer changed, with their mtimes before it first did.
+#[derive(Debug, Default)]
+pub(super) struct MtimesBefore(HashMap<PathBuf, Mtime>);
+
+impl MtimesBefore {
+    /// Before the layer changes the entries of directory `rel` (root-relative,
+    /// resolved), open as `fd`: its mtime, if this is the first change.
+    pub(super) fn note(&mut self, rel: &Path, fd: RawFd) {
+        if !self.0.contains_key(rel) {
+            self.note_stat(rel, tree::lstat_at(fd, c"."));
+        }
+    }
+
+    /// [`Self::note`] for a directory that is not open: looked up from the
+    /// root's fd (`rel` was resolved: no symlink on the way).
+    pub(super) fn note_at(&mut self, rel: &Path, root_fd: RawFd) {
+        if !self.0.contains_key(rel) {
+            let st = name_in_root(rel).and_then(|c| tree::lstat_at(root_fd, &c));
+            self.note_stat(rel, st);
+        }
+    }
+
+    fn note_stat(&mut self, rel: &Path, st: std::io::Result<libc::stat>) {
+        // Not there, or not a directory: the entry fails or replaces it, and
+        // there is nothing to set back.
+        if let Ok(st) = st
+            && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+        {
+            let mtime = (st.st_mtime, st.st_mtime_nsec);
+            self.0.insert(rel.to_path_buf(), mtime);
+        }
+    }
+
+    /// The directories to set back: those changed and not described by the
+    /// layer (`dirs`).
+    pub(super) fn set_back(self, dirs: &[DirMeta]) -> Vec<(PathBuf, Mtime)> {
+        let described: HashSet<&Path> = dirs.iter().map(|d| d.rel.as_path()).collect();
+        self.0
+            .into_iter()
+            .filter(|(rel, _)| !described.contains(rel.as_path()))
+            .collect()
+    }
+}
+
+/// `rel` as a name relative to the root's fd (`.` for the root itself).
+fn name_in_root(rel: &Path) -> std::io::Result<std::borrow::Cow<'static, CStr>> {
+    if rel.as_os_str().is_empty() {
+        Ok(std::borrow::Cow::Borrowed(c"."))
+    } else {
+        cstring(rel.as_os_str()).map(std::borrow::Cow::Owned)
     }
 }
 

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::dirs::FinishDirs;
+use super::dirs::{FinishDirs, Settled};
 use super::error::LayerError;
 use super::index::{LayerIndex, Touch};
 use super::whiteout::{self, Whiteout};
@@ -36,8 +36,9 @@ pub struct ApplyOrder {
     stopped: AtomicBool,
     state: Mutex<State>,
     changed: Condvar,
-    /// Held while finishing layers, so that they finish in order.
-    finishing: Mutex<()>,
+    /// Held while finishing layers, so that they finish in order; the mtimes
+    /// the finished layers left on directories.
+    finishing: Mutex<Settled>,
     /// A layer whose directory metadata could not be set, and why: the cause of
     /// the stop that follows.
     failed_finish: Mutex<Option<(usize, LayerError)>>,
@@ -66,7 +67,7 @@ impl ApplyOrder {
                 next_finish: 0,
             }),
             changed: Condvar::new(),
-            finishing: Mutex::new(()),
+            finishing: Mutex::new(Settled::default()),
             failed_finish: Mutex::new(None),
         }
     }
@@ -130,7 +131,7 @@ impl ApplyOrder {
     /// them, so that no applier thread waits for that.
     pub(super) fn entries_done(&self, i: usize, finish: FinishDirs) {
         self.lock().finishes[i] = Some(finish);
-        let _finishing = self.finishing.lock().expect("finishing lock");
+        let mut settled = self.finishing.lock().expect("finishing lock");
         loop {
             let (k, finish) = {
                 let mut state = self.lock();
@@ -140,7 +141,7 @@ impl ApplyOrder {
                     None => return,
                 }
             };
-            let outcome = match finish.run(&self.root) {
+            let outcome = match finish.run(&self.root, &mut settled) {
                 Ok(()) => Ok(Instant::now()),
                 Err(e) => {
                     self.failed_finish

@@ -368,6 +368,30 @@ pub(super) fn lchown_at(dir: RawFd, name: &CStr, uid: u32, gid: u32) -> io::Resu
     check(unsafe { libc::fchownat(dir, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })
 }
 
+/// Sets the modification time of `name` itself (not a symlink's target) to
+/// `(seconds, nanoseconds)`, leaving its access time alone.
+pub(super) fn set_mtime_at(dir: RawFd, name: &CStr, (secs, nanos): (i64, i64)) -> io::Result<()> {
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: secs as libc::time_t,
+            tv_nsec: nanos as _,
+        },
+    ];
+    // SAFETY: as in `set_times_at`.
+    check(unsafe {
+        libc::utimensat(
+            dir,
+            name.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+}
+
 /// Sets access and modification times of `name` itself (not a symlink's target).
 pub(super) fn set_times_at(dir: RawFd, name: &CStr, secs: i64) -> io::Result<()> {
     let t = libc::timespec {

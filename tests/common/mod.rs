@@ -4,11 +4,14 @@
 #![allow(dead_code)]
 
 pub mod connect_proxy;
+mod meta;
 pub mod pki;
 mod throttle;
 mod token_server;
 
 // Not every test binary that includes `common` uses them (as `dead_code` above).
+#[allow(unused_imports)]
+pub use meta::{Meta, diff_metadata, metadata};
 #[allow(unused_imports)]
 pub use throttle::Throttle;
 #[allow(unused_imports)]

@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 
 use super::case::case;
 use super::rawtar::Tar;
-use crate::common::{self, snapshot};
+use crate::common::{self, metadata, snapshot};
 use pulltime::layer::{ApplyOptions, apply_layer_limited, apply_layers};
 use pulltime::limits::Limits;
 
@@ -70,7 +70,47 @@ fn same_as_in_order_over(base: &[u8], layers: &[Vec<u8>]) -> Vec<bool> {
         "trees differ:\n{}",
         common::diff(&want, &have)
     );
+    let (want, have) = (metadata(&seq.root), metadata(&conc.root));
+    assert!(
+        want == have,
+        "owners, mtimes or hard links differ:\n{}",
+        common::diff_metadata(&want, &have)
+    );
     applied.iter().map(|a| a.ahead).collect()
+}
+
+#[test]
+fn a_directory_changed_ahead_without_being_described_gets_the_mtime_the_layer_below_gives_it() {
+    // The base gives `d` one mtime, the layer below another; the upper layer
+    // adds to `d` and rewrites a file in it without describing it, beside the
+    // layer below: `d` must end with the mtime the layer below gave it, as in
+    // order, not the one the upper layer saw first.
+    let base = Tar::new()
+        .dir_at("d", 0o755, 1_600_000_000)
+        .file("d/x", 0o644, b"x")
+        .finish();
+    let mut l0 = Tar::new();
+    l0.dir_at("d", 0o755, 1_650_000_000)
+        .file("d/low", 0o644, b"low");
+    let l0 = padded(&mut l0);
+    let l1 = Tar::new()
+        .file("d/high", 0o644, b"high")
+        .file("d/x", 0o644, b"rewritten")
+        .finish();
+    let mut ahead = vec![false; 2];
+    for _ in 0..5 {
+        ahead = same_as_in_order_over(&base, &[l0.clone(), l1.clone()]);
+        if ahead[1] {
+            break;
+        }
+    }
+    assert!(ahead[1], "the upper layer did not go ahead: {ahead:?}");
+    let c = case();
+    for layer in [&base, &l0, &l1] {
+        apply_layer_limited(&layer[..], &c.root, &rootless(), &Limits::DEFAULT).unwrap();
+    }
+    let m = std::fs::metadata(c.root.join("d")).unwrap();
+    assert_eq!((m.mtime(), m.mtime_nsec()), (1_650_000_000, 0));
 }
 
 #[test]

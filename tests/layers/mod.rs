@@ -6,5 +6,6 @@ mod case;
 mod concurrent;
 mod hostile_entries;
 mod hostile_headers;
+mod mtimes;
 mod rawtar;
 mod rules;

@@ -6,6 +6,9 @@
 
 const BLOCK: usize = 512;
 
+/// Every entry's mtime unless told otherwise.
+pub const MTIME: u64 = 1_700_000_000;
+
 /// One header, field by field. `size_field` is what the ustar size field says;
 /// `data` is what follows (padded to a block).
 #[derive(Clone, Debug)]
@@ -16,6 +19,7 @@ pub struct H {
     pub link: Vec<u8>,
     pub size_field: Option<u64>,
     pub dev: (u32, u32),
+    pub mtime: u64,
     /// GNU sparse map (offset, length) and real size; switches to the GNU magic.
     pub sparse: Option<(Vec<(u64, u64)>, u64)>,
     pub break_checksum: bool,
@@ -30,6 +34,7 @@ impl H {
             link: Vec::new(),
             size_field: None,
             dev: (0, 0),
+            mtime: MTIME,
             sparse: None,
             break_checksum: false,
         }
@@ -60,7 +65,7 @@ impl Tar {
         octal(&mut b[108..116], 0);
         octal(&mut b[116..124], 0);
         octal(&mut b[124..136], h.size_field.unwrap_or(data.len() as u64));
-        octal(&mut b[136..148], 1_700_000_000);
+        octal(&mut b[136..148], h.mtime);
         b[156] = h.kind;
         b[157..157 + h.link.len()].copy_from_slice(&h.link);
         match &h.sparse {
@@ -95,6 +100,13 @@ impl Tar {
 
     pub fn file(&mut self, name: impl AsRef<[u8]>, mode: u32, data: &[u8]) -> &mut Self {
         self.raw(&H::new(name, b'0', mode), data)
+    }
+
+    /// A directory entry with mtime `mtime`.
+    pub fn dir_at(&mut self, name: impl AsRef<[u8]>, mode: u32, mtime: u64) -> &mut Self {
+        let mut h = H::new(name, b'5', mode);
+        h.mtime = mtime;
+        self.raw(&h, &[])
     }
 
     pub fn dir(&mut self, name: impl AsRef<[u8]>, mode: u32) -> &mut Self {

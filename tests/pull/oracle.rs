@@ -6,7 +6,7 @@ use crate::common;
 
 use std::process::Command;
 
-use common::{E, Registry, content, layer, pulltime, run, snapshot};
+use common::{E, Registry, content, diff_metadata, layer, metadata, pulltime, run, snapshot};
 use pulltime::oci::media_type::Compression;
 
 /// Three layers exercising whiteouts, opaque directories, hard and symbolic links,
@@ -109,6 +109,16 @@ fn pulled_rootfs_equals_umoci_unpack_for_gzip_and_uncompressed() {
             "pulltime vs umoci ({tag}):\n{}",
             common::diff(&ours, &theirs)
         );
+        // Owners, mtimes (directories the upper layers change without naming
+        // them, as `etc` and `usr/lib`, included) and hard links.
+        let (ours, theirs) = (metadata(&dest), metadata(&bundle.join("rootfs")));
+        assert_eq!(ours["usr/lib"].mtime, Some(1_700_000_000_000_000_000));
+        assert_eq!(
+            ours,
+            theirs,
+            "pulltime vs umoci ({tag}):\n{}",
+            diff_metadata(&ours, &theirs)
+        );
     }
 }
 
@@ -170,6 +180,8 @@ fn image_built_by_umoci_and_pushed_by_skopeo_pulls_like_umoci_unpacks_it() {
     let theirs = snapshot(&oracle.join("rootfs"));
     assert!(ours.contains_key("app/main-link.py") && !ours.contains_key("app/cache"));
     assert_eq!(ours, theirs, "{}", common::diff(&ours, &theirs));
+    let (ours, theirs) = (metadata(&dest), metadata(&oracle.join("rootfs")));
+    assert_eq!(ours, theirs, "{}", diff_metadata(&ours, &theirs));
     let record = pulltime::report::json::read_record(&json).unwrap();
     assert_eq!(record.image.layers.len(), 2);
     assert!(
