@@ -24,6 +24,7 @@ use super::order::Gate;
 use super::path::{PathError, clean, resolve_in_root};
 use super::tree::{self, Tree, cstring};
 use super::whiteout::{self, Whiteout};
+use super::xattrs::Xattrs;
 use crate::limits::{LimitError, Limits};
 use beside::Step;
 use copy::{CopyError, copy};
@@ -245,6 +246,7 @@ impl Applier<'_> {
         let c_last = cstring(last).map_err(io_err(&name, "create"))?;
         let rel = parent.join(last);
         let dest = self.root.join(&rel);
+        let xattrs = Xattrs::of(entry, &name)?;
         let header = entry.header();
         let mode = header.mode().map_err(LayerError::from_read)? & 0o7777;
         let mtime = header.mtime().unwrap_or(0);
@@ -267,6 +269,7 @@ impl Applier<'_> {
                     self.tree.evict(&rel);
                 }
                 self.tree.know_dir(&rel);
+                self.stats.skipped_xattrs += xattrs.set_on_path(&dest, &name)?;
                 let meta = DirMeta {
                     rel: rel.clone(),
                     mode,
@@ -324,6 +327,7 @@ impl Applier<'_> {
                     file.set_permissions(Permissions::from_mode(mode))
                         .map_err(io_err(&name, "chmod"))?;
                 }
+                self.stats.skipped_xattrs += xattrs.set_on_file(&file, &name)?;
                 let t = FileTime::from_unix_time(mtime as i64, 0);
                 filetime::set_file_handle_times(&file, Some(t), Some(t))
                     .map_err(io_err(&name, "set mtime"))?;
@@ -356,6 +360,7 @@ impl Applier<'_> {
                 if chown_new {
                     lchown_at(dir, &c_last, owner).map_err(io_err(&name, "chown"))?;
                 }
+                self.stats.skipped_xattrs += xattrs.set_on_path(&dest, &name)?;
                 tree::set_times_at(dir, &c_last, mtime as i64)
                     .map_err(io_err(&name, "set mtime"))?;
                 self.stats.symlinks += 1;
@@ -397,6 +402,7 @@ impl Applier<'_> {
                 self.lchown(&dest, owner).map_err(io_err(&name, "chown"))?;
                 fs::set_permissions(&dest, Permissions::from_mode(mode))
                     .map_err(io_err(&name, "chmod"))?;
+                self.stats.skipped_xattrs += xattrs.set_on_path(&dest, &name)?;
                 let t = FileTime::from_unix_time(mtime as i64, 0);
                 filetime::set_symlink_file_times(&dest, t, t)
                     .map_err(io_err(&name, "set mtime"))?;

@@ -15,6 +15,7 @@ mod order;
 pub mod path;
 mod tree;
 mod whiteout;
+mod xattrs;
 
 pub use apply::{apply_layer, apply_layer_limited};
 pub use concurrent::{Ordered, apply_layer_ordered, apply_layers};

@@ -40,6 +40,9 @@ pub struct LayerStats {
     pub whiteouts: u64,
     /// Device nodes skipped for lack of privilege.
     pub skipped_devices: u64,
+    /// Extended attributes not set: the process may not (a `trusted.*` or
+    /// `security.*` one without the privilege) or the filesystem cannot.
+    pub skipped_xattrs: u64,
     /// Bytes of regular-file content written.
     pub file_bytes: u64,
 }

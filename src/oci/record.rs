@@ -337,6 +337,11 @@ pub struct LayerRun {
     pub whiteouts: u64,
     /// Device nodes not created because the process may not (counted, not fatal).
     pub skipped_devices: u64,
+    /// Extended attributes not set because the process may not, or the
+    /// filesystem cannot (counted, not fatal). Absent in records written before
+    /// pulltime set them.
+    #[serde(default)]
+    pub skipped_xattrs: u64,
     /// When the layer's blob request started.
     pub start_s: f64,
     /// When the layer was fully applied to the root filesystem.

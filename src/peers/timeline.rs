@@ -66,6 +66,7 @@ pub fn run_record(
                 hardlinks: count.hardlinks,
                 whiteouts: count.whiteouts,
                 skipped_devices: 0,
+                skipped_xattrs: 0,
                 start_s: seen.map(|b| b.start_s).or(started).unwrap_or(0.0),
                 end_s: extract
                     .map(|w| w.1)

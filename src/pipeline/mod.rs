@@ -386,6 +386,7 @@ fn layer_run(
         hardlinks: x.stats.hardlinks,
         whiteouts: x.stats.whiteouts,
         skipped_devices: x.stats.skipped_devices,
+        skipped_xattrs: x.stats.skipped_xattrs,
         start_s: clock.offset(d.started),
         end_s: clock.offset(x.finished),
         download_s: Some(download.as_secs_f64()),

@@ -17,6 +17,8 @@ pub struct Meta {
     pub mtime: Option<i128>,
     /// For a non-directory with several links: the first of its paths (sorted).
     pub hard_link_of: Option<String>,
+    /// Extended attributes, by name.
+    pub xattrs: BTreeMap<String, Vec<u8>>,
 }
 
 /// [`Meta`] of every path under `root` (relative).
@@ -34,6 +36,7 @@ pub fn metadata(root: &Path) -> BTreeMap<String, Meta> {
             owner: (m.uid(), m.gid()),
             mtime: (mtime < recent).then_some(mtime),
             hard_link_of: None,
+            xattrs: xattrs(&root.join(&rel)),
         };
         out.insert(rel, meta);
     });
@@ -74,6 +77,45 @@ pub fn diff_metadata(a: &BTreeMap<String, Meta>, b: &BTreeMap<String, Meta>) -> 
     }
     for k in b.keys().filter(|k| !a.contains_key(*k)) {
         out.push_str(&format!("only in right: {k}\n"));
+    }
+    out
+}
+
+/// The extended attributes of `path` itself (not a symlink's target).
+pub fn xattrs(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut names = vec![0u8; 64 << 10];
+    // SAFETY: `c` is NUL-terminated and `names` valid for its length.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    assert!(
+        n >= 0,
+        "llistxattr {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    names.truncate(n as usize);
+    let mut out = BTreeMap::new();
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let c_name = std::ffi::CString::new(name).unwrap();
+        let mut value = vec![0u8; 64 << 10];
+        // SAFETY: as above.
+        let n = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                c_name.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        assert!(
+            n >= 0,
+            "lgetxattr {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+        value.truncate(n as usize);
+        out.insert(String::from_utf8_lossy(name).into_owned(), value);
     }
     out
 }

@@ -11,7 +11,7 @@ mod token_server;
 
 // Not every test binary that includes `common` uses them (as `dead_code` above).
 #[allow(unused_imports)]
-pub use meta::{Meta, diff_metadata, metadata};
+pub use meta::{Meta, diff_metadata, metadata, xattrs};
 #[allow(unused_imports)]
 pub use throttle::Throttle;
 #[allow(unused_imports)]
@@ -315,6 +315,9 @@ pub enum E {
     Whiteout(&'static str),
     /// The opaque marker inside a directory.
     Opaque(&'static str),
+    /// An extended attribute (name, value) of the next entry, as a pax
+    /// `SCHILY.xattr.` record.
+    Xattr(&'static str, &'static [u8]),
 }
 
 /// `n` bytes of deterministic content.
@@ -336,7 +339,14 @@ pub fn content(seed: u64, n: usize) -> Vec<u8> {
 /// A layer tar from entries, in order.
 pub fn layer(entries: &[E]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
+    // The extended attributes for the next entry, written as one pax header.
+    let mut xattrs: Vec<(String, &[u8])> = Vec::new();
     for e in entries {
+        if !matches!(e, E::Xattr(..)) && !xattrs.is_empty() {
+            let records = xattrs.iter().map(|(k, v)| (k.as_str(), *v));
+            b.append_pax_extensions(records).unwrap();
+            xattrs.clear();
+        }
         match e {
             E::Dir(p, m) => raw(
                 &mut b,
@@ -399,6 +409,7 @@ pub fn layer(entries: &[E]) -> Vec<u8> {
                     &[],
                 );
             }
+            E::Xattr(name, value) => xattrs.push((format!("SCHILY.xattr.{name}"), value)),
         }
     }
     b.into_inner().unwrap()

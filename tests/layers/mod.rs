@@ -9,3 +9,4 @@ mod hostile_headers;
 mod mtimes;
 mod rawtar;
 mod rules;
+mod xattrs;

@@ -20,6 +20,7 @@ pub struct H {
     pub size_field: Option<u64>,
     pub dev: (u32, u32),
     pub mtime: u64,
+    pub owner: (u32, u32),
     /// GNU sparse map (offset, length) and real size; switches to the GNU magic.
     pub sparse: Option<(Vec<(u64, u64)>, u64)>,
     pub break_checksum: bool,
@@ -35,6 +36,7 @@ impl H {
             size_field: None,
             dev: (0, 0),
             mtime: MTIME,
+            owner: (0, 0),
             sparse: None,
             break_checksum: false,
         }
@@ -62,8 +64,8 @@ impl Tar {
         let mut b = [0u8; BLOCK];
         b[..h.name.len()].copy_from_slice(&h.name);
         octal(&mut b[100..108], h.mode as u64);
-        octal(&mut b[108..116], 0);
-        octal(&mut b[116..124], 0);
+        octal(&mut b[108..116], h.owner.0 as u64);
+        octal(&mut b[116..124], h.owner.1 as u64);
         octal(&mut b[124..136], h.size_field.unwrap_or(data.len() as u64));
         octal(&mut b[136..148], h.mtime);
         b[156] = h.kind;

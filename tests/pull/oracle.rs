@@ -14,7 +14,10 @@ use pulltime::oci::media_type::Compression;
 fn tricky_layers() -> Vec<Vec<u8>> {
     vec![
         layer(&[
+            E::Xattr("user.origin", b"layer 0"),
             E::Dir("etc", 0o755),
+            E::Xattr("user.origin", b"layer 0"),
+            E::Xattr("user.empty", b""),
             E::File("etc/passwd", 0o644, b"root:x:0:0::/root:/bin/sh\n".to_vec()),
             E::File("etc/secret", 0o600, content(1, 300)),
             E::Dir("usr", 0o755),
@@ -113,6 +116,7 @@ fn pulled_rootfs_equals_umoci_unpack_for_gzip_and_uncompressed() {
         // them, as `etc` and `usr/lib`, included) and hard links.
         let (ours, theirs) = (metadata(&dest), metadata(&bundle.join("rootfs")));
         assert_eq!(ours["usr/lib"].mtime, Some(1_700_000_000_000_000_000));
+        assert_eq!(ours["etc/passwd"].xattrs["user.origin"], b"layer 0");
         assert_eq!(
             ours,
             theirs,
