@@ -2,6 +2,7 @@
 
 mod beside;
 mod copy;
+mod links;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsStr, OsString};
@@ -52,7 +53,7 @@ pub fn apply_layer_limited<R: Read>(
     limits: &Limits,
 ) -> Result<LayerStats, LayerError> {
     let (stats, (finish, _)) = apply_entries(reader, root, options, limits, None)?;
-    finish.run(root, &mut Settled::default())?;
+    finish.run(root, &mut Settled::default(), &Settled::default())?;
     Ok(stats)
 }
 
@@ -210,7 +211,7 @@ impl Applier<'_> {
             }
             Whiteout::Opaque => {
                 self.stats.whiteouts += 1;
-                self.mtimes_before.note_at(&parent, self.tree.root_fd());
+                self.note_dir(&parent, None);
                 self.forget();
                 return whiteout::make_opaque(self.root, &parent, &self.written)
                     .map_err(io_err(&name, "opaque whiteout"));
@@ -219,7 +220,7 @@ impl Applier<'_> {
                 self.stats.whiteouts += 1;
                 let rel = parent.join(target);
                 if !self.written.contains(&rel) {
-                    self.mtimes_before.note_at(&parent, self.tree.root_fd());
+                    self.note_dir(&parent, None);
                     self.forget();
                     whiteout::remove_path(self.root, &rel).map_err(io_err(&name, "whiteout"))?;
                 }
@@ -242,7 +243,7 @@ impl Applier<'_> {
         }
         .map_err(io_err(&name, "create parent directories"))?;
         let dir = parent_dir.fd();
-        self.mtimes_before.note(&parent, dir);
+        self.note_dir(&parent, Some(dir));
         let c_last = cstring(last).map_err(io_err(&name, "create"))?;
         let rel = parent.join(last);
         let dest = self.root.join(&rel);
@@ -270,6 +271,9 @@ impl Applier<'_> {
                 }
                 self.tree.know_dir(&rel);
                 self.stats.skipped_xattrs += xattrs.set_on_path(&dest, &name)?;
+                if xattrs.has_default_acl() {
+                    self.tree.default_acl_set();
+                }
                 let meta = DirMeta {
                     rel: rel.clone(),
                     mode,
@@ -323,11 +327,13 @@ impl Applier<'_> {
                     std::os::unix::fs::fchown(&file, Some(owner.0 as u32), Some(owner.1 as u32))
                         .map_err(io_err(&name, "chown"))?;
                 }
+                // After the chown (which drops a file capability), before the
+                // chmod (a read-only file refuses `user.*` to its owner).
+                self.stats.skipped_xattrs += xattrs.set_on_file(&file, &name)?;
                 if !exact {
                     file.set_permissions(Permissions::from_mode(mode))
                         .map_err(io_err(&name, "chmod"))?;
                 }
-                self.stats.skipped_xattrs += xattrs.set_on_file(&file, &name)?;
                 let t = FileTime::from_unix_time(mtime as i64, 0);
                 filetime::set_file_handle_times(&file, Some(t), Some(t))
                     .map_err(io_err(&name, "set mtime"))?;
@@ -400,9 +406,9 @@ impl Applier<'_> {
                     Err(e) => return Err(io_err(&name, "mknod")(e)),
                 }
                 self.lchown(&dest, owner).map_err(io_err(&name, "chown"))?;
+                self.stats.skipped_xattrs += xattrs.set_on_path(&dest, &name)?;
                 fs::set_permissions(&dest, Permissions::from_mode(mode))
                     .map_err(io_err(&name, "chmod"))?;
-                self.stats.skipped_xattrs += xattrs.set_on_path(&dest, &name)?;
                 let t = FileTime::from_unix_time(mtime as i64, 0);
                 filetime::set_symlink_file_times(&dest, t, t)
                     .map_err(io_err(&name, "set mtime"))?;
@@ -537,39 +543,13 @@ impl Applier<'_> {
         self.tree.forget();
     }
 
-    fn hardlink_target<R: Read>(
-        &mut self,
-        entry: &tar::Entry<'_, R>,
-        name: &str,
-    ) -> Result<PathBuf, LayerError> {
-        let refuse = |reason: String| LayerError::Unsafe {
-            entry: name.to_string(),
-            reason,
-        };
-        let raw = entry
-            .link_name_bytes()
-            .ok_or_else(|| refuse("hard link without a target".into()))?
-            .into_owned();
-        self.limits.check_link_target(name, &raw)?;
-        let comps = clean(&raw).map_err(|e| {
-            refuse(format!(
-                "hard link target {:?}: {e}",
-                String::from_utf8_lossy(&raw)
-            ))
-        })?;
-        let (last, parents) = comps
-            .split_last()
-            .ok_or_else(|| refuse("hard link to the root directory".into()))?;
-        let target = resolve_in_root(self.root, parents)
-            .map_err(|e| refuse(format!("hard link target: {e}")))?
-            .join(last);
-        match fs::symlink_metadata(self.root.join(&target)) {
-            Ok(m) if m.is_dir() => Err(refuse("hard link to a directory".into())),
-            Ok(_) => Ok(target),
-            Err(_) => Err(refuse(format!(
-                "hard link target {:?} does not exist in the root filesystem",
-                String::from_utf8_lossy(&raw)
-            ))),
+    /// Before the first change to the entries of directory `rel` (open as `fd`,
+    /// or not): its mtime, to set back when the layer is done, and for the
+    /// layers beside it, the mtime before any layer changed it.
+    fn note_dir(&mut self, rel: &Path, fd: Option<RawFd>) {
+        let seen = self.mtimes_before.note(rel, (fd, self.tree.root_fd()));
+        if let (Some(seen), Some(gate)) = (seen, &self.gate) {
+            gate.note_first_mtime(rel, seen);
         }
     }
 

@@ -21,9 +21,9 @@ use super::tree::{self, cstring};
 /// A modification time: seconds and nanoseconds since the epoch.
 pub(super) type Mtime = (i64, i64);
 
-/// The mtime each directory got from the last layer that set it, as the layers
-/// finish in order: what a layer applied beside the layers below sets back.
-pub(super) type Settled = HashMap<PathBuf, Mtime>;
+/// Directory mtimes with the inode they were seen on (a directory removed and
+/// made again is another directory).
+pub(super) type Settled = HashMap<PathBuf, (Mtime, u64)>;
 
 /// A directory entry's metadata, set when the layer is done.
 #[derive(Debug)]
@@ -44,7 +44,7 @@ pub struct FinishDirs {
     pub(super) dirs: Vec<DirMeta>,
     /// Directories changed but not described by the layer, with their mtimes
     /// before it changed them ([`MtimesBefore::set_back`]).
-    pub(super) set_back: Vec<(PathBuf, Mtime)>,
+    pub(super) set_back: Vec<(PathBuf, (Mtime, u64))>,
     /// Set owners again: a layer below may have merged into these directories
     /// after this layer had set them.
     pub(super) chown_again: bool,
@@ -56,23 +56,33 @@ impl FinishDirs {
     /// Sets back the mtimes of the directories changed and not described, then
     /// sets modes and mtimes (and owners when asked) of those described,
     /// deepest last-created first. A directory that a later entry replaced or
-    /// moved behind a symlink is left alone. `settled` is what the layers below
-    /// left (a layer applied beside them saw their changes, not their result).
-    pub fn run(self, root: &Path, settled: &mut Settled) -> Result<(), LayerError> {
+    /// moved behind a symlink is left alone.
+    ///
+    /// What a directory gets back is what it had before this layer in layer
+    /// order: `left`, what the layers below left it (updated here for the
+    /// layers above), or else `first`, its mtime before any layer of the pull
+    /// changed it; either only for the same directory (inode). Layers applied
+    /// side by side may see each other's changes, so what this layer saw first
+    /// is the last resort (alone, it is exact).
+    pub fn run(self, root: &Path, left: &mut Settled, first: &Settled) -> Result<(), LayerError> {
         let root_dir = fs::File::open(root).map_err(io_err(".", "open the root directory"))?;
         let fd = root_dir.as_raw_fd();
-        for (rel, before) in self.set_back {
-            let mtime = match settled.get(&rel) {
-                Some(&m) if self.ahead => m,
-                _ => before,
-            };
+        for (rel, (before, ino)) in self.set_back {
             let name = rel.to_string_lossy().into_owned();
             if !rel.as_os_str().is_empty() && !still_there(root, &rel) {
                 continue;
             }
             let c_rel = name_in_root(&rel).map_err(io_err(&name, "set mtime back"))?;
+            let now = tree::lstat_at(fd, &c_rel).map_err(io_err(&name, "set mtime back"))?;
+            let same = |v: Option<&(Mtime, u64)>| v.filter(|v| v.1 == now.st_ino).map(|v| v.0);
+            let mtime = match same(left.get(&rel)).or(same(first.get(&rel))) {
+                Some(m) => m,
+                None if ino == now.st_ino => before,
+                // Made again after this layer first changed it: nothing to keep.
+                None => continue,
+            };
             tree::set_mtime_at(fd, &c_rel, mtime).map_err(io_err(&name, "set mtime back"))?;
-            settled.insert(rel, mtime);
+            left.insert(rel, (mtime, now.st_ino));
         }
         for meta in self.dirs.into_iter().rev() {
             let name = meta.rel.to_string_lossy().into_owned();
@@ -88,48 +98,47 @@ impl FinishDirs {
             tree::chmod_at(fd, &c_rel, meta.mode).map_err(io_err(&name, "chmod"))?;
             tree::set_times_at(fd, &c_rel, meta.mtime as i64)
                 .map_err(io_err(&name, "set mtime"))?;
-            settled.insert(meta.rel, (meta.mtime as i64, 0));
+            let st = tree::lstat_at(fd, &c_rel).map_err(io_err(&name, "set mtime"))?;
+            left.insert(meta.rel, ((meta.mtime as i64, 0), st.st_ino));
         }
         Ok(())
     }
 }
 
-/// The directories a layer changed, with their mtimes before it first did.
+/// The directories a layer changed, with their mtimes (and inodes) before it
+/// first did.
 #[derive(Debug, Default)]
-pub(super) struct MtimesBefore(HashMap<PathBuf, Mtime>);
+pub(super) struct MtimesBefore(HashMap<PathBuf, (Mtime, u64)>);
 
 impl MtimesBefore {
     /// Before the layer changes the entries of directory `rel` (root-relative,
-    /// resolved), open as `fd`: its mtime, if this is the first change.
-    pub(super) fn note(&mut self, rel: &Path, fd: RawFd) {
-        if !self.0.contains_key(rel) {
-            self.note_stat(rel, tree::lstat_at(fd, c"."));
+    /// resolved; open as `fd`, or else looked up from the root's fd `root_fd`):
+    /// its mtime and inode, returned if this is the first change.
+    pub(super) fn note(
+        &mut self,
+        rel: &Path,
+        (fd, root_fd): (Option<RawFd>, RawFd),
+    ) -> Option<(Mtime, u64)> {
+        if self.0.contains_key(rel) {
+            return None;
         }
-    }
-
-    /// [`Self::note`] for a directory that is not open: looked up from the
-    /// root's fd (`rel` was resolved: no symlink on the way).
-    pub(super) fn note_at(&mut self, rel: &Path, root_fd: RawFd) {
-        if !self.0.contains_key(rel) {
-            let st = name_in_root(rel).and_then(|c| tree::lstat_at(root_fd, &c));
-            self.note_stat(rel, st);
-        }
-    }
-
-    fn note_stat(&mut self, rel: &Path, st: std::io::Result<libc::stat>) {
+        let st = match fd {
+            Some(fd) => tree::lstat_at(fd, c"."),
+            None => name_in_root(rel).and_then(|c| tree::lstat_at(root_fd, &c)),
+        };
         // Not there, or not a directory: the entry fails or replaces it, and
         // there is nothing to set back.
-        if let Ok(st) = st
-            && st.st_mode & libc::S_IFMT == libc::S_IFDIR
-        {
-            let mtime = (st.st_mtime, st.st_mtime_nsec);
-            self.0.insert(rel.to_path_buf(), mtime);
-        }
+        let st = st
+            .ok()
+            .filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)?;
+        let seen = ((st.st_mtime, st.st_mtime_nsec), st.st_ino);
+        self.0.insert(rel.to_path_buf(), seen);
+        Some(seen)
     }
 
     /// The directories to set back: those changed and not described by the
     /// layer (`dirs`).
-    pub(super) fn set_back(self, dirs: &[DirMeta]) -> Vec<(PathBuf, Mtime)> {
+    pub(super) fn set_back(self, dirs: &[DirMeta]) -> Vec<(PathBuf, (Mtime, u64))> {
         let described: HashSet<&Path> = dirs.iter().map(|d| d.rel.as_path()).collect();
         self.0
             .into_iter()

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::dirs::{FinishDirs, Settled};
+use super::dirs::{FinishDirs, Mtime, Settled};
 use super::error::LayerError;
 use super::index::{LayerIndex, Touch};
 use super::whiteout::{self, Whiteout};
@@ -39,6 +39,8 @@ pub struct ApplyOrder {
     /// Held while finishing layers, so that they finish in order; the mtimes
     /// the finished layers left on directories.
     finishing: Mutex<Settled>,
+    /// Each directory's mtime before the first layer changed its entries.
+    first_mtimes: Mutex<Settled>,
     /// A layer whose directory metadata could not be set, and why: the cause of
     /// the stop that follows.
     failed_finish: Mutex<Option<(usize, LayerError)>>,
@@ -68,6 +70,7 @@ impl ApplyOrder {
             }),
             changed: Condvar::new(),
             finishing: Mutex::new(Settled::default()),
+            first_mtimes: Mutex::new(Settled::default()),
             failed_finish: Mutex::new(None),
         }
     }
@@ -141,7 +144,8 @@ impl ApplyOrder {
                     None => return,
                 }
             };
-            let outcome = match finish.run(&self.root, &mut settled) {
+            let first = self.first_mtimes.lock().expect("first mtimes lock");
+            let outcome = match finish.run(&self.root, &mut settled, &first) {
                 Ok(()) => Ok(Instant::now()),
                 Err(e) => {
                     self.failed_finish
@@ -262,6 +266,14 @@ pub struct Gate<'a> {
 }
 
 impl Gate<'_> {
+    /// A layer is about to change the entries of directory `rel`, which had
+    /// `seen` (mtime, inode) when this layer first looked: kept if no layer
+    /// changed it before ([`FinishDirs::run`]).
+    pub(super) fn note_first_mtime(&self, rel: &std::path::Path, seen: (Mtime, u64)) {
+        let mut first = self.order.first_mtimes.lock().expect("first mtimes lock");
+        first.entry(rel.to_path_buf()).or_insert(seen);
+    }
+
     /// What an entry touching `touches` may do while layers below are still being
     /// applied (waiting first, once, until every layer below is indexed).
     pub(super) fn verdict(&mut self, touches: &[EntryTouch]) -> Result<Verdict, LayerError> {

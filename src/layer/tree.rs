@@ -122,6 +122,12 @@ impl Tree {
         self.plain_modes && mode & 0o7000 == 0 && mode & self.umask == 0
     }
 
+    /// A directory got a default ACL: new entries may not get their mode
+    /// exactly any more (see [`Tree::creates_exactly`]).
+    pub(super) fn default_acl_set(&mut self) {
+        self.plain_modes = false;
+    }
+
     /// The process's umask when the layer began.
     pub(super) fn umask(&self) -> u32 {
         self.umask

@@ -5,7 +5,8 @@
 //! and containerd set them.
 //!
 //! Each is set after the entry's owner and content, since the kernel drops
-//! `security.capability` on a chown or a write. One the process may not set (a
+//! `security.capability` on a chown or a write, and before its mode (a
+//! read-only file refuses `user.*` attributes to its owner). One the process may not set (a
 //! `trusted.*` or `security.*` attribute without the privilege), that the
 //! filesystem does not support, or that is larger than Linux holds is skipped
 //! and counted ([`super::LayerStats::skipped_xattrs`]), as a device node it may
@@ -38,10 +39,9 @@ impl Xattrs {
         };
         for record in records {
             let record = record.map_err(LayerError::from_read)?;
-            let Ok(key) = record.key() else { continue };
             // An empty value deletes the keyword (POSIX pax): no attribute, as
             // Go's archive/tar (docker, containerd, umoci) reads it.
-            let Some(attr) = key.strip_prefix(PAX_XATTR) else {
+            let Some(attr) = record.key_bytes().strip_prefix(PAX_XATTR.as_bytes()) else {
                 continue;
             };
             if record.value_bytes().is_empty() {
@@ -54,6 +54,20 @@ impl Xattrs {
             out.push((attr, record.value_bytes().to_vec()));
         }
         Ok(Xattrs(out))
+    }
+
+    /// Whether one of them is a default ACL (which new entries in the
+    /// directory inherit, and which overrides the umask).
+    pub(super) fn has_default_acl(&self) -> bool {
+        self.0
+            .iter()
+            .any(|(name, _)| name.as_bytes() == b"system.posix_acl_default")
+    }
+
+    /// Whether `entry` carries any (an unreadable record counts: the entry
+    /// fails when it is applied).
+    pub(super) fn any<R: Read>(entry: &mut tar::Entry<'_, R>) -> bool {
+        Self::of(entry, "").is_ok_and(|x| !x.0.is_empty())
     }
 
     /// Sets them on the open file `file`; returns how many were skipped.

@@ -114,6 +114,51 @@ fn a_directory_changed_ahead_without_being_described_gets_the_mtime_the_layer_be
 }
 
 #[test]
+fn a_directory_an_upper_layer_changed_first_gets_back_its_mtime_from_before_both() {
+    // The upper layer adds to `d` ahead of the layer below, which changes `d`
+    // only after its padding, describing it in neither: both must set back
+    // the mtime `d` had before either, not the time the upper layer left.
+    let base = Tar::new()
+        .dir_at("d", 0o755, 1_600_000_000)
+        .file("d/x", 0o644, b"x")
+        .finish();
+    let mut l0 = Tar::new();
+    pad(&mut l0).file("d/low", 0o644, b"low");
+    let l0 = l0.finish();
+    let l1 = Tar::new().file("d/high", 0o644, b"high").finish();
+    let mut ahead = vec![false; 2];
+    for _ in 0..5 {
+        ahead = same_as_in_order_over(&base, &[l0.clone(), l1.clone()]);
+        if ahead[1] {
+            break;
+        }
+    }
+    assert!(ahead[1], "the upper layer did not go ahead: {ahead:?}");
+}
+
+#[test]
+fn an_entry_with_extended_attributes_that_would_be_set_aside_goes_in_order() {
+    // `e/f` interacts with the layer below: set aside, it would lose its
+    // attribute (a set-aside entry keeps its path and link only).
+    let mut l0 = Tar::new();
+    l0.dir("e", 0o755).file("e/f", 0o644, b"low");
+    let l0 = padded(&mut l0);
+    let l1 = Tar::new()
+        .file("g/other", 0o644, b"goes ahead")
+        .pax(b'x', &[("SCHILY.xattr.user.kind", b"high")])
+        .file("e/f", 0o644, b"high")
+        .finish();
+    let mut ahead = vec![false; 2];
+    for _ in 0..5 {
+        ahead = same_as_in_order(&[l0.clone(), l1.clone()]);
+        if ahead[1] {
+            break;
+        }
+    }
+    assert!(ahead[1], "the upper layer did not go ahead: {ahead:?}");
+}
+
+#[test]
 fn independent_layers_go_ahead_and_merge_directories_upper_metadata_last() {
     let mut l0 = Tar::new();
     l0.dir("usr", 0o755)

@@ -91,7 +91,7 @@ fn a_malformed_acl_fails_the_layer_naming_the_attribute() {
         Err(e) => {
             let text = format!("{e}: {:?}", std::error::Error::source(&e));
             assert!(
-                text.contains("system.posix_acl_access") && text.contains('f'),
+                text.contains("tar entry \"f\"") && text.contains("system.posix_acl_access"),
                 "{text}"
             );
         }

@@ -10,6 +10,7 @@ use crate::layer::LayerError;
 use crate::layer::index::Touch;
 use crate::layer::order::{EntryTouch, Verdict};
 use crate::layer::path::{clean, resolve_in_root};
+use crate::layer::xattrs::Xattrs;
 
 /// What [`Applier::before_entry`] decided.
 pub(super) enum Step {
@@ -29,7 +30,18 @@ impl Applier<'_> {
         comps: &[OsString],
         parent: &Path,
     ) -> Result<Step, LayerError> {
-        let Some(gate) = self.gate.as_mut().filter(|g| !g.in_order()) else {
+        if self.gate.as_ref().is_none_or(|g| g.in_order()) {
+            return Ok(Step::Go);
+        }
+        // Extended attributes go in order: set aside, an entry keeps only its
+        // path and link; beside a layer below that describes the same
+        // directory, the last to set them would win (a few entries of an image
+        // carry any).
+        if Xattrs::any(entry) {
+            self.in_order_now()?;
+            return Ok(Step::InOrder);
+        }
+        let Some(gate) = self.gate.as_mut() else {
             return Ok(Step::Go);
         };
         let kind = entry.header().entry_type();
