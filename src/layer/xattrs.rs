@@ -6,12 +6,13 @@
 //!
 //! Each is set after the entry's owner and content, since the kernel drops
 //! `security.capability` on a chown or a write, and before its mode (a
-//! read-only file refuses `user.*` attributes to its owner). One the process may not set (a
-//! `trusted.*` or `security.*` attribute without the privilege), that the
-//! filesystem does not support, or that is larger than Linux holds is skipped
-//! and counted ([`super::LayerStats::skipped_xattrs`]), as a device node it may
-//! not make; any other refusal (a malformed ACL) fails the layer, naming the
-//! attribute.
+//! read-only file refuses `user.*` attributes to its owner). One the process
+//! may not set (a `trusted.*` or `security.*` attribute without the
+//! privilege), that the filesystem does not support, or that is larger than
+//! Linux holds is skipped and counted ([`super::LayerStats::skipped_xattrs`]),
+//! as a device node it may not make; any other refusal (a malformed ACL) fails
+//! the layer, naming the attribute. In a layer applied beside the layers below
+//! it, an entry that carries any goes in order (`apply/beside.rs`).
 
 use std::ffi::CString;
 use std::io::{self, Read};
