@@ -1,13 +1,14 @@
-//! What [`super::snapshot`] leaves out: owners, mtimes and which paths share an
-//! inode. Compared where two trees must be the same to the last attribute
-//! (pulltime against umoci, layers applied side by side against in order).
+//! What [`super::snapshot`] leaves out: owners, mtimes, extended attributes
+//! and which paths share an inode. Compared where two trees must be the same
+//! to the last attribute (pulltime against umoci, layers applied side by side
+//! against in order).
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A path's owner, mtime and hard-link identity.
+/// A path's owner, mtime, hard-link identity and extended attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
     pub owner: (u32, u32),
