@@ -25,6 +25,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// so a few suffice. The cache is emptied when full.
 const OPEN_DIRS: usize = 64;
 
+/// Set once a layer of this process gave a directory a default ACL, which new
+/// entries below it inherit and which narrows their mode: from then on every
+/// layer's new files take a chmod ([`Tree::creates_exactly`]), whatever root
+/// they are in (rare, and a chmod too many is only slower).
+static DEFAULT_ACL_SET: AtomicBool = AtomicBool::new(false);
+
 /// Mode of directories created implicitly, as docker creates them.
 const IMPLICIT_DIR_MODE: u32 = 0o755;
 
@@ -119,13 +125,18 @@ impl Tree {
     /// Whether a file created with `mode` gets exactly `mode` (no set-id or sticky
     /// bits, nothing the umask or an ACL takes away), so no chmod is needed.
     pub(super) fn creates_exactly(&self, mode: u32) -> bool {
-        self.plain_modes && mode & 0o7000 == 0 && mode & self.umask == 0
+        self.plain_modes
+            && !DEFAULT_ACL_SET.load(Ordering::Relaxed)
+            && mode & 0o7000 == 0
+            && mode & self.umask == 0
     }
 
     /// A directory got a default ACL: new entries may not get their mode
-    /// exactly any more (see [`Tree::creates_exactly`]).
+    /// exactly any more, in this layer or the next ones (see
+    /// [`Tree::creates_exactly`]).
     pub(super) fn default_acl_set(&mut self) {
         self.plain_modes = false;
+        DEFAULT_ACL_SET.store(true, Ordering::Relaxed);
     }
 
     /// The process's umask when the layer began.

@@ -99,3 +99,27 @@ fn a_malformed_acl_fails_the_layer_naming_the_attribute() {
         Ok(stats) => assert_eq!(stats.skipped_xattrs, 1, "{stats:?}"),
     }
 }
+
+#[test]
+fn files_below_a_directory_given_a_default_acl_by_a_lower_layer_keep_their_mode() {
+    let c = case();
+    // A default ACL (version 2; user_obj rwx, group_obj r-x, other ---): new
+    // files below inherit it, which narrows a 0644 to 0640 unless chmodded.
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm) in [(0x01u16, 7u16), (0x04, 5), (0x20, 0)] {
+        acl.extend(tag.to_le_bytes());
+        acl.extend(perm.to_le_bytes());
+        acl.extend(u32::MAX.to_le_bytes());
+    }
+    let mut low = Tar::new();
+    low.pax(b'x', &[("SCHILY.xattr.system.posix_acl_default", &acl)])
+        .dir("d", 0o755);
+    if c.apply(&low).unwrap().skipped_xattrs > 0 {
+        return; // a filesystem without ACLs: nothing to inherit
+    }
+    assert!(xattrs(&c.root.join("d")).contains_key("system.posix_acl_default"));
+    // The layer above is applied on its own, as the next layer of a pull is.
+    c.apply(Tar::new().file("d/f", 0o644, b"f")).unwrap();
+    let mode = std::fs::metadata(c.root.join("d/f")).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o644);
+}
