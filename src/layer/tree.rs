@@ -352,7 +352,8 @@ fn owned(fd: RawFd) -> io::Result<OwnedFd> {
     }
 }
 
-fn check(rc: libc::c_int) -> io::Result<()> {
+/// A system call's return code as a result (`errno` on failure).
+pub(super) fn check(rc: libc::c_int) -> io::Result<()> {
     if rc == 0 {
         Ok(())
     } else {
@@ -398,15 +399,7 @@ pub(super) fn set_mtime_at(dir: RawFd, name: &CStr, (secs, nanos): (i64, i64)) -
             tv_nsec: nanos as _,
         },
     ];
-    // SAFETY: as in `set_times_at`.
-    check(unsafe {
-        libc::utimensat(
-            dir,
-            name.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
+    utimens_nofollow(dir, name, &times)
 }
 
 /// Sets access and modification times of `name` itself (not a symlink's target).
@@ -415,7 +408,11 @@ pub(super) fn set_times_at(dir: RawFd, name: &CStr, secs: i64) -> io::Result<()>
         tv_sec: secs as libc::time_t,
         tv_nsec: 0,
     };
-    let times = [t, t];
+    utimens_nofollow(dir, name, &[t, t])
+}
+
+/// `utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW)`.
+fn utimens_nofollow(dir: RawFd, name: &CStr, times: &[libc::timespec; 2]) -> io::Result<()> {
     // SAFETY: `times` holds two timespecs as utimensat requires; `name` is
     // NUL-terminated.
     check(unsafe {

@@ -20,7 +20,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use super::error::{LayerError, io_err};
-use super::tree::cstring;
+use super::tree::{check, cstring};
 
 const PAX_XATTR: &str = "SCHILY.xattr.";
 
@@ -140,12 +140,4 @@ fn skippable(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EPERM | libc::EACCES | libc::ENOTSUP | libc::E2BIG | libc::ERANGE)
     )
-}
-
-fn check(rc: libc::c_int) -> io::Result<()> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }

@@ -41,6 +41,20 @@ fn padded(low: &mut Tar) -> Vec<u8> {
     pad(low).finish()
 }
 
+/// Runs `run` (which says which layers went ahead) up to five times, until
+/// `went` holds: whether layers really ran beside the ones below depends on
+/// the scheduler. Returns the last result.
+fn tries(mut run: impl FnMut() -> Vec<bool>, went: impl Fn(&[bool]) -> bool) -> Vec<bool> {
+    let mut ahead = run();
+    for _ in 1..5 {
+        if went(&ahead) {
+            break;
+        }
+        ahead = run();
+    }
+    ahead
+}
+
 /// Applies `layers` in order and with [`THREADS`] threads into two roots and
 /// asserts the trees are the same. Returns which layers went ahead.
 #[track_caller]
@@ -97,13 +111,10 @@ fn a_directory_changed_ahead_without_being_described_gets_the_mtime_the_layer_be
         .file("d/high", 0o644, b"high")
         .file("d/x", 0o644, b"rewritten")
         .finish();
-    let mut ahead = vec![false; 2];
-    for _ in 0..5 {
-        ahead = same_as_in_order_over(&base, &[l0.clone(), l1.clone()]);
-        if ahead[1] {
-            break;
-        }
-    }
+    let ahead = tries(
+        || same_as_in_order_over(&base, &[l0.clone(), l1.clone()]),
+        |a| a[1],
+    );
     assert!(ahead[1], "the upper layer did not go ahead: {ahead:?}");
     let c = case();
     for layer in [&base, &l0, &l1] {
@@ -126,13 +137,10 @@ fn a_directory_an_upper_layer_changed_first_gets_back_its_mtime_from_before_both
     pad(&mut l0).file("d/low", 0o644, b"low");
     let l0 = l0.finish();
     let l1 = Tar::new().file("d/high", 0o644, b"high").finish();
-    let mut ahead = vec![false; 2];
-    for _ in 0..5 {
-        ahead = same_as_in_order_over(&base, &[l0.clone(), l1.clone()]);
-        if ahead[1] {
-            break;
-        }
-    }
+    let ahead = tries(
+        || same_as_in_order_over(&base, &[l0.clone(), l1.clone()]),
+        |a| a[1],
+    );
     assert!(ahead[1], "the upper layer did not go ahead: {ahead:?}");
 }
 
@@ -148,13 +156,7 @@ fn an_entry_with_extended_attributes_that_would_be_set_aside_goes_in_order() {
         .pax(b'x', &[("SCHILY.xattr.user.kind", b"high")])
         .file("e/f", 0o644, b"high")
         .finish();
-    let mut ahead = vec![false; 2];
-    for _ in 0..5 {
-        ahead = same_as_in_order(&[l0.clone(), l1.clone()]);
-        if ahead[1] {
-            break;
-        }
-    }
+    let ahead = tries(|| same_as_in_order(&[l0.clone(), l1.clone()]), |a| a[1]);
     assert!(ahead[1], "the upper layer did not go ahead: {ahead:?}");
 }
 
@@ -177,13 +179,10 @@ fn independent_layers_go_ahead_and_merge_directories_upper_metadata_last() {
     let l2 = Tar::new().file("opt/new/file", 0o644, b"new").finish();
     // Whether the layers above really ran beside the first depends on the
     // scheduler: a few tries.
-    let mut ahead = vec![false; 3];
-    for _ in 0..5 {
-        ahead = same_as_in_order(&[l0.clone(), l1.clone(), l2.clone()]);
-        if ahead[1] && ahead[2] {
-            break;
-        }
-    }
+    let ahead = tries(
+        || same_as_in_order(&[l0.clone(), l1.clone(), l2.clone()]),
+        |a| a[1] && a[2],
+    );
     assert!(!ahead[0], "the lowest layer has nothing below it");
     assert!(ahead[1] && ahead[2], "nothing went ahead: {ahead:?}");
     // The directory both layers name has the upper layer's mode.
@@ -356,13 +355,10 @@ fn entries_that_interact_are_set_aside_and_the_rest_goes_ahead() {
         .file("var/status", 0o644, b"status 2")
         .file("usr/bin/tool", 0o755, b"tool")
         .finish();
-    let mut ahead = vec![false; 3];
-    for _ in 0..5 {
-        ahead = same_as_in_order(&[l0.clone(), l1.clone(), l2.clone()]);
-        if ahead[1] && ahead[2] {
-            break;
-        }
-    }
+    let ahead = tries(
+        || same_as_in_order(&[l0.clone(), l1.clone(), l2.clone()]),
+        |a| a[1] && a[2],
+    );
     assert!(ahead[1] && ahead[2], "nothing went ahead: {ahead:?}");
 }
 
