@@ -40,11 +40,11 @@ impl Xattrs {
         };
         for record in records {
             let record = record.map_err(LayerError::from_read)?;
-            // An empty value deletes the keyword (POSIX pax): no attribute, as
-            // Go's archive/tar (docker, containerd, umoci) reads it.
             let Some(attr) = record.key_bytes().strip_prefix(PAX_XATTR.as_bytes()) else {
                 continue;
             };
+            // An empty value deletes the keyword (POSIX pax): no attribute, as
+            // Go's archive/tar (docker, containerd, umoci) reads it.
             if record.value_bytes().is_empty() {
                 continue;
             }
